@@ -1,0 +1,1 @@
+//! Shared HTTP/1.1 layer for Jawas engines (stub).
