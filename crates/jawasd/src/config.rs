@@ -1,0 +1,1158 @@
+//! The configuration file: TOML text in, a checked `Config` out.
+//!
+//! Owns reading the file, validating every key, resolving what can be resolved
+//! once (engine paths, user and group ids, the engine's base environment and
+//! argv) so the accept path never does a lookup. It does not bind sockets or
+//! touch processes.
+//!
+//! Invariants: a `Config` exists only if the file had no error; every error is
+//! reported, not just the first, each as `FILE:LINE: KEY: message`; unknown
+//! keys are errors with a did-you-mean where one is close.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use crate::acl::{Acl, Cidr};
+
+/// Keys allowed in `[server]`.
+const SERVER_KEYS: &[&str] = &["max_connections", "shutdown_grace"];
+
+/// Keys allowed in `[services.NAME]`; all but `listen` may also sit in `[defaults]`.
+const SERVICE_KEYS: &[&str] = &[
+    "listen",
+    "engine",
+    "args",
+    "env",
+    "pass_env",
+    "instances",
+    "per_source",
+    "rate",
+    "rate_burst",
+    "limit_banner",
+    "only_from",
+    "no_access",
+    "user",
+    "group",
+    "workdir",
+    "umask",
+    "nice",
+    "rlimit_as",
+    "rlimit_cpu",
+    "rlimit_nofile",
+    "chroot",
+    "capture_stderr",
+    "disabled",
+];
+
+const TOP_KEYS: &[&str] = &["server", "defaults", "services"];
+
+/// PATH given to engines when the config neither sets nor passes one, so
+/// shell engines can find ordinary commands without jawasd's own PATH leaking in.
+pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// Server-wide settings.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Most engines running at once over all services; `None` is unlimited.
+    pub max_connections: Option<u32>,
+    /// How long SIGTERM waits for engines before SIGKILL.
+    pub shutdown_grace: Duration,
+}
+
+/// New-connection rate limit of a service: a token bucket.
+#[derive(Debug, Clone, Copy)]
+pub struct Rate {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+/// Credentials an engine runs with, resolved from names at load time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Creds {
+    pub uid: Option<libc::uid_t>,
+    pub gid: libc::gid_t,
+    pub groups: Vec<libc::gid_t>,
+}
+
+/// One service, ready to spawn engines.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: String,
+    pub listen: Vec<SocketAddr>,
+    /// Absolute path of the engine executable.
+    pub engine: CString,
+    /// argv, argv[0] being the engine as written in the config.
+    pub argv: Vec<CString>,
+    /// `KEY=VALUE` pairs every engine of this service gets; the per-connection
+    /// UCSPI variables are added at spawn time.
+    pub env: Vec<CString>,
+    pub instances: Option<u32>,
+    pub per_source: Option<u32>,
+    pub rate: Option<Rate>,
+    pub limit_banner: Option<Vec<u8>>,
+    pub acl: Acl,
+    pub creds: Option<Creds>,
+    pub workdir: Option<CString>,
+    pub umask: Option<libc::mode_t>,
+    pub nice: Option<i32>,
+    pub rlimits: Vec<(RlimitKind, u64)>,
+    pub chroot: Option<CString>,
+    pub capture_stderr: bool,
+}
+
+/// The resource limits a service may set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RlimitKind {
+    As,
+    Cpu,
+    Nofile,
+}
+
+impl RlimitKind {
+    pub fn resource(self) -> libc::__rlimit_resource_t {
+        match self {
+            RlimitKind::As => libc::RLIMIT_AS,
+            RlimitKind::Cpu => libc::RLIMIT_CPU,
+            RlimitKind::Nofile => libc::RLIMIT_NOFILE,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub server: Server,
+    pub services: Vec<Service>,
+}
+
+/// One problem found in the file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ConfigError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// Everything wrong with one file.
+#[derive(Debug)]
+pub struct ConfigErrors {
+    pub path: PathBuf,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            if e.line == 0 {
+                write!(f, "{}: {}", self.path.display(), e.message)?;
+            } else {
+                write!(f, "{}:{}: {}", self.path.display(), e.line, e.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Where names and executables are looked up; passed in so tests and
+/// `--check` see the same rules as the running server.
+pub struct Env<'a> {
+    /// Directory of the jawasd executable: bare engine names are looked up here first.
+    pub exe_dir: Option<&'a Path>,
+    /// jawasd's own PATH.
+    pub path_var: Option<&'a std::ffi::OsStr>,
+}
+
+impl Config {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path, env: &Env<'_>) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+            path: path.to_path_buf(),
+            errors: vec![ConfigError {
+                line: 0,
+                message: format!("unable to read: {}", crate::errno_text(&e)),
+            }],
+        })?;
+        Config::parse(&text, path, env)
+    }
+
+    /// Checks `text` as if it were the contents of `path`.
+    pub fn parse(text: &str, path: &Path, env: &Env<'_>) -> Result<Config, ConfigErrors> {
+        let mut p = Parser {
+            text,
+            errors: Vec::new(),
+            base_dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            env,
+        };
+        let config = p.document();
+        let mut errors = p.errors;
+        errors.sort();
+        errors.dedup();
+        match config {
+            Some(services) if errors.is_empty() => Ok(Config {
+                path: path.to_path_buf(),
+                server: services.0,
+                services: services.1,
+            }),
+            _ => Err(ConfigErrors {
+                path: path.to_path_buf(),
+                errors,
+            }),
+        }
+    }
+}
+
+type Value<'i> = Spanned<DeValue<'i>>;
+
+struct Parser<'t, 'e> {
+    text: &'t str,
+    errors: Vec<ConfigError>,
+    base_dir: PathBuf,
+    env: &'e Env<'e>,
+}
+
+impl<'t> Parser<'t, '_> {
+    fn line_of(&self, span: Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn error(&mut self, span: Range<usize>, message: String) {
+        let line = self.line_of(span);
+        self.errors.push(ConfigError { line, message });
+    }
+
+    fn document(&mut self) -> Option<(Server, Vec<Service>)> {
+        let (doc, parse_errors) = DeTable::parse_recoverable(self.text);
+        for e in parse_errors {
+            let line = e.span().map(|s| self.line_of(s)).unwrap_or(0);
+            let message = format!("TOML syntax: {}", e.message().trim());
+            self.errors.push(ConfigError { line, message });
+        }
+        if !self.errors.is_empty() {
+            return None;
+        }
+        let doc = doc.into_inner();
+        let mut server_table = None;
+        let mut defaults = BTreeMap::new();
+        let mut services_table = None;
+        for (key, value) in doc.iter() {
+            match key.get_ref().as_ref() {
+                "server" => server_table = self.table(key.get_ref(), value),
+                "defaults" => {
+                    if let Some(t) = self.table(key.get_ref(), value) {
+                        for (k, v) in t.iter() {
+                            let name = k.get_ref().as_ref();
+                            if name == "listen" {
+                                self.error(
+                                    k.span(),
+                                    "defaults.listen: a listen address belongs to one service, not to [defaults]".into(),
+                                );
+                            } else if self.known(k, SERVICE_KEYS, "defaults") {
+                                defaults.insert(name.to_string(), v.clone());
+                            }
+                        }
+                    }
+                }
+                "services" => services_table = self.table(key.get_ref(), value),
+                _ => {
+                    self.known(key, TOP_KEYS, "");
+                }
+            }
+        }
+        let server = self.server(server_table);
+        let mut services = Vec::new();
+        let mut seen_addr: BTreeMap<SocketAddr, String> = BTreeMap::new();
+        match services_table {
+            None => self.errors.push(ConfigError {
+                line: 0,
+                message: "no [services.NAME] table: nothing to serve".into(),
+            }),
+            Some(table) => {
+                for (name, value) in table.iter() {
+                    let name_text = name.get_ref().to_string();
+                    if !valid_name(&name_text) {
+                        self.error(
+                            name.span(),
+                            format!("services.{name_text}: a service name may hold letters, digits, '-', '_' and '.' only"),
+                        );
+                        continue;
+                    }
+                    let key = format!("services.{name_text}");
+                    let Some(table) = self.table(&key, value) else {
+                        continue;
+                    };
+                    if let Some(svc) = self.service(&name_text, name.span(), table, &defaults) {
+                        // Port 0 asks the kernel for any free port, so
+                        // several services may say it.
+                        for addr in svc.listen.iter().filter(|a| a.port() != 0) {
+                            if let Some(other) = seen_addr.insert(*addr, svc.name.clone()) {
+                                let span =
+                                    table.get("listen").map(|v| v.span()).unwrap_or(name.span());
+                                self.error(span, format!("services.{}.listen: {addr} is already the address of service '{other}'", svc.name));
+                            }
+                        }
+                        services.push(svc);
+                    }
+                }
+            }
+        }
+        if services.is_empty() && self.errors.is_empty() {
+            self.errors.push(ConfigError {
+                line: 0,
+                message: "every service is disabled: nothing to serve".into(),
+            });
+        }
+        Some((server, services))
+    }
+
+    fn table<'a, 'i>(&mut self, key: &str, value: &'a Value<'i>) -> Option<&'a DeTable<'i>> {
+        match value.get_ref() {
+            DeValue::Table(t) => Some(t),
+            other => {
+                self.error(
+                    value.span(),
+                    format!("{key}: expected a table, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    /// Reports `key` if it is not one of `allowed`, with a suggestion.
+    fn known(
+        &mut self,
+        key: &Spanned<std::borrow::Cow<'_, str>>,
+        allowed: &[&str],
+        within: &str,
+    ) -> bool {
+        let name = key.get_ref().as_ref();
+        if allowed.contains(&name) {
+            return true;
+        }
+        let full = if within.is_empty() {
+            name.to_string()
+        } else {
+            format!("{within}.{name}")
+        };
+        let mut message = format!("{full}: unknown key");
+        if let Some(near) = did_you_mean(name, allowed) {
+            message.push_str(&format!("; did you mean '{near}'?"));
+        }
+        self.error(key.span(), message);
+        false
+    }
+
+    fn server(&mut self, table: Option<&DeTable<'_>>) -> Server {
+        let mut server = Server {
+            max_connections: None,
+            shutdown_grace: Duration::from_secs(5),
+        };
+        let Some(table) = table else { return server };
+        for (k, v) in table.iter() {
+            if !self.known(k, SERVER_KEYS, "server") {
+                continue;
+            }
+            let key = format!("server.{}", k.get_ref());
+            match k.get_ref().as_ref() {
+                "max_connections" => server.max_connections = self.count(&key, v),
+                "shutdown_grace" => {
+                    if let Some(d) = self.duration(&key, v) {
+                        server.shutdown_grace = d;
+                    }
+                }
+                _ => unreachable!("key list and match disagree"),
+            }
+        }
+        server
+    }
+
+    fn service(
+        &mut self,
+        name: &str,
+        name_span: Range<usize>,
+        table: &DeTable<'_>,
+        defaults: &BTreeMap<String, Value<'_>>,
+    ) -> Option<Service> {
+        let errors_before = self.errors.len();
+        // The service's own keys win over [defaults].
+        let mut merged: BTreeMap<String, Value<'_>> = defaults.clone();
+        for (k, v) in table.iter() {
+            if self.known(k, SERVICE_KEYS, &format!("services.{name}")) {
+                merged.insert(k.get_ref().to_string(), v.clone());
+            }
+        }
+        let key = |k: &str| format!("services.{name}.{k}");
+        let get = |k: &str| merged.get(k);
+
+        if let Some(v) = get("disabled") {
+            if self.boolean(&key("disabled"), v) == Some(true) {
+                return None;
+            }
+        }
+
+        let listen = match get("listen") {
+            None => {
+                self.error(
+                    name_span.clone(),
+                    format!("services.{name}: missing key 'listen'"),
+                );
+                Vec::new()
+            }
+            Some(v) => {
+                let mut addrs = Vec::new();
+                for (text, span) in self.strings(&key("listen"), v, true) {
+                    match parse_listen(&text) {
+                        Ok(a) => addrs.push(a),
+                        Err(m) => self.error(span, format!("{}: {m}", key("listen"))),
+                    }
+                }
+                if addrs.is_empty() && self.errors.len() == errors_before {
+                    self.error(v.span(), format!("{}: no address given", key("listen")));
+                }
+                addrs
+            }
+        };
+
+        let engine_written = match get("engine") {
+            None => {
+                self.error(
+                    name_span.clone(),
+                    format!("services.{name}: missing key 'engine'"),
+                );
+                None
+            }
+            Some(v) => self.string(&key("engine"), v).map(|s| (s, v.span())),
+        };
+        let engine =
+            engine_written
+                .as_ref()
+                .and_then(|(text, span)| match self.resolve_engine(text) {
+                    Ok(p) => Some(p),
+                    Err(m) => {
+                        self.error(span.clone(), format!("{}: {m}", key("engine")));
+                        None
+                    }
+                });
+
+        let mut argv = Vec::new();
+        if let Some((written, _)) = &engine_written {
+            argv.push(written.clone());
+        }
+        if let Some(v) = get("args") {
+            argv.extend(
+                self.strings(&key("args"), v, false)
+                    .into_iter()
+                    .map(|(s, _)| s),
+            );
+        }
+
+        let mut env: BTreeMap<String, String> = BTreeMap::new();
+        if let Some(v) = get("pass_env") {
+            for (var, span) in self.strings(&key("pass_env"), v, true) {
+                if !valid_env_name(&var) {
+                    self.error(
+                        span,
+                        format!("{}: '{var}' is not a variable name", key("pass_env")),
+                    );
+                } else if let Some(value) = std::env::var_os(&var) {
+                    env.insert(var, value.to_string_lossy().into_owned());
+                }
+            }
+        }
+        if let Some(v) = get("env") {
+            match v.get_ref() {
+                DeValue::Table(t) => {
+                    for (k, val) in t.iter() {
+                        let var = k.get_ref().to_string();
+                        if !valid_env_name(&var) {
+                            self.error(
+                                k.span(),
+                                format!("{}: '{var}' is not a variable name", key("env")),
+                            );
+                            continue;
+                        }
+                        if let Some(s) = self.string(&format!("{}.{var}", key("env")), val) {
+                            env.insert(var, s);
+                        }
+                    }
+                }
+                other => self.error(
+                    v.span(),
+                    format!(
+                        "{}: expected a table of strings, found {}",
+                        key("env"),
+                        other.type_str()
+                    ),
+                ),
+            }
+        }
+        env.entry("PATH".into())
+            .or_insert_with(|| DEFAULT_PATH.into());
+
+        let instances = get("instances").and_then(|v| self.count(&key("instances"), v));
+        let per_source = get("per_source").and_then(|v| self.count(&key("per_source"), v));
+        let rate = get("rate").and_then(|v| {
+            let per_second = self.number(&key("rate"), v)?;
+            if per_second <= 0.0 {
+                self.error(
+                    v.span(),
+                    format!(
+                        "{}: must be more than 0 connections per second",
+                        key("rate")
+                    ),
+                );
+                return None;
+            }
+            Some(per_second)
+        });
+        let burst = get("rate_burst").and_then(|v| self.count(&key("rate_burst"), v));
+        if burst.is_some() && rate.is_none() {
+            let span = get("rate_burst").map(|v| v.span()).unwrap_or_default();
+            self.error(
+                span,
+                format!(
+                    "{}: set 'rate' too; a burst means nothing without it",
+                    key("rate_burst")
+                ),
+            );
+        }
+        let rate = rate.map(|per_second| Rate {
+            per_second,
+            burst: burst.unwrap_or((per_second.ceil() as u32).max(1)),
+        });
+        let limit_banner = get("limit_banner")
+            .and_then(|v| self.string(&key("limit_banner"), v))
+            .map(|s| s.into_bytes());
+
+        let mut acl = Acl::default();
+        for (k, list) in [
+            ("only_from", &mut acl.only_from),
+            ("no_access", &mut acl.no_access),
+        ] {
+            if let Some(v) = get(k) {
+                for (text, span) in self.strings(&key(k), v, true) {
+                    match Cidr::parse(&text) {
+                        Ok(c) => list.push(c),
+                        Err(m) => self.error(span, format!("{}: {m}", key(k))),
+                    }
+                }
+            }
+        }
+
+        let user = get("user").and_then(|v| self.string(&key("user"), v).map(|s| (s, v.span())));
+        let group = get("group").and_then(|v| self.string(&key("group"), v).map(|s| (s, v.span())));
+        let creds = self.creds(name, user, group);
+
+        let workdir = get("workdir").and_then(|v| self.path_value(&key("workdir"), v));
+        let chroot = get("chroot").and_then(|v| {
+            let p = self.path_value(&key("chroot"), v)?;
+            if !Path::new(std::ffi::OsStr::from_bytes(p.as_bytes())).is_dir() {
+                self.error(
+                    v.span(),
+                    format!(
+                        "{}: {} is not a directory",
+                        key("chroot"),
+                        p.to_string_lossy()
+                    ),
+                );
+            }
+            Some(p)
+        });
+        let umask = get("umask").and_then(|v| self.umask(&key("umask"), v));
+        let nice = get("nice").and_then(|v| {
+            let n = self.integer(&key("nice"), v)?;
+            if !(-20..=19).contains(&n) {
+                self.error(v.span(), format!("{}: must be from -20 to 19", key("nice")));
+                return None;
+            }
+            Some(n as i32)
+        });
+        let mut rlimits = Vec::new();
+        if let Some(v) = get("rlimit_as") {
+            if let Some(n) = self.size(&key("rlimit_as"), v) {
+                rlimits.push((RlimitKind::As, n));
+            }
+        }
+        if let Some(v) = get("rlimit_cpu") {
+            if let Some(d) = self.duration(&key("rlimit_cpu"), v) {
+                rlimits.push((RlimitKind::Cpu, d.as_secs().max(1)));
+            }
+        }
+        if let Some(v) = get("rlimit_nofile") {
+            if let Some(n) = self.count(&key("rlimit_nofile"), v) {
+                rlimits.push((RlimitKind::Nofile, u64::from(n)));
+            }
+        }
+        let capture_stderr = get("capture_stderr")
+            .and_then(|v| self.boolean(&key("capture_stderr"), v))
+            .unwrap_or(false);
+
+        if self.errors.len() != errors_before {
+            return None;
+        }
+        let engine = engine?;
+        let cstr = |s: String| CString::new(s).ok();
+        let argv: Option<Vec<CString>> = argv.into_iter().map(cstr).collect();
+        let env: Option<Vec<CString>> = env
+            .into_iter()
+            .map(|(k, v)| cstr(format!("{k}={v}")))
+            .collect();
+        let (Some(argv), Some(env)) = (argv, env) else {
+            self.error(
+                name_span,
+                format!("services.{name}: args and env may not contain NUL bytes"),
+            );
+            return None;
+        };
+        Some(Service {
+            name: name.to_string(),
+            listen,
+            engine,
+            argv,
+            env,
+            instances,
+            per_source,
+            rate,
+            limit_banner,
+            acl,
+            creds,
+            workdir,
+            umask,
+            nice,
+            rlimits,
+            chroot,
+            capture_stderr,
+        })
+    }
+
+    /// Finds the engine: absolute, relative to the config file, or a bare
+    /// name beside jawasd then in PATH. It must be an executable file.
+    fn resolve_engine(&self, written: &str) -> Result<CString, String> {
+        if written.is_empty() {
+            return Err("empty engine name".into());
+        }
+        let candidates: Vec<PathBuf> = if written.contains('/') {
+            vec![self.base_dir.join(written)]
+        } else {
+            let mut c = Vec::new();
+            if let Some(dir) = self.env.exe_dir {
+                c.push(dir.join(written));
+            }
+            if let Some(path) = self.env.path_var {
+                c.extend(std::env::split_paths(path).map(|d| d.join(written)));
+            }
+            c
+        };
+        let mut last = None;
+        for c in &candidates {
+            match is_executable(c) {
+                Ok(()) => {
+                    let abs = if c.is_absolute() {
+                        c.clone()
+                    } else {
+                        std::env::current_dir()
+                            .map(|d| d.join(c))
+                            .unwrap_or_else(|_| c.clone())
+                    };
+                    return CString::new(abs.as_os_str().as_bytes())
+                        .map_err(|_| "path contains a NUL byte".into());
+                }
+                Err(e) => last = Some((c, e)),
+            }
+        }
+        match last {
+            Some((c, e)) if written.contains('/') => Err(format!("{}: {e}", c.display())),
+            _ => Err(format!(
+                "'{written}' not found beside jawasd{} or in PATH",
+                self.env
+                    .exe_dir
+                    .map(|d| format!(" ({})", d.display()))
+                    .unwrap_or_default()
+            )),
+        }
+    }
+
+    fn creds(
+        &mut self,
+        name: &str,
+        user: Option<(String, Range<usize>)>,
+        group: Option<(String, Range<usize>)>,
+    ) -> Option<Creds> {
+        if user.is_none() && group.is_none() {
+            return None;
+        }
+        let key = |k: &str| format!("services.{name}.{k}");
+        let mut uid = None;
+        let mut gid = None;
+        let mut groups = Vec::new();
+        if let Some((u, span)) = &user {
+            match lookup_user(u) {
+                Ok((id, primary, list)) => {
+                    uid = Some(id);
+                    gid = Some(primary);
+                    groups = list;
+                }
+                Err(m) => self.error(span.clone(), format!("{}: {m}", key("user"))),
+            }
+        }
+        if let Some((g, span)) = &group {
+            match lookup_group(g) {
+                Ok(id) => {
+                    gid = Some(id);
+                    if user.is_none() {
+                        groups = vec![id];
+                    } else if !groups.contains(&id) {
+                        groups.insert(0, id);
+                    }
+                }
+                Err(m) => self.error(span.clone(), format!("{}: {m}", key("group"))),
+            }
+        }
+        let gid = gid?;
+        // Switching identity needs privilege; say so now rather than failing
+        // every connection later.
+        let euid = unsafe { libc::geteuid() };
+        if euid != 0 && (uid.is_some_and(|u| u != euid) || gid != unsafe { libc::getegid() }) {
+            let span = user.or(group).map(|(_, s)| s).unwrap_or_default();
+            self.error(span, format!("services.{name}: jawasd runs as uid {euid} and cannot change to another user or group; run it as root or drop 'user'/'group'"));
+            return None;
+        }
+        Some(Creds { uid, gid, groups })
+    }
+
+    fn string(&mut self, key: &str, v: &Value<'_>) -> Option<String> {
+        match v.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            other => {
+                self.error(
+                    v.span(),
+                    format!("{key}: expected a string, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    /// A string or a list of strings (`one_ok`), or a list only.
+    fn strings(&mut self, key: &str, v: &Value<'_>, one_ok: bool) -> Vec<(String, Range<usize>)> {
+        match v.get_ref() {
+            DeValue::String(s) if one_ok => vec![(s.to_string(), v.span())],
+            DeValue::Array(items) => {
+                let mut out = Vec::new();
+                for item in items.iter() {
+                    if let Some(s) = self.string(key, item) {
+                        out.push((s, item.span()));
+                    }
+                }
+                out
+            }
+            other => {
+                let want = if one_ok {
+                    "a string or a list of strings"
+                } else {
+                    "a list of strings"
+                };
+                self.error(
+                    v.span(),
+                    format!("{key}: expected {want}, found {}", other.type_str()),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn boolean(&mut self, key: &str, v: &Value<'_>) -> Option<bool> {
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            other => {
+                self.error(
+                    v.span(),
+                    format!("{key}: expected true or false, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, key: &str, v: &Value<'_>) -> Option<i64> {
+        match v.get_ref() {
+            DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    self.error(v.span(), format!("{key}: integer out of range"));
+                    None
+                }
+            },
+            other => {
+                self.error(
+                    v.span(),
+                    format!("{key}: expected an integer, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    /// A positive count (limits): 1 to 2^32-1.
+    fn count(&mut self, key: &str, v: &Value<'_>) -> Option<u32> {
+        let n = self.integer(key, v)?;
+        match u32::try_from(n) {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                self.error(v.span(), format!("{key}: must be a whole number from 1 to {}; leave the key out for no limit", u32::MAX));
+                None
+            }
+        }
+    }
+
+    fn number(&mut self, key: &str, v: &Value<'_>) -> Option<f64> {
+        match v.get_ref() {
+            DeValue::Float(f) => f.as_str().replace('_', "").parse().ok(),
+            DeValue::Integer(_) => self.integer(key, v).map(|n| n as f64),
+            other => {
+                self.error(
+                    v.span(),
+                    format!("{key}: expected a number, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    /// Seconds as a number, or a string with a unit: "500ms", "5s", "2m".
+    fn duration(&mut self, key: &str, v: &Value<'_>) -> Option<Duration> {
+        let parsed = match v.get_ref() {
+            DeValue::String(s) => parse_duration(s),
+            DeValue::Integer(_) | DeValue::Float(_) => {
+                let n = self.number(key, v)?;
+                (n >= 0.0 && n.is_finite()).then(|| Duration::from_secs_f64(n))
+            }
+            _ => None,
+        };
+        if parsed.is_none() {
+            self.error(
+                v.span(),
+                format!("{key}: expected a duration such as 5, \"500ms\", \"30s\" or \"2m\""),
+            );
+        }
+        parsed
+    }
+
+    /// Bytes as an integer, or a string with a K/M/G suffix (powers of 1024).
+    fn size(&mut self, key: &str, v: &Value<'_>) -> Option<u64> {
+        let parsed = match v.get_ref() {
+            DeValue::String(s) => parse_size(s),
+            DeValue::Integer(_) => self.integer(key, v).and_then(|n| u64::try_from(n).ok()),
+            _ => None,
+        };
+        if parsed.is_none() {
+            self.error(
+                v.span(),
+                format!("{key}: expected a size such as 268435456 or \"256M\""),
+            );
+        }
+        parsed
+    }
+
+    fn umask(&mut self, key: &str, v: &Value<'_>) -> Option<libc::mode_t> {
+        let parsed = match v.get_ref() {
+            DeValue::String(s) => libc::mode_t::from_str_radix(s, 8).ok(),
+            DeValue::Integer(i) if i.radix() == 8 => {
+                libc::mode_t::from_str_radix(i.as_str(), 8).ok()
+            }
+            _ => None,
+        };
+        match parsed {
+            Some(m) if m <= 0o777 => Some(m),
+            _ => {
+                self.error(v.span(), format!("{key}: expected octal permission bits as a string such as \"022\" (or 0o022)"));
+                None
+            }
+        }
+    }
+
+    /// A directory path; relative paths are relative to the config file.
+    fn path_value(&mut self, key: &str, v: &Value<'_>) -> Option<CString> {
+        let s = self.string(key, v)?;
+        if s.is_empty() {
+            self.error(v.span(), format!("{key}: empty path"));
+            return None;
+        }
+        let p = if key.ends_with(".workdir") || Path::new(&s).is_absolute() {
+            // A workdir is taken as written: after a chroot it is inside the new root.
+            PathBuf::from(&s)
+        } else {
+            self.base_dir.join(&s)
+        };
+        match CString::new(p.as_os_str().as_bytes()) {
+            Ok(c) => Some(c),
+            Err(_) => {
+                self.error(v.span(), format!("{key}: path contains a NUL byte"));
+                None
+            }
+        }
+    }
+}
+
+fn is_executable(p: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(p).map_err(|e| crate::errno_text(&e))?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        return Err("not executable (no x permission bit)".into());
+    }
+    Ok(())
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+fn valid_env_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.as_bytes()[0].is_ascii_digit()
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// `127.0.0.1:8080`, `[::1]:8080`, `0.0.0.0:7`, `[::]:80`.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.parse::<SocketAddr>().map_err(|_| {
+        if s.parse::<std::net::IpAddr>().is_ok() || !s.contains(':') {
+            format!("'{s}' has no port; write ADDRESS:PORT such as 127.0.0.1:8080 or [::1]:8080")
+        } else {
+            format!("'{s}' is not ADDRESS:PORT (such as 127.0.0.1:8080 or [::1]:8080); host names are not looked up")
+        }
+    })
+}
+
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.as_bytes().last()? {
+        b'K' | b'k' => (&s[..s.len() - 1], 1u64 << 10),
+        b'M' | b'm' => (&s[..s.len() - 1], 1 << 20),
+        b'G' | b'g' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(mult)
+}
+
+fn lookup_user(name: &str) -> Result<(libc::uid_t, libc::gid_t, Vec<libc::gid_t>), String> {
+    use nix::unistd::{getgrouplist, Uid, User};
+    let user = match name.parse::<u32>() {
+        Ok(n) => User::from_uid(Uid::from_raw(n)),
+        Err(_) => User::from_name(name),
+    };
+    match user {
+        Ok(Some(u)) => {
+            let cname = CString::new(u.name.as_bytes()).map_err(|_| "bad user name".to_string())?;
+            let groups = getgrouplist(&cname, u.gid)
+                .map_err(|e| format!("unable to list the groups of '{name}': {}", e.desc()))?;
+            Ok((
+                u.uid.as_raw(),
+                u.gid.as_raw(),
+                groups.into_iter().map(|g| g.as_raw()).collect(),
+            ))
+        }
+        Ok(None) => Err(format!("no such user '{name}'")),
+        Err(e) => Err(format!("unable to look up user '{name}': {}", e.desc())),
+    }
+}
+
+fn lookup_group(name: &str) -> Result<libc::gid_t, String> {
+    use nix::unistd::{Gid, Group};
+    let group = match name.parse::<u32>() {
+        Ok(n) => Group::from_gid(Gid::from_raw(n)),
+        Err(_) => Group::from_name(name),
+    };
+    match group {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => Err(format!("no such group '{name}'")),
+        Err(e) => Err(format!("unable to look up group '{name}': {}", e.desc())),
+    }
+}
+
+/// The closest allowed key within edit distance 2 (or a third of the length).
+pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let limit = (word.len() / 3).max(2);
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Env<'static> {
+        Env {
+            exe_dir: None,
+            path_var: Some(std::ffi::OsStr::new("/bin:/usr/bin")),
+        }
+    }
+
+    /// Parses `text` and returns the error lines, or "ok".
+    fn check(text: &str) -> String {
+        match Config::parse(text, Path::new("/etc/j.toml"), &env()) {
+            Ok(_) => "ok".into(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let cases = [
+            (
+                "[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n",
+                "ok",
+            ),
+            (
+                "[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\ninstancs = 3\n",
+                "/etc/j.toml:4: services.a.instancs: unknown key; did you mean 'instances'?",
+            ),
+            (
+                "[services.a]\nlisten = \"127.0.0.1\"\nengine = \"true\"\n",
+                "/etc/j.toml:2: services.a.listen: '127.0.0.1' has no port; write ADDRESS:PORT such as 127.0.0.1:8080 or [::1]:8080",
+            ),
+            (
+                "[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"no-such-engine-xyz\"\n",
+                "/etc/j.toml:3: services.a.engine: 'no-such-engine-xyz' not found beside jawasd or in PATH",
+            ),
+            (
+                "[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"/etc/passwd\"\n",
+                "/etc/j.toml:3: services.a.engine: /etc/passwd: not executable (no x permission bit)",
+            ),
+            (
+                "[services.a]\nengine = \"true\"\n",
+                "/etc/j.toml:1: services.a: missing key 'listen'",
+            ),
+            (
+                "[server]\nmax_conections = 5\n[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\ninstances = 0\n",
+                "/etc/j.toml:2: server.max_conections: unknown key; did you mean 'max_connections'?\n/etc/j.toml:6: services.a.instances: must be a whole number from 1 to 4294967295; leave the key out for no limit",
+            ),
+            (
+                "[services.a]\nlisten = [\"127.0.0.1:1\", \"[::1]:1\"]\nengine = \"true\"\nonly_from = [\"10.0.0.0/8\", \"bogus\"]\n",
+                "/etc/j.toml:4: services.a.only_from: 'bogus' is not an address or CIDR block (e.g. 10.0.0.0/8, ::1)",
+            ),
+            (
+                "[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n[services.b]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n",
+                "/etc/j.toml:5: services.b.listen: 127.0.0.1:1 is already the address of service 'a'",
+            ),
+            (
+                "[defaults]\ninstances = \"ten\"\n[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n",
+                "/etc/j.toml:2: services.a.instances: expected an integer, found string",
+            ),
+            (
+                "[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\numask = 22\n",
+                "/etc/j.toml:4: services.a.umask: expected octal permission bits as a string such as \"022\" (or 0o022)",
+            ),
+            (
+                "[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\nuser = \"no-such-user-xyz\"\n",
+                "/etc/j.toml:4: services.a.user: no such user 'no-such-user-xyz'",
+            ),
+            ("[services.a\n", "/etc/j.toml:1: TOML syntax:"),
+            ("", "/etc/j.toml: no [services.NAME] table: nothing to serve"),
+            (
+                "servics = 1\n[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n",
+                "/etc/j.toml:1: servics: unknown key; did you mean 'services'?",
+            ),
+            (
+                "[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\ndisabled = true\n",
+                "/etc/j.toml: every service is disabled: nothing to serve",
+            ),
+        ];
+        for (input, want) in cases {
+            let got = check(input);
+            assert!(
+                got.starts_with(want),
+                "input:\n{input}\nwant: {want}\ngot:  {got}"
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_apply_and_services_override() {
+        let text = "[defaults]\ninstances = 7\nper_source = 2\n[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n[services.b]\nlisten = \"127.0.0.1:2\"\nengine = \"true\"\ninstances = 9\nenv = { FOO = \"bar\" }\n";
+        let c = Config::parse(text, Path::new("/etc/j.toml"), &env()).unwrap();
+        let a = &c.services[0];
+        let b = &c.services[1];
+        assert_eq!((a.instances, a.per_source), (Some(7), Some(2)));
+        assert_eq!((b.instances, b.per_source), (Some(9), Some(2)));
+        assert!(b.env.iter().any(|e| e.to_bytes() == b"FOO=bar"));
+        assert!(a
+            .env
+            .iter()
+            .any(|e| e.to_bytes() == format!("PATH={DEFAULT_PATH}").as_bytes()));
+        assert_eq!(a.engine.to_bytes(), b"/bin/true");
+        assert_eq!(a.argv[0].to_bytes(), b"true");
+    }
+
+    #[test]
+    fn units() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_duration("3 fortnights"), None);
+        assert_eq!(parse_size("256M"), Some(256 << 20));
+        assert_eq!(parse_size("1g"), Some(1 << 30));
+        assert_eq!(parse_size("12"), Some(12));
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(did_you_mean("per_sorce", SERVICE_KEYS), Some("per_source"));
+        assert_eq!(did_you_mean("zzzzzz", SERVICE_KEYS), None);
+    }
+}

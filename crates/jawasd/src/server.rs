@@ -1,0 +1,827 @@
+//! The event loop: listeners, admission, engines, signals, in one thread.
+//!
+//! Owns every socket jawasd listens on, the table of running engines, the
+//! per-service counters that limits are checked against, and the signalfd
+//! through which SIGCHLD, SIGHUP, SIGTERM, SIGINT and SIGUSR1 arrive as events.
+//! It does not parse configuration (see `config`) or touch a child between
+//! clone and exec (see `spawn`).
+//!
+//! Invariants:
+//! - **The loop never blocks on anything but `epoll_wait`.** Before a spawn
+//!   only counters and address rules are consulted; every lookup was done
+//!   when the config was loaded.
+//! - **An accepted socket is closed by jawasd right after the spawn**, on
+//!   every path: the engine owns the connection, and jawasd's descriptor
+//!   count stays flat however many clients come and go.
+//! - **Running counts are derived from the table of engines**, so a reload
+//!   can never leave a service's count out of step with reality.
+//! - Every child is reaped, from the signalfd, in this loop.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use log::{debug, error, info, warn};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use polling::{Event, Events, PollMode, Poller};
+
+use crate::config::{Config, Env, Service};
+use crate::spawn::{self, Plan, Spawner};
+
+const SIGNAL_KEY: usize = 0;
+/// Connections accepted from one listener before the loop looks at its
+/// other sources again, so a flood on one port cannot starve the rest.
+const ACCEPT_BATCH: usize = 32;
+const BACKLOG: i32 = 1024;
+/// Longest stderr line kept from an engine before it is cut.
+const MAX_LOG_LINE: usize = 4096;
+
+/// A listening socket and the service it belongs to.
+struct Listener {
+    socket: TcpListener,
+    /// The address as configured (may have port 0); a reload keeps the
+    /// socket when the new config names the same address.
+    configured: SocketAddr,
+    /// The address it is bound to.
+    local: SocketAddr,
+    service: Rc<str>,
+}
+
+/// What jawasd counts about one service, for the log and SIGUSR1.
+#[derive(Default, Debug, Clone)]
+struct Stats {
+    accepted: u64,
+    refused: u64,
+    spawn_failed: u64,
+}
+
+/// A service as the loop sees it: the config plus its live counters.
+struct ServiceState {
+    config: Rc<Service>,
+    running: u32,
+    by_source: HashMap<IpAddr, u32>,
+    /// Token bucket for the `rate` limit.
+    tokens: f64,
+    refilled: Instant,
+    stats: Stats,
+}
+
+/// A running engine.
+struct Child {
+    service: Rc<str>,
+    remote: SocketAddr,
+    started: Instant,
+}
+
+/// The read end of an engine's captured stderr.
+struct StderrPipe {
+    fd: OwnedFd,
+    service: Rc<str>,
+    pid: libc::pid_t,
+    partial: Vec<u8>,
+}
+
+enum Refusal {
+    Access,
+    MaxConnections,
+    Instances,
+    PerSource,
+    Rate,
+}
+
+impl Refusal {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Refusal::Access => "access",
+            Refusal::MaxConnections => "max_connections",
+            Refusal::Instances => "instances",
+            Refusal::PerSource => "per_source",
+            Refusal::Rate => "rate",
+        }
+    }
+}
+
+pub struct Server {
+    config: Config,
+    poller: Poller,
+    signals: SignalFd,
+    listeners: HashMap<usize, Listener>,
+    services: HashMap<Rc<str>, ServiceState>,
+    children: HashMap<libc::pid_t, Child>,
+    pipes: HashMap<usize, StderrPipe>,
+    spawner: Spawner,
+    next_key: usize,
+    /// Set while accept is paused after EMFILE and the like.
+    paused_until: Option<Instant>,
+    backoff: Duration,
+    /// Set once SIGTERM/SIGINT arrived: the moment engines get SIGKILL.
+    stopping: Option<Instant>,
+    killed: bool,
+    /// Where engine names were looked up, kept for reloads.
+    exe_dir: Option<std::path::PathBuf>,
+}
+
+/// Signals read through the signalfd.
+pub const HANDLED_SIGNALS: [libc::c_int; 5] = [
+    libc::SIGCHLD,
+    libc::SIGHUP,
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGUSR1,
+];
+
+/// Start-up failures, mapped to exit codes by `main`.
+#[derive(Debug)]
+pub enum StartError {
+    Bind(SocketAddr, io::Error),
+    System(&'static str, io::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Bind(a, e) => write!(f, "unable to bind {a}: {}", crate::errno_text(e)),
+            StartError::System(what, e) => write!(f, "unable to {what}: {}", crate::errno_text(e)),
+        }
+    }
+}
+
+impl Server {
+    /// Binds every listener of `config` and prepares the loop; signals must
+    /// already be blocked (see `spawn::prepare_signals`).
+    pub fn new(config: Config, exe_dir: Option<std::path::PathBuf>) -> Result<Server, StartError> {
+        let poller =
+            Poller::new().map_err(|e| StartError::System("create the epoll instance", e))?;
+        let mut mask = SigSet::empty();
+        for s in HANDLED_SIGNALS {
+            mask.add(Signal::try_from(s).expect("known signal"));
+        }
+        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| StartError::System("create the signalfd", e.into()))?;
+        // SAFETY: the signalfd lives as long as the poller (both are fields of
+        // Server and never replaced).
+        unsafe {
+            poller.add_with_mode(
+                signals.as_fd().as_raw_fd(),
+                Event::readable(SIGNAL_KEY),
+                PollMode::Level,
+            )
+        }
+        .map_err(|e| StartError::System("watch the signalfd", e))?;
+        let mut server = Server {
+            config: config.clone(),
+            poller,
+            signals,
+            listeners: HashMap::new(),
+            services: HashMap::new(),
+            children: HashMap::new(),
+            pipes: HashMap::new(),
+            spawner: Spawner::new(),
+            next_key: SIGNAL_KEY + 1,
+            paused_until: None,
+            backoff: Duration::from_millis(50),
+            stopping: None,
+            killed: false,
+            exe_dir,
+        };
+        server.apply(config)?;
+        Ok(server)
+    }
+
+    /// Makes `config` the running one: binds new addresses, keeps sockets
+    /// whose address is unchanged, closes the rest. On a bind failure
+    /// nothing changes.
+    fn apply(&mut self, config: Config) -> Result<(), StartError> {
+        // A socket is kept for the same configured address; for port 0
+        // (any free port) only within the same service.
+        let reuse_key = |addr: &SocketAddr, service: &str| -> (SocketAddr, String) {
+            let owner = if addr.port() == 0 { service.to_string() } else { String::new() };
+            (*addr, owner)
+        };
+        let mut kept: HashMap<(SocketAddr, String), (usize, Listener)> = HashMap::new();
+        for (key, l) in self.listeners.drain() {
+            kept.insert(reuse_key(&l.configured, &l.service), (key, l));
+        }
+        let mut next: HashMap<usize, Listener> = HashMap::new();
+        let mut fresh: Vec<usize> = Vec::new();
+        let mut failure = None;
+        'outer: for svc in &config.services {
+            let name: Rc<str> = Rc::from(svc.name.as_str());
+            for addr in &svc.listen {
+                if let Some((key, mut l)) = kept.remove(&reuse_key(addr, &svc.name)) {
+                    l.service = name.clone();
+                    next.insert(key, l);
+                    continue;
+                }
+                match bind(*addr) {
+                    Ok(socket) => {
+                        let local = socket.local_addr().unwrap_or(*addr);
+                        let key = self.next_key;
+                        self.next_key += 1;
+                        fresh.push(key);
+                        next.insert(
+                            key,
+                            Listener {
+                                socket,
+                                configured: *addr,
+                                local,
+                                service: name.clone(),
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        failure = Some(StartError::Bind(*addr, e));
+                        break 'outer;
+                    }
+                }
+            }
+        }
+        if let Some(e) = failure {
+            // Put the old set back untouched; the fresh sockets close on drop.
+            for key in fresh {
+                next.remove(&key);
+            }
+            for (_, (key, l)) in kept {
+                next.insert(key, l);
+            }
+            self.listeners = next;
+            return Err(e);
+        }
+        // Old listeners not kept: stop watching, then close by dropping.
+        for (_, (_, l)) in kept {
+            let _ = self.poller.delete(&l.socket);
+            info!("close svc={} listen={}", l.service, l.local);
+        }
+        for key in &fresh {
+            let l = &next[key];
+            // SAFETY: the socket is deleted from the poller before it is
+            // dropped (above, on reload, and in `stop_listening`).
+            if let Err(e) = unsafe {
+                self.poller
+                    .add_with_mode(&l.socket, Event::readable(*key), PollMode::Level)
+            } {
+                return Err(StartError::System("watch a listener", e));
+            }
+        }
+        self.listeners = next;
+
+        // Services: keep the rate bucket and stats of a name that stays;
+        // recount running engines from the table of children.
+        let mut old = std::mem::take(&mut self.services);
+        let now = Instant::now();
+        for svc in &config.services {
+            let name: Rc<str> = Rc::from(svc.name.as_str());
+            let (tokens, refilled, stats) = match old.remove(&name) {
+                Some(s) => (s.tokens, s.refilled, s.stats),
+                None => (
+                    svc.rate.map(|r| f64::from(r.burst)).unwrap_or(0.0),
+                    now,
+                    Stats::default(),
+                ),
+            };
+            self.services.insert(
+                name,
+                ServiceState {
+                    config: Rc::new(svc.clone()),
+                    running: 0,
+                    by_source: HashMap::new(),
+                    tokens,
+                    refilled,
+                    stats,
+                },
+            );
+        }
+        for child in self.children.values() {
+            if let Some(s) = self.services.get_mut(&child.service) {
+                s.running += 1;
+                *s.by_source.entry(child.remote.ip()).or_insert(0) += 1;
+            }
+        }
+        self.config = config;
+        Ok(())
+    }
+
+    /// The one line that tells tests and supervisors jawasd is up.
+    pub fn log_ready(&self) {
+        let mut parts = Vec::new();
+        for svc in &self.config.services {
+            let mut addrs: Vec<String> = self
+                .listeners
+                .values()
+                .filter(|l| *l.service == *svc.name)
+                .map(|l| l.local.to_string())
+                .collect();
+            addrs.sort();
+            parts.push(format!("{}={}", svc.name, addrs.join(",")));
+        }
+        info!("ready pid={} {}", std::process::id(), parts.join(" "));
+    }
+
+    /// Runs until SIGTERM/SIGINT and every engine is gone.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::new();
+        loop {
+            if self.stopping.is_some() && self.children.is_empty() {
+                info!("exit engines=0");
+                return Ok(());
+            }
+            let timeout = self.timeout();
+            events.clear();
+            match self.poller.wait(&mut events, timeout) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for ev in events.iter() {
+                match ev.key {
+                    SIGNAL_KEY => self.signals_ready(),
+                    key if self.listeners.contains_key(&key) => self.accept_ready(key),
+                    key if self.pipes.contains_key(&key) => self.pipe_ready(key),
+                    _ => {}
+                }
+            }
+            self.timers();
+        }
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        let now = Instant::now();
+        [self.paused_until, self.stopping.filter(|_| !self.killed)]
+            .into_iter()
+            .flatten()
+            .map(|t| t.saturating_duration_since(now))
+            .min()
+    }
+
+    fn timers(&mut self) {
+        let now = Instant::now();
+        if self.paused_until.is_some_and(|t| t <= now) {
+            self.paused_until = None;
+            if self.stopping.is_none() {
+                for (key, l) in &self.listeners {
+                    let _ = self.poller.modify(&l.socket, Event::readable(*key));
+                }
+            }
+        }
+        if let Some(deadline) = self.stopping {
+            if !self.killed && deadline <= now {
+                warn!(
+                    "shutdown grace over; killing engines={}",
+                    self.children.len()
+                );
+                self.kill_all(libc::SIGKILL);
+                self.killed = true;
+            }
+        }
+    }
+
+    fn signals_ready(&mut self) {
+        loop {
+            let sig = match self.signals.read_signal() {
+                Ok(Some(info)) => info.ssi_signo as libc::c_int,
+                Ok(None) => return,
+                Err(e) => {
+                    error!("signalfd read failed: {}", e.desc());
+                    return;
+                }
+            };
+            match sig {
+                libc::SIGCHLD => self.reap(),
+                libc::SIGHUP => self.reload(),
+                libc::SIGTERM | libc::SIGINT => self.shutdown(sig),
+                libc::SIGUSR1 => self.dump(),
+                _ => {}
+            }
+        }
+    }
+
+    fn accept_ready(&mut self, key: usize) {
+        for _ in 0..ACCEPT_BATCH {
+            let Some(listener) = self.listeners.get(&key) else {
+                return;
+            };
+            match listener.socket.accept() {
+                Ok((stream, remote)) => {
+                    let service = listener.service.clone();
+                    self.backoff = Duration::from_millis(50);
+                    self.admit(&service, stream, remote);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if is_resource_exhaustion(&e) => {
+                    self.pause_accepting(&e);
+                    return;
+                }
+                // ECONNABORTED, EPROTO, EPERM (firewall) and friends concern
+                // one connection only.
+                Err(e) => debug!("accept failed: {e}"),
+            }
+        }
+    }
+
+    /// Out of descriptors or memory: stop watching listeners for a while
+    /// instead of spinning on a level-triggered event we cannot serve.
+    /// Pending connections wait in the kernel's backlog.
+    fn pause_accepting(&mut self, e: &io::Error) {
+        warn!(
+            "accept paused for {}ms: {} (engines={})",
+            self.backoff.as_millis(),
+            crate::errno_text(e),
+            self.children.len()
+        );
+        for l in self.listeners.values() {
+            let _ = self.poller.modify(&l.socket, Event::none(0));
+        }
+        self.paused_until = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(Duration::from_secs(1));
+    }
+
+    /// Decides whether a connection gets an engine, and starts it.
+    fn admit(&mut self, service: &Rc<str>, stream: TcpStream, remote: SocketAddr) {
+        let total = self.children.len();
+        let max_total = self.config.server.max_connections;
+        let Some(state) = self.services.get_mut(service) else {
+            return;
+        };
+        let svc = state.config.clone();
+        let ip = remote.ip().to_canonical();
+        let refusal = if !svc.acl.allows(ip) {
+            Some(Refusal::Access)
+        } else if max_total.is_some_and(|m| total >= m as usize) {
+            Some(Refusal::MaxConnections)
+        } else if svc.instances.is_some_and(|m| state.running >= m) {
+            Some(Refusal::Instances)
+        } else if svc
+            .per_source
+            .is_some_and(|m| state.by_source.get(&ip).copied().unwrap_or(0) >= m)
+        {
+            Some(Refusal::PerSource)
+        } else if let Some(rate) = svc.rate {
+            let now = Instant::now();
+            let elapsed = now.duration_since(state.refilled).as_secs_f64();
+            state.tokens = (state.tokens + elapsed * rate.per_second).min(f64::from(rate.burst));
+            state.refilled = now;
+            if state.tokens < 1.0 {
+                Some(Refusal::Rate)
+            } else {
+                state.tokens -= 1.0;
+                None
+            }
+        } else {
+            None
+        };
+        if let Some(r) = refusal {
+            state.stats.refused += 1;
+            info!("refuse svc={service} remote={remote} reason={}", r.as_str());
+            if let Some(banner) = &svc.limit_banner {
+                // Best effort: the socket's buffer is empty, so this does not
+                // block; a client already gone costs nothing.
+                unsafe {
+                    libc::send(
+                        stream.as_raw_fd(),
+                        banner.as_ptr().cast(),
+                        banner.len(),
+                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                    )
+                };
+            }
+            return;
+        }
+        match self.spawn(&svc, &stream, remote) {
+            Ok((pid, pipe)) => {
+                let state = self.services.get_mut(service).expect("checked above");
+                state.stats.accepted += 1;
+                state.running += 1;
+                *state.by_source.entry(ip).or_insert(0) += 1;
+                debug!("accept svc={service} pid={pid} remote={remote}");
+                self.children.insert(
+                    pid,
+                    Child {
+                        service: service.clone(),
+                        remote,
+                        started: Instant::now(),
+                    },
+                );
+                if let Some(fd) = pipe {
+                    self.watch_pipe(fd, service.clone(), pid);
+                }
+            }
+            Err(e) => {
+                if let Some(state) = self.services.get_mut(service) {
+                    state.stats.spawn_failed += 1;
+                }
+                error!(
+                    "spawn-failed svc={service} remote={remote} step={} error=\"{}\"",
+                    e.step,
+                    crate::errno_text(&e.error)
+                );
+            }
+        }
+        // `stream` drops here: jawasd's copy of the connection is closed.
+    }
+
+    /// Prepares the engine's argv, environment and fds, and spawns it.
+    fn spawn(
+        &mut self,
+        svc: &Service,
+        stream: &TcpStream,
+        remote: SocketAddr,
+    ) -> Result<(libc::pid_t, Option<OwnedFd>), spawn::SpawnError> {
+        let local = stream.local_addr().unwrap_or(remote);
+        let ucspi = ucspi_env(&svc.name, local, remote);
+        let argv = spawn::pointers(&svc.argv);
+        let envp = spawn::pointers(svc.env.iter().chain(ucspi.iter()));
+        let (read_end, write_end) = if svc.capture_stderr {
+            let (r, w) =
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                    .map_err(|e| spawn::SpawnError {
+                        step: "pipe",
+                        error: e.into(),
+                    })?;
+            (Some(r), Some(w))
+        } else {
+            (None, None)
+        };
+        let mut plan = Plan::new(&svc.engine, &argv, &envp, stream.as_raw_fd());
+        plan.stderr = write_end.as_ref().map(|w| w.as_raw_fd());
+        plan.creds = svc.creds.as_ref();
+        plan.rlimits = &svc.rlimits;
+        plan.nice = svc.nice;
+        plan.chroot = svc.chroot.as_deref();
+        plan.workdir = svc.workdir.as_deref();
+        plan.umask = svc.umask;
+        // The write end must reach only the engine: the child got its copy
+        // as fd 2 across exec, ours is dropped when this function returns.
+        // The engine's stdin was blocking from accept; O_NONBLOCK was only
+        // set on the read end, which stays here.
+        let pid = self.spawner.spawn(&mut plan)?;
+        Ok((pid, read_end))
+    }
+
+    fn watch_pipe(&mut self, fd: OwnedFd, service: Rc<str>, pid: libc::pid_t) {
+        let key = self.next_key;
+        self.next_key += 1;
+        // SAFETY: the pipe is deleted from the poller before it is dropped
+        // (in `pipe_ready` at EOF).
+        if let Err(e) = unsafe {
+            self.poller
+                .add_with_mode(&fd, Event::readable(key), PollMode::Level)
+        } {
+            warn!("stderr capture svc={service} pid={pid} unavailable: {e}");
+            return;
+        }
+        self.pipes.insert(
+            key,
+            StderrPipe {
+                fd,
+                service,
+                pid,
+                partial: Vec::new(),
+            },
+        );
+    }
+
+    fn pipe_ready(&mut self, key: usize) {
+        let Some(pipe) = self.pipes.get_mut(&key) else {
+            return;
+        };
+        let mut buf = [0u8; 16384];
+        let eof = loop {
+            match nix::unistd::read(pipe.fd.as_raw_fd(), &mut buf) {
+                Ok(0) => break true,
+                Ok(n) => {
+                    pipe.partial.extend_from_slice(&buf[..n]);
+                    while let Some(pos) = pipe.partial.iter().position(|&b| b == b'\n') {
+                        let line: Vec<u8> = pipe.partial.drain(..=pos).collect();
+                        log_engine_line(&pipe.service, pipe.pid, &line[..line.len() - 1]);
+                    }
+                    if pipe.partial.len() > MAX_LOG_LINE {
+                        let line = std::mem::take(&mut pipe.partial);
+                        log_engine_line(&pipe.service, pipe.pid, &line);
+                    }
+                }
+                Err(nix::errno::Errno::EAGAIN) => break false,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => break true,
+            }
+        };
+        if eof {
+            if let Some(pipe) = self.pipes.remove(&key) {
+                if !pipe.partial.is_empty() {
+                    log_engine_line(&pipe.service, pipe.pid, &pipe.partial);
+                }
+                let _ = self.poller.delete(&pipe.fd);
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        while let Some(exit) = spawn::reap() {
+            let Some(child) = self.children.remove(&exit.pid) else {
+                continue;
+            };
+            if let Some(state) = self.services.get_mut(&child.service) {
+                state.running = state.running.saturating_sub(1);
+                let ip = child.remote.ip().to_canonical();
+                if let Some(n) = state.by_source.get_mut(&ip) {
+                    *n -= 1;
+                    if *n == 0 {
+                        state.by_source.remove(&ip);
+                    }
+                }
+            }
+            info!(
+                "done svc={} pid={} remote={} {} duration={:.3}s",
+                child.service,
+                exit.pid,
+                child.remote,
+                spawn::describe_status(exit.status),
+                child.started.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    fn reload(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
+        let path = self.config.path.clone();
+        info!("reload config={}", path.display());
+        let path_var = std::env::var_os("PATH");
+        let env = Env {
+            exe_dir: self.exe_dir.as_deref(),
+            path_var: path_var.as_deref(),
+        };
+        match Config::load(&path, &env) {
+            Err(errors) => {
+                for e in errors.to_string().lines() {
+                    error!("reload failed: {e}");
+                }
+                error!("reload failed: keeping the running configuration");
+            }
+            Ok(config) => match self.apply(config) {
+                Ok(()) => self.log_ready(),
+                Err(e) => error!("reload failed: {e}; keeping the running configuration"),
+            },
+        }
+    }
+
+    fn shutdown(&mut self, sig: libc::c_int) {
+        if self.stopping.is_some() {
+            // A second request: do not wait out the grace.
+            warn!(
+                "second stop signal; killing engines={}",
+                self.children.len()
+            );
+            self.kill_all(libc::SIGKILL);
+            self.killed = true;
+            return;
+        }
+        let name = Signal::try_from(sig).map(|s| s.as_str()).unwrap_or("?");
+        info!(
+            "stop signal={name} engines={} grace={:.1}s",
+            self.children.len(),
+            self.config.server.shutdown_grace.as_secs_f64()
+        );
+        for (_, l) in self.listeners.drain() {
+            let _ = self.poller.delete(&l.socket);
+        }
+        self.kill_all(libc::SIGTERM);
+        self.stopping = Some(Instant::now() + self.config.server.shutdown_grace);
+        self.dump();
+    }
+
+    fn kill_all(&self, sig: libc::c_int) {
+        for pid in self.children.keys() {
+            spawn::signal_group(*pid, sig);
+        }
+    }
+
+    /// SIGUSR1: one line per service with its counters.
+    fn dump(&self) {
+        let mut names: Vec<&Rc<str>> = self.services.keys().collect();
+        names.sort();
+        for name in names {
+            let s = &self.services[name];
+            info!(
+                "stats svc={name} running={} accepted={} refused={} spawn_failed={}",
+                s.running, s.stats.accepted, s.stats.refused, s.stats.spawn_failed
+            );
+        }
+    }
+}
+
+fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// A non-blocking, close-on-exec listening socket. IPv6 sockets are
+/// IPv6-only, so `[::]:80` and `0.0.0.0:80` can both be configured.
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
+    let family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket::socket(
+        family,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?;
+    socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    if addr.is_ipv6() {
+        socket::setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+    }
+    socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
+    socket::listen(
+        &fd,
+        socket::Backlog::new(BACKLOG).unwrap_or(socket::Backlog::MAXCONN),
+    )?;
+    // SAFETY: `fd` is a listening TCP socket we own; ownership moves.
+    Ok(unsafe { TcpListener::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(fd)) })
+}
+
+/// The UCSPI variables (tcp-environ(5)) plus JAWAS_SERVICE. For IPv6, as
+/// ucspi-tcp6 does: PROTO=TCP6, compact addresses in TCPLOCALIP and
+/// TCPREMOTEIP, and the TCP6* names besides.
+fn ucspi_env(service: &str, local: SocketAddr, remote: SocketAddr) -> Vec<CString> {
+    let local_ip = local.ip().to_canonical();
+    let remote_ip = remote.ip().to_canonical();
+    let mut vars = vec![
+        format!("JAWAS_SERVICE={service}"),
+        format!("TCPLOCALIP={local_ip}"),
+        format!("TCPLOCALPORT={}", local.port()),
+        format!("TCPREMOTEIP={remote_ip}"),
+        format!("TCPREMOTEPORT={}", remote.port()),
+    ];
+    if remote_ip.is_ipv6() {
+        vars.push("PROTO=TCP6".into());
+        vars.push(format!("TCP6LOCALIP={local_ip}"));
+        vars.push(format!("TCP6LOCALPORT={}", local.port()));
+        vars.push(format!("TCP6REMOTEIP={remote_ip}"));
+        vars.push(format!("TCP6REMOTEPORT={}", remote.port()));
+    } else {
+        vars.push("PROTO=TCP".into());
+    }
+    vars.into_iter()
+        .map(|v| CString::new(v).expect("no NUL in formatted addresses"))
+        .collect()
+}
+
+/// Logs one line an engine wrote to its captured stderr, escaped and capped.
+fn log_engine_line(service: &str, pid: libc::pid_t, line: &[u8]) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    info!(
+        "engine svc={service} pid={pid}: {}",
+        crate::escape(line, MAX_LOG_LINE)
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ucspi_env_cases() {
+        let env = |l: &str, r: &str| -> Vec<String> {
+            ucspi_env("web", l.parse().unwrap(), r.parse().unwrap())
+                .into_iter()
+                .map(|c| c.into_string().unwrap())
+                .collect()
+        };
+        let v4 = env("127.0.0.1:80", "192.0.2.7:51514");
+        for want in [
+            "PROTO=TCP",
+            "TCPREMOTEIP=192.0.2.7",
+            "TCPREMOTEPORT=51514",
+            "TCPLOCALPORT=80",
+            "JAWAS_SERVICE=web",
+        ] {
+            assert!(v4.iter().any(|v| v == want), "{want} in {v4:?}");
+        }
+        let v6 = env("[::1]:80", "[2001:db8::7]:4000");
+        for want in [
+            "PROTO=TCP6",
+            "TCPREMOTEIP=2001:db8::7",
+            "TCP6REMOTEIP=2001:db8::7",
+            "TCP6LOCALIP=::1",
+        ] {
+            assert!(v6.iter().any(|v| v == want), "{want} in {v6:?}");
+        }
+        let mapped = env("[::ffff:127.0.0.1]:80", "[::ffff:127.0.0.2]:9");
+        assert!(
+            mapped.iter().any(|v| v == "TCPREMOTEIP=127.0.0.2"),
+            "{mapped:?}"
+        );
+        assert!(mapped.iter().any(|v| v == "PROTO=TCP"), "{mapped:?}");
+    }
+}
