@@ -1,1 +1,751 @@
-//! core tests (stub).
+//! System tests of jawasd itself: the real binary, real sockets on loopback,
+//! real engines (shell, coreutils, jawas-builtin).
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use jawas_tests::{
+    bin, children_of, connect, connect_from, exchange, read_all, script, Jawasd, TempDir,
+};
+
+const T: Duration = Duration::from_secs(10);
+
+/// An engine that echoes until EOF.
+const CAT: &str = r#"
+[services.echo]
+listen = ["127.0.0.1:0", "[::1]:0"]
+engine = "cat"
+"#;
+
+#[test]
+fn echo_round_trip_ipv4_and_ipv6() {
+    let d = Jawasd::start(CAT);
+    let addrs = d.addrs("echo");
+    assert_eq!(addrs.len(), 2, "one IPv4 and one IPv6 listener");
+    for addr in addrs {
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        assert_eq!(exchange(addr, &big), big, "echo over {addr}");
+    }
+    assert!(d.wait_log_count("done svc=echo", 2, T), "{}", d.log());
+}
+
+#[test]
+fn engine_sees_ucspi_environment_and_nothing_else() {
+    let d = Jawasd::builder(
+        r#"
+[services.env]
+listen = ["127.0.0.1:0", "[::1]:0"]
+engine = "/bin/sh"
+args = ["-c", "env; ls -l /proc/$$/fd; grep -E '^Sig(Blk|Ign)' /proc/$$/status; echo PGRP=$(cut -d' ' -f5 /proc/$$/stat) SELF=$$"]
+pass_env = ["JAWAS_TEST_PASSED"]
+env = { GREETING = "hello world" }
+"#,
+    )
+    .env("JAWAS_TEST_PASSED", "yes")
+    .env("JAWAS_TEST_SECRET", "must-not-leak")
+    .start();
+    let v4 = d.addrs("env")[0];
+    let mut s = connect(v4);
+    let local_port = s.local_addr().unwrap().port();
+    s.shutdown(Shutdown::Write).unwrap();
+    let out = String::from_utf8(read_all(&mut s)).unwrap();
+    let has = |line: &str| out.lines().any(|l| l == line);
+    for want in [
+        "PROTO=TCP".to_string(),
+        "TCPREMOTEIP=127.0.0.1".to_string(),
+        format!("TCPREMOTEPORT={local_port}"),
+        "TCPLOCALIP=127.0.0.1".to_string(),
+        format!("TCPLOCALPORT={}", v4.port()),
+        "JAWAS_SERVICE=env".to_string(),
+        "JAWAS_TEST_PASSED=yes".to_string(),
+        "GREETING=hello world".to_string(),
+        // Empty signal mask, nothing ignored.
+        "SigBlk:\t0000000000000000".to_string(),
+        "SigIgn:\t0000000000000000".to_string(),
+    ] {
+        assert!(has(&want), "missing {want:?} in:\n{out}");
+    }
+    assert!(
+        !out.contains("must-not-leak"),
+        "jawasd's environment leaked:\n{out}"
+    );
+    // The connection on 0 and 1 is the only socket; no listener, signalfd,
+    // epoll or pipe of jawasd's reached the engine.
+    // (fd 2 is jawasd's own stderr, here the test's pipe.)
+    let fds: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(" -> ") && !l.contains(" 2 -> "))
+        .collect();
+    assert_eq!(
+        fds.iter().filter(|l| l.contains("socket:")).count(),
+        2,
+        "{out}"
+    );
+    for leak in ["anon_inode", "pipe:", "eventfd", "eventpoll", "signalfd"] {
+        assert!(
+            !fds.iter().any(|l| l.contains(leak)),
+            "engine inherited a {leak} descriptor:\n{out}"
+        );
+    }
+    // Its own process group: pgrp == pid.
+    let line = out.lines().find(|l| l.starts_with("PGRP=")).unwrap();
+    let (pgrp, pid) = line.split_once(' ').unwrap();
+    assert_eq!(
+        pgrp.trim_start_matches("PGRP="),
+        pid.trim_start_matches("SELF="),
+        "{line}"
+    );
+
+    let v6 = d.addrs("env")[1];
+    let out6 = String::from_utf8(exchange(v6, b"")).unwrap();
+    for want in [
+        "PROTO=TCP6",
+        "TCPREMOTEIP=::1",
+        "TCP6REMOTEIP=::1",
+        "TCPLOCALIP=::1",
+    ] {
+        assert!(
+            out6.lines().any(|l| l == want),
+            "missing {want} in:\n{out6}"
+        );
+    }
+}
+
+#[test]
+fn killing_one_engine_leaves_its_neighbours_alone() {
+    let d = Jawasd::builder(CAT).arg("--log-level").arg("debug").start();
+    let addr = d.addr("echo");
+    let mut conns: Vec<TcpStream> = (0..3).map(|_| connect(addr)).collect();
+    for c in &mut conns {
+        c.write_all(b"ping\n").unwrap();
+        let mut buf = [0u8; 5];
+        c.read_exact(&mut buf).unwrap();
+    }
+    // Find the engine serving the middle connection from the accept line.
+    let port = conns[1].local_addr().unwrap().port();
+    let needle = format!("remote=127.0.0.1:{port}");
+    let log = d.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("accept svc=echo") && l.contains(&needle))
+        .unwrap_or_else(|| panic!("no accept line for {needle}:\n{log}"));
+    let pid: i32 = line
+        .split("pid=")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(
+        d.wait_log(&format!("pid={pid} {needle} signal=SIGKILL"), T),
+        "{}",
+        d.log()
+    );
+
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        conns[1].read(&mut buf).unwrap_or(0),
+        0,
+        "the killed engine's connection is closed"
+    );
+    for i in [0, 2] {
+        conns[i].write_all(b"still here\n").unwrap();
+        let mut got = [0u8; 11];
+        conns[i].read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"still here\n", "neighbour {i} carries on");
+    }
+    assert_eq!(exchange(addr, b"new"), b"new", "and new clients are served");
+}
+
+fn hammer(addr: SocketAddr, total: usize, threads: usize, payload: &'static [u8]) {
+    let per = total / threads;
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            std::thread::spawn(move || {
+                for _ in 0..per {
+                    assert_eq!(exchange(addr, payload), payload);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn no_zombie_after_500_connections() {
+    let d = Jawasd::start(CAT);
+    hammer(d.addr("echo"), 500, 10, b"x");
+    assert!(d.wait_log_count("done svc=echo", 500, T), "{}", d.log());
+    // Every engine has been reaped: no child left, zombie or not.
+    let deadline = Instant::now() + T;
+    while !d.children().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(d.children(), vec![], "children left behind");
+}
+
+#[test]
+fn open_descriptors_stay_flat_over_10000_connections() {
+    let d = Jawasd::builder(
+        r#"
+[services.plain]
+listen = "127.0.0.1:0"
+engine = "cat"
+
+[services.captured]
+listen = "127.0.0.1:0"
+engine = "/bin/sh"
+args = ["-c", "cat; echo bye >&2"]
+capture_stderr = true
+"#,
+    )
+    .arg("--log-level")
+    .arg("warn")
+    .start();
+    // Warm up so lazily created descriptors are counted in the baseline.
+    exchange(d.addr("plain"), b"w");
+    exchange(d.addr("captured"), b"w");
+    std::thread::sleep(Duration::from_millis(200));
+    let before = d.open_fds();
+    let (plain, captured) = (d.addr("plain"), d.addr("captured"));
+    let a = std::thread::spawn(move || hammer(plain, 8000, 4, b"p"));
+    let b = std::thread::spawn(move || hammer(captured, 2000, 2, b"c"));
+    a.join().unwrap();
+    b.join().unwrap();
+    let deadline = Instant::now() + T;
+    while (!d.children().is_empty() || d.open_fds() > before) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        d.open_fds(),
+        before,
+        "descriptors leaked after 10,000 connections"
+    );
+    assert!(d.children().is_empty());
+}
+
+/// Holds a connection open until dropped; returns once the engine is up.
+fn hold(addr: SocketAddr) -> TcpStream {
+    let mut s = connect(addr);
+    s.write_all(b"up\n").unwrap();
+    let mut buf = [0u8; 3];
+    s.read_exact(&mut buf).expect("engine answered");
+    s
+}
+
+/// True when the server closed the connection without serving it: the
+/// banner (if any) then EOF, and no echo of what we sent.
+fn refused(s: &mut TcpStream, banner: &[u8]) -> bool {
+    let _ = s.write_all(b"anyone?\n");
+    let got = read_all(s);
+    got == banner
+}
+
+#[test]
+fn instances_limit_refuses_with_banner_and_recovers() {
+    let d = Jawasd::start(
+        r#"
+[services.echo]
+listen = "127.0.0.1:0"
+engine = "cat"
+instances = 2
+limit_banner = "busy\r\n"
+"#,
+    );
+    let addr = d.addr("echo");
+    let a = hold(addr);
+    let b = hold(addr);
+    let mut c = connect(addr);
+    assert!(
+        refused(&mut c, b"busy\r\n"),
+        "third connection over instances=2"
+    );
+    assert!(
+        d.wait_log("refuse svc=echo", T) && d.log().contains("reason=instances"),
+        "{}",
+        d.log()
+    );
+    drop(a);
+    assert!(d.wait_log("done svc=echo", T));
+    let _c = hold(addr);
+    drop(b);
+}
+
+#[test]
+fn per_source_limit_counts_each_client_address() {
+    let d = Jawasd::start(
+        r#"
+[services.echo]
+listen = "127.0.0.1:0"
+engine = "cat"
+per_source = 1
+"#,
+    );
+    let addr = d.addr("echo");
+    let _one = hold(addr);
+    let mut again = connect_from("127.0.0.1", addr).unwrap();
+    assert!(refused(&mut again, b""), "second connection from 127.0.0.1");
+    // Another source address on loopback is another client.
+    let mut other = connect_from("127.0.0.2", addr).unwrap();
+    other.write_all(b"hi\n").unwrap();
+    let mut buf = [0u8; 3];
+    other.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"hi\n");
+    assert!(d.log().contains("reason=per_source"), "{}", d.log());
+}
+
+#[test]
+fn global_max_connections_spans_services() {
+    let d = Jawasd::start(
+        r#"
+[server]
+max_connections = 2
+
+[services.a]
+listen = "127.0.0.1:0"
+engine = "cat"
+
+[services.b]
+listen = "127.0.0.1:0"
+engine = "cat"
+"#,
+    );
+    let _a = hold(d.addr("a"));
+    let _b = hold(d.addr("b"));
+    let mut c = connect(d.addr("b"));
+    assert!(refused(&mut c, b""));
+    assert!(d.wait_log("reason=max_connections", T), "{}", d.log());
+}
+
+#[test]
+fn rate_limit_refuses_excess_without_disabling_the_service() {
+    let d = Jawasd::start(
+        r#"
+[services.echo]
+listen = "127.0.0.1:0"
+engine = "cat"
+rate = 2
+rate_burst = 2
+"#,
+    );
+    let addr = d.addr("echo");
+    let mut served = 0;
+    let mut refused_count = 0;
+    for _ in 0..6 {
+        if exchange(addr, b"r") == b"r" {
+            served += 1;
+        } else {
+            refused_count += 1;
+        }
+    }
+    assert!(
+        served >= 2 && refused_count >= 1,
+        "served {served}, refused {refused_count}"
+    );
+    assert!(d.log().contains("reason=rate"));
+    // Unlike xinetd's cps, the service is not switched off: a token refills
+    // within half a second at 2/s.
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(exchange(addr, b"again"), b"again");
+}
+
+#[test]
+fn access_rules_ipv4_and_ipv6() {
+    let d = Jawasd::start(
+        r#"
+[services.only]
+listen = ["127.0.0.1:0", "[::1]:0"]
+engine = "cat"
+only_from = ["127.0.0.2/32", "::1"]
+
+[services.deny]
+listen = "127.0.0.1:0"
+engine = "cat"
+only_from = "127.0.0.0/8"
+no_access = ["127.0.0.3"]
+"#,
+    );
+    let only = d.addrs("only");
+    let mut s = connect_from("127.0.0.1", only[0]).unwrap();
+    assert!(refused(&mut s, b""), "127.0.0.1 is not in only_from");
+    let mut s = connect_from("127.0.0.2", only[0]).unwrap();
+    s.write_all(b"ok").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_all(&mut s), b"ok");
+    assert_eq!(exchange(only[1], b"v6"), b"v6", "::1 is allowed");
+
+    let deny = d.addr("deny");
+    let mut s = connect_from("127.0.0.3", deny).unwrap();
+    assert!(refused(&mut s, b""), "127.0.0.3 is in no_access");
+    let mut s = connect_from("127.0.0.4", deny).unwrap();
+    s.write_all(b"ok").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_all(&mut s), b"ok");
+    assert!(d.log().contains("reason=access"));
+}
+
+#[test]
+fn sighup_adds_removes_and_keeps_services_without_refusing_anyone() {
+    let mut d = Jawasd::start(
+        r#"
+[services.kept]
+listen = "127.0.0.1:0"
+engine = "cat"
+
+[services.removed]
+listen = "127.0.0.1:0"
+engine = "cat"
+"#,
+    );
+    let kept = d.addr("kept");
+    let removed = d.addr("removed");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let client = std::thread::spawn(move || {
+        let (mut ok, mut failed) = (0, 0);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !stop2.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
+            match TcpStream::connect(kept) {
+                Ok(mut s) => {
+                    s.set_read_timeout(Some(T)).unwrap();
+                    let _ = s.write_all(b"k");
+                    let _ = s.shutdown(Shutdown::Write);
+                    if read_all(&mut s) == b"k" {
+                        ok += 1
+                    } else {
+                        failed += 1
+                    }
+                }
+                Err(_) => failed += 1,
+            }
+        }
+        (ok, failed)
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let new_config = format!(
+        r#"
+[services.kept]
+listen = "{kept}"
+engine = "cat"
+
+[services.added]
+listen = "127.0.0.1:0"
+engine = "cat"
+"#
+    );
+    for _ in 0..3 {
+        assert!(d.reload(&new_config), "reload accepted: {}", d.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (ok, failed) = client.join().unwrap();
+    assert!(ok > 10, "the client loop ran ({ok} ok)");
+    assert_eq!(
+        failed, 0,
+        "connections refused or broken during reload ({ok} ok)"
+    );
+    assert_eq!(d.addr("kept"), kept, "kept service keeps its socket");
+    assert!(!d.has_service("removed"));
+    assert!(
+        TcpStream::connect(removed).is_err(),
+        "removed service's port is closed"
+    );
+    assert_eq!(exchange(d.addr("added"), b"new"), b"new");
+}
+
+#[test]
+fn bad_reload_keeps_the_old_config() {
+    let mut d = Jawasd::start(CAT);
+    let addr = d.addr("echo");
+    let before = d.log().matches(" ready ").count();
+    assert!(
+        !d.reload("[services.echo]\nlisten = \"127.0.0.1:0\"\nengine = \"cat\"\ninstancs = 4\n")
+    );
+    assert!(
+        d.log().contains(
+            "jawasd.toml:4: services.echo.instancs: unknown key; did you mean 'instances'?"
+        ),
+        "{}",
+        d.log()
+    );
+    // A config that parses but cannot bind (a port held elsewhere) is refused too.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = squatter.local_addr().unwrap();
+    assert!(!d.reload(&format!(
+        "[services.echo]\nlisten = \"{busy}\"\nengine = \"cat\"\n"
+    )));
+    assert!(
+        d.log().contains(&format!("unable to bind {busy}")),
+        "{}",
+        d.log()
+    );
+    assert_eq!(d.log().matches(" ready ").count(), before);
+    assert_eq!(exchange(addr, b"still"), b"still");
+}
+
+fn check(config: &str) -> (i32, String) {
+    let dir = TempDir::new();
+    let path = dir.path().join("site.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(bin("jawasd"))
+        .arg("--check")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    (
+        out.status.code().unwrap_or(-1),
+        text.replace(&path.display().to_string(), "FILE"),
+    )
+}
+
+#[test]
+fn config_errors_name_file_line_and_key() {
+    let cases: &[(&str, i32, &[&str])] = &[
+        ("[services.e]\nlisten = \"127.0.0.1:7\"\nengine = \"cat\"\n", 0, &["FILE: ok (1 service)"]),
+        (
+            "[defaults]\nper_sorce = 3\n\n[services.e]\nlisten = \"127.0.0.1:7\"\nengine = \"cat\"\ninstances = -1\nonly_from = [\"10.0.0.0/33\"]\n",
+            100,
+            &[
+                "FILE:2: defaults.per_sorce: unknown key; did you mean 'per_source'?",
+                "FILE:7: services.e.instances: must be a whole number from 1 to 4294967295",
+                "FILE:8: services.e.only_from: '10.0.0.0/33': prefix length must be 0 to 32",
+            ],
+        ),
+        (
+            "[services.e]\nlisten = \"localhost:7\"\nengine = \"./missing-engine\"\n",
+            100,
+            &[
+                "FILE:2: services.e.listen: 'localhost:7' is not ADDRESS:PORT",
+                "FILE:3: services.e.engine: ",
+                "missing-engine: no such file or directory",
+            ],
+        ),
+        ("[services.e]\nlisten = 7\nengine = \"cat\"\n", 100, &["FILE:2: services.e.listen: expected a string or a list of strings, found integer"]),
+        ("[services.e\n", 100, &["FILE:1: TOML syntax"]),
+    ];
+    for (config, code, wants) in cases {
+        let (got_code, text) = check(config);
+        assert_eq!(got_code, *code, "exit code for:\n{config}\n{text}");
+        for w in *wants {
+            assert!(text.contains(w), "want {w:?} for:\n{config}\ngot:\n{text}");
+        }
+    }
+    // The same errors stop a real start, with the same exit code.
+    let dir = TempDir::new();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[services.e]\nlisten = \"127.0.0.1:0\"\nengine = \"no-such-engine\"\n",
+    )
+    .unwrap();
+    let out = Command::new(bin("jawasd"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(100));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains(":3: services.e.engine: 'no-such-engine' not found"));
+}
+
+#[test]
+fn port_in_use_is_a_clear_startup_error() {
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = squatter.local_addr().unwrap();
+    let dir = TempDir::new();
+    let path = dir.path().join("j.toml");
+    std::fs::write(
+        &path,
+        format!("[services.e]\nlisten = \"{busy}\"\nengine = \"cat\"\n"),
+    )
+    .unwrap();
+    let out = Command::new(bin("jawasd"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(111));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "jawasd: error: unable to bind {busy}: address already in use"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn tiny_rlimit_nofile_backs_off_and_recovers() {
+    let d = Jawasd::builder(CAT).nofile(32).start();
+    let addr = d.addr("echo");
+    assert_eq!(exchange(addr, b"fits"), b"fits");
+    // Squeeze the limit to what jawasd already holds: accept now fails
+    // with EMFILE. jawasd must pause, not spin, and not lose the listener.
+    let held = d.open_fds() as u64;
+    let lim = libc::rlimit {
+        rlim_cur: held,
+        rlim_max: 32,
+    };
+    assert_eq!(
+        unsafe { libc::prlimit(d.pid(), libc::RLIMIT_NOFILE, &lim, std::ptr::null_mut()) },
+        0
+    );
+    let ticks_before = d.cpu_ticks();
+    let mut waiting = connect(addr);
+    waiting.write_all(b"queued").unwrap();
+    waiting.shutdown(Shutdown::Write).unwrap();
+    assert!(d.wait_log("accept paused", T), "{}", d.log());
+    std::thread::sleep(Duration::from_secs(1));
+    let spent = d.cpu_ticks() - ticks_before;
+    assert!(spent < 30, "jawasd spun at EMFILE: {spent} ticks in 1 s");
+    // Room again: the queued client is served.
+    let lim = libc::rlimit {
+        rlim_cur: 32,
+        rlim_max: 32,
+    };
+    assert_eq!(
+        unsafe { libc::prlimit(d.pid(), libc::RLIMIT_NOFILE, &lim, std::ptr::null_mut()) },
+        0
+    );
+    assert_eq!(read_all(&mut waiting), b"queued");
+    assert_eq!(exchange(addr, b"after"), b"after");
+}
+
+#[test]
+fn failed_spawn_closes_only_that_connection() {
+    let dir = TempDir::new();
+    let engine = script(dir.path(), "engine.sh", "exec cat");
+    let d = Jawasd::builder("[services.e]\nlisten = \"127.0.0.1:0\"\nengine = \"./engine.sh\"\n")
+        .dir(dir)
+        .start();
+    let addr = d.addr("e");
+    assert_eq!(exchange(addr, b"1"), b"1");
+    std::fs::remove_file(&engine).unwrap();
+    assert_eq!(exchange(addr, b"2"), b"", "no engine: closed at once");
+    assert!(d.wait_log("spawn-failed svc=e", T), "{}", d.log());
+    assert!(
+        d.log()
+            .contains("step=execve error=\"no such file or directory\""),
+        "{}",
+        d.log()
+    );
+    script(d.dir(), "engine.sh", "exec cat");
+    assert_eq!(
+        exchange(addr, b"3"),
+        b"3",
+        "a new binary goes live on the next connection"
+    );
+}
+
+#[test]
+fn captured_stderr_is_prefixed_and_escaped() {
+    let d = Jawasd::start(
+        r#"
+[services.talk]
+listen = "127.0.0.1:0"
+engine = "/bin/sh"
+args = ["-c", "printf 'first line\\nbell\\007 here\\n' >&2; echo out"]
+capture_stderr = true
+"#,
+    );
+    assert_eq!(exchange(d.addr("talk"), b""), b"out\n");
+    assert!(d.wait_log("bell\\x07 here", T), "{}", d.log());
+    let log = d.log();
+    let line = log.lines().find(|l| l.contains("first line")).unwrap();
+    assert!(line.contains("engine svc=talk pid="), "{line}");
+}
+
+#[test]
+fn process_settings_reach_the_engine() {
+    let d = Jawasd::start(
+        r#"
+[services.s]
+listen = "127.0.0.1:0"
+engine = "/bin/sh"
+args = ["-c", "echo nofile=$(ulimit -n) umask=$(umask) cwd=$(pwd) nice=$(cut -d' ' -f19 /proc/$$/stat) cpu=$(ulimit -t)"]
+workdir = "/tmp"
+umask = "027"
+nice = 5
+rlimit_nofile = 64
+rlimit_cpu = 30
+"#,
+    );
+    let out = String::from_utf8(exchange(d.addr("s"), b"")).unwrap();
+    assert_eq!(out.trim(), "nofile=64 umask=0027 cwd=/tmp nice=5 cpu=30");
+}
+
+#[test]
+fn user_and_group_switch_or_are_refused_by_name() {
+    let config = r#"
+[services.who]
+listen = "127.0.0.1:0"
+engine = "/bin/sh"
+args = ["-c", "echo $(id -u) $(id -g)"]
+user = "nobody"
+"#;
+    if unsafe { libc::geteuid() } == 0 {
+        let d = Jawasd::start(config);
+        let out = String::from_utf8(exchange(d.addr("who"), b"")).unwrap();
+        let nobody = Command::new("id").args(["-u", "nobody"]).output().unwrap();
+        let uid = String::from_utf8_lossy(&nobody.stdout).trim().to_string();
+        assert!(
+            out.starts_with(&format!("{uid} ")),
+            "engine ran as {out}, want uid {uid}"
+        );
+    } else {
+        let (code, text) = check(config);
+        assert_eq!(code, 100);
+        assert!(
+            text.contains("cannot change to another user or group"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn sigterm_stops_engines_within_the_grace() {
+    let mut d = Jawasd::start(
+        r#"
+[server]
+shutdown_grace = "500ms"
+
+[services.polite]
+listen = "127.0.0.1:0"
+engine = "cat"
+
+[services.stubborn]
+listen = "127.0.0.1:0"
+engine = "/bin/sh"
+args = ["-c", "trap '' TERM; echo up; while :; do sleep 1; done"]
+"#,
+    );
+    let _polite = hold(d.addr("polite"));
+    let mut stubborn = connect(d.addr("stubborn"));
+    let mut buf = [0u8; 3];
+    stubborn.read_exact(&mut buf).unwrap();
+    let pid = d.pid();
+    let started = Instant::now();
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(T), Some(0), "{}", d.log());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let log = d.log();
+    assert!(
+        log.contains("svc=polite") && log.contains("signal=SIGTERM"),
+        "{log}"
+    );
+    assert!(
+        log.contains("svc=stubborn") && log.contains("signal=SIGKILL"),
+        "{log}"
+    );
+    assert!(children_of(pid).is_empty());
+}

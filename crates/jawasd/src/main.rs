@@ -48,8 +48,9 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_logger(cli.log_level);
+    spawn::close_inherited_fds();
     spawn::ensure_std_fds();
+    init_logger(cli.log_level);
 
     let exe_dir = std::env::current_exe()
         .ok()
@@ -106,6 +107,8 @@ fn init_logger(level: Option<log::LevelFilter>) {
             builder.parse_filters(&spec);
         }
     }
+    // The ready line is for supervisors and tests: it is written at every level.
+    builder.filter(Some(server::READY_TARGET), log::LevelFilter::Info);
     builder.format(|buf, record| {
         writeln!(
             buf,

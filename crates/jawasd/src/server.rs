@@ -34,6 +34,8 @@ use crate::config::{Config, Env, Service};
 use crate::spawn::{self, Plan, Spawner};
 
 const SIGNAL_KEY: usize = 0;
+/// Log target of the ready line, which is logged whatever the level.
+pub const READY_TARGET: &str = "jawasd::ready";
 /// Connections accepted from one listener before the loop looks at its
 /// other sources again, so a flood on one port cannot starve the rest.
 const ACCEPT_BATCH: usize = 32;
@@ -200,7 +202,11 @@ impl Server {
         // A socket is kept for the same configured address; for port 0
         // (any free port) only within the same service.
         let reuse_key = |addr: &SocketAddr, service: &str| -> (SocketAddr, String) {
-            let owner = if addr.port() == 0 { service.to_string() } else { String::new() };
+            let owner = if addr.port() == 0 {
+                service.to_string()
+            } else {
+                String::new()
+            };
             (*addr, owner)
         };
         let mut kept: HashMap<(SocketAddr, String), (usize, Listener)> = HashMap::new();
@@ -213,8 +219,18 @@ impl Server {
         'outer: for svc in &config.services {
             let name: Rc<str> = Rc::from(svc.name.as_str());
             for addr in &svc.listen {
-                if let Some((key, mut l)) = kept.remove(&reuse_key(addr, &svc.name)) {
+                // Same configured address, or the address a port-0 socket
+                // was actually given.
+                let found = kept.remove(&reuse_key(addr, &svc.name)).or_else(|| {
+                    let k = kept
+                        .iter()
+                        .find(|(_, (_, l))| l.local == *addr)
+                        .map(|(k, _)| k.clone())?;
+                    kept.remove(&k)
+                });
+                if let Some((key, mut l)) = found {
                     l.service = name.clone();
+                    l.configured = *addr;
                     next.insert(key, l);
                     continue;
                 }
@@ -319,7 +335,7 @@ impl Server {
             addrs.sort();
             parts.push(format!("{}={}", svc.name, addrs.join(",")));
         }
-        info!("ready pid={} {}", std::process::id(), parts.join(" "));
+        info!(target: READY_TARGET, "ready pid={} {}", std::process::id(), parts.join(" "));
     }
 
     /// Runs until SIGTERM/SIGINT and every engine is gone.
@@ -364,7 +380,11 @@ impl Server {
             self.paused_until = None;
             if self.stopping.is_none() {
                 for (key, l) in &self.listeners {
-                    let _ = self.poller.modify(&l.socket, Event::readable(*key));
+                    let _ = self.poller.modify_with_mode(
+                        &l.socket,
+                        Event::readable(*key),
+                        PollMode::Level,
+                    );
                 }
             }
         }
@@ -434,7 +454,9 @@ impl Server {
             self.children.len()
         );
         for l in self.listeners.values() {
-            let _ = self.poller.modify(&l.socket, Event::none(0));
+            let _ = self
+                .poller
+                .modify_with_mode(&l.socket, Event::none(0), PollMode::Level);
         }
         self.paused_until = Some(Instant::now() + self.backoff);
         self.backoff = (self.backoff * 2).min(Duration::from_secs(1));

@@ -240,20 +240,72 @@ pub fn ensure_std_fds() {
     }
 }
 
-/// Resets every signal jawasd may have inherited as ignored to the default,
-/// then blocks the ones the event loop reads through its signalfd. An
-/// inherited SIG_IGN for SIGCHLD would make children vanish unreaped, and an
-/// ignored SIGHUP (nohup) would silently discard reload requests.
+/// Closes every descriptor above 2 that jawasd inherited: a supervisor's or
+/// build tool's pipe left open across our exec would otherwise be handed to
+/// every engine, and would hold fd slots a tight RLIMIT_NOFILE needs.
+pub fn close_inherited_fds() {
+    // SAFETY: called first thing in main, before jawasd opens anything of its
+    // own; close_range only closes descriptors.
+    unsafe {
+        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) < 0 {
+            // Kernels before 5.9: walk the open descriptors instead.
+            let max = libc::sysconf(libc::_SC_OPEN_MAX).clamp(0, 65536) as libc::c_int;
+            for fd in 3..max {
+                libc::close(fd);
+            }
+        }
+    }
+}
+
+/// The kernel's `struct sigaction` (same layout on x86_64 and aarch64).
+/// glibc's sigaction refuses the signals it reserves (32 and 33), which a
+/// parent may still have left ignored, so the reset goes to the kernel.
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Resets every signal jawasd inherited as ignored to the default, then
+/// blocks the ones the event loop reads through its signalfd. Ignored
+/// dispositions survive exec, so engines would inherit them; an ignored
+/// SIGCHLD would make children vanish unreaped, and an ignored SIGHUP
+/// (nohup) would silently discard reload requests.
 pub fn prepare_signals(blocked: &[libc::c_int]) -> io::Result<()> {
     unsafe {
-        for sig in 1..libc::SIGRTMIN() {
+        for sig in 1..=64 {
             if sig == libc::SIGKILL || sig == libc::SIGSTOP {
                 continue;
             }
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(sig, ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
-            {
-                libc::signal(sig, libc::SIG_DFL);
+            let mut old = KernelSigaction {
+                handler: 0,
+                flags: 0,
+                restorer: 0,
+                mask: 0,
+            };
+            let rc = libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                ptr::null::<KernelSigaction>(),
+                &mut old,
+                8usize,
+            );
+            if rc == 0 && old.handler == libc::SIG_IGN {
+                let dfl = KernelSigaction {
+                    handler: libc::SIG_DFL,
+                    flags: 0,
+                    restorer: 0,
+                    mask: 0,
+                };
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    &dfl,
+                    ptr::null_mut::<KernelSigaction>(),
+                    8usize,
+                );
             }
         }
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
