@@ -94,7 +94,8 @@ fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
 /// The access rules of one service.
 #[derive(Clone, Debug, Default)]
 pub struct Acl {
-    pub only_from: Vec<Cidr>,
+    /// `None`: everyone; `Some([])`: nobody.
+    pub only_from: Option<Vec<Cidr>>,
     pub no_access: Vec<Cidr>,
 }
 
@@ -110,10 +111,10 @@ impl Acl {
                 .max()
         };
         let deny = best(&self.no_access);
-        if self.only_from.is_empty() {
+        let Some(only_from) = &self.only_from else {
             return deny.is_none();
-        }
-        match (best(&self.only_from), deny) {
+        };
+        match (best(only_from), deny) {
             (None, _) => false,
             (Some(_), None) => true,
             (Some(allow), Some(deny)) => allow > deny,
@@ -154,7 +155,7 @@ mod tests {
     #[test]
     fn allows_cases() {
         let acl = |only: &[&str], deny: &[&str]| Acl {
-            only_from: only.iter().map(|s| Cidr::parse(s).unwrap()).collect(),
+            only_from: (!only.is_empty()).then(|| only.iter().map(|s| Cidr::parse(s).unwrap()).collect()),
             no_access: deny.iter().map(|s| Cidr::parse(s).unwrap()).collect(),
         };
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
@@ -171,6 +172,14 @@ mod tests {
             (acl(&["127.0.0.2"], &["127.0.0.0/8"]), "127.0.0.2", true),
             (acl(&["127.0.0.2"], &["127.0.0.0/8"]), "127.0.0.3", false),
             (acl(&["127.0.0.1"], &["127.0.0.1"]), "127.0.0.1", false),
+            (
+                Acl {
+                    only_from: Some(vec![]),
+                    no_access: vec![],
+                },
+                "127.0.0.1",
+                false,
+            ),
         ];
         for (i, (acl, addr, want)) in cases.iter().enumerate() {
             assert_eq!(acl.allows(ip(addr)), *want, "case {i}: {addr} with {acl:?}");

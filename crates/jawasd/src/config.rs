@@ -51,6 +51,27 @@ const SERVICE_KEYS: &[&str] = &[
     "chroot",
     "capture_stderr",
     "disabled",
+    "protocol",
+    "wait",
+    "stderr",
+    "argv0",
+    "groups",
+    "banner",
+    "banner_success",
+    "access_times",
+    "max_load",
+    "nodelay",
+    "keepalive",
+    "rlimit_data",
+    "rlimit_rss",
+    "rlimit_stack",
+    "remote_host_env",
+    "sensor",
+    "deny_time",
+    "log_on_success",
+    "log_on_failure",
+    "log_file",
+    "log_syslog",
 ];
 
 const TOP_KEYS: &[&str] = &["server", "defaults", "services"];
@@ -106,7 +127,49 @@ pub struct Service {
     pub nice: Option<i32>,
     pub rlimits: Vec<(RlimitKind, u64)>,
     pub chroot: Option<CString>,
-    pub capture_stderr: bool,
+    pub stderr: StderrMode,
+    pub protocol: Protocol,
+    /// inetd's `wait = yes`: the listening (or UDP) socket itself is handed
+    /// to one engine, and not watched again until that engine exits.
+    pub wait: bool,
+    /// Written to every connection before anything else (xinetd's `banner`).
+    pub banner: Option<Vec<u8>>,
+    /// Written to an admitted connection before the engine starts.
+    pub banner_success: Option<Vec<u8>>,
+    /// Minutes of the day (from, to) when the service is available.
+    pub access_times: Vec<(u16, u16)>,
+    pub max_load: Option<f64>,
+    pub nodelay: bool,
+    pub keepalive: bool,
+    /// Sets `REMOTE_HOST` (the client address) as xinetd does.
+    pub remote_host_env: bool,
+    /// A client of this service is denied every service for `deny_time`.
+    pub sensor: bool,
+    pub deny_time: Option<Duration>,
+    /// Fields of the `done` line; `None` is every field.
+    pub log_on_success: Option<Vec<String>>,
+    /// Fields of the `refuse` line; `None` is every field.
+    pub log_on_failure: Option<Vec<String>>,
+    pub log_file: Option<PathBuf>,
+    /// (facility, level) for syslog(3).
+    pub log_syslog: Option<(libc::c_int, libc::c_int)>,
+}
+
+/// Where an engine's fd 2 goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StderrMode {
+    /// jawasd's own stderr.
+    Log,
+    /// A pipe to jawasd, which logs each line.
+    Capture,
+    /// The connection itself, as under inetd and xinetd.
+    Socket,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Tcp,
+    Udp,
 }
 
 /// The resource limits a service may set.
@@ -115,6 +178,9 @@ pub enum RlimitKind {
     As,
     Cpu,
     Nofile,
+    Data,
+    Rss,
+    Stack,
 }
 
 impl RlimitKind {
@@ -123,6 +189,9 @@ impl RlimitKind {
             RlimitKind::As => libc::RLIMIT_AS,
             RlimitKind::Cpu => libc::RLIMIT_CPU,
             RlimitKind::Nofile => libc::RLIMIT_NOFILE,
+            RlimitKind::Data => libc::RLIMIT_DATA,
+            RlimitKind::Rss => libc::RLIMIT_RSS,
+            RlimitKind::Stack => libc::RLIMIT_STACK,
         }
     }
 }
@@ -190,22 +259,47 @@ impl Config {
 
     /// Checks `text` as if it were the contents of `path`.
     pub fn parse(text: &str, path: &Path, env: &Env<'_>) -> Result<Config, ConfigErrors> {
+        Config::parse_with(text, path, env, false).map(|(c, _)| c)
+    }
+
+    /// As `parse`, but as xinetd does: a service with errors is left out
+    /// (its errors returned beside the config) while the others run, and a
+    /// config with no service left is not an error.
+    pub fn parse_lenient(
+        text: &str,
+        path: &Path,
+        env: &Env<'_>,
+    ) -> Result<(Config, Vec<ConfigError>), ConfigErrors> {
+        Config::parse_with(text, path, env, true)
+    }
+
+    fn parse_with(
+        text: &str,
+        path: &Path,
+        env: &Env<'_>,
+        lenient: bool,
+    ) -> Result<(Config, Vec<ConfigError>), ConfigErrors> {
         let mut p = Parser {
             text,
             errors: Vec::new(),
             base_dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
             env,
+            lenient,
+            dropped: Vec::new(),
         };
         let config = p.document();
         let mut errors = p.errors;
         errors.sort();
         errors.dedup();
         match config {
-            Some(services) if errors.is_empty() => Ok(Config {
-                path: path.to_path_buf(),
-                server: services.0,
-                services: services.1,
-            }),
+            Some(services) if errors.is_empty() => Ok((
+                Config {
+                    path: path.to_path_buf(),
+                    server: services.0,
+                    services: services.1,
+                },
+                p.dropped,
+            )),
             _ => Err(ConfigErrors {
                 path: path.to_path_buf(),
                 errors,
@@ -221,6 +315,10 @@ struct Parser<'t, 'e> {
     errors: Vec<ConfigError>,
     base_dir: PathBuf,
     env: &'e Env<'e>,
+    /// Leave broken services out instead of failing (xinetd's way).
+    lenient: bool,
+    /// In lenient mode, the errors of the services left out.
+    dropped: Vec<ConfigError>,
 }
 
 impl<'t> Parser<'t, '_> {
@@ -278,7 +376,7 @@ impl<'t> Parser<'t, '_> {
         }
         let server = self.server(server_table);
         let mut services = Vec::new();
-        let mut seen_addr: BTreeMap<SocketAddr, String> = BTreeMap::new();
+        let mut seen_addr: BTreeMap<(SocketAddr, bool), String> = BTreeMap::new();
         match services_table {
             None => self.errors.push(ConfigError {
                 line: 0,
@@ -298,11 +396,20 @@ impl<'t> Parser<'t, '_> {
                     let Some(table) = self.table(&key, value) else {
                         continue;
                     };
-                    if let Some(svc) = self.service(&name_text, name.span(), table, &defaults) {
+                    let before = self.errors.len();
+                    let svc = self.service(&name_text, name.span(), table, &defaults);
+                    if self.lenient && self.errors.len() > before {
+                        let errs: Vec<ConfigError> = self.errors.drain(before..).collect();
+                        self.dropped.extend(errs);
+                        continue;
+                    }
+                    if let Some(svc) = svc {
                         // Port 0 asks the kernel for any free port, so
-                        // several services may say it.
+                        // several services may say it. TCP and UDP may
+                        // share a port.
                         for addr in svc.listen.iter().filter(|a| a.port() != 0) {
-                            if let Some(other) = seen_addr.insert(*addr, svc.name.clone()) {
+                            let slot = (*addr, svc.protocol == Protocol::Udp);
+                            if let Some(other) = seen_addr.insert(slot, svc.name.clone()) {
                                 let span =
                                     table.get("listen").map(|v| v.span()).unwrap_or(name.span());
                                 self.error(span, format!("services.{}.listen: {addr} is already the address of service '{other}'", svc.name));
@@ -313,7 +420,7 @@ impl<'t> Parser<'t, '_> {
                 }
             }
         }
-        if services.is_empty() && self.errors.is_empty() {
+        if services.is_empty() && self.errors.is_empty() && !self.lenient {
             self.errors.push(ConfigError {
                 line: 0,
                 message: "every service is disabled: nothing to serve".into(),
@@ -452,7 +559,9 @@ impl<'t> Parser<'t, '_> {
                 });
 
         let mut argv = Vec::new();
-        if let Some((written, _)) = &engine_written {
+        if let Some(v) = get("argv0") {
+            argv.extend(self.string(&key("argv0"), v));
+        } else if let Some((written, _)) = &engine_written {
             argv.push(written.clone());
         }
         if let Some(v) = get("args") {
@@ -466,7 +575,14 @@ impl<'t> Parser<'t, '_> {
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         if let Some(v) = get("pass_env") {
             for (var, span) in self.strings(&key("pass_env"), v, true) {
-                if !valid_env_name(&var) {
+                if var == "*" {
+                    // Everything, as xinetd does without passenv.
+                    for (k, val) in std::env::vars_os() {
+                        if let (Ok(k), Ok(val)) = (k.into_string(), val.into_string()) {
+                            env.insert(k, val);
+                        }
+                    }
+                } else if !valid_env_name(&var) {
                     self.error(
                         span,
                         format!("{}: '{var}' is not a variable name", key("pass_env")),
@@ -542,23 +658,35 @@ impl<'t> Parser<'t, '_> {
             .map(|s| s.into_bytes());
 
         let mut acl = Acl::default();
-        for (k, list) in [
-            ("only_from", &mut acl.only_from),
-            ("no_access", &mut acl.no_access),
-        ] {
+        for k in ["only_from", "no_access"] {
             if let Some(v) = get(k) {
+                let mut list = Vec::new();
                 for (text, span) in self.strings(&key(k), v, true) {
                     match Cidr::parse(&text) {
                         Ok(c) => list.push(c),
                         Err(m) => self.error(span, format!("{}: {m}", key(k))),
                     }
                 }
+                if k == "only_from" {
+                    // Present but empty: nobody, as in xinetd.
+                    acl.only_from = Some(list);
+                } else {
+                    acl.no_access = list;
+                }
             }
         }
 
         let user = get("user").and_then(|v| self.string(&key("user"), v).map(|s| (s, v.span())));
         let group = get("group").and_then(|v| self.string(&key("group"), v).map(|s| (s, v.span())));
-        let creds = self.creds(name, user, group);
+        let mut creds = self.creds(name, user, group);
+        if let Some(v) = get("groups") {
+            if self.boolean(&key("groups"), v) == Some(false) {
+                // Only the primary group, no supplementary ones.
+                if let Some(c) = creds.as_mut() {
+                    c.groups = vec![c.gid];
+                }
+            }
+        }
 
         let workdir = get("workdir").and_then(|v| self.path_value(&key("workdir"), v));
         let chroot = get("chroot").and_then(|v| {
@@ -600,9 +728,93 @@ impl<'t> Parser<'t, '_> {
                 rlimits.push((RlimitKind::Nofile, u64::from(n)));
             }
         }
+        for (k, kind) in [("rlimit_data", RlimitKind::Data), ("rlimit_rss", RlimitKind::Rss), ("rlimit_stack", RlimitKind::Stack)] {
+            if let Some(v) = get(k) {
+                if let Some(n) = self.size(&key(k), v) {
+                    rlimits.push((kind, n));
+                }
+            }
+        }
         let capture_stderr = get("capture_stderr")
             .and_then(|v| self.boolean(&key("capture_stderr"), v))
             .unwrap_or(false);
+        let mut stderr = if capture_stderr { StderrMode::Capture } else { StderrMode::Log };
+        if let Some(v) = get("stderr") {
+            match self.string(&key("stderr"), v).as_deref() {
+                Some("log") if !capture_stderr => stderr = StderrMode::Log,
+                Some("capture") => stderr = StderrMode::Capture,
+                Some("socket") if !capture_stderr => stderr = StderrMode::Socket,
+                Some("log" | "socket") => self.error(v.span(), format!("{}: contradicts capture_stderr = true", key("stderr"))),
+                Some(other) => self.error(v.span(), format!("{}: '{other}' is not log, capture or socket", key("stderr"))),
+                None => {}
+            }
+        }
+        let protocol = match get("protocol").map(|v| (self.string(&key("protocol"), v), v.span())) {
+            None => Protocol::Tcp,
+            Some((Some(p), span)) => match p.as_str() {
+                "tcp" => Protocol::Tcp,
+                "udp" => Protocol::Udp,
+                other => {
+                    self.error(span, format!("{}: '{other}' is not tcp or udp", key("protocol")));
+                    Protocol::Tcp
+                }
+            },
+            Some((None, _)) => Protocol::Tcp,
+        };
+        let flag = |p: &mut Self, k: &str| get(k).and_then(|v| p.boolean(&key(k), v)).unwrap_or(false);
+        let wait = flag(self, "wait");
+        if protocol == Protocol::Udp && !wait {
+            let span = get("protocol").map(|v| v.span()).unwrap_or_default();
+            self.error(span, format!("services.{name}: a udp service needs wait = true (the engine gets the socket and reads datagrams itself)"));
+        }
+        let nodelay = flag(self, "nodelay");
+        let keepalive = flag(self, "keepalive");
+        let remote_host_env = flag(self, "remote_host_env");
+        let sensor = flag(self, "sensor");
+        let banner = get("banner").and_then(|v| self.string(&key("banner"), v)).map(String::into_bytes);
+        let banner_success = get("banner_success")
+            .and_then(|v| self.string(&key("banner_success"), v))
+            .map(String::into_bytes);
+        let mut access_times = Vec::new();
+        if let Some(v) = get("access_times") {
+            for (t, span) in self.strings(&key("access_times"), v, true) {
+                match parse_time_range(&t) {
+                    Some(r) => access_times.push(r),
+                    None => self.error(span, format!("{}: '{t}' is not HH:MM-HH:MM", key("access_times"))),
+                }
+            }
+        }
+        let max_load = get("max_load").and_then(|v| self.number(&key("max_load"), v));
+        let deny_time = get("deny_time").and_then(|v| match v.get_ref() {
+            DeValue::String(s) if s == "forever" => Some(Duration::from_secs(u64::from(u32::MAX))),
+            _ => self.duration(&key("deny_time"), v),
+        });
+        let log_fields = |p: &mut Self, k: &str| -> Option<Vec<String>> {
+            let v = get(k)?;
+            let mut fields = Vec::new();
+            for (f, span) in p.strings(&key(k), v, false) {
+                if ["PID", "HOST", "EXIT", "DURATION", "ATTEMPT", "TRAFFIC"].contains(&f.as_str()) {
+                    fields.push(f);
+                } else {
+                    p.error(span, format!("{}: '{f}' is not PID, HOST, EXIT, DURATION, ATTEMPT or TRAFFIC", key(k)));
+                }
+            }
+            Some(fields)
+        };
+        let log_on_success = log_fields(self, "log_on_success");
+        let log_on_failure = log_fields(self, "log_on_failure");
+        let log_file = get("log_file").and_then(|v| {
+            let s = self.string(&key("log_file"), v)?;
+            Some(self.base_dir.join(s))
+        });
+        let log_syslog = get("log_syslog").and_then(|v| {
+            let s = self.string(&key("log_syslog"), v)?;
+            let parsed = parse_syslog(&s);
+            if parsed.is_none() {
+                self.error(v.span(), format!("{}: '{s}' is not FACILITY.LEVEL such as daemon.info", key("log_syslog")));
+            }
+            parsed
+        });
 
         if self.errors.len() != errors_before {
             return None;
@@ -638,7 +850,22 @@ impl<'t> Parser<'t, '_> {
             nice,
             rlimits,
             chroot,
-            capture_stderr,
+            stderr,
+            protocol,
+            wait,
+            banner,
+            banner_success,
+            access_times,
+            max_load,
+            nodelay,
+            keepalive,
+            remote_host_env,
+            sensor,
+            deny_time,
+            log_on_success,
+            log_on_failure,
+            log_file,
+            log_syslog,
         })
     }
 
@@ -961,6 +1188,54 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         _ => return None,
     };
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+/// `HH:MM-HH:MM` as minutes of the day.
+pub fn parse_time_range(s: &str) -> Option<(u16, u16)> {
+    let minutes = |t: &str| -> Option<u16> {
+        let (h, m) = t.trim().split_once(':')?;
+        let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60).then_some(h * 60 + m)
+    };
+    let (a, b) = s.split_once('-')?;
+    Some((minutes(a)?, minutes(b)?))
+}
+
+/// `facility.level` for syslog(3).
+pub fn parse_syslog(s: &str) -> Option<(libc::c_int, libc::c_int)> {
+    let (f, l) = s.split_once('.').unwrap_or((s, "info"));
+    let facility = match f {
+        "daemon" => libc::LOG_DAEMON,
+        "auth" => libc::LOG_AUTH,
+        "authpriv" => libc::LOG_AUTHPRIV,
+        "user" => libc::LOG_USER,
+        "mail" => libc::LOG_MAIL,
+        "lpr" => libc::LOG_LPR,
+        "news" => libc::LOG_NEWS,
+        "uucp" => libc::LOG_UUCP,
+        "ftp" => libc::LOG_FTP,
+        "local0" => libc::LOG_LOCAL0,
+        "local1" => libc::LOG_LOCAL1,
+        "local2" => libc::LOG_LOCAL2,
+        "local3" => libc::LOG_LOCAL3,
+        "local4" => libc::LOG_LOCAL4,
+        "local5" => libc::LOG_LOCAL5,
+        "local6" => libc::LOG_LOCAL6,
+        "local7" => libc::LOG_LOCAL7,
+        _ => return None,
+    };
+    let level = match l {
+        "emerg" => libc::LOG_EMERG,
+        "alert" => libc::LOG_ALERT,
+        "crit" => libc::LOG_CRIT,
+        "err" => libc::LOG_ERR,
+        "warning" => libc::LOG_WARNING,
+        "notice" => libc::LOG_NOTICE,
+        "info" => libc::LOG_INFO,
+        "debug" => libc::LOG_DEBUG,
+        _ => return None,
+    };
+    Some((facility, level))
 }
 
 pub fn parse_size(s: &str) -> Option<u64> {

@@ -9,12 +9,13 @@ mod acl;
 mod config;
 mod server;
 mod spawn;
+mod xinetd;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use crate::config::{Config, Env};
 
@@ -22,25 +23,75 @@ use crate::config::{Config, Env};
 #[command(
     name = "jawasd",
     version,
-    about = "Super-server: one engine process per connection"
+    about = "Super-server: one engine process per connection",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     /// The TOML configuration file.
-    #[arg(short = 'c', long, value_name = "FILE")]
-    config: PathBuf,
-    /// Check the configuration and exit: 0 when valid, 100 with every error otherwise.
+    #[arg(short = 'c', long, value_name = "FILE", required_unless_present = "xinetd")]
+    config: Option<PathBuf>,
+    /// Run straight from an xinetd configuration file instead (xinetd's `-f FILE`).
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    xinetd: Option<PathBuf>,
+    /// Check the configuration and exit: 0 when valid, 100 with every finding otherwise.
     #[arg(long)]
     check: bool,
     /// error, warn, info (default), debug or trace; RUST_LOG overrides per module.
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<log::LevelFilter>,
+    /// Write jawasd's pid to FILE at start and remove it at exit.
+    #[arg(long, value_name = "FILE")]
+    pidfile: Option<PathBuf>,
+    /// Append the log to FILE instead of stderr (xinetd's `-filelog`).
+    #[arg(long, value_name = "FILE")]
+    log_file: Option<PathBuf>,
+    /// Send the log to syslog(3) with this facility (xinetd's `-syslog`).
+    #[arg(long, value_name = "FACILITY")]
+    syslog: Option<String>,
+    /// With --xinetd: keep running even when no service is left (xinetd's `-stayalive`).
+    #[arg(long)]
+    stayalive: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the native TOML equivalent of an xinetd configuration.
+    ImportXinetd {
+        /// The xinetd configuration (e.g. /etc/xinetd.conf).
+        file: PathBuf,
+    },
 }
 
 const EXIT_CONFIG: u8 = 100;
 const EXIT_TEMPORARY: u8 = 111;
 
+/// The services database xinetd consults for listed services.
+const SERVICES_DB: &str = "/etc/services";
+
+/// Rewrites xinetd's single-dash options into ours, so init scripts and
+/// units written for xinetd keep working: `-f FILE`, `-dontfork`,
+/// `-stayalive`, `-pidfile FILE`, `-filelog FILE`, `-syslog FACILITY`, `-d`.
+fn xinetd_args(args: Vec<String>) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    for a in args {
+        match a.as_str() {
+            "-f" => out.push("--xinetd".into()),
+            "-dontfork" => {} // jawasd always runs in the foreground.
+            "-stayalive" => out.push("--stayalive".into()),
+            "-pidfile" => out.push("--pidfile".into()),
+            "-filelog" => out.push("--log-file".into()),
+            "-syslog" => out.push("--syslog".into()),
+            "-d" => out.extend(["--log-level".into(), "debug".into()]),
+            _ => out.push(a),
+        }
+    }
+    out
+}
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(xinetd_args(std::env::args().collect())) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { EXIT_CONFIG } else { 0 };
@@ -48,9 +99,15 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if let Some(Command::ImportXinetd { file }) = &cli.command {
+        return import_xinetd(file);
+    }
     spawn::close_inherited_fds();
     spawn::ensure_std_fds();
-    init_logger(cli.log_level);
+    if let Err(m) = init_logger(&cli) {
+        eprintln!("jawasd: error: {m}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
 
     let exe_dir = std::env::current_exe()
         .ok()
@@ -60,36 +117,63 @@ fn main() -> ExitCode {
         exe_dir: exe_dir.as_deref(),
         path_var: path_var.as_deref(),
     };
-    let config = match Config::load(&cli.config, &env) {
+    let loader: Box<dyn Fn(&Env<'_>) -> Result<Config, String>> = match (&cli.config, &cli.xinetd) {
+        (Some(path), _) => {
+            let path = path.clone();
+            Box::new(move |env: &Env<'_>| Config::load(&path, env).map_err(|e| e.to_string()))
+        }
+        (None, Some(path)) => {
+            let path = path.clone();
+            let stayalive = cli.stayalive;
+            Box::new(move |env: &Env<'_>| {
+                let (config, findings) = load_xinetd(&path, env);
+                for f in &findings {
+                    log::warn!("{f}");
+                }
+                match config {
+                    Some(c) if !c.services.is_empty() || stayalive => Ok(c),
+                    Some(_) => Err(format!("{}: no service left to run (use -stayalive to run anyway)", path.display())),
+                    None => Err(format!("{}: unusable configuration", path.display())),
+                }
+            })
+        }
+        (None, None) => unreachable!("clap requires one of them"),
+    };
+
+    if cli.check {
+        return check(&cli, &env);
+    }
+    let config = match loader(&env) {
         Ok(c) => c,
         Err(errors) => {
             eprintln!("{errors}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    if cli.check {
-        println!(
-            "{}: ok ({} service{})",
-            cli.config.display(),
-            config.services.len(),
-            if config.services.len() == 1 { "" } else { "s" }
-        );
-        return ExitCode::SUCCESS;
-    }
 
     if let Err(e) = spawn::prepare_signals(&server::HANDLED_SIGNALS) {
         eprintln!("jawasd: error: unable to block signals: {}", errno_text(&e));
         return ExitCode::from(EXIT_TEMPORARY);
     }
-    let mut server = match server::Server::new(config, exe_dir) {
+    let mut server = match server::Server::new(config, exe_dir.clone(), loader) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("jawasd: error: {e}");
             return ExitCode::from(EXIT_TEMPORARY);
         }
     };
+    if let Some(p) = &cli.pidfile {
+        if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
+            eprintln!("jawasd: error: unable to write {}: {}", p.display(), errno_text(&e));
+            return ExitCode::from(EXIT_TEMPORARY);
+        }
+    }
     server.log_ready();
-    match server.run() {
+    let result = server.run();
+    if let Some(p) = &cli.pidfile {
+        let _ = std::fs::remove_file(p);
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("jawasd: error: event loop failed: {}", errno_text(&e));
@@ -98,8 +182,76 @@ fn main() -> ExitCode {
     }
 }
 
-/// One line per event on stderr: time, level, message.
-fn init_logger(level: Option<log::LevelFilter>) {
+/// `--check`: every finding, then 0 only if there was none.
+fn check(cli: &Cli, env: &Env<'_>) -> ExitCode {
+    let (path, services, findings) = match (&cli.config, &cli.xinetd) {
+        (Some(path), _) => match Config::load(path, env) {
+            Ok(c) => (path, c.services.len(), Vec::new()),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+        (None, Some(path)) => {
+            let (config, findings) = load_xinetd(path, env);
+            (path, config.map(|c| c.services.len()).unwrap_or(0), findings)
+        }
+        (None, None) => unreachable!("clap requires one of them"),
+    };
+    for f in &findings {
+        eprintln!("{f}");
+    }
+    if !findings.is_empty() {
+        eprintln!("{}: {} finding(s), {services} service(s) would run", path.display(), findings.len());
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    println!("{}: ok ({services} service{})", path.display(), if services == 1 { "" } else { "s" });
+    ExitCode::SUCCESS
+}
+
+/// Reads an xinetd configuration: its findings (with the user's files and
+/// lines), and the services that can run.
+fn load_xinetd(path: &Path, env: &Env<'_>) -> (Option<Config>, Vec<String>) {
+    let t = xinetd::translate(path, Path::new(SERVICES_DB));
+    let mut findings: Vec<String> = t.findings.iter().map(|f| f.to_string()).collect();
+    let at = |line: usize| -> String {
+        t.origin_of(line)
+            .map(|o| o.to_string())
+            .unwrap_or_else(|| path.display().to_string())
+    };
+    match Config::parse_lenient(&t.toml, path, env) {
+        Ok((config, dropped)) => {
+            for e in dropped {
+                findings.push(format!("{}: error: {} (service left out)", at(e.line), e.message));
+            }
+            (Some(config), findings)
+        }
+        Err(errors) => {
+            for e in errors.errors {
+                findings.push(format!("{}: error: {}", at(e.line), e.message));
+            }
+            (None, findings)
+        }
+    }
+}
+
+/// `jawasd import-xinetd FILE`: the TOML on stdout, findings on stderr.
+fn import_xinetd(path: &Path) -> ExitCode {
+    let t = xinetd::translate(path, Path::new(SERVICES_DB));
+    for f in &t.findings {
+        eprintln!("{f}");
+    }
+    print!("{}", t.toml);
+    if t.findings.iter().any(|f| f.severity == xinetd::Severity::Error) {
+        ExitCode::from(EXIT_CONFIG)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// One line per event on stderr (or a file, or syslog): time, level, message.
+fn init_logger(cli: &Cli) -> Result<(), String> {
+    let level = cli.log_level;
     let mut builder = env_logger::Builder::new();
     builder.filter_level(level.unwrap_or(log::LevelFilter::Info));
     if level.is_none() {
@@ -109,6 +261,24 @@ fn init_logger(level: Option<log::LevelFilter>) {
     }
     // The ready line is for supervisors and tests: it is written at every level.
     builder.filter(Some(server::READY_TARGET), log::LevelFilter::Info);
+    if let Some(facility) = &cli.syslog {
+        let (facility, _) = config::parse_syslog(&format!("{facility}.info"))
+            .ok_or_else(|| format!("--syslog {facility}: not a syslog facility such as daemon or local0"))?;
+        // SAFETY: openlog keeps the pointer; the ident is a static C string.
+        unsafe { libc::openlog(c"jawasd".as_ptr(), libc::LOG_PID | libc::LOG_NDELAY, facility) };
+        builder.format(|buf, record| writeln!(buf, "{} {}", record.level().as_str().to_ascii_lowercase(), record.args()));
+        builder.target(env_logger::Target::Pipe(Box::new(Syslog::default())));
+        builder.init();
+        return Ok(());
+    }
+    if let Some(path) = &cli.log_file {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("unable to open log file {}: {}", path.display(), errno_text(&e)))?;
+        builder.target(env_logger::Target::Pipe(Box::new(file)));
+    }
     builder.format(|buf, record| {
         writeln!(
             buf,
@@ -119,6 +289,38 @@ fn init_logger(level: Option<log::LevelFilter>) {
         )
     });
     builder.init();
+    Ok(())
+}
+
+/// A log target that hands each complete line to syslog(3).
+#[derive(Default)]
+struct Syslog {
+    line: Vec<u8>,
+}
+
+impl Write for Syslog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        while let Some(pos) = self.line.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.line.drain(..=pos).collect();
+            let text = &line[..line.len() - 1];
+            let priority = if text.starts_with(b"error") {
+                libc::LOG_ERR
+            } else if text.starts_with(b"warn") {
+                libc::LOG_WARNING
+            } else {
+                libc::LOG_INFO
+            };
+            if let Ok(c) = std::ffi::CString::new(text) {
+                // SAFETY: a "%s" format with one C string argument.
+                unsafe { libc::syslog(priority, c"%s".as_ptr(), c.as_ptr()) };
+            }
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// An OS error as a short lowercase phrase: "permission denied".

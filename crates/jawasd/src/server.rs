@@ -20,8 +20,9 @@
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -30,7 +31,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use polling::{Event, Events, PollMode, Poller};
 
-use crate::config::{Config, Env, Service};
+use crate::config::{Config, Env, Protocol, Service, StderrMode};
 use crate::spawn::{self, Plan, Spawner};
 
 const SIGNAL_KEY: usize = 0;
@@ -43,12 +44,40 @@ const BACKLOG: i32 = 1024;
 /// Longest stderr line kept from an engine before it is cut.
 const MAX_LOG_LINE: usize = 4096;
 
+/// A bound socket: a TCP listener, or a UDP socket for a wait service.
+enum Socket {
+    Tcp(TcpListener),
+    Udp(UdpSocket),
+}
+
+impl Socket {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Socket::Tcp(s) => s.as_fd(),
+            Socket::Udp(s) => s.as_fd(),
+        }
+    }
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Socket::Tcp(s) => s.local_addr(),
+            Socket::Udp(s) => s.local_addr(),
+        }
+    }
+}
+
+/// What makes two bound sockets interchangeable across a reload.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Binding {
+    addr: SocketAddr,
+    udp: bool,
+    /// Wait services get a blocking socket (the engine reads it).
+    wait: bool,
+}
+
 /// A listening socket and the service it belongs to.
 struct Listener {
-    socket: TcpListener,
-    /// The address as configured (may have port 0); a reload keeps the
-    /// socket when the new config names the same address.
-    configured: SocketAddr,
+    socket: Socket,
+    binding: Binding,
     /// The address it is bound to.
     local: SocketAddr,
     service: Rc<str>,
@@ -71,13 +100,25 @@ struct ServiceState {
     tokens: f64,
     refilled: Instant,
     stats: Stats,
+    log: EventLog,
 }
 
 /// A running engine.
 struct Child {
     service: Rc<str>,
-    remote: SocketAddr,
+    /// The client; unknown for a TCP wait service (the engine accepts).
+    remote: Option<SocketAddr>,
     started: Instant,
+    /// For a wait service, the listener to watch again when this exits.
+    waiting_on: Option<usize>,
+}
+
+/// Where a service's connection events are written.
+enum EventLog {
+    /// jawasd's own log (stderr).
+    Main,
+    File(std::fs::File),
+    Syslog(libc::c_int),
 }
 
 /// The read end of an engine's captured stderr.
@@ -94,6 +135,9 @@ enum Refusal {
     Instances,
     PerSource,
     Rate,
+    AccessTimes,
+    Load,
+    Denied,
 }
 
 impl Refusal {
@@ -104,6 +148,9 @@ impl Refusal {
             Refusal::Instances => "instances",
             Refusal::PerSource => "per_source",
             Refusal::Rate => "rate",
+            Refusal::AccessTimes => "access_times",
+            Refusal::Load => "max_load",
+            Refusal::Denied => "deny_time",
         }
     }
 }
@@ -126,10 +173,17 @@ pub struct Server {
     killed: bool,
     /// Where engine names were looked up, kept for reloads.
     exe_dir: Option<std::path::PathBuf>,
+    /// Clients that touched a `sensor` service, denied until the instant.
+    denied: HashMap<IpAddr, Instant>,
+    /// The 1-minute load average and when it was read, for `max_load`.
+    load: (f64, Option<Instant>),
+    /// How to load the config again on SIGHUP.
+    loader: Box<dyn Fn(&Env<'_>) -> Result<Config, String>>,
 }
 
 /// Signals read through the signalfd.
-pub const HANDLED_SIGNALS: [libc::c_int; 5] = [
+pub const HANDLED_SIGNALS: [libc::c_int; 6] = [
+    libc::SIGQUIT,
     libc::SIGCHLD,
     libc::SIGHUP,
     libc::SIGTERM,
@@ -156,7 +210,11 @@ impl std::fmt::Display for StartError {
 impl Server {
     /// Binds every listener of `config` and prepares the loop; signals must
     /// already be blocked (see `spawn::prepare_signals`).
-    pub fn new(config: Config, exe_dir: Option<std::path::PathBuf>) -> Result<Server, StartError> {
+    pub fn new(
+        config: Config,
+        exe_dir: Option<std::path::PathBuf>,
+        loader: Box<dyn Fn(&Env<'_>) -> Result<Config, String>>,
+    ) -> Result<Server, StartError> {
         let poller =
             Poller::new().map_err(|e| StartError::System("create the epoll instance", e))?;
         let mut mask = SigSet::empty();
@@ -190,6 +248,9 @@ impl Server {
             stopping: None,
             killed: false,
             exe_dir,
+            denied: HashMap::new(),
+            load: (0.0, None),
+            loader,
         };
         server.apply(config)?;
         Ok(server)
@@ -201,17 +262,17 @@ impl Server {
     fn apply(&mut self, config: Config) -> Result<(), StartError> {
         // A socket is kept for the same configured address; for port 0
         // (any free port) only within the same service.
-        let reuse_key = |addr: &SocketAddr, service: &str| -> (SocketAddr, String) {
-            let owner = if addr.port() == 0 {
+        let reuse_key = |b: &Binding, service: &str| -> (Binding, String) {
+            let owner = if b.addr.port() == 0 {
                 service.to_string()
             } else {
                 String::new()
             };
-            (*addr, owner)
+            (b.clone(), owner)
         };
-        let mut kept: HashMap<(SocketAddr, String), (usize, Listener)> = HashMap::new();
+        let mut kept: HashMap<(Binding, String), (usize, Listener)> = HashMap::new();
         for (key, l) in self.listeners.drain() {
-            kept.insert(reuse_key(&l.configured, &l.service), (key, l));
+            kept.insert(reuse_key(&l.binding, &l.service), (key, l));
         }
         let mut next: HashMap<usize, Listener> = HashMap::new();
         let mut fresh: Vec<usize> = Vec::new();
@@ -219,22 +280,29 @@ impl Server {
         'outer: for svc in &config.services {
             let name: Rc<str> = Rc::from(svc.name.as_str());
             for addr in &svc.listen {
+                let binding = Binding {
+                    addr: *addr,
+                    udp: svc.protocol == Protocol::Udp,
+                    wait: svc.wait,
+                };
                 // Same configured address, or the address a port-0 socket
                 // was actually given.
-                let found = kept.remove(&reuse_key(addr, &svc.name)).or_else(|| {
+                let found = kept.remove(&reuse_key(&binding, &svc.name)).or_else(|| {
                     let k = kept
                         .iter()
-                        .find(|(_, (_, l))| l.local == *addr)
+                        .find(|(_, (_, l))| {
+                            l.local == *addr && l.binding.udp == binding.udp && l.binding.wait == binding.wait
+                        })
                         .map(|(k, _)| k.clone())?;
                     kept.remove(&k)
                 });
                 if let Some((key, mut l)) = found {
                     l.service = name.clone();
-                    l.configured = *addr;
+                    l.binding = binding;
                     next.insert(key, l);
                     continue;
                 }
-                match bind(*addr) {
+                match bind(&binding) {
                     Ok(socket) => {
                         let local = socket.local_addr().unwrap_or(*addr);
                         let key = self.next_key;
@@ -244,7 +312,7 @@ impl Server {
                             key,
                             Listener {
                                 socket,
-                                configured: *addr,
+                                binding,
                                 local,
                                 service: name.clone(),
                             },
@@ -270,21 +338,27 @@ impl Server {
         }
         // Old listeners not kept: stop watching, then close by dropping.
         for (_, (_, l)) in kept {
-            let _ = self.poller.delete(&l.socket);
+            let _ = self.poller.delete(l.socket.fd());
             info!("close svc={} listen={}", l.service, l.local);
         }
         for key in &fresh {
             let l = &next[key];
             // SAFETY: the socket is deleted from the poller before it is
-            // dropped (above, on reload, and in `stop_listening`).
+            // dropped (above, on reload, and in `shutdown`).
             if let Err(e) = unsafe {
                 self.poller
-                    .add_with_mode(&l.socket, Event::readable(*key), PollMode::Level)
+                    .add_with_mode(l.socket.fd().as_raw_fd(), Event::readable(*key), PollMode::Level)
             } {
                 return Err(StartError::System("watch a listener", e));
             }
         }
         self.listeners = next;
+        // A kept wait listener whose engine still runs stays unwatched.
+        for child in self.children.values() {
+            if let Some(l) = child.waiting_on.and_then(|k| self.listeners.get(&k)) {
+                let _ = self.poller.modify_with_mode(l.socket.fd(), Event::none(0), PollMode::Level);
+            }
+        }
 
         // Services: keep the rate bucket and stats of a name that stays;
         // recount running engines from the table of children.
@@ -309,13 +383,16 @@ impl Server {
                     tokens,
                     refilled,
                     stats,
+                    log: event_log(svc),
                 },
             );
         }
         for child in self.children.values() {
             if let Some(s) = self.services.get_mut(&child.service) {
                 s.running += 1;
-                *s.by_source.entry(child.remote.ip()).or_insert(0) += 1;
+                if let Some(r) = child.remote {
+                    *s.by_source.entry(r.ip().to_canonical()).or_insert(0) += 1;
+                }
             }
         }
         self.config = config;
@@ -380,11 +457,9 @@ impl Server {
             self.paused_until = None;
             if self.stopping.is_none() {
                 for (key, l) in &self.listeners {
-                    let _ = self.poller.modify_with_mode(
-                        &l.socket,
-                        Event::readable(*key),
-                        PollMode::Level,
-                    );
+                    if !self.children.values().any(|c| c.waiting_on == Some(*key)) {
+                        let _ = self.poller.modify_with_mode(l.socket.fd(), Event::readable(*key), PollMode::Level);
+                    }
                 }
             }
         }
@@ -413,7 +488,7 @@ impl Server {
             match sig {
                 libc::SIGCHLD => self.reap(),
                 libc::SIGHUP => self.reload(),
-                libc::SIGTERM | libc::SIGINT => self.shutdown(sig),
+                libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => self.shutdown(sig),
                 libc::SIGUSR1 => self.dump(),
                 _ => {}
             }
@@ -421,11 +496,21 @@ impl Server {
     }
 
     fn accept_ready(&mut self, key: usize) {
+        let Some(listener) = self.listeners.get(&key) else {
+            return;
+        };
+        if listener.binding.wait {
+            self.hand_over(key);
+            return;
+        }
         for _ in 0..ACCEPT_BATCH {
             let Some(listener) = self.listeners.get(&key) else {
                 return;
             };
-            match listener.socket.accept() {
+            let Socket::Tcp(socket) = &listener.socket else {
+                return;
+            };
+            match socket.accept() {
                 Ok((stream, remote)) => {
                     let service = listener.service.clone();
                     self.backoff = Duration::from_millis(50);
@@ -443,6 +528,58 @@ impl Server {
         }
     }
 
+    /// A wait service is ready: its socket itself goes to one engine, and
+    /// the listener is not watched until that engine exits. For UDP the
+    /// first datagram's sender is checked against the access rules first
+    /// (its datagram is dropped when refused).
+    fn hand_over(&mut self, key: usize) {
+        let Some(listener) = self.listeners.get(&key) else {
+            return;
+        };
+        let service = listener.service.clone();
+        let fd = listener.socket.fd().as_raw_fd();
+        let remote = match &listener.socket {
+            Socket::Udp(u) => {
+                let mut byte = [0u8; 1];
+                match u.peek_from(&mut byte) {
+                    Ok((_, from)) => Some(from),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(_) => None,
+                }
+            }
+            Socket::Tcp(_) => None,
+        };
+        if let Some(from) = remote {
+            if let Some(r) = self.check(&service, from.ip().to_canonical()) {
+                self.refused(&service, Some(from), &r);
+                // Drop the refused datagram so it is not seen again.
+                if let Some(Socket::Udp(u)) = self.listeners.get(&key).map(|l| &l.socket) {
+                    let mut buf = [0u8; 1];
+                    let _ = u.recv_from(&mut buf);
+                }
+                return;
+            }
+        }
+        let Some(svc) = self.services.get(&service).map(|s| s.config.clone()) else {
+            return;
+        };
+        let local = self.listeners[&key].local;
+        match self.spawn(&svc, fd, Some(local), remote) {
+            Ok((pid, pipe)) => {
+                if let Some(l) = self.listeners.get(&key) {
+                    let _ = self.poller.modify_with_mode(l.socket.fd(), Event::none(0), PollMode::Level);
+                }
+                self.started(&service, pid, remote, Some(key), pipe);
+            }
+            Err(e) => {
+                self.spawn_failed(&service, remote, &e);
+                // Do not spin on a socket we cannot serve: unwatch it
+                // for a while, as after EMFILE.
+                self.pause_accepting(&e.error);
+            }
+        }
+    }
+
     /// Out of descriptors or memory: stop watching listeners for a while
     /// instead of spinning on a level-triggered event we cannot serve.
     /// Pending connections wait in the kernel's backlog.
@@ -456,23 +593,39 @@ impl Server {
         for l in self.listeners.values() {
             let _ = self
                 .poller
-                .modify_with_mode(&l.socket, Event::none(0), PollMode::Level);
+                .modify_with_mode(l.socket.fd(), Event::none(0), PollMode::Level);
         }
         self.paused_until = Some(Instant::now() + self.backoff);
         self.backoff = (self.backoff * 2).min(Duration::from_secs(1));
     }
 
-    /// Decides whether a connection gets an engine, and starts it.
-    fn admit(&mut self, service: &Rc<str>, stream: TcpStream, remote: SocketAddr) {
+    /// Which rule, if any, refuses a client of `service` now. Consumes a
+    /// rate token when it admits.
+    fn check(&mut self, service: &Rc<str>, ip: IpAddr) -> Option<Refusal> {
         let total = self.children.len();
         let max_total = self.config.server.max_connections;
-        let Some(state) = self.services.get_mut(service) else {
-            return;
-        };
+        let now = Instant::now();
+        if let Some(until) = self.denied.get(&ip) {
+            if *until > now {
+                return Some(Refusal::Denied);
+            }
+            self.denied.remove(&ip);
+        }
+        let load = self.load_average(now);
+        let state = self.services.get_mut(service)?;
         let svc = state.config.clone();
-        let ip = remote.ip().to_canonical();
-        let refusal = if !svc.acl.allows(ip) {
+        if svc.sensor {
+            if let Some(d) = svc.deny_time.filter(|d| !d.is_zero()) {
+                self.denied.insert(ip, now + d);
+            }
+            return Some(Refusal::Denied);
+        }
+        if !svc.acl.allows(ip) {
             Some(Refusal::Access)
+        } else if !svc.access_times.is_empty() && !within_access_times(&svc.access_times) {
+            Some(Refusal::AccessTimes)
+        } else if svc.max_load.is_some_and(|m| load >= m) {
+            Some(Refusal::Load)
         } else if max_total.is_some_and(|m| total >= m as usize) {
             Some(Refusal::MaxConnections)
         } else if svc.instances.is_some_and(|m| state.running >= m) {
@@ -483,7 +636,6 @@ impl Server {
         {
             Some(Refusal::PerSource)
         } else if let Some(rate) = svc.rate {
-            let now = Instant::now();
             let elapsed = now.duration_since(state.refilled).as_secs_f64();
             state.tokens = (state.tokens + elapsed * rate.per_second).min(f64::from(rate.burst));
             state.refilled = now;
@@ -495,69 +647,131 @@ impl Server {
             }
         } else {
             None
+        }
+    }
+
+    /// The 1-minute load average, read from /proc at most once a second
+    /// and only for services that set `max_load`.
+    fn load_average(&mut self, now: Instant) -> f64 {
+        if self.load.1.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+            return self.load.0;
+        }
+        if !self.services.values().any(|s| s.config.max_load.is_some()) {
+            return 0.0;
+        }
+        let value = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|t| t.split_whitespace().next().and_then(|v| v.parse().ok()))
+            .unwrap_or(0.0);
+        self.load = (value, Some(now));
+        value
+    }
+
+    /// Decides whether a connection gets an engine, and starts it.
+    fn admit(&mut self, service: &Rc<str>, stream: TcpStream, remote: SocketAddr) {
+        let Some(svc) = self.services.get(service).map(|s| s.config.clone()) else {
+            return;
         };
-        if let Some(r) = refusal {
-            state.stats.refused += 1;
-            info!("refuse svc={service} remote={remote} reason={}", r.as_str());
+        if let Some(banner) = &svc.banner {
+            send_banner(&stream, banner);
+        }
+        let ip = remote.ip().to_canonical();
+        if let Some(r) = self.check(service, ip) {
+            self.refused(service, Some(remote), &r);
             if let Some(banner) = &svc.limit_banner {
-                // Best effort: the socket's buffer is empty, so this does not
-                // block; a client already gone costs nothing.
-                unsafe {
-                    libc::send(
-                        stream.as_raw_fd(),
-                        banner.as_ptr().cast(),
-                        banner.len(),
-                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                    )
-                };
+                send_banner(&stream, banner);
             }
             return;
         }
-        match self.spawn(&svc, &stream, remote) {
-            Ok((pid, pipe)) => {
-                let state = self.services.get_mut(service).expect("checked above");
-                state.stats.accepted += 1;
-                state.running += 1;
-                *state.by_source.entry(ip).or_insert(0) += 1;
-                debug!("accept svc={service} pid={pid} remote={remote}");
-                self.children.insert(
-                    pid,
-                    Child {
-                        service: service.clone(),
-                        remote,
-                        started: Instant::now(),
-                    },
-                );
-                if let Some(fd) = pipe {
-                    self.watch_pipe(fd, service.clone(), pid);
-                }
-            }
-            Err(e) => {
-                if let Some(state) = self.services.get_mut(service) {
-                    state.stats.spawn_failed += 1;
-                }
-                error!(
-                    "spawn-failed svc={service} remote={remote} step={} error=\"{}\"",
-                    e.step,
-                    crate::errno_text(&e.error)
-                );
-            }
+        if svc.nodelay {
+            let _ = stream.set_nodelay(true);
+        }
+        if svc.keepalive {
+            let _ = nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::KeepAlive, &true);
+        }
+        if let Some(banner) = &svc.banner_success {
+            send_banner(&stream, banner);
+        }
+        let local = stream.local_addr().ok();
+        match self.spawn(&svc, stream.as_raw_fd(), local, Some(remote)) {
+            Ok((pid, pipe)) => self.started(service, pid, Some(remote), None, pipe),
+            Err(e) => self.spawn_failed(service, Some(remote), &e),
         }
         // `stream` drops here: jawasd's copy of the connection is closed.
     }
 
-    /// Prepares the engine's argv, environment and fds, and spawns it.
+    /// Records a running engine.
+    fn started(
+        &mut self,
+        service: &Rc<str>,
+        pid: libc::pid_t,
+        remote: Option<SocketAddr>,
+        waiting_on: Option<usize>,
+        pipe: Option<OwnedFd>,
+    ) {
+        if let Some(state) = self.services.get_mut(service) {
+            state.stats.accepted += 1;
+            state.running += 1;
+            if let Some(r) = remote {
+                *state.by_source.entry(r.ip().to_canonical()).or_insert(0) += 1;
+            }
+        }
+        debug!("accept svc={service} pid={pid} remote={}", show(remote));
+        self.children.insert(
+            pid,
+            Child {
+                service: service.clone(),
+                remote,
+                started: Instant::now(),
+                waiting_on,
+            },
+        );
+        if let Some(fd) = pipe {
+            self.watch_pipe(fd, service.clone(), pid);
+        }
+    }
+
+    fn refused(&mut self, service: &Rc<str>, remote: Option<SocketAddr>, r: &Refusal) {
+        let Some(state) = self.services.get_mut(service) else {
+            return;
+        };
+        state.stats.refused += 1;
+        let mut line = format!("refuse svc={service}");
+        let fields = state.config.log_on_failure.as_deref();
+        if fields.is_none_or(|f| f.iter().any(|x| x == "HOST")) {
+            line.push_str(&format!(" remote={}", show(remote)));
+        }
+        line.push_str(&format!(" reason={}", r.as_str()));
+        // log_on_failure = [] still logs that an attempt failed, as xinetd's
+        // ATTEMPT is implied.
+        state.log.write(log::Level::Info, &line);
+    }
+
+    fn spawn_failed(&mut self, service: &Rc<str>, remote: Option<SocketAddr>, e: &spawn::SpawnError) {
+        if let Some(state) = self.services.get_mut(service) {
+            state.stats.spawn_failed += 1;
+        }
+        error!(
+            "spawn-failed svc={service} remote={} step={} error=\"{}\"",
+            show(remote),
+            e.step,
+            crate::errno_text(&e.error)
+        );
+    }
+
+    /// Prepares the engine's argv, environment and fds, and spawns it with
+    /// `socket` as fds 0 and 1.
     fn spawn(
         &mut self,
         svc: &Service,
-        stream: &TcpStream,
-        remote: SocketAddr,
+        socket: RawFd,
+        local: Option<SocketAddr>,
+        remote: Option<SocketAddr>,
     ) -> Result<(libc::pid_t, Option<OwnedFd>), spawn::SpawnError> {
-        let local = stream.local_addr().unwrap_or(remote);
-        let ucspi = ucspi_env(&svc.name, local, remote);
+        let conn_env = connection_env(svc, local, remote);
         let argv = spawn::pointers(&svc.argv);
-        let envp = spawn::pointers(svc.env.iter().chain(ucspi.iter()));
-        let (read_end, write_end) = if svc.capture_stderr {
+        let envp = spawn::pointers(svc.env.iter().chain(conn_env.iter()));
+        let (read_end, write_end) = if svc.stderr == StderrMode::Capture {
             let (r, w) =
                 nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
                     .map_err(|e| spawn::SpawnError {
@@ -568,8 +782,12 @@ impl Server {
         } else {
             (None, None)
         };
-        let mut plan = Plan::new(&svc.engine, &argv, &envp, stream.as_raw_fd());
-        plan.stderr = write_end.as_ref().map(|w| w.as_raw_fd());
+        let mut plan = Plan::new(&svc.engine, &argv, &envp, socket);
+        plan.stderr = match svc.stderr {
+            StderrMode::Capture => write_end.as_ref().map(|w| w.as_raw_fd()),
+            StderrMode::Socket => Some(socket),
+            StderrMode::Log => None,
+        };
         plan.creds = svc.creds.as_ref();
         plan.rlimits = &svc.rlimits;
         plan.nice = svc.nice;
@@ -646,9 +864,17 @@ impl Server {
             let Some(child) = self.children.remove(&exit.pid) else {
                 continue;
             };
-            if let Some(state) = self.services.get_mut(&child.service) {
-                state.running = state.running.saturating_sub(1);
-                let ip = child.remote.ip().to_canonical();
+            if let Some(key) = child.waiting_on {
+                if let (Some(l), None) = (self.listeners.get(&key), self.stopping) {
+                    let _ = self.poller.modify_with_mode(l.socket.fd(), Event::readable(key), PollMode::Level);
+                }
+            }
+            let Some(state) = self.services.get_mut(&child.service) else {
+                info!("done svc={} pid={} {}", child.service, exit.pid, spawn::describe_status(exit.status));
+                continue;
+            };
+            state.running = state.running.saturating_sub(1);
+            if let Some(ip) = child.remote.map(|r| r.ip().to_canonical()) {
                 if let Some(n) = state.by_source.get_mut(&ip) {
                     *n -= 1;
                     if *n == 0 {
@@ -656,14 +882,25 @@ impl Server {
                     }
                 }
             }
-            info!(
-                "done svc={} pid={} remote={} {} duration={:.3}s",
-                child.service,
-                exit.pid,
-                child.remote,
-                spawn::describe_status(exit.status),
-                child.started.elapsed().as_secs_f64()
-            );
+            let fields = state.config.log_on_success.as_deref();
+            let want = |f: &str| fields.is_none_or(|list| list.iter().any(|x| x == f));
+            if fields.is_some_and(|f| f.is_empty()) {
+                continue;
+            }
+            let mut line = format!("done svc={}", child.service);
+            if want("PID") {
+                line.push_str(&format!(" pid={}", exit.pid));
+            }
+            if want("HOST") {
+                line.push_str(&format!(" remote={}", show(child.remote)));
+            }
+            if want("EXIT") {
+                line.push_str(&format!(" {}", spawn::describe_status(exit.status)));
+            }
+            if want("DURATION") {
+                line.push_str(&format!(" duration={:.3}s", child.started.elapsed().as_secs_f64()));
+            }
+            state.log.write(log::Level::Info, &line);
         }
     }
 
@@ -678,9 +915,9 @@ impl Server {
             exe_dir: self.exe_dir.as_deref(),
             path_var: path_var.as_deref(),
         };
-        match Config::load(&path, &env) {
+        match (self.loader)(&env) {
             Err(errors) => {
-                for e in errors.to_string().lines() {
+                for e in errors.lines() {
                     error!("reload failed: {e}");
                 }
                 error!("reload failed: keeping the running configuration");
@@ -710,7 +947,7 @@ impl Server {
             self.config.server.shutdown_grace.as_secs_f64()
         );
         for (_, l) in self.listeners.drain() {
-            let _ = self.poller.delete(&l.socket);
+            let _ = self.poller.delete(l.socket.fd());
         }
         self.kill_all(libc::SIGTERM);
         self.stopping = Some(Instant::now() + self.config.server.shutdown_grace);
@@ -744,32 +981,116 @@ fn is_resource_exhaustion(e: &io::Error) -> bool {
     )
 }
 
-/// A non-blocking, close-on-exec listening socket. IPv6 sockets are
-/// IPv6-only, so `[::]:80` and `0.0.0.0:80` can both be configured.
-fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+/// A close-on-exec socket bound to `b.addr`: a TCP listener, or a UDP
+/// socket. Sockets the loop accepts on are non-blocking; a wait service's
+/// socket is blocking, since its engine reads it (the flag is shared with
+/// the engine's copy). IPv6 sockets are IPv6-only, so `[::]:80` and
+/// `0.0.0.0:80` can both be configured.
+fn bind(b: &Binding) -> io::Result<Socket> {
     use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
-    let family = if addr.is_ipv4() {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
-    };
-    let fd = socket::socket(
-        family,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        None,
-    )?;
+    let addr = b.addr;
+    let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    let kind = if b.udp { SockType::Datagram } else { SockType::Stream };
+    let mut flags = SockFlag::SOCK_CLOEXEC;
+    if !b.wait {
+        flags |= SockFlag::SOCK_NONBLOCK;
+    }
+    let fd = socket::socket(family, kind, flags, None)?;
     socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
     if addr.is_ipv6() {
         socket::setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
     }
     socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
-    socket::listen(
-        &fd,
-        socket::Backlog::new(BACKLOG).unwrap_or(socket::Backlog::MAXCONN),
-    )?;
-    // SAFETY: `fd` is a listening TCP socket we own; ownership moves.
-    Ok(unsafe { TcpListener::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(fd)) })
+    let raw = std::os::fd::IntoRawFd::into_raw_fd(fd);
+    if b.udp {
+        // SAFETY: `raw` is a bound UDP socket we own; ownership moves.
+        return Ok(Socket::Udp(unsafe { UdpSocket::from_raw_fd(raw) }));
+    }
+    // SAFETY: as above, a bound TCP socket.
+    let listener = unsafe { TcpListener::from_raw_fd(raw) };
+    socket::listen(&listener, socket::Backlog::new(BACKLOG).unwrap_or(socket::Backlog::MAXCONN))?;
+    Ok(Socket::Tcp(listener))
+}
+
+/// Writes a banner without blocking: the socket's buffer is empty, and a
+/// client already gone costs nothing.
+fn send_banner(stream: &TcpStream, banner: &[u8]) {
+    // SAFETY: send on a socket we hold, from a buffer we own.
+    unsafe {
+        libc::send(
+            stream.as_raw_fd(),
+            banner.as_ptr().cast(),
+            banner.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+}
+
+fn show(remote: Option<SocketAddr>) -> String {
+    remote.map(|r| r.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// Whether the local time of day falls in one of the ranges (minutes;
+/// a range may wrap past midnight; bounds are included, as in xinetd).
+fn within_access_times(ranges: &[(u16, u16)]) -> bool {
+    // SAFETY: time and localtime_r with out-parameters we own.
+    let minute = unsafe {
+        let t = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&t, &mut tm);
+        (tm.tm_hour * 60 + tm.tm_min) as u16
+    };
+    ranges.iter().any(|&(a, b)| if a <= b { a <= minute && minute <= b } else { minute >= a || minute <= b })
+}
+
+/// Opens a service's event log; failures fall back to the main log.
+fn event_log(svc: &Service) -> EventLog {
+    if let Some(path) = &svc.log_file {
+        match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            Ok(f) => return EventLog::File(f),
+            Err(e) => warn!("svc={} log_file {}: {}; logging to stderr", svc.name, path.display(), crate::errno_text(&e)),
+        }
+    }
+    if let Some((facility, level)) = svc.log_syslog {
+        // SAFETY: openlog keeps the pointer; the ident is a static C string.
+        unsafe { libc::openlog(c"jawasd".as_ptr(), libc::LOG_PID | libc::LOG_NDELAY, facility) };
+        return EventLog::Syslog(facility | level);
+    }
+    EventLog::Main
+}
+
+impl EventLog {
+    fn write(&mut self, level: log::Level, line: &str) {
+        match self {
+            EventLog::Main => log::log!(level, "{line}"),
+            EventLog::File(f) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let _ = writeln!(f, "{now} {line}");
+            }
+            EventLog::Syslog(priority) => {
+                if let Ok(c) = CString::new(line) {
+                    // SAFETY: a "%s" format with one C string argument.
+                    unsafe { libc::syslog(*priority, c"%s".as_ptr(), c.as_ptr()) };
+                }
+            }
+        }
+    }
+}
+
+/// The per-connection environment: UCSPI's for a TCP client, REMOTE_HOST
+/// when asked, and JAWAS_SERVICE always.
+fn connection_env(svc: &Service, local: Option<SocketAddr>, remote: Option<SocketAddr>) -> Vec<CString> {
+    let mut vars = match (svc.protocol, local, remote) {
+        (Protocol::Tcp, Some(l), Some(r)) => ucspi_env(&svc.name, l, r),
+        _ => vec![CString::new(format!("JAWAS_SERVICE={}", svc.name)).expect("no NUL in a service name")],
+    };
+    if let (true, Some(r)) = (svc.remote_host_env, remote) {
+        vars.push(CString::new(format!("REMOTE_HOST={}", r.ip().to_canonical())).expect("no NUL in an address"));
+    }
+    vars
 }
 
 /// The UCSPI variables (tcp-environ(5)) plus JAWAS_SERVICE. For IPv6, as
