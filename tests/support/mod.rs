@@ -85,6 +85,7 @@ pub struct Builder {
     env: Vec<(String, String)>,
     nofile: Option<u64>,
     dir: Option<TempDir>,
+    xinetd: bool,
 }
 
 impl Builder {
@@ -103,6 +104,11 @@ impl Builder {
         self.nofile = Some(n);
         self
     }
+    /// The config is an xinetd.conf, run with `--xinetd`.
+    pub fn xinetd(mut self) -> Self {
+        self.xinetd = true;
+        self
+    }
     /// Uses an existing temp dir (to place files before start).
     pub fn dir(mut self, d: TempDir) -> Self {
         self.dir = Some(d);
@@ -113,10 +119,15 @@ impl Builder {
     /// does not come within 10 s.
     pub fn start(self) -> Jawasd {
         let dir = self.dir.unwrap_or_default();
-        let config_path = dir.path().join("jawasd.toml");
+        let (file, flag) = if self.xinetd {
+            ("xinetd.conf", "--xinetd")
+        } else {
+            ("jawasd.toml", "--config")
+        };
+        let config_path = dir.path().join(file);
         std::fs::write(&config_path, expand(&self.config, dir.path())).expect("write config");
         let mut cmd = Command::new(bin("jawasd"));
-        cmd.arg("--config")
+        cmd.arg(flag)
             .arg(&config_path)
             .args(&self.args)
             .current_dir(dir.path())
@@ -194,6 +205,7 @@ impl Jawasd {
             env: Vec::new(),
             nofile: None,
             dir: None,
+            xinetd: false,
         }
     }
 
@@ -487,4 +499,28 @@ pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     p
+}
+
+/// A port that was free a moment ago on 127.0.0.1 (TCP and UDP), for
+/// configs that cannot say port 0 (such as real xinetd's).
+pub fn free_port() -> u16 {
+    loop {
+        let t = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = t.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Waits until something accepts TCP connections on `addr`.
+pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
 }

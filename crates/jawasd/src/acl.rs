@@ -155,7 +155,8 @@ mod tests {
     #[test]
     fn allows_cases() {
         let acl = |only: &[&str], deny: &[&str]| Acl {
-            only_from: (!only.is_empty()).then(|| only.iter().map(|s| Cidr::parse(s).unwrap()).collect()),
+            only_from: (!only.is_empty())
+                .then(|| only.iter().map(|s| Cidr::parse(s).unwrap()).collect()),
             no_access: deny.iter().map(|s| Cidr::parse(s).unwrap()).collect(),
         };
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();

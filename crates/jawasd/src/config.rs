@@ -378,6 +378,7 @@ impl<'t> Parser<'t, '_> {
         let mut services = Vec::new();
         let mut seen_addr: BTreeMap<(SocketAddr, bool), String> = BTreeMap::new();
         match services_table {
+            None if self.lenient => {}
             None => self.errors.push(ConfigError {
                 line: 0,
                 message: "no [services.NAME] table: nothing to serve".into(),
@@ -728,7 +729,11 @@ impl<'t> Parser<'t, '_> {
                 rlimits.push((RlimitKind::Nofile, u64::from(n)));
             }
         }
-        for (k, kind) in [("rlimit_data", RlimitKind::Data), ("rlimit_rss", RlimitKind::Rss), ("rlimit_stack", RlimitKind::Stack)] {
+        for (k, kind) in [
+            ("rlimit_data", RlimitKind::Data),
+            ("rlimit_rss", RlimitKind::Rss),
+            ("rlimit_stack", RlimitKind::Stack),
+        ] {
             if let Some(v) = get(k) {
                 if let Some(n) = self.size(&key(k), v) {
                     rlimits.push((kind, n));
@@ -738,14 +743,24 @@ impl<'t> Parser<'t, '_> {
         let capture_stderr = get("capture_stderr")
             .and_then(|v| self.boolean(&key("capture_stderr"), v))
             .unwrap_or(false);
-        let mut stderr = if capture_stderr { StderrMode::Capture } else { StderrMode::Log };
+        let mut stderr = if capture_stderr {
+            StderrMode::Capture
+        } else {
+            StderrMode::Log
+        };
         if let Some(v) = get("stderr") {
             match self.string(&key("stderr"), v).as_deref() {
                 Some("log") if !capture_stderr => stderr = StderrMode::Log,
                 Some("capture") => stderr = StderrMode::Capture,
                 Some("socket") if !capture_stderr => stderr = StderrMode::Socket,
-                Some("log" | "socket") => self.error(v.span(), format!("{}: contradicts capture_stderr = true", key("stderr"))),
-                Some(other) => self.error(v.span(), format!("{}: '{other}' is not log, capture or socket", key("stderr"))),
+                Some("log" | "socket") => self.error(
+                    v.span(),
+                    format!("{}: contradicts capture_stderr = true", key("stderr")),
+                ),
+                Some(other) => self.error(
+                    v.span(),
+                    format!("{}: '{other}' is not log, capture or socket", key("stderr")),
+                ),
                 None => {}
             }
         }
@@ -755,13 +770,17 @@ impl<'t> Parser<'t, '_> {
                 "tcp" => Protocol::Tcp,
                 "udp" => Protocol::Udp,
                 other => {
-                    self.error(span, format!("{}: '{other}' is not tcp or udp", key("protocol")));
+                    self.error(
+                        span,
+                        format!("{}: '{other}' is not tcp or udp", key("protocol")),
+                    );
                     Protocol::Tcp
                 }
             },
             Some((None, _)) => Protocol::Tcp,
         };
-        let flag = |p: &mut Self, k: &str| get(k).and_then(|v| p.boolean(&key(k), v)).unwrap_or(false);
+        let flag =
+            |p: &mut Self, k: &str| get(k).and_then(|v| p.boolean(&key(k), v)).unwrap_or(false);
         let wait = flag(self, "wait");
         if protocol == Protocol::Udp && !wait {
             let span = get("protocol").map(|v| v.span()).unwrap_or_default();
@@ -771,7 +790,9 @@ impl<'t> Parser<'t, '_> {
         let keepalive = flag(self, "keepalive");
         let remote_host_env = flag(self, "remote_host_env");
         let sensor = flag(self, "sensor");
-        let banner = get("banner").and_then(|v| self.string(&key("banner"), v)).map(String::into_bytes);
+        let banner = get("banner")
+            .and_then(|v| self.string(&key("banner"), v))
+            .map(String::into_bytes);
         let banner_success = get("banner_success")
             .and_then(|v| self.string(&key("banner_success"), v))
             .map(String::into_bytes);
@@ -780,7 +801,10 @@ impl<'t> Parser<'t, '_> {
             for (t, span) in self.strings(&key("access_times"), v, true) {
                 match parse_time_range(&t) {
                     Some(r) => access_times.push(r),
-                    None => self.error(span, format!("{}: '{t}' is not HH:MM-HH:MM", key("access_times"))),
+                    None => self.error(
+                        span,
+                        format!("{}: '{t}' is not HH:MM-HH:MM", key("access_times")),
+                    ),
                 }
             }
         }
@@ -796,7 +820,13 @@ impl<'t> Parser<'t, '_> {
                 if ["PID", "HOST", "EXIT", "DURATION", "ATTEMPT", "TRAFFIC"].contains(&f.as_str()) {
                     fields.push(f);
                 } else {
-                    p.error(span, format!("{}: '{f}' is not PID, HOST, EXIT, DURATION, ATTEMPT or TRAFFIC", key(k)));
+                    p.error(
+                        span,
+                        format!(
+                            "{}: '{f}' is not PID, HOST, EXIT, DURATION, ATTEMPT or TRAFFIC",
+                            key(k)
+                        ),
+                    );
                 }
             }
             Some(fields)
@@ -811,7 +841,13 @@ impl<'t> Parser<'t, '_> {
             let s = self.string(&key("log_syslog"), v)?;
             let parsed = parse_syslog(&s);
             if parsed.is_none() {
-                self.error(v.span(), format!("{}: '{s}' is not FACILITY.LEVEL such as daemon.info", key("log_syslog")));
+                self.error(
+                    v.span(),
+                    format!(
+                        "{}: '{s}' is not FACILITY.LEVEL such as daemon.info",
+                        key("log_syslog")
+                    ),
+                );
             }
             parsed
         });

@@ -28,7 +28,12 @@ use crate::config::{Config, Env};
 )]
 struct Cli {
     /// The TOML configuration file.
-    #[arg(short = 'c', long, value_name = "FILE", required_unless_present = "xinetd")]
+    #[arg(
+        short = 'c',
+        long,
+        value_name = "FILE",
+        required_unless_present = "xinetd"
+    )]
     config: Option<PathBuf>,
     /// Run straight from an xinetd configuration file instead (xinetd's `-f FILE`).
     #[arg(long, value_name = "FILE", conflicts_with = "config")]
@@ -117,7 +122,7 @@ fn main() -> ExitCode {
         exe_dir: exe_dir.as_deref(),
         path_var: path_var.as_deref(),
     };
-    let loader: Box<dyn Fn(&Env<'_>) -> Result<Config, String>> = match (&cli.config, &cli.xinetd) {
+    let loader: server::Loader = match (&cli.config, &cli.xinetd) {
         (Some(path), _) => {
             let path = path.clone();
             Box::new(move |env: &Env<'_>| Config::load(&path, env).map_err(|e| e.to_string()))
@@ -132,7 +137,10 @@ fn main() -> ExitCode {
                 }
                 match config {
                     Some(c) if !c.services.is_empty() || stayalive => Ok(c),
-                    Some(_) => Err(format!("{}: no service left to run (use -stayalive to run anyway)", path.display())),
+                    Some(_) => Err(format!(
+                        "{}: no service left to run (use -stayalive to run anyway)",
+                        path.display()
+                    )),
                     None => Err(format!("{}: unusable configuration", path.display())),
                 }
             })
@@ -164,7 +172,11 @@ fn main() -> ExitCode {
     };
     if let Some(p) = &cli.pidfile {
         if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
-            eprintln!("jawasd: error: unable to write {}: {}", p.display(), errno_text(&e));
+            eprintln!(
+                "jawasd: error: unable to write {}: {}",
+                p.display(),
+                errno_text(&e)
+            );
             return ExitCode::from(EXIT_TEMPORARY);
         }
     }
@@ -194,7 +206,11 @@ fn check(cli: &Cli, env: &Env<'_>) -> ExitCode {
         },
         (None, Some(path)) => {
             let (config, findings) = load_xinetd(path, env);
-            (path, config.map(|c| c.services.len()).unwrap_or(0), findings)
+            (
+                path,
+                config.map(|c| c.services.len()).unwrap_or(0),
+                findings,
+            )
         }
         (None, None) => unreachable!("clap requires one of them"),
     };
@@ -202,10 +218,18 @@ fn check(cli: &Cli, env: &Env<'_>) -> ExitCode {
         eprintln!("{f}");
     }
     if !findings.is_empty() {
-        eprintln!("{}: {} finding(s), {services} service(s) would run", path.display(), findings.len());
+        eprintln!(
+            "{}: {} finding(s), {services} service(s) would run",
+            path.display(),
+            findings.len()
+        );
         return ExitCode::from(EXIT_CONFIG);
     }
-    println!("{}: ok ({services} service{})", path.display(), if services == 1 { "" } else { "s" });
+    println!(
+        "{}: ok ({services} service{})",
+        path.display(),
+        if services == 1 { "" } else { "s" }
+    );
     ExitCode::SUCCESS
 }
 
@@ -222,7 +246,11 @@ fn load_xinetd(path: &Path, env: &Env<'_>) -> (Option<Config>, Vec<String>) {
     match Config::parse_lenient(&t.toml, path, env) {
         Ok((config, dropped)) => {
             for e in dropped {
-                findings.push(format!("{}: error: {} (service left out)", at(e.line), e.message));
+                findings.push(format!(
+                    "{}: error: {} (service left out)",
+                    at(e.line),
+                    e.message
+                ));
             }
             (Some(config), findings)
         }
@@ -242,7 +270,10 @@ fn import_xinetd(path: &Path) -> ExitCode {
         eprintln!("{f}");
     }
     print!("{}", t.toml);
-    if t.findings.iter().any(|f| f.severity == xinetd::Severity::Error) {
+    if t.findings
+        .iter()
+        .any(|f| f.severity == xinetd::Severity::Error)
+    {
         ExitCode::from(EXIT_CONFIG)
     } else {
         ExitCode::SUCCESS
@@ -262,11 +293,25 @@ fn init_logger(cli: &Cli) -> Result<(), String> {
     // The ready line is for supervisors and tests: it is written at every level.
     builder.filter(Some(server::READY_TARGET), log::LevelFilter::Info);
     if let Some(facility) = &cli.syslog {
-        let (facility, _) = config::parse_syslog(&format!("{facility}.info"))
-            .ok_or_else(|| format!("--syslog {facility}: not a syslog facility such as daemon or local0"))?;
+        let (facility, _) = config::parse_syslog(&format!("{facility}.info")).ok_or_else(|| {
+            format!("--syslog {facility}: not a syslog facility such as daemon or local0")
+        })?;
         // SAFETY: openlog keeps the pointer; the ident is a static C string.
-        unsafe { libc::openlog(c"jawasd".as_ptr(), libc::LOG_PID | libc::LOG_NDELAY, facility) };
-        builder.format(|buf, record| writeln!(buf, "{} {}", record.level().as_str().to_ascii_lowercase(), record.args()));
+        unsafe {
+            libc::openlog(
+                c"jawasd".as_ptr(),
+                libc::LOG_PID | libc::LOG_NDELAY,
+                facility,
+            )
+        };
+        builder.format(|buf, record| {
+            writeln!(
+                buf,
+                "{} {}",
+                record.level().as_str().to_ascii_lowercase(),
+                record.args()
+            )
+        });
         builder.target(env_logger::Target::Pipe(Box::new(Syslog::default())));
         builder.init();
         return Ok(());
@@ -276,7 +321,13 @@ fn init_logger(cli: &Cli) -> Result<(), String> {
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|e| format!("unable to open log file {}: {}", path.display(), errno_text(&e)))?;
+            .map_err(|e| {
+                format!(
+                    "unable to open log file {}: {}",
+                    path.display(),
+                    errno_text(&e)
+                )
+            })?;
         builder.target(env_logger::Target::Pipe(Box::new(file)));
     }
     builder.format(|buf, record| {

@@ -155,6 +155,10 @@ impl Refusal {
     }
 }
 
+/// Loads the configuration again (TOML or xinetd) for a reload; the
+/// error is the text to log.
+pub type Loader = Box<dyn Fn(&Env<'_>) -> Result<Config, String>>;
+
 pub struct Server {
     config: Config,
     poller: Poller,
@@ -178,7 +182,7 @@ pub struct Server {
     /// The 1-minute load average and when it was read, for `max_load`.
     load: (f64, Option<Instant>),
     /// How to load the config again on SIGHUP.
-    loader: Box<dyn Fn(&Env<'_>) -> Result<Config, String>>,
+    loader: Loader,
 }
 
 /// Signals read through the signalfd.
@@ -213,7 +217,7 @@ impl Server {
     pub fn new(
         config: Config,
         exe_dir: Option<std::path::PathBuf>,
-        loader: Box<dyn Fn(&Env<'_>) -> Result<Config, String>>,
+        loader: Loader,
     ) -> Result<Server, StartError> {
         let poller =
             Poller::new().map_err(|e| StartError::System("create the epoll instance", e))?;
@@ -291,7 +295,9 @@ impl Server {
                     let k = kept
                         .iter()
                         .find(|(_, (_, l))| {
-                            l.local == *addr && l.binding.udp == binding.udp && l.binding.wait == binding.wait
+                            l.local == *addr
+                                && l.binding.udp == binding.udp
+                                && l.binding.wait == binding.wait
                         })
                         .map(|(k, _)| k.clone())?;
                     kept.remove(&k)
@@ -346,8 +352,11 @@ impl Server {
             // SAFETY: the socket is deleted from the poller before it is
             // dropped (above, on reload, and in `shutdown`).
             if let Err(e) = unsafe {
-                self.poller
-                    .add_with_mode(l.socket.fd().as_raw_fd(), Event::readable(*key), PollMode::Level)
+                self.poller.add_with_mode(
+                    l.socket.fd().as_raw_fd(),
+                    Event::readable(*key),
+                    PollMode::Level,
+                )
             } {
                 return Err(StartError::System("watch a listener", e));
             }
@@ -356,7 +365,9 @@ impl Server {
         // A kept wait listener whose engine still runs stays unwatched.
         for child in self.children.values() {
             if let Some(l) = child.waiting_on.and_then(|k| self.listeners.get(&k)) {
-                let _ = self.poller.modify_with_mode(l.socket.fd(), Event::none(0), PollMode::Level);
+                let _ =
+                    self.poller
+                        .modify_with_mode(l.socket.fd(), Event::none(0), PollMode::Level);
             }
         }
 
@@ -458,7 +469,11 @@ impl Server {
             if self.stopping.is_none() {
                 for (key, l) in &self.listeners {
                     if !self.children.values().any(|c| c.waiting_on == Some(*key)) {
-                        let _ = self.poller.modify_with_mode(l.socket.fd(), Event::readable(*key), PollMode::Level);
+                        let _ = self.poller.modify_with_mode(
+                            l.socket.fd(),
+                            Event::readable(*key),
+                            PollMode::Level,
+                        );
                     }
                 }
             }
@@ -567,7 +582,11 @@ impl Server {
         match self.spawn(&svc, fd, Some(local), remote) {
             Ok((pid, pipe)) => {
                 if let Some(l) = self.listeners.get(&key) {
-                    let _ = self.poller.modify_with_mode(l.socket.fd(), Event::none(0), PollMode::Level);
+                    let _ = self.poller.modify_with_mode(
+                        l.socket.fd(),
+                        Event::none(0),
+                        PollMode::Level,
+                    );
                 }
                 self.started(&service, pid, remote, Some(key), pipe);
             }
@@ -653,7 +672,11 @@ impl Server {
     /// The 1-minute load average, read from /proc at most once a second
     /// and only for services that set `max_load`.
     fn load_average(&mut self, now: Instant) -> f64 {
-        if self.load.1.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+        if self
+            .load
+            .1
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
             return self.load.0;
         }
         if !self.services.values().any(|s| s.config.max_load.is_some()) {
@@ -687,7 +710,8 @@ impl Server {
             let _ = stream.set_nodelay(true);
         }
         if svc.keepalive {
-            let _ = nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::KeepAlive, &true);
+            let _ =
+                nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::KeepAlive, &true);
         }
         if let Some(banner) = &svc.banner_success {
             send_banner(&stream, banner);
@@ -747,7 +771,12 @@ impl Server {
         state.log.write(log::Level::Info, &line);
     }
 
-    fn spawn_failed(&mut self, service: &Rc<str>, remote: Option<SocketAddr>, e: &spawn::SpawnError) {
+    fn spawn_failed(
+        &mut self,
+        service: &Rc<str>,
+        remote: Option<SocketAddr>,
+        e: &spawn::SpawnError,
+    ) {
         if let Some(state) = self.services.get_mut(service) {
             state.stats.spawn_failed += 1;
         }
@@ -866,11 +895,20 @@ impl Server {
             };
             if let Some(key) = child.waiting_on {
                 if let (Some(l), None) = (self.listeners.get(&key), self.stopping) {
-                    let _ = self.poller.modify_with_mode(l.socket.fd(), Event::readable(key), PollMode::Level);
+                    let _ = self.poller.modify_with_mode(
+                        l.socket.fd(),
+                        Event::readable(key),
+                        PollMode::Level,
+                    );
                 }
             }
             let Some(state) = self.services.get_mut(&child.service) else {
-                info!("done svc={} pid={} {}", child.service, exit.pid, spawn::describe_status(exit.status));
+                info!(
+                    "done svc={} pid={} {}",
+                    child.service,
+                    exit.pid,
+                    spawn::describe_status(exit.status)
+                );
                 continue;
             };
             state.running = state.running.saturating_sub(1);
@@ -898,7 +936,10 @@ impl Server {
                 line.push_str(&format!(" {}", spawn::describe_status(exit.status)));
             }
             if want("DURATION") {
-                line.push_str(&format!(" duration={:.3}s", child.started.elapsed().as_secs_f64()));
+                line.push_str(&format!(
+                    " duration={:.3}s",
+                    child.started.elapsed().as_secs_f64()
+                ));
             }
             state.log.write(log::Level::Info, &line);
         }
@@ -989,8 +1030,16 @@ fn is_resource_exhaustion(e: &io::Error) -> bool {
 fn bind(b: &Binding) -> io::Result<Socket> {
     use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
     let addr = b.addr;
-    let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
-    let kind = if b.udp { SockType::Datagram } else { SockType::Stream };
+    let family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let kind = if b.udp {
+        SockType::Datagram
+    } else {
+        SockType::Stream
+    };
     let mut flags = SockFlag::SOCK_CLOEXEC;
     if !b.wait {
         flags |= SockFlag::SOCK_NONBLOCK;
@@ -1008,7 +1057,10 @@ fn bind(b: &Binding) -> io::Result<Socket> {
     }
     // SAFETY: as above, a bound TCP socket.
     let listener = unsafe { TcpListener::from_raw_fd(raw) };
-    socket::listen(&listener, socket::Backlog::new(BACKLOG).unwrap_or(socket::Backlog::MAXCONN))?;
+    socket::listen(
+        &listener,
+        socket::Backlog::new(BACKLOG).unwrap_or(socket::Backlog::MAXCONN),
+    )?;
     Ok(Socket::Tcp(listener))
 }
 
@@ -1040,20 +1092,41 @@ fn within_access_times(ranges: &[(u16, u16)]) -> bool {
         libc::localtime_r(&t, &mut tm);
         (tm.tm_hour * 60 + tm.tm_min) as u16
     };
-    ranges.iter().any(|&(a, b)| if a <= b { a <= minute && minute <= b } else { minute >= a || minute <= b })
+    ranges.iter().any(|&(a, b)| {
+        if a <= b {
+            a <= minute && minute <= b
+        } else {
+            minute >= a || minute <= b
+        }
+    })
 }
 
 /// Opens a service's event log; failures fall back to the main log.
 fn event_log(svc: &Service) -> EventLog {
     if let Some(path) = &svc.log_file {
-        match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             Ok(f) => return EventLog::File(f),
-            Err(e) => warn!("svc={} log_file {}: {}; logging to stderr", svc.name, path.display(), crate::errno_text(&e)),
+            Err(e) => warn!(
+                "svc={} log_file {}: {}; logging to stderr",
+                svc.name,
+                path.display(),
+                crate::errno_text(&e)
+            ),
         }
     }
     if let Some((facility, level)) = svc.log_syslog {
         // SAFETY: openlog keeps the pointer; the ident is a static C string.
-        unsafe { libc::openlog(c"jawasd".as_ptr(), libc::LOG_PID | libc::LOG_NDELAY, facility) };
+        unsafe {
+            libc::openlog(
+                c"jawasd".as_ptr(),
+                libc::LOG_PID | libc::LOG_NDELAY,
+                facility,
+            )
+        };
         return EventLog::Syslog(facility | level);
     }
     EventLog::Main
@@ -1082,13 +1155,22 @@ impl EventLog {
 
 /// The per-connection environment: UCSPI's for a TCP client, REMOTE_HOST
 /// when asked, and JAWAS_SERVICE always.
-fn connection_env(svc: &Service, local: Option<SocketAddr>, remote: Option<SocketAddr>) -> Vec<CString> {
-    let mut vars = match (svc.protocol, local, remote) {
-        (Protocol::Tcp, Some(l), Some(r)) => ucspi_env(&svc.name, l, r),
-        _ => vec![CString::new(format!("JAWAS_SERVICE={}", svc.name)).expect("no NUL in a service name")],
-    };
+fn connection_env(
+    svc: &Service,
+    local: Option<SocketAddr>,
+    remote: Option<SocketAddr>,
+) -> Vec<CString> {
+    let mut vars =
+        match (svc.protocol, local, remote) {
+            (Protocol::Tcp, Some(l), Some(r)) => ucspi_env(&svc.name, l, r),
+            _ => vec![CString::new(format!("JAWAS_SERVICE={}", svc.name))
+                .expect("no NUL in a service name")],
+        };
     if let (true, Some(r)) = (svc.remote_host_env, remote) {
-        vars.push(CString::new(format!("REMOTE_HOST={}", r.ip().to_canonical())).expect("no NUL in an address"));
+        vars.push(
+            CString::new(format!("REMOTE_HOST={}", r.ip().to_canonical()))
+                .expect("no NUL in an address"),
+        );
     }
     vars
 }

@@ -29,7 +29,11 @@ pub struct Origin {
 
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.file.display(), self.line)
+        if self.line == 0 {
+            write!(f, "{}", self.file.display())
+        } else {
+            write!(f, "{}:{}", self.file.display(), self.line)
+        }
     }
 }
 
@@ -92,16 +96,64 @@ struct Parsed {
 
 /// Every attribute Debian's xinetd 2.3.15 parses.
 const KNOWN: &[&str] = &[
-    "id", "type", "flags", "disable", "socket_type", "protocol", "wait", "user", "group", "instances", "nice",
-    "server", "server_args", "libwrap", "only_from", "no_access", "access_times", "log_type", "log_on_success",
-    "log_on_failure", "rpc_version", "rpc_number", "env", "passenv", "port", "redirect", "bind", "interface",
-    "banner", "banner_success", "banner_fail", "per_source", "cps", "max_load", "groups", "mdns", "umask",
-    "enabled", "disabled", "rlimit_as", "rlimit_files", "rlimit_cpu", "rlimit_data", "rlimit_rss",
-    "rlimit_stack", "deny_time", "v6only",
+    "id",
+    "type",
+    "flags",
+    "disable",
+    "socket_type",
+    "protocol",
+    "wait",
+    "user",
+    "group",
+    "instances",
+    "nice",
+    "server",
+    "server_args",
+    "libwrap",
+    "only_from",
+    "no_access",
+    "access_times",
+    "log_type",
+    "log_on_success",
+    "log_on_failure",
+    "rpc_version",
+    "rpc_number",
+    "env",
+    "passenv",
+    "port",
+    "redirect",
+    "bind",
+    "interface",
+    "banner",
+    "banner_success",
+    "banner_fail",
+    "per_source",
+    "cps",
+    "max_load",
+    "groups",
+    "mdns",
+    "umask",
+    "enabled",
+    "disabled",
+    "rlimit_as",
+    "rlimit_files",
+    "rlimit_cpu",
+    "rlimit_data",
+    "rlimit_rss",
+    "rlimit_stack",
+    "deny_time",
+    "v6only",
 ];
 
 /// Attributes whose `=` in a service adds to the defaults' values.
-const CUMULATIVE: &[&str] = &["log_on_success", "log_on_failure", "only_from", "no_access", "passenv", "env"];
+const CUMULATIVE: &[&str] = &[
+    "log_on_success",
+    "log_on_failure",
+    "only_from",
+    "no_access",
+    "passenv",
+    "env",
+];
 
 /// Reads `path` and everything it includes.
 fn parse_tree(path: &Path) -> Parsed {
@@ -173,7 +225,10 @@ fn parse_file(path: &Path, out: &mut Parsed, seen: &mut BTreeSet<PathBuf>, depth
                         origin: o,
                     })
                 }
-                None => out.findings.push(finding(Severity::Error, "'{' without a service or defaults line".into())),
+                None => out.findings.push(finding(
+                    Severity::Error,
+                    "'{' without a service or defaults line".into(),
+                )),
             }
             continue;
         }
@@ -189,7 +244,13 @@ fn parse_file(path: &Path, out: &mut Parsed, seen: &mut BTreeSet<PathBuf>, depth
                     (false, [n]) => (n.to_string(), false),
                     (false, [n, "{"]) => (n.to_string(), true),
                     _ => {
-                        out.findings.push(finding(Severity::Error, format!("expected '{first}{}'", if is_defaults { "" } else { " NAME" })));
+                        out.findings.push(finding(
+                            Severity::Error,
+                            format!(
+                                "expected '{first}{}'",
+                                if is_defaults { "" } else { " NAME" }
+                            ),
+                        ));
                         continue;
                     }
                 };
@@ -206,7 +267,8 @@ fn parse_file(path: &Path, out: &mut Parsed, seen: &mut BTreeSet<PathBuf>, depth
             }
             "include" | "includedir" => {
                 let Some(target) = rest.first() else {
-                    out.findings.push(finding(Severity::Error, format!("{first} needs a path")));
+                    out.findings
+                        .push(finding(Severity::Error, format!("{first} needs a path")));
                     continue;
                 };
                 let target = base.join(target);
@@ -238,7 +300,10 @@ fn parse_file(path: &Path, out: &mut Parsed, seen: &mut BTreeSet<PathBuf>, depth
             }
             _ => out.findings.push(finding(
                 Severity::Error,
-                format!("unexpected '{}' outside a service or defaults block", crate::escape(first.as_bytes(), 40)),
+                format!(
+                    "unexpected '{}' outside a service or defaults block",
+                    crate::escape(first.as_bytes(), 40)
+                ),
             )),
         }
     }
@@ -259,11 +324,17 @@ fn parse_attr(line: &str, origin: &Origin) -> Result<Attr, String> {
     } else if let Some(i) = line.find('=') {
         (&line[..i], Op::Set, &line[i + 1..])
     } else {
-        return Err(format!("expected 'attribute = value', found '{}'", crate::escape(line.as_bytes(), 60)));
+        return Err(format!(
+            "expected 'attribute = value', found '{}'",
+            crate::escape(line.as_bytes(), 60)
+        ));
     };
     let name = name.trim();
     if name.is_empty() || name.contains(char::is_whitespace) {
-        return Err(format!("bad attribute name '{}'", crate::escape(name.as_bytes(), 40)));
+        return Err(format!(
+            "bad attribute name '{}'",
+            crate::escape(name.as_bytes(), 40)
+        ));
     }
     Ok(Attr {
         name: name.to_string(),
@@ -289,8 +360,14 @@ impl Resolved {
     }
 }
 
-fn apply(values: &mut BTreeMap<String, (Vec<String>, Origin)>, a: &Attr, from_defaults: &BTreeSet<String>) {
-    let entry = values.entry(a.name.clone()).or_insert_with(|| (Vec::new(), a.origin.clone()));
+fn apply(
+    values: &mut BTreeMap<String, (Vec<String>, Origin)>,
+    a: &Attr,
+    from_defaults: &BTreeSet<String>,
+) {
+    let entry = values
+        .entry(a.name.clone())
+        .or_insert_with(|| (Vec::new(), a.origin.clone()));
     match a.op {
         Op::Set if CUMULATIVE.contains(&a.name.as_str()) && from_defaults.contains(&a.name) => {
             // xinetd: in a service, `=` on these adds to what defaults set.
@@ -315,7 +392,9 @@ pub struct Translation {
 impl Translation {
     /// Maps a line of the generated TOML back to the xinetd file.
     pub fn origin_of(&self, toml_line: usize) -> Option<&Origin> {
-        self.origins.get(toml_line.checked_sub(1)?).and_then(|o| o.as_ref())
+        self.origins
+            .get(toml_line.checked_sub(1)?)
+            .and_then(|o| o.as_ref())
     }
 }
 
@@ -359,7 +438,10 @@ fn q(s: &str) -> String {
 }
 
 fn list(items: &[String]) -> String {
-    format!("[{}]", items.iter().map(|s| q(s)).collect::<Vec<_>>().join(", "))
+    format!(
+        "[{}]",
+        items.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ")
+    )
 }
 
 /// Internal services jawas-builtin provides.
@@ -392,7 +474,9 @@ pub fn translate(path: &Path, services_db: &Path) -> Translation {
             apply(&mut defaults, a, &all);
         }
     }
-    let enabled: Option<BTreeSet<String>> = defaults.get("enabled").map(|(v, _)| v.iter().cloned().collect());
+    let enabled: Option<BTreeSet<String>> = defaults
+        .get("enabled")
+        .map(|(v, _)| v.iter().cloned().collect());
     let disabled: BTreeSet<String> = defaults
         .get("disabled")
         .map(|(v, _)| v.iter().cloned().collect())
@@ -422,7 +506,10 @@ pub fn translate(path: &Path, services_db: &Path) -> Translation {
                 findings.push(Finding {
                     origin: a.origin.clone(),
                     severity: Severity::Warning,
-                    message: format!("'{}' belongs in the defaults block; ignored here, as xinetd does", a.name),
+                    message: format!(
+                        "'{}' belongs in the defaults block; ignored here, as xinetd does",
+                        a.name
+                    ),
                 });
                 continue;
             }
@@ -430,7 +517,24 @@ pub fn translate(path: &Path, services_db: &Path) -> Translation {
         }
         let _ = unknown_found;
         let r = Resolved { values };
-        let id = r.one("id").map(|(s, _)| s.to_string()).unwrap_or_else(|| b.name.clone());
+        let id = r
+            .one("id")
+            .map(|(s, _)| s.to_string())
+            .unwrap_or_else(|| b.name.clone());
+        if r.one("disable").is_some_and(|(v, _)| v == "yes")
+            || disabled.contains(&id)
+            || disabled.contains(&b.name)
+            || enabled
+                .as_ref()
+                .is_some_and(|e| !e.contains(&id) && !e.contains(&b.name))
+        {
+            out.comment(&format!(
+                "service {} (id {id}) is disabled in the xinetd configuration",
+                b.name
+            ));
+            out.line("", None);
+            continue;
+        }
         if !ids.insert(id.clone()) {
             findings.push(Finding {
                 origin: b.origin.clone(),
@@ -439,20 +543,19 @@ pub fn translate(path: &Path, services_db: &Path) -> Translation {
             });
             continue;
         }
-        if r.one("disable").is_some_and(|(v, _)| v == "yes")
-            || disabled.contains(&id)
-            || disabled.contains(&b.name)
-            || enabled.as_ref().is_some_and(|e| !e.contains(&id) && !e.contains(&b.name))
-        {
-            out.comment(&format!("service {} (id {id}) is disabled in the xinetd configuration", b.name));
-            out.line("", None);
-            continue;
-        }
         let mut svc = Out {
             text: String::new(),
             origins: Vec::new(),
         };
-        match service(&b.name, &id, &r, &b.origin, services_db, &mut svc, &mut findings) {
+        match service(
+            &b.name,
+            &id,
+            &r,
+            &b.origin,
+            services_db,
+            &mut svc,
+            &mut findings,
+        ) {
             Ok(()) => {
                 out.text.push_str(&svc.text);
                 out.origins.extend(svc.origins);
@@ -460,7 +563,10 @@ pub fn translate(path: &Path, services_db: &Path) -> Translation {
             }
             Err(f) => {
                 findings.push(f);
-                out.comment(&format!("service {} (id {id}) is left out: see the errors jawasd reported", b.name));
+                out.comment(&format!(
+                    "service {} (id {id}) is left out: see the errors jawasd reported",
+                    b.name
+                ));
                 out.line("", None);
             }
         }
@@ -475,9 +581,15 @@ pub fn translate(path: &Path, services_db: &Path) -> Translation {
 }
 
 fn unknown(a: &Attr) -> Finding {
-    let mut message = format!("unknown attribute '{}'; ignored", crate::escape(a.name.as_bytes(), 40));
+    let mut message = format!(
+        "unknown attribute '{}'; ignored",
+        crate::escape(a.name.as_bytes(), 40)
+    );
     if let Some(near) = crate::config::did_you_mean(&a.name, KNOWN) {
-        message = format!("unknown attribute '{}' (did you mean '{near}'?); ignored", crate::escape(a.name.as_bytes(), 40));
+        message = format!(
+            "unknown attribute '{}' (did you mean '{near}'?); ignored",
+            crate::escape(a.name.as_bytes(), 40)
+        );
     }
     Finding {
         origin: a.origin.clone(),
@@ -513,10 +625,20 @@ fn service(
     out: &mut Out,
     findings: &mut Vec<Finding>,
 ) -> Result<(), Finding> {
-    let table = if id == name { name.to_string() } else { id.to_string() };
+    let table = if id == name {
+        name.to_string()
+    } else {
+        id.to_string()
+    };
     let table_name: String = table
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     out.line(&format!("[services.{}]", table_name), Some(block_origin));
     if table_name != name {
@@ -524,17 +646,36 @@ fn service(
     }
     let types: Vec<String> = r.get("type").map(|(v, _)| v.clone()).unwrap_or_default();
     let flags: Vec<String> = r.get("flags").map(|(v, _)| v.clone()).unwrap_or_default();
-    let flags_origin = r.get("flags").map(|(_, o)| o.clone()).unwrap_or_else(|| block_origin.clone());
+    let flags_origin = r
+        .get("flags")
+        .map(|(_, o)| o.clone())
+        .unwrap_or_else(|| block_origin.clone());
     let internal = types.iter().any(|t| t == "INTERNAL");
     let unlisted = types.iter().any(|t| t == "UNLISTED");
     for t in &types {
         match t.as_str() {
             "INTERNAL" | "UNLISTED" => {}
-            "RPC" => return Err(err(&r.get("type").unwrap().1, "type RPC: RPC services are not supported by jawasd; left out".into())),
-            "TCPMUX" | "TCPMUXPLUS" => {
-                return Err(err(&r.get("type").unwrap().1, format!("type {t}: tcpmux services are not supported by jawasd; left out")))
+            "RPC" => {
+                return Err(err(
+                    &r.get("type").unwrap().1,
+                    "type RPC: RPC services are not supported by jawasd; left out".into(),
+                ))
             }
-            other => return Err(err(&r.get("type").unwrap().1, format!("type: unknown value '{}'", crate::escape(other.as_bytes(), 20)))),
+            "TCPMUX" | "TCPMUXPLUS" => {
+                return Err(err(
+                    &r.get("type").unwrap().1,
+                    format!("type {t}: tcpmux services are not supported by jawasd; left out"),
+                ))
+            }
+            other => {
+                return Err(err(
+                    &r.get("type").unwrap().1,
+                    format!(
+                        "type: unknown value '{}'",
+                        crate::escape(other.as_bytes(), 20)
+                    ),
+                ))
+            }
         }
     }
 
@@ -544,7 +685,10 @@ fn service(
         (Some("stream"), None | Some(("tcp", _))) => "tcp",
         (Some("dgram"), None | Some(("udp", _))) => "udp",
         (Some(st @ ("stream" | "dgram")), Some((p, o))) => {
-            return Err(err(o, format!("protocol = {p} does not go with socket_type = {st}; left out")))
+            return Err(err(
+                o,
+                format!("protocol = {p} does not go with socket_type = {st}; left out"),
+            ))
         }
         (Some(other), _) => {
             let o = &r.get("socket_type").unwrap().1;
@@ -556,19 +700,34 @@ fn service(
         Some(("yes", _)) => true,
         Some(("no", _)) => false,
         Some((v, o)) => return Err(err(o, format!("wait = {v}: expected yes or no; left out"))),
-        None => return Err(err(block_origin, "missing wait (yes or no); left out".into())),
+        None => {
+            return Err(err(
+                block_origin,
+                "missing wait (yes or no); left out".into(),
+            ))
+        }
     };
 
     // Port: explicit, or from the services database.
     let port: u16 = match r.one("port") {
-        Some((p, o)) => p.parse().map_err(|_| err(o, format!("port = {p}: not a port number; left out")))?,
-        None if unlisted => return Err(err(block_origin, "an UNLISTED service needs a port; left out".into())),
+        Some((p, o)) => p
+            .parse()
+            .map_err(|_| err(o, format!("port = {p}: not a port number; left out")))?,
+        None if unlisted => {
+            return Err(err(
+                block_origin,
+                "an UNLISTED service needs a port; left out".into(),
+            ))
+        }
         None => match lookup_service(services_db, name, protocol) {
             Some(p) => p,
             None => {
                 return Err(err(
                     block_origin,
-                    format!("'{name}/{protocol}' is not in {} and no port is given; left out", services_db.display()),
+                    format!(
+                        "'{name}/{protocol}' is not in {} and no port is given; left out",
+                        services_db.display()
+                    ),
                 ))
             }
         },
@@ -589,7 +748,8 @@ fn service(
     let mut listen = Vec::new();
     match bind {
         Some((addr, o)) => {
-            let ip = resolve_one(addr).map_err(|m| err(o, format!("bind = {addr}: {m}; left out")))?;
+            let ip =
+                resolve_one(addr).map_err(|m| err(o, format!("bind = {addr}: {m}; left out")))?;
             listen.push(sock(ip, port));
         }
         None if v6flag => {
@@ -604,8 +764,15 @@ fn service(
             listen.push(format!("0.0.0.0:{port}"));
         }
     }
-    let listen_origin = r.get("bind").or_else(|| r.get("interface")).or_else(|| r.get("port")).map(|(_, o)| o.clone());
-    out.line(&format!("listen = {}", list(&listen)), listen_origin.as_ref().or(Some(block_origin)));
+    let listen_origin = r
+        .get("bind")
+        .or_else(|| r.get("interface"))
+        .or_else(|| r.get("port"))
+        .map(|(_, o)| o.clone());
+    out.line(
+        &format!("listen = {}", list(&listen)),
+        listen_origin.as_ref().or(Some(block_origin)),
+    );
     if protocol == "udp" {
         out.line("protocol = \"udp\"", r.get("socket_type").map(|(_, o)| o));
     }
@@ -614,19 +781,30 @@ fn service(
     }
 
     // The program.
-    let mut args: Vec<String> = r.get("server_args").map(|(v, _)| v.clone()).unwrap_or_default();
+    let mut args: Vec<String> = r
+        .get("server_args")
+        .map(|(v, _)| v.clone())
+        .unwrap_or_default();
     if let Some((redirect, o)) = r.get("redirect") {
         if protocol != "tcp" {
-            return Err(err(o, "redirect works for tcp services only; left out".into()));
+            return Err(err(
+                o,
+                "redirect works for tcp services only; left out".into(),
+            ));
         }
         let (host, rport) = match redirect.as_slice() {
             [h, p] => (h, p),
             _ => return Err(err(o, "redirect = HOST PORT expected; left out".into())),
         };
         let ip = resolve_one(host).map_err(|m| err(o, format!("redirect: {m}; left out")))?;
-        let rport: u16 = rport.parse().map_err(|_| err(o, format!("redirect: bad port '{rport}'; left out")))?;
+        let rport: u16 = rport
+            .parse()
+            .map_err(|_| err(o, format!("redirect: bad port '{rport}'; left out")))?;
         out.line("engine = \"jawas-builtin\"", Some(o));
-        out.line(&format!("args = {}", list(&["relay".into(), sock(ip, rport)])), Some(o));
+        out.line(
+            &format!("args = {}", list(&["relay".into(), sock(ip, rport)])),
+            Some(o),
+        );
         out.comment("jawasd: redirect runs jawas-builtin relay, a minimal TCP relay, as one process per connection");
     } else if internal {
         if !BUILTIN.contains(&name) {
@@ -636,28 +814,43 @@ fn service(
             ));
         }
         out.line("engine = \"jawas-builtin\"", r.get("type").map(|(_, o)| o));
-        out.line(&format!("args = {}", list(&[name.to_string()])), r.get("type").map(|(_, o)| o));
+        out.line(
+            &format!("args = {}", list(&[name.to_string()])),
+            r.get("type").map(|(_, o)| o),
+        );
         if protocol == "udp" && !wait {
             out.line("wait = true", None);
             out.comment("jawasd: internal UDP services run as one jawas-builtin per burst of datagrams (wait = yes)");
         }
     } else {
         let Some((server, so)) = r.one("server") else {
-            return Err(err(block_origin, "missing server (the program to run); left out".into()));
+            return Err(err(
+                block_origin,
+                "missing server (the program to run); left out".into(),
+            ));
         };
         if !server.starts_with('/') {
-            return Err(err(so, format!("server = {server}: xinetd wants an absolute path; left out")));
+            return Err(err(
+                so,
+                format!("server = {server}: xinetd wants an absolute path; left out"),
+            ));
         }
         out.line(&format!("engine = {}", q(server)), Some(so));
         if flags.iter().any(|f| f == "NAMEINARGS") {
             if args.is_empty() {
-                return Err(err(&flags_origin, "NAMEINARGS needs server_args to start with argv[0]; left out".into()));
+                return Err(err(
+                    &flags_origin,
+                    "NAMEINARGS needs server_args to start with argv[0]; left out".into(),
+                ));
             }
             let argv0 = args.remove(0);
             out.line(&format!("argv0 = {}", q(&argv0)), Some(&flags_origin));
         }
         if !args.is_empty() {
-            out.line(&format!("args = {}", list(&args)), r.get("server_args").map(|(_, o)| o));
+            out.line(
+                &format!("args = {}", list(&args)),
+                r.get("server_args").map(|(_, o)| o),
+            );
         }
         // xinetd gives the program the socket on fd 2 as well.
         out.line("stderr = \"socket\"", None);
@@ -669,16 +862,26 @@ fn service(
             "NODELAY" if protocol == "tcp" => out.line("nodelay = true", Some(&flags_origin)),
             "KEEPALIVE" if protocol == "tcp" => out.line("keepalive = true", Some(&flags_origin)),
             "NODELAY" | "KEEPALIVE" => {}
-            "REUSE" => {} // jawasd always sets SO_REUSEADDR.
+            "REUSE" => {}   // jawasd always sets SO_REUSEADDR.
             "NORETRY" => {} // jawasd never retries a failed spawn.
             "NOLIBWRAP" => {}
             "SENSOR" => {
                 out.line("sensor = true", Some(&flags_origin));
             }
             "INTERCEPT" | "IDONLY" | "LABELED" => {
-                return Err(err(&flags_origin, format!("flags {f}: not supported by jawasd; left out")));
+                return Err(err(
+                    &flags_origin,
+                    format!("flags {f}: not supported by jawasd; left out"),
+                ));
             }
-            other => warn(findings, &flags_origin, format!("flags: unknown flag '{}'; ignored", crate::escape(other.as_bytes(), 20))),
+            other => warn(
+                findings,
+                &flags_origin,
+                format!(
+                    "flags: unknown flag '{}'; ignored",
+                    crate::escape(other.as_bytes(), 20)
+                ),
+            ),
         }
     }
 
@@ -697,7 +900,12 @@ fn service(
         match g {
             "yes" => {}
             "no" => out.line("groups = false", Some(o)),
-            other => return Err(err(o, format!("groups = {other}: expected yes or no; left out"))),
+            other => {
+                return Err(err(
+                    o,
+                    format!("groups = {other}: expected yes or no; left out"),
+                ))
+            }
         }
     }
 
@@ -705,7 +913,12 @@ fn service(
     for (key, native) in [("instances", "instances"), ("per_source", "per_source")] {
         if let Some((v, o)) = r.one(key) {
             if v != "UNLIMITED" {
-                let n: u32 = v.parse().map_err(|_| err(o, format!("{key} = {v}: expected a number or UNLIMITED; left out")))?;
+                let n: u32 = v.parse().map_err(|_| {
+                    err(
+                        o,
+                        format!("{key} = {v}: expected a number or UNLIMITED; left out"),
+                    )
+                })?;
                 if n == 0 {
                     out.line("only_from = []", Some(o));
                     out.comment(&format!("jawasd: {key} = 0 serves nobody"));
@@ -725,16 +938,23 @@ fn service(
         out.comment("jawasd: over the cps rate, connections are refused and logged; the service is never switched off (xinetd's wait time is not used)");
     }
     if let Some((v, o)) = r.one("max_load") {
-        let l: f64 = v.parse().map_err(|_| err(o, format!("max_load = {v}: expected a number; left out")))?;
+        let l: f64 = v
+            .parse()
+            .map_err(|_| err(o, format!("max_load = {v}: expected a number; left out")))?;
         out.line(&format!("max_load = {l}"), Some(o));
     }
     if let Some((v, o)) = r.one("nice") {
-        let n: i32 = v.parse().map_err(|_| err(o, format!("nice = {v}: expected a number; left out")))?;
+        let n: i32 = v
+            .parse()
+            .map_err(|_| err(o, format!("nice = {v}: expected a number; left out")))?;
         out.line(&format!("nice = {}", n.clamp(-20, 19)), Some(o));
     }
     if let Some((v, o)) = r.one("umask") {
         if u32::from_str_radix(v, 8).is_err() {
-            return Err(err(o, format!("umask = {v}: expected octal digits; left out")));
+            return Err(err(
+                o,
+                format!("umask = {v}: expected octal digits; left out"),
+            ));
         }
         out.line(&format!("umask = {}", q(v)), Some(o));
     }
@@ -752,7 +972,12 @@ fn service(
             }
             let ok = crate::config::parse_size(v).is_some();
             if !ok {
-                return Err(err(o, format!("{key} = {v}: expected a number (K or M suffix) or UNLIMITED; left out")));
+                return Err(err(
+                    o,
+                    format!(
+                        "{key} = {v}: expected a number (K or M suffix) or UNLIMITED; left out"
+                    ),
+                ));
             }
             let value = if key == "rlimit_files" || key == "rlimit_cpu" {
                 v.to_string()
@@ -779,7 +1004,10 @@ fn service(
     if let Some((v, o)) = r.get("access_times") {
         for t in v {
             if crate::config::parse_time_range(t).is_none() {
-                return Err(err(o, format!("access_times: '{t}' is not HH:MM-HH:MM; left out")));
+                return Err(err(
+                    o,
+                    format!("access_times: '{t}' is not HH:MM-HH:MM; left out"),
+                ));
             }
         }
         out.line(&format!("access_times = {}", list(v)), Some(o));
@@ -790,7 +1018,12 @@ fn service(
             "NEVER" => "\"0s\"".to_string(),
             n => match n.parse::<u64>() {
                 Ok(m) => q(&format!("{m}m")),
-                Err(_) => return Err(err(o, format!("deny_time = {v}: expected minutes, FOREVER or NEVER; left out"))),
+                Err(_) => {
+                    return Err(err(
+                        o,
+                        format!("deny_time = {v}: expected minutes, FOREVER or NEVER; left out"),
+                    ))
+                }
             },
         };
         out.line(&format!("deny_time = {native}"), Some(o));
@@ -814,11 +1047,22 @@ fn service(
     out.line("remote_host_env = true", None);
 
     // Banners: read now, as the files are small and xinetd reads them per connection.
-    for (key, native) in [("banner", "banner"), ("banner_success", "banner_success"), ("banner_fail", "limit_banner")] {
+    for (key, native) in [
+        ("banner", "banner"),
+        ("banner_success", "banner_success"),
+        ("banner_fail", "limit_banner"),
+    ] {
         if let Some((f, o)) = r.one(key) {
             match std::fs::read(f) {
-                Ok(bytes) => out.line(&format!("{native} = {}", q(&String::from_utf8_lossy(&bytes))), Some(o)),
-                Err(e) => warn(findings, o, format!("{key} = {f}: {}; no banner", crate::errno_text(&e))),
+                Ok(bytes) => out.line(
+                    &format!("{native} = {}", q(&String::from_utf8_lossy(&bytes))),
+                    Some(o),
+                ),
+                Err(e) => warn(
+                    findings,
+                    o,
+                    format!("{key} = {f}: {}; no banner", crate::errno_text(&e)),
+                ),
             }
         }
     }
@@ -846,16 +1090,27 @@ fn service(
             Some("SYSLOG") => {
                 let facility = v.get(1).map(|s| s.as_str()).unwrap_or("daemon");
                 let level = v.get(2).map(|s| s.as_str()).unwrap_or("info");
-                out.line(&format!("log_syslog = {}", q(&format!("{facility}.{level}"))), Some(o));
+                out.line(
+                    &format!("log_syslog = {}", q(&format!("{facility}.{level}"))),
+                    Some(o),
+                );
             }
-            _ => return Err(err(o, "log_type: expected SYSLOG facility [level] or FILE path; left out".into())),
+            _ => {
+                return Err(err(
+                    o,
+                    "log_type: expected SYSLOG facility [level] or FILE path; left out".into(),
+                ))
+            }
         }
     }
 
     // Refused or noted attributes.
     for key in ["rpc_version", "rpc_number"] {
         if let Some((_, o)) = r.get(key) {
-            return Err(err(o, format!("{key}: RPC services are not supported by jawasd; left out")));
+            return Err(err(
+                o,
+                format!("{key}: RPC services are not supported by jawasd; left out"),
+            ));
         }
     }
     if let Some((v, o)) = r.one("mdns") {
@@ -898,12 +1153,19 @@ pub fn xinetd_address(item: &str) -> Result<Vec<String>, String> {
         return crate::acl::Cidr::parse(item).map(|c| vec![c.to_string()]);
     }
     if let Some(open) = item.find('{') {
-        let close = item.rfind('}').filter(|c| *c == item.len() - 1).ok_or(format!("'{item}': unclosed '{{'"))?;
+        let close = item
+            .rfind('}')
+            .filter(|c| *c == item.len() - 1)
+            .ok_or(format!("'{item}': unclosed '{{'"))?;
         let prefix = item[..open].trim_end_matches('.');
         let mut out = Vec::new();
         for part in item[open + 1..close].split(',') {
             let part = part.trim();
-            let addr = if prefix.is_empty() { part.to_string() } else { format!("{prefix}.{part}") };
+            let addr = if prefix.is_empty() {
+                part.to_string()
+            } else {
+                format!("{prefix}.{part}")
+            };
             let octets: Vec<&str> = addr.split('.').collect();
             if octets.len() > 4 || octets.iter().any(|o| o.parse::<u8>().is_err()) {
                 return Err(format!("'{item}' is not a factorized IPv4 address"));
@@ -952,8 +1214,12 @@ fn lookup_service(db: &Path, name: &str, proto: &str) -> Option<u16> {
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or("");
         let mut words = line.split_whitespace();
-        let (Some(svc), Some(pp)) = (words.next(), words.next()) else { continue };
-        let Some((port, p)) = pp.split_once('/') else { continue };
+        let (Some(svc), Some(pp)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let Some((port, p)) = pp.split_once('/') else {
+            continue;
+        };
         if p != proto {
             continue;
         }

@@ -208,7 +208,7 @@ fn daytime(t: libc::time_t) -> String {
 /// RFC 868: seconds since 1900-01-01 00:00 UTC, 32 bits, big-endian.
 fn rfc868(t: libc::time_t) -> [u8; 4] {
     const EPOCH_OFFSET: i64 = 2_208_988_800;
-    ((t as i64 + EPOCH_OFFSET) as u32).to_be_bytes()
+    ((t + EPOCH_OFFSET) as u32).to_be_bytes()
 }
 
 /// Answers datagrams on the UDP socket at fd 0 until none has come for

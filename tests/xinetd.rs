@@ -1,0 +1,555 @@
+//! jawasd as a drop-in xinetd: its configuration files, its semantics, side
+//! by side with the real xinetd, and real inetd-mode programs with their
+//! real clients (git daemon, tftpd-hpa, rsync).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use jawas_tests::{bin, exchange, free_port, read_all, wait_for_port, Jawasd, TempDir};
+
+const T: Duration = Duration::from_secs(10);
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/xinetd")
+}
+
+/// `jawasd --check --xinetd FILE`: (exit code, stdout+stderr).
+fn check(conf: &Path) -> (i32, String) {
+    let out = Command::new(bin("jawasd"))
+        .arg("--check")
+        .arg("--xinetd")
+        .arg(conf)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn which(cmd: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .output()
+        .unwrap();
+    let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        !p.is_empty(),
+        "{cmd} is not installed (CI installs it; see .ci/run)"
+    );
+    p
+}
+
+#[test]
+fn debian_service_files_as_shipped_are_clean() {
+    let dir = TempDir::new();
+    let conf = dir.path().join("xinetd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "# Debian's /etc/xinetd.conf\ndefaults\n{{\n}}\n\nincludedir {}\n",
+            fixtures().join("debian").display()
+        ),
+    )
+    .unwrap();
+    let (code, text) = check(&conf);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("ok (0 services)"),
+        "every shipped service is disabled: {text}"
+    );
+}
+
+#[test]
+fn debian_service_files_enabled_translate_with_named_findings() {
+    let dir = TempDir::new();
+    let d = dir.path().join("xinetd.d");
+    std::fs::create_dir(&d).unwrap();
+    for entry in std::fs::read_dir(fixtures().join("debian"))
+        .unwrap()
+        .flatten()
+    {
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        std::fs::write(
+            d.join(entry.file_name()),
+            text.replace("= yes", "= no")
+                .replace("wait\t\t= no", "wait\t\t= yes"),
+        )
+        .unwrap();
+    }
+    // Files with a dot or a trailing ~ are skipped, as xinetd does.
+    std::fs::write(d.join("echo.dpkg-old"), "this is not a config {").unwrap();
+    std::fs::write(d.join("echo~"), "neither is this").unwrap();
+    let conf = dir.path().join("xinetd.conf");
+    std::fs::write(&conf, "defaults\n{\n}\nincludedir xinetd.d\n").unwrap();
+    let (code, text) = check(&conf);
+    assert_eq!(code, 100, "duplicates are findings: {text}");
+    for want in [
+        "xinetd.d/echo-udp:4: error: service id 'echo-dgram' is used twice",
+        "xinetd.d/servers:6: error: internal service 'servers' is not provided by jawas-builtin",
+        "xinetd.d/services:6: error: internal service 'services' is not provided by jawas-builtin",
+    ] {
+        assert!(text.contains(want), "want {want:?} in:\n{text}");
+    }
+    assert!(
+        !text.contains("dpkg-old") && !text.contains("echo~"),
+        "{text}"
+    );
+    assert!(text.contains("10 service(s) would run"), "{text}");
+}
+
+#[test]
+fn every_attribute_is_honoured_or_refused_by_name() {
+    let dir = TempDir::new();
+    std::fs::write(dir.path().join("banner"), "hello from the banner\r\n").unwrap();
+    let conf = dir.path().join("xinetd.conf");
+    let text = std::fs::read_to_string(fixtures().join("all-attributes.conf"))
+        .unwrap()
+        .replace("{dir}", &dir.path().display().to_string());
+    std::fs::write(&conf, text).unwrap();
+    let (code, text) = check(&conf);
+    let cases: &[&str] = &[
+        "xinetd.conf:12: warning: unknown attribute 'instancse' (did you mean 'instances'?); ignored",
+        "warning: libwrap: jawasd does not consult tcp_wrappers",
+        "warning: mdns = yes: jawasd does not register services with mDNS",
+        "warning: log_on_success: USERID needs ident (RFC 1413) lookups",
+        "error: rpc_version: RPC services are not supported by jawasd; left out",
+        "error: flags INTERCEPT: not supported by jawasd; left out",
+        "error: no_access: '.example.com': domain patterns need a reverse lookup",
+        "error: socket_type = raw: only stream and dgram are supported",
+    ];
+    for want in cases {
+        assert!(text.contains(want), "want {want:?} in:\n{text}");
+    }
+    assert_eq!(code, 100);
+    assert!(text.contains("2 service(s) would run"), "{text}");
+}
+
+#[test]
+fn broken_files_give_file_and_line() {
+    let cases: &[(&str, &str)] = &[
+        ("service x\n{\n socket_type = stream\n", "xinetd.conf:1: error: 'x' block is not closed with '}'"),
+        ("service x\n{\n socket_type stream\n}\n", "xinetd.conf:3: error: expected 'attribute = value'"),
+        ("bogus line\n", "xinetd.conf:1: error: unexpected 'bogus' outside a service or defaults block"),
+        ("include nowhere.conf\n", "nowhere.conf: error: unable to read: no such file or directory"),
+        (
+            "service x\n{\n type = UNLISTED\n socket_type = stream\n wait = no\n port = 9\n server = relative/path\n}\n",
+            "xinetd.conf:7: error: server = relative/path: xinetd wants an absolute path",
+        ),
+        (
+            "service x\n{\n type = UNLISTED\n socket_type = stream\n wait = maybe\n port = 9\n server = /bin/cat\n}\n",
+            "xinetd.conf:5: error: wait = maybe: expected yes or no",
+        ),
+        (
+            "service x\n{\n type = UNLISTED\n socket_type = stream\n wait = no\n port = 9\n server = /bin/cat\n user = no-such-user-xyz\n}\n",
+            "xinetd.conf:8: error: services.x.user: no such user 'no-such-user-xyz' (service left out)",
+        ),
+        (
+            "service x\n{\n type = UNLISTED\n socket_type = stream\n wait = no\n server = /bin/cat\n}\n",
+            "xinetd.conf:1: error: an UNLISTED service needs a port",
+        ),
+        (
+            "service x\n{\n type = UNLISTED\n socket_type = stream\n wait = no\n port = 9\n server = /bin/cat\n access_times = 8-17\n}\n",
+            "xinetd.conf:8: error: access_times: '8-17' is not HH:MM-HH:MM",
+        ),
+    ];
+    for (conf, want) in cases {
+        let dir = TempDir::new();
+        let path = dir.path().join("xinetd.conf");
+        std::fs::write(&path, conf).unwrap();
+        let (code, text) = check(&path);
+        assert_eq!(code, 100, "{conf}\n{text}");
+        assert!(
+            text.contains(want),
+            "for:\n{conf}\nwant {want:?}\ngot:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn import_prints_toml_that_jawasd_accepts() {
+    let dir = TempDir::new();
+    let conf = dir.path().join("xinetd.conf");
+    std::fs::write(
+        &conf,
+        "defaults\n{\n instances = 30\n only_from = 127.0.0.0\n}\nservice echo\n{\n type = INTERNAL UNLISTED\n socket_type = stream\n wait = no\n port = 7007\n bind = 127.0.0.1\n cps = 50 10\n}\nservice env\n{\n type = UNLISTED\n socket_type = stream\n wait = no\n port = 7008\n server = /usr/bin/env\n server_args = -i\n only_from += 10.1.{2,3}\n}\n",
+    )
+    .unwrap();
+    let out = Command::new(bin("jawasd"))
+        .arg("import-xinetd")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let toml = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        "[services.echo]",
+        "listen = [\"127.0.0.1:7007\"]",
+        "engine = \"jawas-builtin\"",
+        "rate = 50",
+        "# jawasd: over the cps rate, connections are refused and logged; the service is never switched off",
+        "only_from = [\"127.0.0.0/8\", \"10.1.2.0/24\", \"10.1.3.0/24\"]",
+        "stderr = \"socket\"",
+    ] {
+        assert!(toml.contains(want), "want {want:?} in:\n{toml}");
+    }
+    let native = dir.path().join("native.toml");
+    std::fs::write(&native, &toml).unwrap();
+    let out = Command::new(bin("jawasd"))
+        .arg("--check")
+        .arg("--config")
+        .arg(&native)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs the real xinetd on `conf` in the foreground; killed when dropped.
+struct Xinetd(Child);
+
+impl Xinetd {
+    fn start(dir: &Path, conf: &str, probe: SocketAddr) -> Xinetd {
+        let path = dir.join("real-xinetd.conf");
+        std::fs::write(&path, conf).unwrap();
+        let child = Command::new(which("xinetd"))
+            .args(["-dontfork", "-f"])
+            .arg(&path)
+            .args(["-pidfile"])
+            .arg(dir.join("xinetd.pid"))
+            .args(["-filelog"])
+            .arg(dir.join("xinetd.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("xinetd runs");
+        assert!(wait_for_port(probe, T), "xinetd did not listen on {probe}");
+        Xinetd(child)
+    }
+}
+
+impl Drop for Xinetd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The same service set, for xinetd and jawasd, on the given ports.
+fn internal_services(base: &[u16; 5], banner: &Path) -> String {
+    let [echo, daytime, chargen, time, limited] = base;
+    format!(
+        r#"
+defaults
+{{
+	instances = 50
+}}
+service echo
+{{
+	type = INTERNAL UNLISTED
+	id = echo-stream
+	socket_type = stream
+	wait = no
+	port = {echo}
+	bind = 127.0.0.1
+}}
+service echo
+{{
+	type = INTERNAL UNLISTED
+	id = echo-dgram
+	socket_type = dgram
+	protocol = udp
+	wait = yes
+	port = {echo}
+	bind = 127.0.0.1
+}}
+service daytime
+{{
+	type = INTERNAL UNLISTED
+	socket_type = stream
+	wait = no
+	port = {daytime}
+	bind = 127.0.0.1
+}}
+service chargen
+{{
+	type = INTERNAL UNLISTED
+	socket_type = stream
+	wait = no
+	port = {chargen}
+	bind = 127.0.0.1
+}}
+service time
+{{
+	type = INTERNAL UNLISTED
+	id = time-dgram
+	socket_type = dgram
+	protocol = udp
+	wait = yes
+	port = {time}
+	bind = 127.0.0.1
+}}
+service discard
+{{
+	type = INTERNAL UNLISTED
+	socket_type = stream
+	wait = no
+	port = {limited}
+	bind = 127.0.0.1
+	only_from = 127.0.0.2
+	banner_fail = {banner}
+}}
+"#,
+        banner = banner.display()
+    )
+}
+
+fn ports() -> [u16; 5] {
+    let mut p = [0u16; 5];
+    for slot in p.iter_mut() {
+        *slot = free_port();
+    }
+    p
+}
+
+fn udp_ask(port: u16, msg: &[u8]) -> Vec<u8> {
+    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.set_read_timeout(Some(T)).unwrap();
+    u.send_to(msg, ("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = u.recv_from(&mut buf).expect("a datagram back");
+    buf[..n].to_vec()
+}
+
+fn first_bytes(port: u16, n: usize) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    let mut buf = vec![0u8; n];
+    s.read_exact(&mut buf).unwrap();
+    buf
+}
+
+#[test]
+fn same_config_same_bytes_as_real_xinetd() {
+    let dir = TempDir::new();
+    let banner = dir.path().join("fail-banner");
+    std::fs::write(&banner, "go away\r\n").unwrap();
+    let xp = ports();
+    let jp = ports();
+    let _x = Xinetd::start(
+        dir.path(),
+        &internal_services(&xp, &banner),
+        SocketAddr::from(([127, 0, 0, 1], xp[0])),
+    );
+    let _j = Jawasd::builder(&internal_services(&jp, &banner))
+        .xinetd()
+        .start();
+    let tcp = |port: u16, data: &[u8]| exchange(SocketAddr::from(([127, 0, 0, 1], port)), data);
+
+    // echo, TCP and UDP.
+    let payload: Vec<u8> = (0..50_000u32).map(|i| (i % 256) as u8).collect();
+    assert_eq!(tcp(xp[0], &payload), payload);
+    assert_eq!(tcp(jp[0], &payload), payload);
+    assert_eq!(udp_ask(xp[0], b"datagram"), udp_ask(jp[0], b"datagram"));
+    // daytime: same format; the clock may tick between the two.
+    let (xd, jd) = (tcp(xp[1], b""), tcp(jp[1], b""));
+    let shape = |b: &[u8]| -> String {
+        String::from_utf8_lossy(b)
+            .chars()
+            .map(|c| if c.is_ascii_digit() { '9' } else { c })
+            .collect()
+    };
+    assert_eq!(
+        shape(&xd),
+        shape(&jd),
+        "{:?} vs {:?}",
+        String::from_utf8_lossy(&xd),
+        String::from_utf8_lossy(&jd)
+    );
+    // chargen: the same first lines.
+    assert_eq!(first_bytes(xp[2], 74 * 3), first_bytes(jp[2], 74 * 3));
+    // time over UDP: four bytes, within a few seconds of each other.
+    let (xt, jt) = (udp_ask(xp[3], b""), udp_ask(jp[3], b""));
+    assert_eq!((xt.len(), jt.len()), (4, 4));
+    let diff = u32::from_be_bytes(xt.try_into().unwrap())
+        .abs_diff(u32::from_be_bytes(jt.try_into().unwrap()));
+    assert!(diff <= 2, "time differs by {diff}s");
+    // A refused client gets banner_fail and nothing else, from both.
+    let refused = |port: u16| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        let _ = s.write_all(b"let me in\n");
+        read_all(&mut s)
+    };
+    assert_eq!(refused(xp[4]), b"go away\r\n");
+    assert_eq!(refused(jp[4]), b"go away\r\n");
+}
+
+#[test]
+fn git_daemon_inetd_serves_a_clone() {
+    let dir = TempDir::new();
+    let git = which("git");
+    let repo = dir.path().join("repo.git");
+    let work = dir.path().join("work");
+    let run = |args: &[&str], cwd: &Path| {
+        let out = Command::new(&git)
+            .args(args)
+            .current_dir(cwd)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::create_dir(&work).unwrap();
+    run(&["init", "-q", "-b", "main"], &work);
+    std::fs::write(
+        work.join("README"),
+        "served by git daemon --inetd under jawasd\n",
+    )
+    .unwrap();
+    run(&["add", "README"], &work);
+    run(
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-q",
+            "-m",
+            "first",
+        ],
+        &work,
+    );
+    run(
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            repo.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let port = free_port();
+    let conf = format!(
+        "service git\n{{\n type = UNLISTED\n socket_type = stream\n wait = no\n port = {port}\n bind = 127.0.0.1\n server = {git}\n server_args = git daemon --inetd --export-all --base-path={base} {base}\n flags = NAMEINARGS\n user = root\n}}\n",
+        base = dir.path().display()
+    );
+    let d = Jawasd::builder(&conf).xinetd().start();
+    assert_eq!(d.addr("git").port(), port);
+    let clone = dir.path().join("clone");
+    let out = Command::new(&git)
+        .args(["clone", "-q", &format!("git://127.0.0.1:{port}/repo.git")])
+        .arg(&clone)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git clone: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.log()
+    );
+    assert_eq!(
+        std::fs::read_to_string(clone.join("README")).unwrap(),
+        "served by git daemon --inetd under jawasd\n"
+    );
+    assert!(d.wait_log("done svc=git", T), "{}", d.log());
+}
+
+#[test]
+fn tftpd_hpa_udp_wait_service_sends_a_file() {
+    let dir = TempDir::new();
+    let root = dir.path().join("tftp");
+    std::fs::create_dir(&root).unwrap();
+    let content: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(root.join("boot.img"), &content).unwrap();
+    let port = free_port();
+    let conf = format!(
+        "service tftp\n{{\n type = UNLISTED\n socket_type = dgram\n protocol = udp\n wait = yes\n port = {port}\n bind = 127.0.0.1\n server = {tftpd}\n server_args = -t 1 -s {root}\n user = root\n}}\n",
+        tftpd = which("in.tftpd"),
+        root = root.display()
+    );
+    let d = Jawasd::builder(&conf).xinetd().start();
+    // Two fetches: the second proves the socket is watched again after the
+    // first in.tftpd exits.
+    for round in 0..2 {
+        let dest = dir.path().join(format!("got-{round}"));
+        let out = Command::new(which("tftp"))
+            .arg("127.0.0.1")
+            .arg(port.to_string())
+            .args(["-m", "binary", "-c", "get", "boot.img"])
+            .arg(&dest)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tftp: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            d.log()
+        );
+        assert_eq!(std::fs::read(&dest).unwrap(), content, "round {round}");
+        assert!(
+            d.wait_log_count("done svc=tftp", round + 1, T),
+            "{}",
+            d.log()
+        );
+    }
+}
+
+#[test]
+fn rsync_daemon_inetd_serves_a_module() {
+    let dir = TempDir::new();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("hello.txt"), "rsync over jawasd\n").unwrap();
+    let rsyncd = dir.path().join("rsyncd.conf");
+    std::fs::write(
+        &rsyncd,
+        format!(
+            "use chroot = no\n[mod]\npath = {}\nread only = yes\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let conf = format!(
+        "service rsync\n{{\n type = UNLISTED\n socket_type = stream\n wait = no\n port = {port}\n bind = 127.0.0.1\n server = {rsync}\n server_args = --daemon --config={cfg}\n user = root\n}}\n",
+        rsync = which("rsync"),
+        cfg = rsyncd.display()
+    );
+    let d = Jawasd::builder(&conf).xinetd().start();
+    let dest = dir.path().join("out.txt");
+    let out = Command::new(which("rsync"))
+        .arg(format!("rsync://127.0.0.1:{port}/mod/hello.txt"))
+        .arg(&dest)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rsync: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.log()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&dest).unwrap(),
+        "rsync over jawasd\n"
+    );
+}
