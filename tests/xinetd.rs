@@ -553,3 +553,311 @@ fn rsync_daemon_inetd_serves_a_module() {
         "rsync over jawasd\n"
     );
 }
+
+fn svc(name: &str, port: u16, body: &str) -> String {
+    format!("service {name}\n{{\n type = UNLISTED\n port = {port}\n bind = 127.0.0.1\n{body}\n}}\n")
+}
+
+#[test]
+fn udp_without_wait_runs_one_engine_per_sender() {
+    let dir = TempDir::new();
+    let engine = jawas_tests::script(
+        dir.path(),
+        "udp-engine",
+        "exec python3 -c '\nimport os, select, socket\ns = socket.socket(fileno=0)\nwhile select.select([s], [], [], 1.0)[0]:\n    s.send(b\"%d:\" % os.getpid() + s.recv(2048))\n'",
+    );
+    let port = free_port();
+    let conf = svc(
+        "answer",
+        port,
+        &format!(
+            " socket_type = dgram\n protocol = udp\n wait = no\n server = {}\n user = root",
+            engine.display()
+        ),
+    );
+    let d = Jawasd::builder(&conf).xinetd().start();
+    let ask = |sock: &UdpSocket, msg: &[u8]| -> (String, String) {
+        sock.send_to(msg, ("127.0.0.1", port)).unwrap();
+        let mut buf = [0u8; 2048];
+        let (n, from) = sock.recv_from(&mut buf).expect("reply");
+        assert_eq!(from.port(), port, "the reply comes from the service's port");
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        let (pid, body) = text.split_once(':').unwrap();
+        (pid.to_string(), body.to_string())
+    };
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    a.set_read_timeout(Some(T)).unwrap();
+    let b = UdpSocket::bind("127.0.0.2:0").unwrap();
+    b.set_read_timeout(Some(T)).unwrap();
+    let (pid_a1, body) = ask(&a, b"one");
+    assert_eq!(body, "one");
+    let (pid_a2, _) = ask(&a, b"two");
+    let (pid_b, _) = ask(&b, b"three");
+    assert_eq!(pid_a1, pid_a2, "one sender, one engine");
+    assert_ne!(pid_a1, pid_b, "another sender, another engine");
+    assert!(d.wait_log_count("done svc=answer", 2, T), "{}", d.log());
+}
+
+#[test]
+fn stream_wait_service_gets_the_listening_socket() {
+    let dir = TempDir::new();
+    let engine = jawas_tests::script(
+        dir.path(),
+        "accepting",
+        "exec python3 -c '\nimport os, select, socket\ns = socket.socket(fileno=0)\nwhile select.select([s], [], [], 0.5)[0]:\n    c, _ = s.accept()\n    c.sendall(b\"%d\" % os.getpid())\n    c.close()\n'",
+    );
+    let port = free_port();
+    let conf = svc(
+        "acceptor",
+        port,
+        &format!(
+            " socket_type = stream\n wait = yes\n server = {}\n user = root",
+            engine.display()
+        ),
+    );
+    let d = Jawasd::builder(&conf).xinetd().start();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let first = exchange(addr, b"");
+    let second = exchange(addr, b"");
+    assert!(!first.is_empty());
+    assert_eq!(
+        first, second,
+        "the same engine accepted both (jawasd stayed out of the way)"
+    );
+    assert!(d.wait_log("done svc=acceptor", T), "{}", d.log());
+    // Watched again after the engine exits: a new engine takes the next one.
+    let third = exchange(addr, b"");
+    assert!(!third.is_empty());
+    assert_ne!(third, first);
+}
+
+#[test]
+fn imported_program_sees_xinetd_fds_and_environment() {
+    let port = free_port();
+    let dir = TempDir::new();
+    let engine = jawas_tests::script(
+        dir.path(),
+        "show",
+        "env; ls -l /proc/$$/fd; echo to-stderr >&2",
+    );
+    let conf = svc(
+        "env",
+        port,
+        &format!(
+            " socket_type = stream\n wait = no\n server = {}\n env = EXTRA=yes\n user = root",
+            engine.display()
+        ),
+    );
+    let d = Jawasd::builder(&conf)
+        .xinetd()
+        .env("FROM_JAWASD", "inherited")
+        .start();
+    let out = String::from_utf8(exchange(d.addr("env"), b"")).unwrap();
+    for want in [
+        "REMOTE_HOST=127.0.0.1",
+        "EXTRA=yes",
+        "FROM_JAWASD=inherited",
+        "TCPREMOTEIP=127.0.0.1",
+        "to-stderr",
+    ] {
+        assert!(out.contains(want), "want {want} in:\n{out}");
+    }
+    let sockets = out.lines().filter(|l| l.contains(" -> socket:")).count();
+    assert_eq!(sockets, 3, "fds 0, 1 and 2 are the socket:\n{out}");
+}
+
+#[test]
+fn sensor_denies_a_client_everywhere_for_deny_time() {
+    let (sensor, echo) = (free_port(), free_port());
+    let conf = svc(
+        "sensor",
+        sensor,
+        " socket_type = stream\n wait = no\n flags = SENSOR\n server = /bin/cat\n deny_time = 10",
+    ) + &svc(
+        "echo",
+        echo,
+        " type = INTERNAL UNLISTED\n socket_type = stream\n wait = no",
+    );
+    let d = Jawasd::builder(&conf).xinetd().start();
+    let echo_addr = SocketAddr::from(([127, 0, 0, 1], echo));
+    assert_eq!(exchange(echo_addr, b"before"), b"before");
+    let _ = exchange(SocketAddr::from(([127, 0, 0, 1], sensor)), b"probe");
+    assert_eq!(
+        exchange(echo_addr, b"after"),
+        b"",
+        "denied after touching the sensor"
+    );
+    assert!(d.log().contains("reason=deny_time"), "{}", d.log());
+    // Another address is not affected.
+    let mut other = jawas_tests::connect_from("127.0.0.9", echo_addr).unwrap();
+    other.write_all(b"other").unwrap();
+    other.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(read_all(&mut other), b"other");
+}
+
+#[test]
+fn banners_access_times_cps_and_file_log() {
+    let dir = TempDir::new();
+    std::fs::write(dir.path().join("b1"), "banner one\n").unwrap();
+    std::fs::write(dir.path().join("b2"), "welcome\n").unwrap();
+    let (open, closed, limited) = (free_port(), free_port(), free_port());
+    let log = dir.path().join("services.log");
+    let minute_now = {
+        let out = Command::new("date").arg("+%H %M").output().unwrap();
+        let t = String::from_utf8_lossy(&out.stdout).to_string();
+        let mut it = t.split_whitespace().map(|v| v.parse::<u32>().unwrap());
+        it.next().unwrap() * 60 + it.next().unwrap()
+    };
+    // A window that excludes now (two hours ahead, one hour long).
+    let start = (minute_now + 120) % 1440;
+    let end = (start + 60) % 1440;
+    let window = format!(
+        "{:02}:{:02}-{:02}:{:02}",
+        start / 60,
+        start % 60,
+        end / 60,
+        end % 60
+    );
+    let conf = format!(
+        "defaults\n{{\n log_type = FILE {log}\n log_on_success = HOST EXIT\n log_on_failure = HOST\n}}\n",
+        log = log.display()
+    ) + &svc(
+        "echo",
+        open,
+        &format!(" type = INTERNAL UNLISTED\n socket_type = stream\n wait = no\n banner = {d}/b1\n banner_success = {d}/b2", d = dir.path().display()),
+    ) + &svc(
+        "daytime",
+        closed,
+        &format!(" type = INTERNAL UNLISTED\n socket_type = stream\n wait = no\n access_times = {window}"),
+    ) + &svc("discard", limited, " type = INTERNAL UNLISTED\n socket_type = stream\n wait = no\n cps = 1 30");
+    let d = Jawasd::builder(&conf).xinetd().start();
+    let at = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+    assert_eq!(exchange(at(open), b"x"), b"banner one\nwelcome\nx");
+    assert_eq!(exchange(at(closed), b""), b"", "outside access_times");
+    // cps: the second connection within the second is refused, but the
+    // service is not switched off for 30 s as xinetd would.
+    let _ = exchange(at(limited), b"");
+    let _ = exchange(at(limited), b"");
+    std::thread::sleep(Duration::from_millis(1200));
+    let mut s = TcpStream::connect(at(limited)).expect("listener still open after cps");
+    s.write_all(b"discarded").unwrap();
+    drop(s);
+    let deadline = std::time::Instant::now() + T;
+    let mut text = String::new();
+    while std::time::Instant::now() < deadline {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("reason=access_times")
+            && text.contains("reason=rate")
+            && text.matches("done svc=").count() >= 2
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(text.contains("done svc=echo remote=127.0.0.1:"), "{text}");
+    assert!(
+        !text.contains(" pid="),
+        "log_on_success without PID: {text}"
+    );
+    assert!(
+        text.contains("refuse svc=daytime remote=127.0.0.1:")
+            && text.contains("reason=access_times"),
+        "{text}"
+    );
+    assert!(
+        text.contains("refuse svc=discard") && text.contains("reason=rate"),
+        "{text}"
+    );
+    assert!(
+        !d.log().contains("done svc=echo"),
+        "service events went to the file, not stderr"
+    );
+}
+
+#[test]
+fn redirect_relays_to_another_server() {
+    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target_addr = target.local_addr().unwrap();
+    std::thread::spawn(move || {
+        if let Ok((mut c, _)) = target.accept() {
+            let mut buf = Vec::new();
+            let _ = c.read_to_end(&mut buf);
+            let _ = c.write_all(&[b"relayed: ".as_slice(), &buf].concat());
+        }
+    });
+    let port = free_port();
+    let conf = svc(
+        "relay",
+        port,
+        &format!(
+            " socket_type = stream\n wait = no\n redirect = 127.0.0.1 {}",
+            target_addr.port()
+        ),
+    );
+    let _d = Jawasd::builder(&conf).xinetd().start();
+    assert_eq!(
+        exchange(SocketAddr::from(([127, 0, 0, 1], port)), b"hello"),
+        b"relayed: hello"
+    );
+}
+
+#[test]
+fn xinetd_command_line_pidfile_filelog_stayalive_and_signals() {
+    let dir = TempDir::new();
+    let conf = dir.path().join("xinetd.conf");
+    std::fs::write(
+        &conf,
+        "service echo\n{\n disable = yes\n type = INTERNAL\n socket_type = stream\n wait = no\n}\n",
+    )
+    .unwrap();
+    // Without -stayalive, no service means no server, as in xinetd.
+    let out = Command::new(bin("jawasd"))
+        .arg("-f")
+        .arg(&conf)
+        .arg("-dontfork")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(100),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no service left to run"));
+
+    let pidfile = dir.path().join("jawasd.pid");
+    let logfile = dir.path().join("jawasd.log");
+    let mut child = Command::new(bin("jawasd"))
+        .arg("-f")
+        .arg(&conf)
+        .args(["-dontfork", "-stayalive", "-pidfile"])
+        .arg(&pidfile)
+        .arg("-filelog")
+        .arg(&logfile)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + T;
+    while !std::fs::read_to_string(&logfile)
+        .unwrap_or_default()
+        .contains(" ready ")
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(pid, child.id() as i32);
+    unsafe { libc::kill(pid, libc::SIGUSR1) };
+    std::thread::sleep(Duration::from_millis(200));
+    unsafe { libc::kill(pid, libc::SIGQUIT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let log = std::fs::read_to_string(&logfile).unwrap();
+    assert!(log.contains(" ready "), "{log}");
+    assert!(log.contains("stop signal=SIGQUIT"), "{log}");
+    assert!(!pidfile.exists(), "pidfile removed at exit");
+}

@@ -782,10 +782,6 @@ impl<'t> Parser<'t, '_> {
         let flag =
             |p: &mut Self, k: &str| get(k).and_then(|v| p.boolean(&key(k), v)).unwrap_or(false);
         let wait = flag(self, "wait");
-        if protocol == Protocol::Udp && !wait {
-            let span = get("protocol").map(|v| v.span()).unwrap_or_default();
-            self.error(span, format!("services.{name}: a udp service needs wait = true (the engine gets the socket and reads datagrams itself)"));
-        }
         let nodelay = flag(self, "nodelay");
         let keepalive = flag(self, "keepalive");
         let remote_host_env = flag(self, "remote_host_env");

@@ -518,6 +518,10 @@ impl Server {
             self.hand_over(key);
             return;
         }
+        if listener.binding.udp {
+            self.udp_per_sender(key);
+            return;
+        }
         for _ in 0..ACCEPT_BATCH {
             let Some(listener) = self.listeners.get(&key) else {
                 return;
@@ -554,14 +558,11 @@ impl Server {
         let service = listener.service.clone();
         let fd = listener.socket.fd().as_raw_fd();
         let remote = match &listener.socket {
-            Socket::Udp(u) => {
-                let mut byte = [0u8; 1];
-                match u.peek_from(&mut byte) {
-                    Ok((_, from)) => Some(from),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                    Err(_) => None,
-                }
-            }
+            Socket::Udp(u) => match peek_sender(u) {
+                Ok(from) => Some(from),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => None,
+            },
             Socket::Tcp(_) => None,
         };
         if let Some(from) = remote {
@@ -616,6 +617,81 @@ impl Server {
         }
         self.paused_until = Some(Instant::now() + self.backoff);
         self.backoff = (self.backoff * 2).min(Duration::from_secs(1));
+    }
+
+    /// A UDP service without wait: one engine per datagram sender, as
+    /// xinetd and udpsvd do. The bound socket is connected to the sender
+    /// and handed to the engine, datagram still queued, so that sender's
+    /// later datagrams reach that engine too; the listener continues on a
+    /// fresh socket bound to the same address.
+    fn udp_per_sender(&mut self, key: usize) {
+        let Some(listener) = self.listeners.get(&key) else {
+            return;
+        };
+        let Socket::Udp(socket) = &listener.socket else {
+            return;
+        };
+        let from = match peek_sender(socket) {
+            Ok(from) => from,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(_) => {
+                let _ = socket.recv_from(&mut [0u8; 1]);
+                return;
+            }
+        };
+        let service = listener.service.clone();
+        let drop_datagram = |l: &Listener| {
+            if let Socket::Udp(u) = &l.socket {
+                let _ = u.recv_from(&mut [0u8; 1]);
+            }
+        };
+        if let Some(r) = self.check(&service, from.ip().to_canonical()) {
+            self.refused(&service, Some(from), &r);
+            drop_datagram(&self.listeners[&key]);
+            return;
+        }
+        let fresh = match bind(&self.listeners[&key].binding) {
+            Ok(s) => s,
+            Err(e) => {
+                // Without a second socket we cannot hand this one over;
+                // serve nobody rather than drop the listener.
+                warn!(
+                    "svc={service} unable to bind a fresh socket: {}",
+                    crate::errno_text(&e)
+                );
+                drop_datagram(&self.listeners[&key]);
+                return;
+            }
+        };
+        let listener = self.listeners.get_mut(&key).expect("checked above");
+        let _ = self.poller.delete(listener.socket.fd());
+        let old = std::mem::replace(&mut listener.socket, fresh);
+        // SAFETY: the fresh socket is deleted from the poller before it is
+        // dropped, like every listener.
+        let _ = unsafe {
+            self.poller.add_with_mode(
+                listener.socket.fd().as_raw_fd(),
+                Event::readable(key),
+                PollMode::Level,
+            )
+        };
+        let Socket::Udp(old) = old else { return };
+        if let Err(e) = old.connect(from) {
+            warn!(
+                "svc={service} remote={from} connect failed: {}",
+                crate::errno_text(&e)
+            );
+            return;
+        }
+        let Some(svc) = self.services.get(&service).map(|s| s.config.clone()) else {
+            return;
+        };
+        let local = old.local_addr().ok();
+        match self.spawn(&svc, old.as_raw_fd(), local, Some(from)) {
+            Ok((pid, pipe)) => self.started(&service, pid, Some(from), None, pipe),
+            Err(e) => self.spawn_failed(&service, Some(from), &e),
+        }
+        // `old` drops here: the engine holds the connected socket.
     }
 
     /// Which rule, if any, refuses a client of `service` now. Consumes a
@@ -1041,7 +1117,9 @@ fn bind(b: &Binding) -> io::Result<Socket> {
         SockType::Stream
     };
     let mut flags = SockFlag::SOCK_CLOEXEC;
-    if !b.wait {
+    // Only a TCP listener the loop accepts on is non-blocking; UDP sockets
+    // end up in an engine (the loop only peeks, with MSG_DONTWAIT).
+    if !b.wait && !b.udp {
         flags |= SockFlag::SOCK_NONBLOCK;
     }
     let fd = socket::socket(family, kind, flags, None)?;
@@ -1062,6 +1140,44 @@ fn bind(b: &Binding) -> io::Result<Socket> {
         socket::Backlog::new(BACKLOG).unwrap_or(socket::Backlog::MAXCONN),
     )?;
     Ok(Socket::Tcp(listener))
+}
+
+/// The sender of the next queued datagram, without taking it and without
+/// blocking (the socket itself is blocking: it is meant for an engine).
+fn peek_sender(u: &UdpSocket) -> io::Result<SocketAddr> {
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let mut byte = 0u8;
+    // SAFETY: recvfrom into a byte and a sockaddr_storage we own, with
+    // their true sizes.
+    let n = unsafe {
+        libc::recvfrom(
+            u.as_raw_fd(),
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel filled `len` bytes of a sockaddr_storage.
+    let addr = unsafe {
+        <nix::sys::socket::SockaddrStorage as nix::sys::socket::SockaddrLike>::from_raw(
+            (&storage as *const libc::sockaddr_storage).cast(),
+            Some(len),
+        )
+    };
+    let addr = addr.ok_or_else(|| io::Error::other("unknown address family"))?;
+    if let Some(v4) = addr.as_sockaddr_in() {
+        return Ok(SocketAddr::V4((*v4).into()));
+    }
+    if let Some(v6) = addr.as_sockaddr_in6() {
+        return Ok(SocketAddr::V6((*v6).into()));
+    }
+    Err(io::Error::other("not an IP address"))
 }
 
 /// Writes a banner without blocking: the socket's buffer is empty, and a
