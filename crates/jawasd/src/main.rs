@@ -290,6 +290,8 @@ fn init_logger(cli: &Cli) -> Result<(), String> {
             builder.parse_filters(&spec);
         }
     }
+    // Plain text: no colour codes to emit or strip on every line.
+    builder.write_style(env_logger::WriteStyle::Never);
     // The ready line is for supervisors and tests: it is written at every level.
     builder.filter(Some(server::READY_TARGET), log::LevelFilter::Info);
     if let Some(facility) = &cli.syslog {

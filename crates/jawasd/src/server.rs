@@ -529,11 +529,14 @@ impl Server {
             let Socket::Tcp(socket) = &listener.socket else {
                 return;
             };
+            // A listener bound to one address knows the local address of
+            // every connection; only a wildcard one must ask (getsockname).
+            let local = (!listener.local.ip().is_unspecified()).then_some(listener.local);
             match socket.accept() {
                 Ok((stream, remote)) => {
                     let service = listener.service.clone();
                     self.backoff = Duration::from_millis(50);
-                    self.admit(&service, stream, remote);
+                    self.admit(&service, stream, remote, local);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if is_resource_exhaustion(&e) => {
@@ -767,7 +770,7 @@ impl Server {
     }
 
     /// Decides whether a connection gets an engine, and starts it.
-    fn admit(&mut self, service: &Rc<str>, stream: TcpStream, remote: SocketAddr) {
+    fn admit(&mut self, service: &Rc<str>, stream: TcpStream, remote: SocketAddr, local: Option<SocketAddr>) {
         let Some(svc) = self.services.get(service).map(|s| s.config.clone()) else {
             return;
         };
@@ -792,7 +795,7 @@ impl Server {
         if let Some(banner) = &svc.banner_success {
             send_banner(&stream, banner);
         }
-        let local = stream.local_addr().ok();
+        let local = local.or_else(|| stream.local_addr().ok());
         match self.spawn(&svc, stream.as_raw_fd(), local, Some(remote)) {
             Ok((pid, pipe)) => self.started(service, pid, Some(remote), None, pipe),
             Err(e) => self.spawn_failed(service, Some(remote), &e),
