@@ -1,1 +1,121 @@
-//! Shared HTTP/1.1 layer for Jawas engines (stub).
+//! jawas-http: the HTTP/1.1 layer shared by Jawas engines.
+//!
+//! An engine serves one connection over stdin/stdout (a socket from jawasd,
+//! tcpserver, xinetd or systemd `Accept=yes`, or two pipes in tests). This
+//! crate owns everything between those bytes and a request handler: reading
+//! request heads and bodies within limits and deadlines, keep-alive and
+//! pipelining, writing responses (Date, framing, HEAD, Connection), error
+//! responses, the client address from the UCSPI environment, and the access
+//! log. It does not decide what to answer: that is the engine's handler.
+//!
+//! Invariants: a response is always complete and correctly framed, or the
+//! connection is closed; nothing but HTTP is ever written to fd 1 (the log
+//! never goes to the connection, even when fd 2 is the socket, as under
+//! xinetd).
+
+mod conn;
+mod date;
+mod log;
+mod request;
+mod response;
+
+pub use conn::{Conn, Limits};
+pub use date::{format_http_date, parse_http_date};
+pub use log::AccessLog;
+pub use request::{Framing, Request};
+pub use response::{reason, Body, Response, Segment};
+
+use std::fmt;
+use std::io;
+
+/// Why a request could not be read. Each maps to one response (or, for a
+/// broken connection, to none).
+#[derive(Debug)]
+pub enum HttpError {
+    /// Malformed request line, header or body framing (400).
+    BadRequest(&'static str),
+    /// Request target longer than the limit (414).
+    UriTooLong,
+    /// Head larger than the limit, or too many headers (431).
+    HeadersTooLarge,
+    /// Body larger than the limit (413).
+    PayloadTooLarge,
+    /// The client was too slow (408).
+    Timeout,
+    /// A Transfer-Encoding we do not implement (501).
+    NotImplemented,
+    /// An HTTP major version other than 1 (505).
+    VersionNotSupported,
+    /// The connection failed or closed mid-request: nothing can be sent.
+    Io(io::Error),
+}
+
+impl HttpError {
+    /// The status to answer with, or `None` when the connection is gone.
+    pub fn status(&self) -> Option<u16> {
+        Some(match self {
+            HttpError::BadRequest(_) => 400,
+            HttpError::UriTooLong => 414,
+            HttpError::HeadersTooLarge => 431,
+            HttpError::PayloadTooLarge => 413,
+            HttpError::Timeout => 408,
+            HttpError::NotImplemented => 501,
+            HttpError::VersionNotSupported => 505,
+            HttpError::Io(_) => return None,
+        })
+    }
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::BadRequest(why) => write!(f, "bad request: {why}"),
+            HttpError::UriTooLong => write!(f, "request target too long"),
+            HttpError::HeadersTooLarge => write!(f, "request head too large"),
+            HttpError::PayloadTooLarge => write!(f, "request body too large"),
+            HttpError::Timeout => write!(f, "client too slow"),
+            HttpError::NotImplemented => write!(f, "transfer coding not implemented"),
+            HttpError::VersionNotSupported => write!(f, "HTTP version not supported"),
+            HttpError::Io(e) => write!(f, "connection: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+impl From<io::Error> for HttpError {
+    fn from(e: io::Error) -> Self {
+        HttpError::Io(e)
+    }
+}
+
+/// The client, from the UCSPI environment (TCPREMOTEIP/TCPREMOTEPORT), as
+/// set by jawasd and tcpserver; xinetd's REMOTE_HOST as a fallback.
+#[derive(Debug, Clone, Default)]
+pub struct Peer {
+    pub ip: Option<String>,
+    pub port: Option<String>,
+    pub local_ip: Option<String>,
+    pub local_port: Option<String>,
+}
+
+impl Peer {
+    pub fn from_env() -> Peer {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Peer {
+            ip: var("TCPREMOTEIP").or_else(|| var("REMOTE_HOST")),
+            port: var("TCPREMOTEPORT"),
+            local_ip: var("TCPLOCALIP"),
+            local_port: var("TCPLOCALPORT"),
+        }
+    }
+}
+
+/// Exit codes for engines (the s6 convention): 0 done, 1 the peer broke
+/// the protocol or went away, 100 usage error, 111 system failure.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const PEER: i32 = 1;
+    pub const USAGE: i32 = 100;
+    pub const SYSTEM: i32 = 111;
+}

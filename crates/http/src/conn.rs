@@ -1,0 +1,529 @@
+//! One HTTP connection over two file descriptors (0 in, 1 out).
+//!
+//! Owns the input buffer (so pipelined requests are read in order), the
+//! deadlines (an idle timeout between requests, a whole-request timeout
+//! from the first byte of a request to the end of its body), request body
+//! reading (Content-Length and chunked, with 100-continue), and response
+//! writing with correct framing. Every wait is a poll(2) with a deadline, so
+//! a slow client cannot hold the process.
+
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use crate::log::AccessLog;
+use crate::request::{Framing, Request};
+use crate::response::{reason, Body, Response, Segment};
+use crate::{format_http_date, HttpError, Peer};
+
+/// Bounds on what a client may send.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request head (request line plus headers), bytes.
+    pub max_head: usize,
+    pub max_headers: usize,
+    /// Longest request target, bytes (414 beyond).
+    pub max_target: usize,
+    /// Largest request body, bytes (413 beyond).
+    pub max_body: u64,
+    /// How long a kept-alive connection may sit idle between requests.
+    pub idle: Duration,
+    /// How long one request (head and body) may take to arrive.
+    pub request: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_head: 16 * 1024,
+            max_headers: 100,
+            max_target: 8 * 1024,
+            max_body: 1 << 20,
+            idle: Duration::from_secs(15),
+            request: Duration::from_secs(30),
+        }
+    }
+}
+
+pub struct Conn {
+    input: RawFd,
+    output: RawFd,
+    buf: Vec<u8>,
+    /// Unconsumed input is `buf[pos..end]`.
+    pos: usize,
+    end: usize,
+    pub limits: Limits,
+    pub peer: Peer,
+    pub log: AccessLog,
+    /// Deadline of the request being read.
+    deadline: Option<Instant>,
+    /// Output is a TCP socket (so TCP_CORK applies).
+    is_socket: bool,
+    /// Responses sent on this connection.
+    pub served: u64,
+    /// Date header, cached per second.
+    date: (i64, String),
+}
+
+impl Conn {
+    /// A connection on fds 0 and 1, the client from the environment.
+    pub fn stdio(limits: Limits) -> Conn {
+        Conn::new(0, 1, limits, Peer::from_env(), AccessLog::detect())
+    }
+
+    pub fn new(input: RawFd, output: RawFd, limits: Limits, peer: Peer, log: AccessLog) -> Conn {
+        let is_socket = {
+            // SAFETY: fstat into a stat buffer we own.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            unsafe { libc::fstat(output, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK }
+        };
+        if is_socket {
+            // Responses are written whole (head and body in one go, or
+            // corked around sendfile), so Nagle only adds delay.
+            let one: libc::c_int = 1;
+            // SAFETY: setsockopt with an int we own.
+            unsafe {
+                libc::setsockopt(output, libc::IPPROTO_TCP, libc::TCP_NODELAY, (&one as *const libc::c_int).cast(), 4);
+            }
+        }
+        Conn {
+            input,
+            output,
+            buf: vec![0; 16 * 1024],
+            pos: 0,
+            end: 0,
+            limits,
+            peer,
+            log,
+            deadline: None,
+            is_socket,
+            served: 0,
+            date: (0, String::new()),
+        }
+    }
+
+    /// Waits until fd 0 is readable or `deadline` passes.
+    fn wait_readable(&self, deadline: Instant) -> Result<(), HttpError> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(HttpError::Timeout);
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.input,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = left.as_millis().min(i32::MAX as u128) as i32;
+            // SAFETY: poll on one pollfd we own.
+            let n = unsafe { libc::poll(&mut pfd, 1, ms.max(1)) };
+            if n > 0 {
+                return Ok(());
+            }
+            if n == 0 {
+                return Err(HttpError::Timeout);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(HttpError::Io(e));
+            }
+        }
+    }
+
+    /// Reads more input into the buffer; Ok(0) at EOF.
+    fn fill(&mut self, deadline: Instant) -> Result<usize, HttpError> {
+        if self.pos == self.end {
+            self.pos = 0;
+            self.end = 0;
+        } else if self.end == self.buf.len() && self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+        if self.end == self.buf.len() {
+            let grow = self.buf.len();
+            self.buf.resize(self.buf.len() + grow, 0);
+        }
+        self.wait_readable(deadline)?;
+        loop {
+            // SAFETY: read into the free tail of our buffer.
+            let n = unsafe { libc::read(self.input, self.buf[self.end..].as_mut_ptr().cast(), self.buf.len() - self.end) };
+            if n >= 0 {
+                self.end += n as usize;
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => {
+                    self.wait_readable(deadline)?;
+                }
+                io::ErrorKind::ConnectionReset => return Ok(0),
+                _ => return Err(HttpError::Io(e)),
+            }
+        }
+    }
+
+    /// Reads the next request head. `Ok(None)` when the client closed the
+    /// connection (or stayed idle past the idle timeout) between requests.
+    pub fn next_request(&mut self) -> Result<Option<Request>, HttpError> {
+        let idle_deadline = Instant::now() + self.limits.idle;
+        // Skip the empty lines a client may send between requests.
+        loop {
+            while self.pos < self.end && (self.buf[self.pos] == b'\r' || self.buf[self.pos] == b'\n') {
+                self.pos += 1;
+            }
+            if self.pos < self.end {
+                break;
+            }
+            match self.fill(idle_deadline) {
+                Ok(0) => return Ok(None),
+                Ok(_) => {}
+                Err(HttpError::Timeout) => return Ok(None),
+                Err(HttpError::Io(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        let started = Instant::now();
+        let deadline = started + self.limits.request;
+        self.deadline = Some(deadline);
+        loop {
+            let avail = &self.buf[self.pos..self.end];
+            let mut headers = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
+            let mut req = httparse::Request::new(&mut headers);
+            match req.parse(avail) {
+                Ok(httparse::Status::Complete(n)) => {
+                    if n > self.limits.max_head {
+                        return Err(HttpError::HeadersTooLarge);
+                    }
+                    if req.path.is_some_and(|p| p.len() > self.limits.max_target) {
+                        return Err(HttpError::UriTooLong);
+                    }
+                    let r = Request::from_parsed(&req, started)?;
+                    self.pos += n;
+                    return Ok(Some(r));
+                }
+                Ok(httparse::Status::Partial) => {
+                    if avail.len() > self.limits.max_head {
+                        // Still inside the request line: the target is too long.
+                        let first_line_done = avail.contains(&b'\n');
+                        return Err(if first_line_done { HttpError::HeadersTooLarge } else { HttpError::UriTooLong });
+                    }
+                }
+                Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadersTooLarge),
+                Err(httparse::Error::Version) => {
+                    let line = avail.split(|&b| b == b'\n').next().unwrap_or(b"");
+                    return Err(if line.windows(5).any(|w| w == b"HTTP/") {
+                        HttpError::VersionNotSupported
+                    } else {
+                        HttpError::BadRequest("malformed request line")
+                    });
+                }
+                Err(_) => return Err(HttpError::BadRequest("malformed request head")),
+            }
+            match self.fill(deadline) {
+                Ok(0) => return Err(HttpError::Io(io::ErrorKind::UnexpectedEof.into())),
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads the request body and hands it to `sink` piece by piece;
+    /// returns its length. Sends `100 Continue` first when asked to.
+    pub fn read_body(&mut self, req: &Request, sink: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> Result<u64, HttpError> {
+        let deadline = self.deadline.unwrap_or_else(|| Instant::now() + self.limits.request);
+        if let Framing::Length(n) = req.framing {
+            if n > self.limits.max_body {
+                return Err(HttpError::PayloadTooLarge);
+            }
+        }
+        if req.expect_continue && self.pos == self.end {
+            self.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        }
+        match req.framing {
+            Framing::None => Ok(0),
+            Framing::Length(n) => {
+                let mut left = n;
+                while left > 0 {
+                    if self.pos == self.end && self.fill(deadline)? == 0 {
+                        return Err(HttpError::Io(io::ErrorKind::UnexpectedEof.into()));
+                    }
+                    let take = (self.end - self.pos).min(left as usize);
+                    sink(&self.buf[self.pos..self.pos + take]).map_err(HttpError::Io)?;
+                    self.pos += take;
+                    left -= take as u64;
+                }
+                Ok(n)
+            }
+            Framing::Chunked => self.read_chunked(deadline, sink),
+        }
+    }
+
+    /// Reads one line (without CRLF) of at most 4 KiB for chunk framing.
+    fn read_line(&mut self, deadline: Instant) -> Result<Vec<u8>, HttpError> {
+        loop {
+            if let Some(i) = self.buf[self.pos..self.end].iter().position(|&b| b == b'\n') {
+                let mut line = self.buf[self.pos..self.pos + i].to_vec();
+                self.pos += i + 1;
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(line);
+            }
+            if self.end - self.pos > 4096 {
+                return Err(HttpError::BadRequest("chunk line too long"));
+            }
+            if self.fill(deadline)? == 0 {
+                return Err(HttpError::Io(io::ErrorKind::UnexpectedEof.into()));
+            }
+        }
+    }
+
+    fn read_chunked(&mut self, deadline: Instant, sink: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> Result<u64, HttpError> {
+        let mut total: u64 = 0;
+        loop {
+            let line = self.read_line(deadline)?;
+            let size_text = line.split(|&b| b == b';').next().unwrap_or(b"");
+            let size_text = std::str::from_utf8(size_text).map_err(|_| HttpError::BadRequest("bad chunk size"))?.trim();
+            if size_text.is_empty() || !size_text.bytes().all(|b| b.is_ascii_hexdigit()) || size_text.len() > 15 {
+                return Err(HttpError::BadRequest("bad chunk size"));
+            }
+            let size = u64::from_str_radix(size_text, 16).map_err(|_| HttpError::BadRequest("bad chunk size"))?;
+            if size == 0 {
+                // Trailers, ignored, up to the empty line.
+                loop {
+                    let t = self.read_line(deadline)?;
+                    if t.is_empty() {
+                        return Ok(total);
+                    }
+                }
+            }
+            total += size;
+            if total > self.limits.max_body {
+                return Err(HttpError::PayloadTooLarge);
+            }
+            let mut left = size;
+            while left > 0 {
+                if self.pos == self.end && self.fill(deadline)? == 0 {
+                    return Err(HttpError::Io(io::ErrorKind::UnexpectedEof.into()));
+                }
+                let take = (self.end - self.pos).min(left as usize);
+                sink(&self.buf[self.pos..self.pos + take]).map_err(HttpError::Io)?;
+                self.pos += take;
+                left -= take as u64;
+            }
+            if !self.read_line(deadline)?.is_empty() {
+                return Err(HttpError::BadRequest("chunk data longer than its size"));
+            }
+        }
+    }
+
+    /// Reads and drops the body, so the next pipelined request can be read.
+    pub fn discard_body(&mut self, req: &Request) -> Result<(), HttpError> {
+        self.read_body(req, &mut |_| Ok(())).map(|_| ())
+    }
+
+    /// Whether input is already buffered (a pipelined request waits).
+    pub fn has_buffered_input(&self) -> bool {
+        self.pos < self.end
+    }
+
+    fn date(&mut self) -> &str {
+        // SAFETY: time(NULL).
+        let now = unsafe { libc::time(std::ptr::null_mut()) } as i64;
+        if self.date.0 != now {
+            self.date = (now, format_http_date(now));
+        }
+        &self.date.1
+    }
+
+    pub fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            // SAFETY: write from a slice we own.
+            let n = unsafe { libc::write(self.output, data.as_ptr().cast(), data.len()) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            data = &data[n as usize..];
+        }
+        Ok(())
+    }
+
+    fn cork(&self, on: bool) {
+        if self.is_socket {
+            let v: libc::c_int = on.into();
+            // SAFETY: setsockopt with an int we own.
+            unsafe {
+                libc::setsockopt(self.output, libc::IPPROTO_TCP, libc::TCP_CORK, (&v as *const libc::c_int).cast(), 4);
+            }
+        }
+    }
+
+    /// Copies `len` bytes of `file` from `offset` to the output with
+    /// sendfile(2), falling back to read/write where sendfile cannot go.
+    fn send_file_range(&mut self, file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+        let mut off = offset as libc::off_t;
+        let mut left = len;
+        while left > 0 {
+            let chunk = left.min(1 << 30) as usize;
+            // SAFETY: sendfile between descriptors we hold, offset we own.
+            let n = unsafe { libc::sendfile(self.output, file.as_raw_fd(), &mut off, chunk) };
+            if n > 0 {
+                left -= n as u64;
+                continue;
+            }
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+                    return self.copy_range(file, off as u64, left);
+                }
+                Some(libc::EAGAIN) => {
+                    let mut pfd = libc::pollfd {
+                        fd: self.output,
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    };
+                    // SAFETY: poll on one pollfd we own.
+                    unsafe { libc::poll(&mut pfd, 1, 30_000) };
+                }
+                _ => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn copy_range(&mut self, file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut done = 0;
+        while done < len {
+            let want = ((len - done) as usize).min(buf.len());
+            let n = file.read_at(&mut buf[..want], offset + done)?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            self.write_all(&buf[..n])?;
+            done += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Sends `resp` as the answer to `req` (or to an unreadable request
+    /// when `req` is None), adding Date, framing and Connection headers,
+    /// and logs it. Returns whether the connection may carry another
+    /// request.
+    pub fn send(&mut self, req: Option<&Request>, mut resp: Response) -> io::Result<bool> {
+        let head_only = req.is_some_and(|r| r.is_head()) || resp.status == 304 || resp.status == 204 || resp.status < 200;
+        let minor = req.map(|r| r.minor).unwrap_or(1);
+        let len = resp.body.len();
+        let chunked = len.is_none() && minor == 1 && !head_only;
+        let keep = req.is_some_and(|r| r.keep_alive) && !resp.close && (len.is_some() || chunked || head_only);
+        let mut head = String::with_capacity(256);
+        head.push_str(if minor == 0 { "HTTP/1.0 " } else { "HTTP/1.1 " });
+        head.push_str(&resp.status.to_string());
+        head.push(' ');
+        head.push_str(reason(resp.status));
+        head.push_str("\r\nDate: ");
+        head.push_str(self.date());
+        head.push_str("\r\nServer: jawas\r\n");
+        for (k, v) in &resp.headers {
+            if k.eq_ignore_ascii_case("Content-Length") || k.eq_ignore_ascii_case("Transfer-Encoding") || k.eq_ignore_ascii_case("Connection") {
+                continue;
+            }
+            head.push_str(k);
+            head.push_str(": ");
+            head.push_str(v);
+            head.push_str("\r\n");
+        }
+        match len {
+            Some(n) if resp.status != 304 && resp.status != 204 && resp.status >= 200 => {
+                head.push_str("Content-Length: ");
+                head.push_str(&n.to_string());
+                head.push_str("\r\n");
+            }
+            None if chunked => head.push_str("Transfer-Encoding: chunked\r\n"),
+            _ => {}
+        }
+        if !keep {
+            head.push_str("Connection: close\r\n");
+        } else if minor == 0 {
+            head.push_str("Connection: keep-alive\r\n");
+        }
+        head.push_str("\r\n");
+
+        let sent_body = if head_only { 0 } else { len.unwrap_or(0) };
+        let body = std::mem::replace(&mut resp.body, Body::Empty);
+        let result = match body {
+            _ if head_only => self.write_all(head.as_bytes()),
+            Body::Empty => self.write_all(head.as_bytes()),
+            Body::Bytes(b) => {
+                let mut all = head.into_bytes();
+                all.extend_from_slice(&b);
+                self.write_all(&all)
+            }
+            Body::Segments(file, segs) => {
+                self.cork(true);
+                let r = (|| {
+                    self.write_all(head.as_bytes())?;
+                    for s in segs {
+                        match s {
+                            Segment::Bytes(b) => self.write_all(&b)?,
+                            Segment::File { offset, len } => self.send_file_range(&file, offset, len)?,
+                        }
+                    }
+                    Ok(())
+                })();
+                self.cork(false);
+                r
+            }
+            Body::Stream(mut reader) => {
+                self.write_all(head.as_bytes())?;
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    let n = match reader.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    };
+                    if chunked {
+                        let mut piece = format!("{n:x}\r\n").into_bytes();
+                        piece.extend_from_slice(&buf[..n]);
+                        piece.extend_from_slice(b"\r\n");
+                        self.write_all(&piece)?;
+                    } else {
+                        self.write_all(&buf[..n])?;
+                    }
+                }
+                if chunked {
+                    self.write_all(b"0\r\n\r\n")?;
+                }
+                Ok(())
+            }
+        };
+        if let Some(r) = req {
+            self.log.request(&self.peer, r, resp.status, sent_body, r.started.elapsed());
+        }
+        self.served += 1;
+        self.deadline = None;
+        result.map(|_| keep)
+    }
+
+    /// Answers a request that could not be read, when the connection can
+    /// still carry an answer, and logs it.
+    pub fn send_error(&mut self, e: &HttpError) {
+        if let Some(status) = e.status() {
+            self.log.failure(&self.peer, status, &e.to_string());
+            let _ = self.send(None, Response::error(status));
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The access log: one line per request, common log format plus the
+//! duration, on stderr. When stderr is the connection itself (xinetd hands
+//! the socket to fds 0, 1 and 2), the line goes to syslog instead: a log
+//! line must never reach the client.
+
+use std::io::Write;
+use std::time::Duration;
+
+use crate::{Peer, Request};
+
+pub enum AccessLog {
+    Stderr,
+    Syslog,
+    Off,
+}
+
+impl AccessLog {
+    /// Stderr, unless fd 2 is the same open file as fd 1.
+    pub fn detect() -> AccessLog {
+        if same_file(1, 2) {
+            AccessLog::Syslog
+        } else {
+            AccessLog::Stderr
+        }
+    }
+
+    /// `192.0.2.7 - - [24/Nov/2026:13:45:12 +0000] "GET / HTTP/1.1" 200 1234 0.000123`
+    pub fn request(&self, peer: &Peer, req: &Request, status: u16, bytes: u64, took: Duration) {
+        if matches!(self, AccessLog::Off) {
+            return;
+        }
+        let line = format!(
+            "{} - - [{}] \"{} {} {}\" {} {} {:.6}",
+            peer.ip.as_deref().unwrap_or("-"),
+            clf_time(),
+            clean(&req.method, 32),
+            clean(&req.target, 1024),
+            req.version(),
+            status,
+            bytes,
+            took.as_secs_f64()
+        );
+        self.line(&line);
+    }
+
+    /// A line for a request that could not be parsed.
+    pub fn failure(&self, peer: &Peer, status: u16, why: &str) {
+        if matches!(self, AccessLog::Off) {
+            return;
+        }
+        self.line(&format!("{} - - [{}] \"-\" {} 0 - {}", peer.ip.as_deref().unwrap_or("-"), clf_time(), status, clean(why, 200)));
+    }
+
+    /// Any other diagnostic line (engine errors).
+    pub fn line(&self, text: &str) {
+        match self {
+            AccessLog::Stderr => {
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "{text}");
+            }
+            AccessLog::Syslog => {
+                if let Ok(c) = std::ffi::CString::new(text) {
+                    // SAFETY: a "%s" format with one C string argument.
+                    unsafe { libc::syslog(libc::LOG_DAEMON | libc::LOG_INFO, c"%s".as_ptr(), c.as_ptr()) };
+                }
+            }
+            AccessLog::Off => {}
+        }
+    }
+}
+
+fn same_file(a: i32, b: i32) -> bool {
+    // SAFETY: fstat into stat buffers we own.
+    unsafe {
+        let mut sa: libc::stat = std::mem::zeroed();
+        let mut sb: libc::stat = std::mem::zeroed();
+        libc::fstat(a, &mut sa) == 0 && libc::fstat(b, &mut sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
+    }
+}
+
+/// Attacker-controlled text made safe for one log line: printable ASCII
+/// except `"` and `\` stays; everything else becomes `\xNN`; cut at `max`.
+pub fn clean(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max));
+    for b in s.bytes() {
+        if out.len() >= max {
+            out.push_str("...");
+            break;
+        }
+        if (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+fn clf_time() -> String {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    // SAFETY: time and gmtime_r with out-parameters we own.
+    let tm = unsafe {
+        let t = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::gmtime_r(&t, &mut tm);
+        tm
+    };
+    format!(
+        "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
+        tm.tm_mday,
+        MONTHS[tm.tm_mon.clamp(0, 11) as usize],
+        tm.tm_year + 1900,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clean_cases() {
+        assert_eq!(super::clean("GET", 10), "GET");
+        assert_eq!(super::clean("/a\"b\\c\x1b[", 100), "/a\\x22b\\x5cc\\x1b[");
+        assert_eq!(super::clean("abcdef", 3), "abc...");
+    }
+}

@@ -1,0 +1,145 @@
+//! A parsed request head, and the rules that derive its framing and
+//! keep-alive from the headers (RFC 9112 sections 6 and 9).
+
+use std::time::Instant;
+
+use crate::HttpError;
+
+/// How the request body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    /// The request target as sent (`/a%20b?x=1`, `*`, or absolute-form).
+    pub target: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor: u8,
+    /// Header names as sent; values as text (obs-text kept as Latin-1).
+    pub headers: Vec<(String, String)>,
+    pub framing: Framing,
+    /// The client wants the connection kept open after this response.
+    pub keep_alive: bool,
+    pub expect_continue: bool,
+    /// When the first byte of this request arrived (for the access log).
+    pub started: Instant,
+}
+
+impl Request {
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a header, split at commas (for list-valued headers).
+    pub fn header_list<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The path part of the target (before `?`), for origin-form and
+    /// absolute-form targets.
+    pub fn path(&self) -> &str {
+        let t = self.target.as_str();
+        let t = match t.find("://") {
+            Some(i) => {
+                let rest = &t[i + 3..];
+                rest.find('/').map(|j| &rest[j..]).unwrap_or("/")
+            }
+            None => t,
+        };
+        t.split_once('?').map(|(p, _)| p).unwrap_or(t)
+    }
+
+    pub fn query(&self) -> Option<&str> {
+        self.target.split_once('?').map(|(_, q)| q)
+    }
+
+    pub fn is_head(&self) -> bool {
+        self.method == "HEAD"
+    }
+
+    pub fn version(&self) -> &'static str {
+        if self.minor == 0 {
+            "HTTP/1.0"
+        } else {
+            "HTTP/1.1"
+        }
+    }
+
+    /// Builds a request from a parsed head, applying the framing rules.
+    pub(crate) fn from_parsed(req: &httparse::Request<'_, '_>, started: Instant) -> Result<Request, HttpError> {
+        let method = req.method.ok_or(HttpError::BadRequest("no method"))?.to_string();
+        let target = req.path.ok_or(HttpError::BadRequest("no request target"))?.to_string();
+        let minor = req.version.ok_or(HttpError::BadRequest("no version"))?;
+        let headers: Vec<(String, String)> = req
+            .headers
+            .iter()
+            .map(|h| (h.name.to_string(), h.value.iter().map(|&b| b as char).collect()))
+            .collect();
+        let mut r = Request {
+            method,
+            target,
+            minor,
+            headers,
+            framing: Framing::None,
+            keep_alive: false,
+            expect_continue: false,
+            started,
+        };
+        if r.minor == 1 && r.header("Host").is_none() {
+            return Err(HttpError::BadRequest("HTTP/1.1 request without Host"));
+        }
+        // Transfer-Encoding wins over Content-Length; both together is a
+        // smuggling attempt and is refused.
+        let te: Vec<String> = r.header_list("Transfer-Encoding").map(|s| s.to_ascii_lowercase()).collect();
+        let lengths: Vec<&str> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
+            .map(|(_, v)| v.trim())
+            .collect();
+        if !te.is_empty() {
+            if !lengths.is_empty() {
+                return Err(HttpError::BadRequest("both Transfer-Encoding and Content-Length"));
+            }
+            if r.minor == 0 {
+                return Err(HttpError::BadRequest("Transfer-Encoding in an HTTP/1.0 request"));
+            }
+            if te.last().map(String::as_str) != Some("chunked") || te.iter().any(|t| t != "chunked") {
+                return Err(HttpError::NotImplemented);
+            }
+            r.framing = Framing::Chunked;
+        } else if let Some(first) = lengths.first() {
+            if lengths.iter().any(|l| l != first) {
+                return Err(HttpError::BadRequest("conflicting Content-Length headers"));
+            }
+            if first.is_empty() || !first.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(HttpError::BadRequest("invalid Content-Length"));
+            }
+            let n: u64 = first.parse().map_err(|_| HttpError::PayloadTooLarge)?;
+            if n > 0 {
+                r.framing = Framing::Length(n);
+            }
+        }
+        let conn: Vec<String> = r.header_list("Connection").map(|s| s.to_ascii_lowercase()).collect();
+        r.keep_alive = if r.minor == 0 {
+            conn.iter().any(|c| c == "keep-alive")
+        } else {
+            !conn.iter().any(|c| c == "close")
+        };
+        r.expect_continue = r.minor == 1
+            && r.header("Expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
+            && r.framing != Framing::None;
+        Ok(r)
+    }
+}
