@@ -75,7 +75,9 @@ impl Conn {
         let is_socket = {
             // SAFETY: fstat into a stat buffer we own.
             let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            unsafe { libc::fstat(output, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK }
+            unsafe {
+                libc::fstat(output, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
+            }
         };
         if is_socket {
             // Responses are written whole (head and body in one go, or
@@ -83,7 +85,13 @@ impl Conn {
             let one: libc::c_int = 1;
             // SAFETY: setsockopt with an int we own.
             unsafe {
-                libc::setsockopt(output, libc::IPPROTO_TCP, libc::TCP_NODELAY, (&one as *const libc::c_int).cast(), 4);
+                libc::setsockopt(
+                    output,
+                    libc::IPPROTO_TCP,
+                    libc::TCP_NODELAY,
+                    (&one as *const libc::c_int).cast(),
+                    4,
+                );
             }
         }
         Conn {
@@ -147,7 +155,13 @@ impl Conn {
         self.wait_readable(deadline)?;
         loop {
             // SAFETY: read into the free tail of our buffer.
-            let n = unsafe { libc::read(self.input, self.buf[self.end..].as_mut_ptr().cast(), self.buf.len() - self.end) };
+            let n = unsafe {
+                libc::read(
+                    self.input,
+                    self.buf[self.end..].as_mut_ptr().cast(),
+                    self.buf.len() - self.end,
+                )
+            };
             if n >= 0 {
                 self.end += n as usize;
                 return Ok(n as usize);
@@ -170,7 +184,9 @@ impl Conn {
         let idle_deadline = Instant::now() + self.limits.idle;
         // Skip the empty lines a client may send between requests.
         loop {
-            while self.pos < self.end && (self.buf[self.pos] == b'\r' || self.buf[self.pos] == b'\n') {
+            while self.pos < self.end
+                && (self.buf[self.pos] == b'\r' || self.buf[self.pos] == b'\n')
+            {
                 self.pos += 1;
             }
             if self.pos < self.end {
@@ -207,7 +223,11 @@ impl Conn {
                     if avail.len() > self.limits.max_head {
                         // Still inside the request line: the target is too long.
                         let first_line_done = avail.contains(&b'\n');
-                        return Err(if first_line_done { HttpError::HeadersTooLarge } else { HttpError::UriTooLong });
+                        return Err(if first_line_done {
+                            HttpError::HeadersTooLarge
+                        } else {
+                            HttpError::UriTooLong
+                        });
                     }
                 }
                 Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadersTooLarge),
@@ -231,8 +251,14 @@ impl Conn {
 
     /// Reads the request body and hands it to `sink` piece by piece;
     /// returns its length. Sends `100 Continue` first when asked to.
-    pub fn read_body(&mut self, req: &Request, sink: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> Result<u64, HttpError> {
-        let deadline = self.deadline.unwrap_or_else(|| Instant::now() + self.limits.request);
+    pub fn read_body(
+        &mut self,
+        req: &Request,
+        sink: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+    ) -> Result<u64, HttpError> {
+        let deadline = self
+            .deadline
+            .unwrap_or_else(|| Instant::now() + self.limits.request);
         if let Framing::Length(n) = req.framing {
             if n > self.limits.max_body {
                 return Err(HttpError::PayloadTooLarge);
@@ -263,7 +289,10 @@ impl Conn {
     /// Reads one line (without CRLF) of at most 4 KiB for chunk framing.
     fn read_line(&mut self, deadline: Instant) -> Result<Vec<u8>, HttpError> {
         loop {
-            if let Some(i) = self.buf[self.pos..self.end].iter().position(|&b| b == b'\n') {
+            if let Some(i) = self.buf[self.pos..self.end]
+                .iter()
+                .position(|&b| b == b'\n')
+            {
                 let mut line = self.buf[self.pos..self.pos + i].to_vec();
                 self.pos += i + 1;
                 if line.last() == Some(&b'\r') {
@@ -280,16 +309,26 @@ impl Conn {
         }
     }
 
-    fn read_chunked(&mut self, deadline: Instant, sink: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> Result<u64, HttpError> {
+    fn read_chunked(
+        &mut self,
+        deadline: Instant,
+        sink: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+    ) -> Result<u64, HttpError> {
         let mut total: u64 = 0;
         loop {
             let line = self.read_line(deadline)?;
             let size_text = line.split(|&b| b == b';').next().unwrap_or(b"");
-            let size_text = std::str::from_utf8(size_text).map_err(|_| HttpError::BadRequest("bad chunk size"))?.trim();
-            if size_text.is_empty() || !size_text.bytes().all(|b| b.is_ascii_hexdigit()) || size_text.len() > 15 {
+            let size_text = std::str::from_utf8(size_text)
+                .map_err(|_| HttpError::BadRequest("bad chunk size"))?
+                .trim();
+            if size_text.is_empty()
+                || !size_text.bytes().all(|b| b.is_ascii_hexdigit())
+                || size_text.len() > 15
+            {
                 return Err(HttpError::BadRequest("bad chunk size"));
             }
-            let size = u64::from_str_radix(size_text, 16).map_err(|_| HttpError::BadRequest("bad chunk size"))?;
+            let size = u64::from_str_radix(size_text, 16)
+                .map_err(|_| HttpError::BadRequest("bad chunk size"))?;
             if size == 0 {
                 // Trailers, ignored, up to the empty line.
                 loop {
@@ -359,7 +398,13 @@ impl Conn {
             let v: libc::c_int = on.into();
             // SAFETY: setsockopt with an int we own.
             unsafe {
-                libc::setsockopt(self.output, libc::IPPROTO_TCP, libc::TCP_CORK, (&v as *const libc::c_int).cast(), 4);
+                libc::setsockopt(
+                    self.output,
+                    libc::IPPROTO_TCP,
+                    libc::TCP_CORK,
+                    (&v as *const libc::c_int).cast(),
+                    4,
+                );
             }
         }
     }
@@ -422,11 +467,16 @@ impl Conn {
     /// and logs it. Returns whether the connection may carry another
     /// request.
     pub fn send(&mut self, req: Option<&Request>, mut resp: Response) -> io::Result<bool> {
-        let head_only = req.is_some_and(|r| r.is_head()) || resp.status == 304 || resp.status == 204 || resp.status < 200;
+        let head_only = req.is_some_and(|r| r.is_head())
+            || resp.status == 304
+            || resp.status == 204
+            || resp.status < 200;
         let minor = req.map(|r| r.minor).unwrap_or(1);
         let len = resp.body.len();
         let chunked = len.is_none() && minor == 1 && !head_only;
-        let keep = req.is_some_and(|r| r.keep_alive) && !resp.close && (len.is_some() || chunked || head_only);
+        let keep = req.is_some_and(|r| r.keep_alive)
+            && !resp.close
+            && (len.is_some() || chunked || head_only);
         let mut head = String::with_capacity(256);
         head.push_str(if minor == 0 { "HTTP/1.0 " } else { "HTTP/1.1 " });
         head.push_str(&resp.status.to_string());
@@ -436,7 +486,10 @@ impl Conn {
         head.push_str(self.date());
         head.push_str("\r\nServer: jawas\r\n");
         for (k, v) in &resp.headers {
-            if k.eq_ignore_ascii_case("Content-Length") || k.eq_ignore_ascii_case("Transfer-Encoding") || k.eq_ignore_ascii_case("Connection") {
+            if k.eq_ignore_ascii_case("Content-Length")
+                || k.eq_ignore_ascii_case("Transfer-Encoding")
+                || k.eq_ignore_ascii_case("Connection")
+            {
                 continue;
             }
             head.push_str(k);
@@ -477,7 +530,9 @@ impl Conn {
                     for s in segs {
                         match s {
                             Segment::Bytes(b) => self.write_all(&b)?,
-                            Segment::File { offset, len } => self.send_file_range(&file, offset, len)?,
+                            Segment::File { offset, len } => {
+                                self.send_file_range(&file, offset, len)?
+                            }
                         }
                     }
                     Ok(())
@@ -511,7 +566,8 @@ impl Conn {
             }
         };
         if let Some(r) = req {
-            self.log.request(&self.peer, r, resp.status, sent_body, r.started.elapsed());
+            self.log
+                .request(&self.peer, r, resp.status, sent_body, r.started.elapsed());
         }
         self.served += 1;
         self.deadline = None;

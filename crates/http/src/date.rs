@@ -3,7 +3,9 @@
 //! database, no allocation beyond the output string.
 
 const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 
 /// Days since 1970-01-01 to (year, month 1-12, day 1-31), proleptic Gregorian.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -52,11 +54,17 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
     let month = |m: &str| MONTHS.iter().position(|x| *x == m).map(|i| i as u32 + 1);
     let hms = |t: &str| -> Option<i64> {
         let mut it = t.split(':');
-        let (h, m, s) = (it.next()?.parse::<i64>().ok()?, it.next()?.parse::<i64>().ok()?, it.next()?.parse::<i64>().ok()?);
+        let (h, m, s) = (
+            it.next()?.parse::<i64>().ok()?,
+            it.next()?.parse::<i64>().ok()?,
+            it.next()?.parse::<i64>().ok()?,
+        );
         (it.next().is_none() && h < 24 && m < 60 && s < 61).then_some(h * 3600 + m * 60 + s)
     };
     let build = |y: i64, m: u32, d: u32, t: i64| -> Option<i64> {
-        (1..=31).contains(&d).then(|| days_from_civil(y, m, d) * 86_400 + t)
+        (1..=31)
+            .contains(&d)
+            .then(|| days_from_civil(y, m, d) * 86_400 + t)
     };
     let parts: Vec<&str> = s.split_whitespace().collect();
     match parts.as_slice() {
@@ -69,7 +77,13 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
             let mut it = date.split('-');
             let (d, m, y) = (it.next()?, it.next()?, it.next()?);
             let y: i64 = y.parse().ok()?;
-            let y = if y < 70 { 2000 + y } else if y < 100 { 1900 + y } else { y };
+            let y = if y < 70 {
+                2000 + y
+            } else if y < 100 {
+                1900 + y
+            } else {
+                y
+            };
             build(y, month(m)?, d.parse().ok()?, hms(t)?)
         }
         // asctime: Sun Nov  6 08:49:37 1994
@@ -98,10 +112,20 @@ mod tests {
 
     #[test]
     fn parse_forms() {
-        for s in ["Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994"] {
+        for s in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
             assert_eq!(parse_http_date(s), Some(784_111_777), "{s}");
         }
-        for bad in ["", "yesterday", "Sun, 06 Nov 1994 25:49:37 GMT", "Sun, 32 Nov 1994 08:49:37 GMT", "Sun, 06 Nov 1994 08:49:37 PST"] {
+        for bad in [
+            "",
+            "yesterday",
+            "Sun, 06 Nov 1994 25:49:37 GMT",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:37 PST",
+        ] {
             assert_eq!(parse_http_date(bad), None, "{bad}");
         }
     }

@@ -48,7 +48,13 @@ impl AccessLog {
         if matches!(self, AccessLog::Off) {
             return;
         }
-        self.line(&format!("{} - - [{}] \"-\" {} 0 - {}", peer.ip.as_deref().unwrap_or("-"), clf_time(), status, clean(why, 200)));
+        self.line(&format!(
+            "{} - - [{}] \"-\" {} 0 - {}",
+            peer.ip.as_deref().unwrap_or("-"),
+            clf_time(),
+            status,
+            clean(why, 200)
+        ));
     }
 
     /// Any other diagnostic line (engine errors).
@@ -61,7 +67,13 @@ impl AccessLog {
             AccessLog::Syslog => {
                 if let Ok(c) = std::ffi::CString::new(text) {
                     // SAFETY: a "%s" format with one C string argument.
-                    unsafe { libc::syslog(libc::LOG_DAEMON | libc::LOG_INFO, c"%s".as_ptr(), c.as_ptr()) };
+                    unsafe {
+                        libc::syslog(
+                            libc::LOG_DAEMON | libc::LOG_INFO,
+                            c"%s".as_ptr(),
+                            c.as_ptr(),
+                        )
+                    };
                 }
             }
             AccessLog::Off => {}
@@ -74,7 +86,10 @@ fn same_file(a: i32, b: i32) -> bool {
     unsafe {
         let mut sa: libc::stat = std::mem::zeroed();
         let mut sb: libc::stat = std::mem::zeroed();
-        libc::fstat(a, &mut sa) == 0 && libc::fstat(b, &mut sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
+        libc::fstat(a, &mut sa) == 0
+            && libc::fstat(b, &mut sb) == 0
+            && sa.st_dev == sb.st_dev
+            && sa.st_ino == sb.st_ino
     }
 }
 
@@ -97,7 +112,9 @@ pub fn clean(s: &str, max: usize) -> String {
 }
 
 fn clf_time() -> String {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     // SAFETY: time and gmtime_r with out-parameters we own.
     let tm = unsafe {
         let t = libc::time(std::ptr::null_mut());

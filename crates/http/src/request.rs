@@ -33,7 +33,10 @@ pub struct Request {
 impl Request {
     /// The first value of a header, by case-insensitive name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of a header, split at commas (for list-valued headers).
@@ -77,14 +80,28 @@ impl Request {
     }
 
     /// Builds a request from a parsed head, applying the framing rules.
-    pub(crate) fn from_parsed(req: &httparse::Request<'_, '_>, started: Instant) -> Result<Request, HttpError> {
-        let method = req.method.ok_or(HttpError::BadRequest("no method"))?.to_string();
-        let target = req.path.ok_or(HttpError::BadRequest("no request target"))?.to_string();
+    pub(crate) fn from_parsed(
+        req: &httparse::Request<'_, '_>,
+        started: Instant,
+    ) -> Result<Request, HttpError> {
+        let method = req
+            .method
+            .ok_or(HttpError::BadRequest("no method"))?
+            .to_string();
+        let target = req
+            .path
+            .ok_or(HttpError::BadRequest("no request target"))?
+            .to_string();
         let minor = req.version.ok_or(HttpError::BadRequest("no version"))?;
         let headers: Vec<(String, String)> = req
             .headers
             .iter()
-            .map(|h| (h.name.to_string(), h.value.iter().map(|&b| b as char).collect()))
+            .map(|h| {
+                (
+                    h.name.to_string(),
+                    h.value.iter().map(|&b| b as char).collect(),
+                )
+            })
             .collect();
         let mut r = Request {
             method,
@@ -101,7 +118,10 @@ impl Request {
         }
         // Transfer-Encoding wins over Content-Length; both together is a
         // smuggling attempt and is refused.
-        let te: Vec<String> = r.header_list("Transfer-Encoding").map(|s| s.to_ascii_lowercase()).collect();
+        let te: Vec<String> = r
+            .header_list("Transfer-Encoding")
+            .map(|s| s.to_ascii_lowercase())
+            .collect();
         let lengths: Vec<&str> = r
             .headers
             .iter()
@@ -110,12 +130,17 @@ impl Request {
             .collect();
         if !te.is_empty() {
             if !lengths.is_empty() {
-                return Err(HttpError::BadRequest("both Transfer-Encoding and Content-Length"));
+                return Err(HttpError::BadRequest(
+                    "both Transfer-Encoding and Content-Length",
+                ));
             }
             if r.minor == 0 {
-                return Err(HttpError::BadRequest("Transfer-Encoding in an HTTP/1.0 request"));
+                return Err(HttpError::BadRequest(
+                    "Transfer-Encoding in an HTTP/1.0 request",
+                ));
             }
-            if te.last().map(String::as_str) != Some("chunked") || te.iter().any(|t| t != "chunked") {
+            if te.last().map(String::as_str) != Some("chunked") || te.iter().any(|t| t != "chunked")
+            {
                 return Err(HttpError::NotImplemented);
             }
             r.framing = Framing::Chunked;
@@ -131,14 +156,18 @@ impl Request {
                 r.framing = Framing::Length(n);
             }
         }
-        let conn: Vec<String> = r.header_list("Connection").map(|s| s.to_ascii_lowercase()).collect();
+        let conn: Vec<String> = r
+            .header_list("Connection")
+            .map(|s| s.to_ascii_lowercase())
+            .collect();
         r.keep_alive = if r.minor == 0 {
             conn.iter().any(|c| c == "keep-alive")
         } else {
             !conn.iter().any(|c| c == "close")
         };
         r.expect_continue = r.minor == 1
-            && r.header("Expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
+            && r.header("Expect")
+                .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
             && r.framing != Framing::None;
         Ok(r)
     }

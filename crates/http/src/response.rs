@@ -10,7 +10,10 @@ use std::io::Read;
 pub enum Segment {
     Bytes(Vec<u8>),
     /// A byte range of the response's file.
-    File { offset: u64, len: u64 },
+    File {
+        offset: u64,
+        len: u64,
+    },
 }
 
 pub enum Body {
@@ -70,7 +73,8 @@ impl Response {
     }
 
     pub fn bytes(mut self, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
-        self.headers.push(("Content-Type".into(), content_type.into()));
+        self.headers
+            .push(("Content-Type".into(), content_type.into()));
         self.body = Body::Bytes(body.into());
         self
     }
@@ -88,7 +92,10 @@ impl Response {
     }
 
     pub fn get_header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 

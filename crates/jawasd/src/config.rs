@@ -1154,8 +1154,9 @@ impl<'t> Parser<'t, '_> {
             self.error(v.span(), format!("{key}: empty path"));
             return None;
         }
-        let p = if key.ends_with(".workdir") || Path::new(&s).is_absolute() {
-            // A workdir is taken as written: after a chroot it is inside the new root.
+        // Relative paths are relative to the config file, like engines. (With
+        // chroot, give workdir as an absolute path inside the new root.)
+        let p = if Path::new(&s).is_absolute() {
             PathBuf::from(&s)
         } else {
             self.base_dir.join(&s)

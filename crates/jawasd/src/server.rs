@@ -770,7 +770,13 @@ impl Server {
     }
 
     /// Decides whether a connection gets an engine, and starts it.
-    fn admit(&mut self, service: &Rc<str>, stream: TcpStream, remote: SocketAddr, local: Option<SocketAddr>) {
+    fn admit(
+        &mut self,
+        service: &Rc<str>,
+        stream: TcpStream,
+        remote: SocketAddr,
+        local: Option<SocketAddr>,
+    ) {
         let Some(svc) = self.services.get(service).map(|s| s.config.clone()) else {
             return;
         };

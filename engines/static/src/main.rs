@@ -1,1 +1,684 @@
-fn main() {}
+//! jawas-static: serves files from one directory over HTTP/1.1, one
+//! connection per process (stdin/stdout), keep-alive and pipelining within it.
+//!
+//! Failure paths, each one HTTP answer: a path that cannot be parsed (400),
+//! a path that is hidden, missing or leaves the root (404), a method other
+//! than GET/HEAD/OPTIONS (405 with Allow), failed preconditions (412), an
+//! unsatisfiable range (416), a file that cannot be read (403 or 500).
+//! Usage errors exit 100 before anything is read.
+
+mod http_rules;
+mod path;
+
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jawas_http::{
+    exit, format_http_date, Body, Conn, HttpError, Limits, Request, Response, Segment,
+};
+
+use crate::http_rules::{
+    accepts_encoding, evaluate, mime_for, parse_range, Condition, Ranges, Validators,
+};
+use crate::path::{html_escape, percent_encode, segments, PathError};
+
+const USAGE: &str =
+    "usage: jawas-static --root DIR [--index NAME[,NAME...]] [--listing] [--mime EXT=TYPE]... \
+[--cache-control PATTERN=VALUE]... [--not-found FILE] [--follow-symlinks] [--show-dotfiles] \
+[--idle-timeout SECS] [--request-timeout SECS] [--no-access-log]";
+
+struct Options {
+    root: PathBuf,
+    index: Vec<String>,
+    listing: bool,
+    mime: Vec<(String, String)>,
+    cache_control: Vec<(String, String)>,
+    not_found: Option<PathBuf>,
+    follow_symlinks: bool,
+    show_dotfiles: bool,
+    limits: Limits,
+    access_log: bool,
+}
+
+fn parse_args(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        root: PathBuf::new(),
+        index: vec!["index.html".into()],
+        listing: false,
+        mime: Vec::new(),
+        cache_control: Vec::new(),
+        not_found: None,
+        follow_symlinks: false,
+        show_dotfiles: false,
+        limits: Limits::default(),
+        access_log: true,
+    };
+    let mut root = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match a.as_str() {
+            "--root" => root = Some(PathBuf::from(value("--root")?)),
+            "--index" => {
+                o.index = value("--index")?
+                    .split(',')
+                    .map(String::from)
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            }
+            "--listing" => o.listing = true,
+            "--no-listing" => o.listing = false,
+            "--mime" => {
+                let v = value("--mime")?;
+                let (e, t) = v
+                    .split_once('=')
+                    .ok_or(format!("--mime {v}: expected EXT=TYPE"))?;
+                o.mime
+                    .push((e.trim_start_matches('.').to_string(), t.to_string()));
+            }
+            "--cache-control" => {
+                let v = value("--cache-control")?;
+                let (p, c) = v
+                    .split_once('=')
+                    .ok_or(format!("--cache-control {v}: expected PATTERN=VALUE"))?;
+                o.cache_control.push((p.to_string(), c.to_string()));
+            }
+            "--not-found" => o.not_found = Some(PathBuf::from(value("--not-found")?)),
+            "--follow-symlinks" => o.follow_symlinks = true,
+            "--show-dotfiles" => o.show_dotfiles = true,
+            "--idle-timeout" => o.limits.idle = secs(&value("--idle-timeout")?)?,
+            "--request-timeout" => o.limits.request = secs(&value("--request-timeout")?)?,
+            "--no-access-log" => o.access_log = false,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown option '{other}'")),
+        }
+    }
+    let root = root.ok_or("--root DIR is required")?;
+    o.root = std::fs::canonicalize(&root).map_err(|e| format!("--root {}: {e}", root.display()))?;
+    if !o.root.is_dir() {
+        return Err(format!("--root {}: not a directory", root.display()));
+    }
+    Ok(o)
+}
+
+fn secs(v: &str) -> Result<Duration, String> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|n| *n > 0.0 && n.is_finite())
+        .map(Duration::from_secs_f64)
+        .ok_or(format!("'{v}' is not a number of seconds"))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match parse_args(&args) {
+        Ok(o) => o,
+        Err(m) if m.is_empty() => {
+            println!("{USAGE}");
+            std::process::exit(exit::OK);
+        }
+        Err(m) => {
+            eprintln!("jawas-static: {m}\njawas-static: {USAGE}");
+            std::process::exit(exit::USAGE);
+        }
+    };
+    // Writing to a client that went away must be an error we see, not death.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let root_fd = match open_dir(&opts.root) {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("jawas-static: --root {}: {e}", opts.root.display());
+            std::process::exit(exit::SYSTEM);
+        }
+    };
+    let server = Server { opts, root_fd };
+    let mut conn = Conn::stdio(server.opts.limits.clone());
+    if !server.opts.access_log {
+        conn.log = jawas_http::AccessLog::Off;
+    }
+    std::process::exit(server.serve(&mut conn));
+}
+
+struct Server {
+    opts: Options,
+    /// The root, opened once; every file is opened beneath it.
+    root_fd: OwnedFd,
+}
+
+impl Server {
+    /// Answers requests until the client closes or a response ends the
+    /// connection; returns the exit code.
+    fn serve(&self, conn: &mut Conn) -> i32 {
+        loop {
+            let req = match conn.next_request() {
+                Ok(Some(r)) => r,
+                Ok(None) => return exit::OK,
+                Err(HttpError::Io(_)) => return exit::PEER,
+                Err(e) => {
+                    conn.send_error(&e);
+                    return exit::PEER;
+                }
+            };
+            // Read (and drop) any body first: its bytes precede the next
+            // pipelined request.
+            if let Err(e) = conn.discard_body(&req) {
+                conn.send_error(&e);
+                return exit::PEER;
+            }
+            let resp = self.respond(&req);
+            match conn.send(Some(&req), resp) {
+                Ok(true) => {}
+                Ok(false) => return exit::OK,
+                Err(_) => return exit::PEER,
+            }
+        }
+    }
+
+    fn respond(&self, req: &Request) -> Response {
+        match req.method.as_str() {
+            "GET" | "HEAD" => {}
+            "OPTIONS" => return Response::new(204).header("Allow", "GET, HEAD, OPTIONS"),
+            _ => return Response::error(405).header("Allow", "GET, HEAD, OPTIONS"),
+        }
+        let segs = match segments(req.path(), self.opts.show_dotfiles) {
+            Ok(s) => s,
+            Err(PathError::Bad(_)) => return Response::error(400),
+            Err(PathError::Hidden) => return self.not_found(),
+        };
+        let rel = segs.join("/");
+        let file = match self.open(&rel) {
+            Ok(f) => f,
+            Err(e) => return self.open_error(&e),
+        };
+        let meta = match file.metadata() {
+            Ok(m) => m,
+            Err(_) => return Response::error(500),
+        };
+        if meta.is_dir() {
+            if !req.path().ends_with('/') {
+                let mut loc = percent_encode(&format!("/{rel}/"));
+                if loc == "//" {
+                    loc = "/".into();
+                }
+                if let Some(q) = req.query() {
+                    loc.push('?');
+                    loc.push_str(q);
+                }
+                return Response::error(301).header("Location", loc);
+            }
+            for name in &self.opts.index {
+                let candidate = if rel.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{rel}/{name}")
+                };
+                if let Ok(f) = self.open(&candidate) {
+                    if let Ok(m) = f.metadata() {
+                        if m.is_file() {
+                            return self.file_response(req, &candidate, f, m);
+                        }
+                    }
+                }
+            }
+            if self.opts.listing {
+                return self.listing(&rel);
+            }
+            return self.not_found();
+        }
+        if !meta.is_file() {
+            return self.not_found();
+        }
+        self.file_response(req, &rel, file, meta)
+    }
+
+    /// Opens `rel` beneath the root. Unless symlinks may leave the root,
+    /// the kernel resolves the path and refuses any escape (openat2 with
+    /// RESOLVE_BENEATH); on kernels without openat2, the canonical path is
+    /// checked instead.
+    fn open(&self, rel: &str) -> std::io::Result<File> {
+        let rel = if rel.is_empty() { "." } else { rel };
+        let c = CString::new(rel).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        if !self.opts.follow_symlinks {
+            #[repr(C)]
+            struct OpenHow {
+                flags: u64,
+                mode: u64,
+                resolve: u64,
+            }
+            const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+            const RESOLVE_BENEATH: u64 = 0x08;
+            let how = OpenHow {
+                flags: (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY) as u64,
+                mode: 0,
+                resolve: RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+            };
+            // SAFETY: openat2 with a valid dirfd, C path and open_how.
+            let fd = unsafe {
+                libc::syscall(
+                    libc::SYS_openat2,
+                    std::os::fd::AsRawFd::as_raw_fd(&self.root_fd),
+                    c.as_ptr(),
+                    &how as *const OpenHow,
+                    std::mem::size_of::<OpenHow>(),
+                )
+            };
+            if fd >= 0 {
+                // SAFETY: a descriptor the kernel just gave us.
+                return Ok(unsafe { File::from_raw_fd(fd as i32) });
+            }
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ENOSYS) {
+                return Err(e);
+            }
+            let full = std::fs::canonicalize(self.opts.root.join(rel))?;
+            if !full.starts_with(&self.opts.root) {
+                return Err(std::io::Error::from_raw_os_error(libc::EXDEV));
+            }
+            return File::open(full);
+        }
+        File::open(self.opts.root.join(rel))
+    }
+
+    fn open_error(&self, e: &std::io::Error) -> Response {
+        match e.raw_os_error() {
+            Some(libc::EACCES) | Some(libc::EPERM) => Response::error(403),
+            // ENOENT, ENOTDIR, EXDEV (escape refused), ELOOP, ENAMETOOLONG...
+            _ => self.not_found(),
+        }
+    }
+
+    fn not_found(&self) -> Response {
+        if let Some(page) = &self.opts.not_found {
+            let path = if page.is_absolute() {
+                page.clone()
+            } else {
+                self.opts.root.join(page)
+            };
+            if let Ok(body) = std::fs::read(&path) {
+                return Response::new(404)
+                    .bytes(&mime_for(&path.to_string_lossy(), &self.opts.mime), body);
+            }
+        }
+        Response::error(404)
+    }
+
+    fn cache_control(&self, rel: &str) -> Option<&str> {
+        let url = format!("/{rel}");
+        self.opts
+            .cache_control
+            .iter()
+            .find(|(pattern, _)| {
+                glob(pattern, &url) || glob(pattern, rel.rsplit('/').next().unwrap_or(rel))
+            })
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// 200, 206, 304, 412 or 416 for a regular file, choosing a
+    /// precompressed sibling when the client accepts it.
+    fn file_response(
+        &self,
+        req: &Request,
+        rel: &str,
+        file: File,
+        meta: std::fs::Metadata,
+    ) -> Response {
+        let mut chosen = (file, meta, None::<&str>);
+        let mut has_variant = false;
+        for (coding, ext) in [("br", "br"), ("gzip", "gz")] {
+            let sibling = format!("{rel}.{ext}");
+            if let Ok(f) = self.open(&sibling) {
+                if let Ok(m) = f.metadata() {
+                    if m.is_file() {
+                        has_variant = true;
+                        if chosen.2.is_none() && accepts_encoding(req, coding) {
+                            chosen = (f, m, Some(coding));
+                        }
+                    }
+                }
+            }
+        }
+        let (file, meta, encoding) = chosen;
+        let len = meta.len();
+        let v = Validators {
+            etag: format!(
+                "\"{:x}-{:x}-{:x}{}\"",
+                meta.ino(),
+                len,
+                meta.mtime() as u64 * 1_000_000_000 + meta.mtime_nsec() as u64,
+                encoding.map(|e| format!("-{e}")).unwrap_or_default()
+            ),
+            modified: meta.mtime(),
+        };
+        let mut headers: Vec<(String, String)> = vec![
+            ("ETag".into(), v.etag.clone()),
+            ("Last-Modified".into(), format_http_date(v.modified)),
+        ];
+        if has_variant {
+            headers.push(("Vary".into(), "Accept-Encoding".into()));
+        }
+        if let Some(cc) = self.cache_control(rel) {
+            headers.push(("Cache-Control".into(), cc.to_string()));
+        }
+        let with = |mut r: Response, hs: &[(String, String)]| {
+            r.headers.extend(hs.iter().cloned());
+            r
+        };
+        let range_ok = match evaluate(req, &v) {
+            Condition::NotModified => return with(Response::new(304), &headers),
+            Condition::PreconditionFailed => return Response::error(412),
+            Condition::Proceed { range_ok } => range_ok,
+        };
+        let content_type = mime_for(rel, &self.opts.mime);
+        headers.push(("Accept-Ranges".into(), "bytes".into()));
+        if let Some(e) = encoding {
+            headers.push(("Content-Encoding".into(), e.into()));
+        }
+        let ranges = match (req.method.as_str(), req.header("Range")) {
+            ("GET", Some(h)) if range_ok => parse_range(h, len),
+            _ => Ranges::Whole,
+        };
+        match ranges {
+            Ranges::Whole => {
+                headers.push(("Content-Type".into(), content_type));
+                let mut r = with(Response::new(200), &headers);
+                r.body = Body::Segments(file, vec![Segment::File { offset: 0, len }]);
+                r
+            }
+            Ranges::Unsatisfiable => {
+                let mut r = Response::error(416).header("Content-Range", format!("bytes */{len}"));
+                r.close = false;
+                r
+            }
+            Ranges::Some(rs) if rs.len() == 1 => {
+                let (a, b) = rs[0];
+                headers.push(("Content-Type".into(), content_type));
+                headers.push(("Content-Range".into(), format!("bytes {a}-{b}/{len}")));
+                let mut r = with(Response::new(206), &headers);
+                r.body = Body::Segments(
+                    file,
+                    vec![Segment::File {
+                        offset: a,
+                        len: b - a + 1,
+                    }],
+                );
+                r
+            }
+            Ranges::Some(rs) => {
+                let boundary = format!("jawas{:x}{:x}", meta.ino(), len);
+                let mut segs = Vec::with_capacity(rs.len() * 2 + 1);
+                for (a, b) in &rs {
+                    segs.push(Segment::Bytes(
+                        format!("\r\n--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: bytes {a}-{b}/{len}\r\n\r\n").into_bytes(),
+                    ));
+                    segs.push(Segment::File {
+                        offset: *a,
+                        len: b - a + 1,
+                    });
+                }
+                segs.push(Segment::Bytes(
+                    format!("\r\n--{boundary}--\r\n").into_bytes(),
+                ));
+                headers.push((
+                    "Content-Type".into(),
+                    format!("multipart/byteranges; boundary={boundary}"),
+                ));
+                let mut r = with(Response::new(206), &headers);
+                r.body = Body::Segments(file, segs);
+                r
+            }
+        }
+    }
+
+    /// An HTML index of a directory, names escaped, dotfiles hidden.
+    fn listing(&self, rel: &str) -> Response {
+        let Ok(entries) = std::fs::read_dir(self.opts.root.join(rel)) else {
+            return Response::error(403);
+        };
+        let mut names: Vec<(String, bool, u64)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                if name.starts_with('.') && !self.opts.show_dotfiles {
+                    return None;
+                }
+                let m = e.metadata().ok()?;
+                Some((name, m.is_dir(), m.len()))
+            })
+            .collect();
+        names.sort();
+        let title = html_escape(&format!("/{rel}"));
+        let mut html = format!("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head><body>\n<h1>Index of {title}</h1>\n<ul>\n");
+        if !rel.is_empty() {
+            html.push_str("<li><a href=\"../\">../</a></li>\n");
+        }
+        for (name, is_dir, size) in names {
+            let slash = if is_dir { "/" } else { "" };
+            let href = percent_encode(&name);
+            let shown = html_escape(&name);
+            let size = if is_dir {
+                String::new()
+            } else {
+                format!(" ({size} bytes)")
+            };
+            html.push_str(&format!(
+                "<li><a href=\"{href}{slash}\">{shown}{slash}</a>{size}</li>\n"
+            ));
+        }
+        html.push_str("</ul>\n</body></html>\n");
+        Response::new(200).bytes("text/html; charset=utf-8", html)
+    }
+}
+
+fn open_dir(path: &std::path::Path) -> std::io::Result<OwnedFd> {
+    let f = File::open(path)?;
+    Ok(OwnedFd::from(f))
+}
+
+/// Shell-style match with `*` (any run) and `?` (one character).
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == b'?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == b'*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jawas_http::Framing;
+
+    #[test]
+    fn glob_cases() {
+        for (p, t, want) in [
+            ("*.css", "site.css", true),
+            ("*.css", "site.js", false),
+            ("/static/*", "/static/a/b.png", true),
+            ("/static/*", "/other/x", false),
+            ("a?c", "abc", true),
+            ("*", "", true),
+        ] {
+            assert_eq!(glob(p, t), want, "{p} vs {t}");
+        }
+    }
+
+    fn req(method: &str, headers: &[(&str, &str)]) -> Request {
+        Request {
+            method: method.into(),
+            target: "/f".into(),
+            minor: 1,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            framing: Framing::None,
+            keep_alive: true,
+            expect_continue: false,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    #[test]
+    fn conditional_precedence() {
+        let v = Validators {
+            etag: "\"abc\"".into(),
+            modified: 784_111_777,
+        };
+        let before = "Sat, 05 Nov 1994 08:49:37 GMT";
+        let at = "Sun, 06 Nov 1994 08:49:37 GMT";
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Condition);
+        let cases: &[Case] = &[
+            ("GET", &[], Condition::Proceed { range_ok: true }),
+            (
+                "GET",
+                &[("If-None-Match", "\"abc\"")],
+                Condition::NotModified,
+            ),
+            (
+                "GET",
+                &[("If-None-Match", "W/\"abc\"")],
+                Condition::NotModified,
+            ),
+            (
+                "GET",
+                &[("If-None-Match", "\"x\", \"abc\"")],
+                Condition::NotModified,
+            ),
+            ("GET", &[("If-None-Match", "*")], Condition::NotModified),
+            (
+                "GET",
+                &[("If-None-Match", "\"other\"")],
+                Condition::Proceed { range_ok: true },
+            ),
+            (
+                "DELETE",
+                &[("If-None-Match", "\"abc\"")],
+                Condition::PreconditionFailed,
+            ),
+            (
+                "GET",
+                &[("If-Match", "\"other\"")],
+                Condition::PreconditionFailed,
+            ),
+            (
+                "GET",
+                &[("If-Match", "W/\"abc\"")],
+                Condition::PreconditionFailed,
+            ),
+            (
+                "GET",
+                &[("If-Match", "\"abc\"")],
+                Condition::Proceed { range_ok: true },
+            ),
+            (
+                "GET",
+                &[("If-Unmodified-Since", before)],
+                Condition::PreconditionFailed,
+            ),
+            (
+                "GET",
+                &[("If-Unmodified-Since", at)],
+                Condition::Proceed { range_ok: true },
+            ),
+            // If-Match present: If-Unmodified-Since is not evaluated.
+            (
+                "GET",
+                &[("If-Match", "\"abc\""), ("If-Unmodified-Since", before)],
+                Condition::Proceed { range_ok: true },
+            ),
+            ("GET", &[("If-Modified-Since", at)], Condition::NotModified),
+            (
+                "GET",
+                &[("If-Modified-Since", before)],
+                Condition::Proceed { range_ok: true },
+            ),
+            // If-None-Match present: If-Modified-Since is ignored.
+            (
+                "GET",
+                &[("If-None-Match", "\"other\""), ("If-Modified-Since", at)],
+                Condition::Proceed { range_ok: true },
+            ),
+            (
+                "GET",
+                &[("If-Modified-Since", "garbage")],
+                Condition::Proceed { range_ok: true },
+            ),
+            (
+                "GET",
+                &[("If-Range", "\"abc\"")],
+                Condition::Proceed { range_ok: true },
+            ),
+            (
+                "GET",
+                &[("If-Range", "\"old\"")],
+                Condition::Proceed { range_ok: false },
+            ),
+            (
+                "GET",
+                &[("If-Range", "W/\"abc\"")],
+                Condition::Proceed { range_ok: false },
+            ),
+            (
+                "GET",
+                &[("If-Range", at)],
+                Condition::Proceed { range_ok: true },
+            ),
+            (
+                "GET",
+                &[("If-Range", before)],
+                Condition::Proceed { range_ok: false },
+            ),
+        ];
+        for (method, headers, want) in cases {
+            assert_eq!(
+                evaluate(&req(method, headers), &v),
+                *want,
+                "{method} {headers:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn accept_encoding_cases() {
+        for (h, coding, want) in [
+            ("gzip, br", "br", true),
+            ("gzip;q=0", "gzip", false),
+            ("br;q=0.5", "br", true),
+            ("*", "gzip", true),
+            ("*;q=0, gzip", "br", false),
+            ("identity", "gzip", false),
+        ] {
+            assert_eq!(
+                accepts_encoding(&req("GET", &[("Accept-Encoding", h)]), coding),
+                want,
+                "{h} / {coding}"
+            );
+        }
+    }
+}
