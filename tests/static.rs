@@ -1,1 +1,600 @@
-//! static tests (stub).
+//! jawas-static through the real jawasd, with curl and a raw Rust client:
+//! every rule of the static engine and the HTTP layer, including bad
+//! requests, traversal attempts and slow clients.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jawas_tests::{bin, read_all, Jawasd, TempDir};
+
+const T: Duration = Duration::from_secs(10);
+
+/// A site in a fresh temp dir, served by jawas-static with `extra` args.
+fn site(extra: &str) -> Jawasd {
+    let dir = TempDir::new();
+    let root = dir.path().join("www");
+    std::fs::create_dir_all(root.join("docs")).unwrap();
+    std::fs::create_dir_all(root.join("empty")).unwrap();
+    std::fs::create_dir_all(root.join(".git")).unwrap();
+    std::fs::write(root.join("index.html"), "<h1>home</h1>\n").unwrap();
+    std::fs::write(root.join("docs/index.html"), "<h1>docs</h1>\n").unwrap();
+    std::fs::write(root.join("hello.txt"), "hello, world\n").unwrap();
+    std::fs::write(root.join(".git/config"), "secret\n").unwrap();
+    std::fs::write(root.join(".env"), "SECRET=1\n").unwrap();
+    std::fs::write(root.join("style.css"), "body { color: red }\n".repeat(50)).unwrap();
+    std::fs::write(root.join("style.css.gz"), b"\x1f\x8bpretend-gzip").unwrap();
+    std::fs::write(root.join("data.foo"), "foo data\n").unwrap();
+    std::fs::write(root.join("missing.html"), "<p>custom not found</p>\n").unwrap();
+    std::fs::write(root.join("empty/<b>&weird name.txt"), "x").unwrap();
+    let big: Vec<u8> = (0..5_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    std::fs::write(root.join("big.bin"), &big).unwrap();
+    std::fs::write(dir.path().join("outside.txt"), "outside the root\n").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("outside.txt"), root.join("escape.txt")).unwrap();
+    std::os::unix::fs::symlink("hello.txt", root.join("inside-link.txt")).unwrap();
+    let config = format!(
+        r#"
+[services.web]
+listen = ["127.0.0.1:0", "[::1]:0"]
+engine = "jawas-static"
+args = ["--root", "{{dir}}/www", "--mime", "foo=text/x-foo", "--cache-control", "*.css=max-age=60", "--not-found", "missing.html" {extra}]
+capture_stderr = true
+"#
+    );
+    Jawasd::builder(&config).dir(dir).start()
+}
+
+/// curl with `args` against `url`: (headers text, body bytes).
+fn curl(args: &[&str], url: &str) -> (String, Vec<u8>) {
+    // With -I curl prints the head itself; otherwise ask for it with -D -.
+    let dump: &[&str] = if args.contains(&"-I") {
+        &[]
+    } else {
+        &["-D", "-"]
+    };
+    let out = Command::new("curl")
+        .args(["-s", "-S", "--max-time", "10"])
+        .args(dump)
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl runs (CI installs it)");
+    let all = out.stdout;
+    let mut split = 0;
+    // The last header block ends at the last \r\n\r\n before the body.
+    let mut i = 0;
+    while let Some(p) = find(&all[i..], b"\r\n\r\n") {
+        let end = i + p + 4;
+        split = end;
+        if !all[end..].starts_with(b"HTTP/") {
+            break;
+        }
+        i = end;
+    }
+    (
+        String::from_utf8_lossy(&all[..split]).to_string(),
+        all[split..].to_vec(),
+    )
+}
+
+fn find(h: &[u8], n: &[u8]) -> Option<usize> {
+    h.windows(n.len()).position(|w| w == n)
+}
+
+fn status(headers: &str) -> u16 {
+    headers
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("HTTP/"))
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+fn header<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
+    headers
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .next_back()
+}
+
+fn url(d: &Jawasd, path: &str) -> String {
+    format!("http://{}{}", d.addr("web"), path)
+}
+
+/// Sends raw bytes, half-closes, returns everything the server sent.
+fn raw(addr: SocketAddr, data: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(data).unwrap();
+    let _ = s.shutdown(Shutdown::Write);
+    String::from_utf8_lossy(&read_all(&mut s)).to_string()
+}
+
+#[test]
+fn get_head_types_and_headers() {
+    let d = site("");
+    let (h, body) = curl(&[], &url(&d, "/hello.txt"));
+    assert_eq!(status(&h), 200, "{h}");
+    assert_eq!(body, b"hello, world\n");
+    assert_eq!(
+        header(&h, "Content-Type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(header(&h, "Content-Length"), Some("13"));
+    assert_eq!(header(&h, "Accept-Ranges"), Some("bytes"));
+    assert!(header(&h, "Date").is_some_and(|v| v.ends_with(" GMT")));
+    assert!(
+        header(&h, "ETag").is_some_and(|v| v.starts_with('"') && v.ends_with('"')),
+        "strong ETag: {h}"
+    );
+    assert!(header(&h, "Last-Modified").is_some());
+    let (h, body) = curl(&["-I"], &url(&d, "/hello.txt"));
+    assert_eq!((status(&h), body.len()), (200, 0), "HEAD has no body: {h}");
+    assert_eq!(header(&h, "Content-Length"), Some("13"));
+    let (h, _) = curl(&[], &url(&d, "/data.foo"));
+    assert_eq!(
+        header(&h, "Content-Type"),
+        Some("text/x-foo"),
+        "extra MIME type"
+    );
+    let (h, _) = curl(&[], &url(&d, "/style.css"));
+    assert_eq!(header(&h, "Cache-Control"), Some("max-age=60"));
+    let (h, _) = curl(
+        &["-g"],
+        &format!("http://[::1]:{}/", d.addrs("web")[1].port()),
+    );
+    assert_eq!(status(&h), 200, "IPv6: {h}");
+    // The access log line reaches jawasd's log (captured stderr), not the client.
+    assert!(
+        d.wait_log("\"GET /hello.txt HTTP/1.1\" 200 13", T),
+        "{}",
+        d.log()
+    );
+}
+
+#[test]
+fn methods_options_and_errors() {
+    let d = site("");
+    let (h, _) = curl(&["-X", "DELETE"], &url(&d, "/hello.txt"));
+    assert_eq!(status(&h), 405);
+    assert_eq!(header(&h, "Allow"), Some("GET, HEAD, OPTIONS"));
+    let (h, _) = curl(&["-X", "OPTIONS"], &url(&d, "/hello.txt"));
+    assert_eq!(status(&h), 204);
+    assert_eq!(header(&h, "Allow"), Some("GET, HEAD, OPTIONS"));
+    // A POST body is read and dropped, so the next request on the
+    // connection is still understood.
+    let addr = d.addr("web");
+    let out = raw(
+        addr,
+        b"POST /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nabcdeGET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(out.starts_with("HTTP/1.1 405"), "{out}");
+    assert!(
+        out.contains("HTTP/1.1 200 OK") && out.ends_with("hello, world\n"),
+        "{out}"
+    );
+    let (h, body) = curl(&[], &url(&d, "/nope.html"));
+    assert_eq!(status(&h), 404);
+    assert_eq!(body, b"<p>custom not found</p>\n", "custom 404 page");
+}
+
+#[test]
+fn bad_requests_get_small_correct_answers() {
+    let d = site("");
+    let addr = d.addr("web");
+    let cases: &[(Vec<u8>, &str)] = &[
+        (b"garbage\r\n\r\n".to_vec(), "HTTP/1.1 400"),
+        (b"GET / HTTP/1.1\r\n\r\n".to_vec(), "HTTP/1.1 400"), // no Host
+        (
+            format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9000)).into_bytes(),
+            "HTTP/1.1 414",
+        ),
+        (
+            format!(
+                "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+                "b".repeat(20000)
+            )
+            .into_bytes(),
+            "HTTP/1.1 431",
+        ),
+        (
+            format!(
+                "GET / HTTP/1.1\r\nHost: x\r\n{}\r\n",
+                (0..150)
+                    .map(|i| format!("X-{i}: y\r\n"))
+                    .collect::<String>()
+            )
+            .into_bytes(),
+            "HTTP/1.1 431",
+        ),
+        (
+            b"GET / HTTP/2.0\r\nHost: x\r\n\r\n".to_vec(),
+            "HTTP/1.1 505",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(),
+            "HTTP/1.1 501",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nabcde"
+                .to_vec(),
+            "HTTP/1.1 400",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n".to_vec(),
+            "HTTP/1.1 413",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec(),
+            "HTTP/1.1 400",
+        ),
+        (
+            b"GET /a%zz HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            "HTTP/1.1 400",
+        ),
+        (
+            b"GET /a%00b HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            "HTTP/1.1 400",
+        ),
+    ];
+    for (req, want) in cases {
+        let out = raw(addr, req);
+        assert!(
+            out.starts_with(want),
+            "{:?}...: want {want}, got {out:?}",
+            String::from_utf8_lossy(&req[..req.len().min(60)])
+        );
+        let cl: usize = header(&out, "Content-Length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(usize::MAX);
+        let body = &out[out.find("\r\n\r\n").unwrap() + 4..];
+        assert_eq!(body.len(), cl, "correctly framed error: {out:?}");
+    }
+}
+
+#[test]
+fn traversal_dotfiles_and_symlinks_never_leave_the_root() {
+    let d = site("");
+    let addr = d.addr("web");
+    for path in [
+        "/../outside.txt",
+        "/docs/../../outside.txt",
+        "/%2e%2e/outside.txt",
+        "/%2E%2E%2Foutside.txt",
+        "/docs/%2e%2e/%2e%2e/outside.txt",
+        "/..%2f..%2foutside.txt",
+        "/escape.txt",
+        "/.git/config",
+        "/.env",
+        "/%2egit/config",
+    ] {
+        let out = raw(addr, format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes());
+        assert!(
+            out.starts_with("HTTP/1.0 400") || out.starts_with("HTTP/1.0 404"),
+            "{path}: {out}"
+        );
+        assert!(
+            !out.contains("outside the root") && !out.contains("secret") && !out.contains("SECRET"),
+            "{path} leaked: {out}"
+        );
+    }
+    let (h, body) = curl(&[], &url(&d, "/inside-link.txt"));
+    assert_eq!(
+        (status(&h), body.as_slice()),
+        (200, b"hello, world\n".as_slice()),
+        "a symlink inside the root is fine"
+    );
+}
+
+#[test]
+fn directories_redirect_index_and_listing() {
+    let d = site("");
+    let (h, _) = curl(&[], &url(&d, "/docs?x=1"));
+    assert_eq!(status(&h), 301);
+    assert_eq!(header(&h, "Location"), Some("/docs/?x=1"));
+    let (h, body) = curl(&["-L"], &url(&d, "/docs"));
+    assert_eq!(
+        (status(&h), body.as_slice()),
+        (200, b"<h1>docs</h1>\n".as_slice())
+    );
+    let (h, _) = curl(&[], &url(&d, "/empty/"));
+    assert_eq!(status(&h), 404, "no index and listing off");
+    let l = site(", \"--listing\"");
+    let (h, body) = curl(&[], &url(&l, "/empty/"));
+    assert_eq!(status(&h), 200);
+    let html = String::from_utf8(body).unwrap();
+    assert!(
+        html.contains("&lt;b&gt;&amp;weird name.txt"),
+        "escaped name: {html}"
+    );
+    assert!(
+        html.contains("href=\"%3Cb%3E&weird%20name.txt\""),
+        "encoded link: {html}"
+    );
+    let (_, root_listing) = curl(&[], &url(&l, "/"));
+    assert!(
+        !String::from_utf8_lossy(&root_listing).contains(".git"),
+        "dotfiles hidden in listings"
+    );
+}
+
+#[test]
+fn conditional_requests() {
+    let d = site("");
+    let u = url(&d, "/hello.txt");
+    let (h, _) = curl(&[], &u);
+    let etag = header(&h, "ETag").unwrap().to_string();
+    let modified = header(&h, "Last-Modified").unwrap().to_string();
+    let inm = format!("If-None-Match: {etag}");
+    let (h, body) = curl(&["-H", &inm], &u);
+    assert_eq!((status(&h), body.len()), (304, 0), "{h}");
+    assert_eq!(header(&h, "ETag"), Some(etag.as_str()));
+    let (h, _) = curl(&["-H", &format!("If-Modified-Since: {modified}")], &u);
+    assert_eq!(status(&h), 304);
+    let (h, _) = curl(
+        &["-H", "If-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT"],
+        &u,
+    );
+    assert_eq!(status(&h), 200);
+    let (h, _) = curl(&["-H", "If-Match: \"nope\""], &u);
+    assert_eq!(status(&h), 412);
+    let (h, _) = curl(&["-H", &format!("If-Match: {etag}")], &u);
+    assert_eq!(status(&h), 200);
+    let (h, _) = curl(
+        &["-H", "If-Unmodified-Since: Sat, 01 Jan 2000 00:00:00 GMT"],
+        &u,
+    );
+    assert_eq!(status(&h), 412);
+    // If-None-Match takes precedence over If-Modified-Since.
+    let (h, _) = curl(
+        &[
+            "-H",
+            "If-None-Match: \"other\"",
+            "-H",
+            &format!("If-Modified-Since: {modified}"),
+        ],
+        &u,
+    );
+    assert_eq!(status(&h), 200);
+}
+
+#[test]
+fn ranges_single_multiple_unsatisfiable_and_if_range() {
+    let d = site("");
+    let u = url(&d, "/hello.txt");
+    let (h, body) = curl(&["-r", "0-4"], &u);
+    assert_eq!((status(&h), body.as_slice()), (206, b"hello".as_slice()));
+    assert_eq!(header(&h, "Content-Range"), Some("bytes 0-4/13"));
+    let (h, body) = curl(&["-r", "-6"], &u);
+    assert_eq!((status(&h), body.as_slice()), (206, b"world\n".as_slice()));
+    let (h, body) = curl(&["-r", "0-1,7-11"], &u);
+    assert_eq!(status(&h), 206);
+    let ct = header(&h, "Content-Type").unwrap();
+    let boundary = ct
+        .strip_prefix("multipart/byteranges; boundary=")
+        .expect(ct);
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains(&format!("--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Range: bytes 0-1/13\r\n\r\nhe\r\n")), "{text}");
+    assert!(
+        text.contains("Content-Range: bytes 7-11/13\r\n\r\nworld\r\n"),
+        "{text}"
+    );
+    assert!(text.ends_with(&format!("--{boundary}--\r\n")), "{text}");
+    let (h, _) = curl(&["-r", "100-200"], &u);
+    assert_eq!(status(&h), 416);
+    assert_eq!(header(&h, "Content-Range"), Some("bytes */13"));
+    let (h, body) = curl(&["-r", "0-4", "-H", "If-Range: \"stale\""], &u);
+    assert_eq!(
+        (status(&h), body.len()),
+        (200, 13),
+        "If-Range mismatch sends the whole file"
+    );
+    let (h0, _) = curl(&[], &u);
+    let etag = header(&h0, "ETag").unwrap();
+    let (h, _) = curl(&["-r", "0-4", "-H", &format!("If-Range: {etag}")], &u);
+    assert_eq!(status(&h), 206);
+}
+
+#[test]
+fn precompressed_siblings_with_vary_and_their_own_validators() {
+    let d = site("");
+    let u = url(&d, "/style.css");
+    let (plain, body) = curl(&[], &u);
+    assert_eq!(header(&plain, "Content-Encoding"), None);
+    assert_eq!(body.len(), 1000);
+    assert_eq!(header(&plain, "Vary"), Some("Accept-Encoding"));
+    let (gz, body) = curl(&["-H", "Accept-Encoding: gzip"], &u);
+    assert_eq!(header(&gz, "Content-Encoding"), Some("gzip"));
+    assert_eq!(body, b"\x1f\x8bpretend-gzip");
+    assert_eq!(header(&gz, "Vary"), Some("Accept-Encoding"));
+    assert_ne!(
+        header(&gz, "ETag"),
+        header(&plain, "ETag"),
+        "the variant has its own ETag"
+    );
+    let (h, _) = curl(&["-H", "Accept-Encoding: gzip;q=0, br"], &u);
+    assert_eq!(
+        header(&h, "Content-Encoding"),
+        None,
+        "no br sibling, gzip refused"
+    );
+}
+
+#[test]
+fn keep_alive_pipelining_and_versions() {
+    let d = site("");
+    let addr = d.addr("web");
+    // Three pipelined requests in one write, answered in order.
+    let out = raw(
+        addr,
+        b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\nHEAD /index.html HTTP/1.1\r\nHost: x\r\n\r\nGET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let a = out.find("hello, world").unwrap();
+    let b = out[a..].find("HTTP/1.1 200").unwrap() + a;
+    let c = out[b + 10..].find("HTTP/1.1 200").unwrap() + b + 10;
+    assert!(a < b && b < c, "{out}");
+    assert_eq!(
+        out.matches("<h1>home</h1>").count(),
+        1,
+        "HEAD sent no body: {out}"
+    );
+    assert!(out.ends_with("<h1>home</h1>\n"));
+    // HTTP/1.0 closes by default, stays with keep-alive.
+    let out = raw(
+        addr,
+        b"GET /hello.txt HTTP/1.0\r\n\r\nGET /hello.txt HTTP/1.0\r\n\r\n",
+    );
+    assert_eq!(out.matches("HTTP/1.0 200").count(), 1, "{out}");
+    assert!(out.contains("Connection: close"));
+    let out = raw(
+        addr,
+        b"GET /hello.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /hello.txt HTTP/1.0\r\n\r\n",
+    );
+    assert_eq!(out.matches("HTTP/1.0 200").count(), 2, "{out}");
+    assert!(out.contains("Connection: keep-alive"));
+    // Many requests on one connection with curl.
+    let urls: Vec<String> = (0..5).map(|_| url(&d, "/hello.txt")).collect();
+    let out = Command::new("curl")
+        .arg("-sv")
+        .args(&urls)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("Re-using existing connection").count()
+            + err.matches("Reusing existing").count(),
+        4,
+        "{err}"
+    );
+}
+
+#[test]
+fn expect_100_continue_and_chunked_bodies() {
+    let d = site("");
+    let mut s = TcpStream::connect(d.addr("web")).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(
+        b"POST /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    let mut first = [0u8; 25];
+    s.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(b"body").unwrap();
+    s.write_all(b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let out = String::from_utf8_lossy(&read_all(&mut s)).to_string();
+    assert_eq!(out.matches("HTTP/1.1 405").count(), 2, "{out}");
+    assert!(out.ends_with("hello, world\n"), "{out}");
+}
+
+#[test]
+fn slow_and_idle_clients_are_cut_off() {
+    let d = site(", \"--request-timeout\", \"1\", \"--idle-timeout\", \"1\"");
+    // Half a request, then silence: 408 after the request timeout.
+    let mut s = TcpStream::connect(d.addr("web")).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let out = String::from_utf8_lossy(&read_all(&mut s)).to_string();
+    assert!(out.starts_with("HTTP/1.1 408"), "{out}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // A kept-alive connection left idle is closed (no response sent).
+    let mut s = TcpStream::connect(d.addr("web")).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let out = String::from_utf8_lossy(&read_all(&mut s)).to_string();
+    assert_eq!(out.matches("HTTP/1.1 200").count(), 1, "{out}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900)
+            && started.elapsed() < Duration::from_secs(5)
+    );
+}
+
+#[test]
+fn large_file_streams_intact() {
+    let d = site("");
+    let (h, body) = curl(&[], &url(&d, "/big.bin"));
+    assert_eq!(status(&h), 200);
+    let want: Vec<u8> = (0..5_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    assert!(body == want, "5 MB body differs (got {} bytes)", body.len());
+    let (h, body) = curl(&["-r", "4999990-"], &url(&d, "/big.bin"));
+    assert_eq!(status(&h), 206);
+    assert_eq!(body, &want[4_999_990..]);
+}
+
+fn pipe(root: &Path, input: &[u8], extra: &[&str]) -> String {
+    let mut child = Command::new(bin("jawas-static"))
+        .arg("--root")
+        .arg(root)
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn runs_from_a_pipe_and_refuses_bad_usage() {
+    let dir = TempDir::new();
+    std::fs::write(dir.path().join("index.html"), "piped\n").unwrap();
+    let out = pipe(dir.path(), b"GET / HTTP/1.0\r\n\r\n", &[]);
+    assert!(
+        out.starts_with("HTTP/1.0 200 OK\r\n") && out.ends_with("\r\n\r\npiped\n"),
+        "{out}"
+    );
+    let out = pipe(
+        dir.path(),
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /index.html HTTP/1.1\r\nHost: a\r\n\r\n",
+        &[],
+    );
+    assert_eq!(out.matches("piped\n").count(), 2, "{out}");
+    for args in [&["--bogus"][..], &[][..], &["--root", "/no/such/dir"][..]] {
+        let st = Command::new(bin("jawas-static"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(st.status.code(), Some(100), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&st.stderr).contains("jawas-static:"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn log_never_reaches_the_client_when_stderr_is_the_socket() {
+    let dir = TempDir::new();
+    std::fs::create_dir(dir.path().join("www")).unwrap();
+    std::fs::write(dir.path().join("www/index.html"), "only this\n").unwrap();
+    let d = Jawasd::builder(
+        "[services.web]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-static\"\nargs = [\"--root\", \"{dir}/www\"]\nstderr = \"socket\"\n",
+    )
+    .dir(dir)
+    .start();
+    let out = raw(d.addr("web"), b"GET / HTTP/1.0\r\n\r\n");
+    assert!(
+        out.ends_with("\r\n\r\nonly this\n"),
+        "nothing after the body: {out:?}"
+    );
+    assert!(
+        !out.contains("\"GET / HTTP/1.0\""),
+        "log line leaked into the connection: {out:?}"
+    );
+}
