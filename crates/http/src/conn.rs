@@ -16,6 +16,9 @@ use crate::request::{Framing, Request};
 use crate::response::{reason, Body, Response, Segment};
 use crate::{format_http_date, HttpError, Peer};
 
+/// Files up to this size are sent with their head in one write.
+const SMALL_BODY: u64 = 32 * 1024;
+
 /// Bounds on what a client may send.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -393,20 +396,28 @@ impl Conn {
         Ok(())
     }
 
-    fn cork(&self, on: bool) {
-        if self.is_socket {
-            let v: libc::c_int = on.into();
-            // SAFETY: setsockopt with an int we own.
-            unsafe {
-                libc::setsockopt(
-                    self.output,
-                    libc::IPPROTO_TCP,
-                    libc::TCP_CORK,
-                    (&v as *const libc::c_int).cast(),
-                    4,
-                );
-            }
+    /// Writes `data` saying more follows (MSG_MORE on a socket), so a head
+    /// and the start of a sendfile body leave in the same segments without
+    /// corking and uncorking around every response.
+    fn write_more(&mut self, mut data: &[u8]) -> io::Result<()> {
+        if !self.is_socket {
+            return self.write_all(data);
         }
+        while !data.is_empty() {
+            // SAFETY: send from a slice we own.
+            let n = unsafe {
+                libc::send(self.output, data.as_ptr().cast(), data.len(), libc::MSG_MORE | libc::MSG_NOSIGNAL)
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            data = &data[n as usize..];
+        }
+        Ok(())
     }
 
     /// Copies `len` bytes of `file` from `offset` to the output with
@@ -523,23 +534,32 @@ impl Conn {
                 all.extend_from_slice(&b);
                 self.write_all(&all)
             }
-            Body::Segments(file, segs) => {
-                self.cork(true);
-                let r = (|| {
-                    self.write_all(head.as_bytes())?;
-                    for s in segs {
+            Body::Segments(file, segs) => match segs.as_slice() {
+                // A small file goes out with its head in one write: one
+                // pread instead of a sendfile, and no partial segments.
+                [Segment::File { offset, len }] if *len <= SMALL_BODY => {
+                    use std::os::unix::fs::FileExt;
+                    let mut all = head.into_bytes();
+                    let start = all.len();
+                    all.resize(start + *len as usize, 0);
+                    match file.read_exact_at(&mut all[start..], *offset) {
+                        Ok(()) => self.write_all(&all),
+                        Err(e) => Err(e),
+                    }
+                }
+                _ => (|| {
+                    let last = segs.len().saturating_sub(1);
+                    self.write_more(head.as_bytes())?;
+                    for (i, s) in segs.iter().enumerate() {
                         match s {
-                            Segment::Bytes(b) => self.write_all(&b)?,
-                            Segment::File { offset, len } => {
-                                self.send_file_range(&file, offset, len)?
-                            }
+                            Segment::Bytes(b) if i == last => self.write_all(b)?,
+                            Segment::Bytes(b) => self.write_more(b)?,
+                            Segment::File { offset, len } => self.send_file_range(&file, *offset, *len)?,
                         }
                     }
                     Ok(())
-                })();
-                self.cork(false);
-                r
-            }
+                })(),
+            },
             Body::Stream(mut reader) => {
                 self.write_all(head.as_bytes())?;
                 let mut buf = vec![0u8; 32 * 1024];

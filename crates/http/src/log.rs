@@ -61,8 +61,12 @@ impl AccessLog {
     pub fn line(&self, text: &str) {
         match self {
             AccessLog::Stderr => {
-                let mut err = std::io::stderr().lock();
-                let _ = writeln!(err, "{text}");
+                // One write per line, so lines from concurrent engines
+                // sharing jawasd's stderr never interleave.
+                let mut line = String::with_capacity(text.len() + 1);
+                line.push_str(text);
+                line.push('\n');
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
             }
             AccessLog::Syslog => {
                 if let Ok(c) = std::ffi::CString::new(text) {

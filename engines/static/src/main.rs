@@ -139,7 +139,11 @@ fn main() {
             std::process::exit(exit::SYSTEM);
         }
     };
-    let server = Server { opts, root_fd };
+    let server = Server {
+        opts,
+        root_fd,
+        no_siblings: std::cell::RefCell::new(None),
+    };
     let mut conn = Conn::stdio(server.opts.limits.clone());
     if !server.opts.access_log {
         conn.log = jawas_http::AccessLog::Off;
@@ -151,6 +155,9 @@ struct Server {
     opts: Options,
     /// The root, opened once; every file is opened beneath it.
     root_fd: OwnedFd,
+    /// Paths known to have no `.br`/`.gz` sibling, and since when (the
+    /// set is dropped after a second, so new siblings are seen).
+    no_siblings: std::cell::RefCell<Option<(std::time::Instant, std::collections::HashSet<String>)>>,
 }
 
 impl Server {
@@ -332,7 +339,17 @@ impl Server {
     ) -> Response {
         let mut chosen = (file, meta, None::<&str>);
         let mut has_variant = false;
+        // Most files have no precompressed sibling; remember that for a
+        // second so a kept-alive client does not cost two failed opens per
+        // request.
+        let no_siblings = {
+            let cache = self.no_siblings.borrow();
+            cache.as_ref().is_some_and(|(at, names)| at.elapsed() < Duration::from_secs(1) && names.contains(rel))
+        };
         for (coding, ext) in [("br", "br"), ("gzip", "gz")] {
+            if no_siblings {
+                break;
+            }
             let sibling = format!("{rel}.{ext}");
             if let Ok(f) = self.open(&sibling) {
                 if let Ok(m) = f.metadata() {
@@ -343,6 +360,16 @@ impl Server {
                         }
                     }
                 }
+            }
+        }
+        if !has_variant && !no_siblings {
+            let mut cache = self.no_siblings.borrow_mut();
+            let fresh = cache.as_ref().is_some_and(|(at, _)| at.elapsed() < Duration::from_secs(1));
+            if !fresh {
+                *cache = Some((std::time::Instant::now(), std::collections::HashSet::new()));
+            }
+            if let Some((_, names)) = cache.as_mut() {
+                names.insert(rel.to_string());
             }
         }
         let (file, meta, encoding) = chosen;
