@@ -16,6 +16,19 @@ use crate::request::{Framing, Request};
 use crate::response::{reason, Body, Response, Segment};
 use crate::{format_http_date, HttpError, Peer};
 
+/// Whether `fd` is a socket without O_NONBLOCK.
+fn is_blocking_socket(fd: RawFd) -> bool {
+    // SAFETY: fstat and fcntl(F_GETFL) only query.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fstat(fd, &mut st) == 0
+            && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
+            && flags >= 0
+            && flags & libc::O_NONBLOCK == 0
+    }
+}
+
 /// Files up to this size are sent with their head in one write.
 const SMALL_BODY: u64 = 32 * 1024;
 
@@ -60,8 +73,12 @@ pub struct Conn {
     pub log: AccessLog,
     /// Deadline of the request being read.
     deadline: Option<Instant>,
-    /// Output is a TCP socket (so TCP_CORK applies).
+    /// Output is a socket (so MSG_MORE applies).
     is_socket: bool,
+    /// Input is a blocking socket with SO_RCVTIMEO set: reads block with a
+    /// timeout themselves, saving a poll(2) per request; deadlines are
+    /// checked at each timeout tick.
+    timed_reads: bool,
     /// Responses sent on this connection.
     pub served: u64,
     /// Date header, cached per second.
@@ -97,8 +114,26 @@ impl Conn {
                 );
             }
         }
+        let timed_reads = is_blocking_socket(input) && {
+            let tick = limits.idle.min(limits.request).min(Duration::from_secs(1));
+            let tv = libc::timeval {
+                tv_sec: tick.as_secs() as libc::time_t,
+                tv_usec: tick.subsec_micros().max(1000) as libc::suseconds_t,
+            };
+            // SAFETY: setsockopt with a timeval we own.
+            unsafe {
+                libc::setsockopt(
+                    input,
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVTIMEO,
+                    (&tv as *const libc::timeval).cast(),
+                    std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+                ) == 0
+            }
+        };
         Conn {
             input,
+            timed_reads,
             output,
             buf: vec![0; 16 * 1024],
             pos: 0,
@@ -155,8 +190,13 @@ impl Conn {
             let grow = self.buf.len();
             self.buf.resize(self.buf.len() + grow, 0);
         }
-        self.wait_readable(deadline)?;
+        if !self.timed_reads {
+            self.wait_readable(deadline)?;
+        }
         loop {
+            if self.timed_reads && Instant::now() >= deadline {
+                return Err(HttpError::Timeout);
+            }
             // SAFETY: read into the free tail of our buffer.
             let n = unsafe {
                 libc::read(
@@ -172,6 +212,9 @@ impl Conn {
             let e = io::Error::last_os_error();
             match e.kind() {
                 io::ErrorKind::Interrupted => continue,
+                // With timed reads, EAGAIN is the receive timeout ticking:
+                // check the deadline and read again.
+                io::ErrorKind::WouldBlock if self.timed_reads => {}
                 io::ErrorKind::WouldBlock => {
                     self.wait_readable(deadline)?;
                 }
