@@ -38,13 +38,26 @@ fn builtin_services_over_pipes() {
     let (code, day) = pipe(&["daytime"], b"");
     assert_eq!(code, 0);
     let day = String::from_utf8(day).unwrap();
-    assert!(day.ends_with("\r\n") && day.split(' ').count() == 5, "{day:?}");
+    assert!(
+        day.ends_with("\r\n") && day.split(' ').count() == 5,
+        "{day:?}"
+    );
     let (code, time) = pipe(&["time"], b"");
     assert_eq!(code, 0);
     let secs = u32::from_be_bytes(time.try_into().expect("4 bytes"));
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    assert!((i64::from(secs) - 2_208_988_800 - now as i64).abs() <= 2, "time {secs}");
-    for (args, code) in [(&["nonsense"][..], 100), (&[][..], 100), (&["relay", "not-an-address"][..], 100)] {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        (i64::from(secs) - 2_208_988_800 - now as i64).abs() <= 2,
+        "time {secs}"
+    );
+    for (args, code) in [
+        (&["nonsense"][..], 100),
+        (&[][..], 100),
+        (&["relay", "not-an-address"][..], 100),
+    ] {
         assert_eq!(pipe(args, b"").0, code, "{args:?}");
     }
 }
@@ -61,10 +74,18 @@ fn chargen_stops_quietly_when_the_reader_goes() {
     out.read_exact(&mut buf).unwrap();
     for (i, line) in buf.chunks(74).enumerate() {
         assert_eq!(&line[72..], b"\r\n", "line {i}");
-        assert_eq!(line[0], b' ' + ((i + 1) % 95) as u8, "line {i} starts one further along");
+        assert_eq!(
+            line[0],
+            b' ' + ((i + 1) % 95) as u8,
+            "line {i} starts one further along"
+        );
     }
     drop(out);
-    assert_eq!(child.wait().unwrap().code(), Some(0), "a reader going away is chargen's normal end");
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(0),
+        "a reader going away is chargen's normal end"
+    );
 }
 
 #[test]
@@ -118,7 +139,11 @@ args = ["chargen"]
     assert!(lines.starts_with(b"!\"#$%&'()*+,-./0123456789"));
     drop(s);
     assert!(d.wait_log("done svc=chargen", T), "{}", d.log());
-    assert!(d.log().contains("done svc=chargen") && d.log().contains("exit=0"), "{}", d.log());
+    assert!(
+        d.log().contains("done svc=chargen") && d.log().contains("exit=0"),
+        "{}",
+        d.log()
+    );
 }
 
 fn repo() -> &'static Path {
@@ -145,18 +170,42 @@ capture_stderr = true
     let sh = String::from_utf8(exchange(d.addr("sh"), b"make me loud\nquit\n")).unwrap();
     assert!(sh.starts_with("hello 127.0.0.1:"), "{sh}");
     assert!(sh.contains("this is sh"), "{sh}");
-    assert!(sh.contains("MAKE ME LOUD\r\n") && sh.ends_with("bye\r\n"), "{sh}");
-    let py = String::from_utf8(exchange(d.addr("py"), b"SET colour blue\nGET colour\nENV\nQUIT\n")).unwrap();
+    assert!(
+        sh.contains("MAKE ME LOUD\r\n") && sh.ends_with("bye\r\n"),
+        "{sh}"
+    );
+    let py = String::from_utf8(exchange(
+        d.addr("py"),
+        b"SET colour blue\nGET colour\nENV\nQUIT\n",
+    ))
+    .unwrap();
     assert!(py.contains("OK\r\nblue\r\n"), "{py}");
-    assert!(py.contains("JAWAS_SERVICE=py\r\n") && py.contains("TCPREMOTEIP=127.0.0.1\r\n"), "{py}");
-    assert!(d.wait_log("engine svc=py", T) && d.log().contains("client 127.0.0.1 connected"), "{}", d.log());
+    assert!(
+        py.contains("JAWAS_SERVICE=py\r\n") && py.contains("TCPREMOTEIP=127.0.0.1\r\n"),
+        "{py}"
+    );
+    assert!(
+        d.wait_log("engine svc=py", T) && d.log().contains("client 127.0.0.1 connected"),
+        "{}",
+        d.log()
+    );
 }
 
 #[test]
 fn demo_config_checks_and_serves() {
     let demo = repo().join("etc/jawasd.toml");
-    let out = Command::new(bin("jawasd")).arg("--check").arg("--config").arg(&demo).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(bin("jawasd"))
+        .arg("--check")
+        .arg("--config")
+        .arg(&demo)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The same services on free ports, from a copy beside the original so
     // relative engine paths resolve the same way.
     let text = std::fs::read_to_string(&demo).unwrap();
@@ -177,11 +226,23 @@ fn demo_config_checks_and_serves() {
     std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
     let _ = std::fs::remove_file(&copy);
     let addr = |svc: &str| -> SocketAddr {
-        let part = line.split_whitespace().find(|w| w.starts_with(&format!("{svc}="))).unwrap_or_else(|| panic!("{line}"));
-        part.split_once('=').unwrap().1.split(',').next().unwrap().parse().unwrap()
+        let part = line
+            .split_whitespace()
+            .find(|w| w.starts_with(&format!("{svc}=")))
+            .unwrap_or_else(|| panic!("{line}"));
+        part.split_once('=')
+            .unwrap()
+            .1
+            .split(',')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
     };
     assert_eq!(exchange(addr("echo"), b"demo"), b"demo");
-    assert!(String::from_utf8(exchange(addr("hello-sh"), b"quit\n")).unwrap().contains("hello 127.0.0.1"));
+    assert!(String::from_utf8(exchange(addr("hello-sh"), b"quit\n"))
+        .unwrap()
+        .contains("hello 127.0.0.1"));
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
