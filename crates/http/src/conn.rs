@@ -449,7 +449,12 @@ impl Conn {
         while !data.is_empty() {
             // SAFETY: send from a slice we own.
             let n = unsafe {
-                libc::send(self.output, data.as_ptr().cast(), data.len(), libc::MSG_MORE | libc::MSG_NOSIGNAL)
+                libc::send(
+                    self.output,
+                    data.as_ptr().cast(),
+                    data.len(),
+                    libc::MSG_MORE | libc::MSG_NOSIGNAL,
+                )
             };
             if n < 0 {
                 let e = io::Error::last_os_error();
@@ -597,7 +602,9 @@ impl Conn {
                         match s {
                             Segment::Bytes(b) if i == last => self.write_all(b)?,
                             Segment::Bytes(b) => self.write_more(b)?,
-                            Segment::File { offset, len } => self.send_file_range(&file, *offset, *len)?,
+                            Segment::File { offset, len } => {
+                                self.send_file_range(&file, *offset, *len)?
+                            }
                         }
                     }
                     Ok(())

@@ -157,7 +157,8 @@ struct Server {
     root_fd: OwnedFd,
     /// Paths known to have no `.br`/`.gz` sibling, and since when (the
     /// set is dropped after a second, so new siblings are seen).
-    no_siblings: std::cell::RefCell<Option<(std::time::Instant, std::collections::HashSet<String>)>>,
+    no_siblings:
+        std::cell::RefCell<Option<(std::time::Instant, std::collections::HashSet<String>)>>,
 }
 
 impl Server {
@@ -344,7 +345,9 @@ impl Server {
         // request.
         let no_siblings = {
             let cache = self.no_siblings.borrow();
-            cache.as_ref().is_some_and(|(at, names)| at.elapsed() < Duration::from_secs(1) && names.contains(rel))
+            cache.as_ref().is_some_and(|(at, names)| {
+                at.elapsed() < Duration::from_secs(1) && names.contains(rel)
+            })
         };
         for (coding, ext) in [("br", "br"), ("gzip", "gz")] {
             if no_siblings {
@@ -364,7 +367,9 @@ impl Server {
         }
         if !has_variant && !no_siblings {
             let mut cache = self.no_siblings.borrow_mut();
-            let fresh = cache.as_ref().is_some_and(|(at, _)| at.elapsed() < Duration::from_secs(1));
+            let fresh = cache
+                .as_ref()
+                .is_some_and(|(at, _)| at.elapsed() < Duration::from_secs(1));
             if !fresh {
                 *cache = Some((std::time::Instant::now(), std::collections::HashSet::new()));
             }
