@@ -112,6 +112,17 @@ impl Conn {
                     (&one as *const libc::c_int).cast(),
                     4,
                 );
+                // Room for a typical page or image in the send buffer, so
+                // one sendfile hands it all to the kernel instead of
+                // sleeping until the client has read part of it.
+                let sndbuf: libc::c_int = 512 * 1024;
+                libc::setsockopt(
+                    output,
+                    libc::SOL_SOCKET,
+                    libc::SO_SNDBUF,
+                    (&sndbuf as *const libc::c_int).cast(),
+                    4,
+                );
             }
         }
         let timed_reads = is_blocking_socket(input) && {
