@@ -16,6 +16,7 @@
 mod conn;
 mod date;
 mod log;
+pub mod path;
 mod request;
 mod response;
 

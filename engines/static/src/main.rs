@@ -8,7 +8,6 @@
 //! Usage errors exit 100 before anything is read.
 
 mod http_rules;
-mod path;
 
 use std::ffi::CString;
 use std::fs::File;
@@ -24,7 +23,7 @@ use jawas_http::{
 use crate::http_rules::{
     accepts_encoding, evaluate, mime_for, parse_range, Condition, Ranges, Validators,
 };
-use crate::path::{html_escape, percent_encode, segments, PathError};
+use jawas_http::path::{html_escape, percent_encode, segments, PathError};
 
 const USAGE: &str =
     "usage: jawas-static --root DIR [--index NAME[,NAME...]] [--listing] [--mime EXT=TYPE]... \

@@ -1,9 +1,10 @@
-//! From a request path to a relative file path that cannot leave the root.
+//! From a request path to a relative file path that cannot leave the root
+//! (shared by every engine that maps URLs to files: static, CGI).
 //!
 //! Percent-decodes exactly once, refuses NUL and bad escapes, resolves `.`
 //! and `..` lexically without ever climbing above the root, and hides
 //! dotfiles unless asked. The result is a list of segments; symlinks are
-//! checked when the file is opened (see `open_beneath`), not here.
+//! checked by the engine when it opens the file, not here.
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum PathError {
