@@ -584,6 +584,7 @@ impl Conn {
         head.push_str("\r\n");
 
         let sent_body = if head_only { 0 } else { len.unwrap_or(0) };
+        let mut streamed = 0u64;
         let body = std::mem::replace(&mut resp.body, Body::Empty);
         let result = match body {
             _ if head_only => self.write_all(head.as_bytes()),
@@ -621,38 +622,61 @@ impl Conn {
                     Ok(())
                 })(),
             },
-            Body::Stream(mut reader) => {
-                self.write_all(head.as_bytes())?;
-                let mut buf = vec![0u8; 32 * 1024];
-                loop {
-                    let n = match reader.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(e),
-                    };
-                    if chunked {
-                        let mut piece = format!("{n:x}\r\n").into_bytes();
-                        piece.extend_from_slice(&buf[..n]);
-                        piece.extend_from_slice(b"\r\n");
-                        self.write_all(&piece)?;
-                    } else {
-                        self.write_all(&buf[..n])?;
-                    }
-                }
-                if chunked {
-                    self.write_all(b"0\r\n\r\n")?;
-                }
-                Ok(())
-            }
+            Body::Stream(reader) => self
+                .write_all(head.as_bytes())
+                .and_then(|_| self.copy_stream(reader, None, chunked, &mut streamed)),
+            Body::Sized(reader, n) => self
+                .write_all(head.as_bytes())
+                .and_then(|_| self.copy_stream(reader, Some(n), false, &mut streamed)),
         };
         if let Some(r) = req {
+            let bytes = if streamed > 0 { streamed } else { sent_body };
             self.log
-                .request(&self.peer, r, resp.status, sent_body, r.started.elapsed());
+                .request(&self.peer, r, resp.status, bytes, r.started.elapsed());
         }
         self.served += 1;
         self.deadline = None;
         result.map(|_| keep)
+    }
+
+    /// Copies a body of unknown (or promised) length to the client,
+    /// chunked when asked. A stream that ends before its promised length
+    /// is an error: the connection must then close.
+    fn copy_stream(
+        &mut self,
+        mut reader: Box<dyn Read>,
+        promised: Option<u64>,
+        chunked: bool,
+        count: &mut u64,
+    ) -> io::Result<()> {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            let want = match promised {
+                Some(p) if *count >= p => break,
+                Some(p) => ((p - *count) as usize).min(buf.len()),
+                None => buf.len(),
+            };
+            let n = match reader.read(&mut buf[..want]) {
+                Ok(0) if promised.is_some() => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if chunked {
+                let mut piece = format!("{n:x}\r\n").into_bytes();
+                piece.extend_from_slice(&buf[..n]);
+                piece.extend_from_slice(b"\r\n");
+                self.write_all(&piece)?;
+            } else {
+                self.write_all(&buf[..n])?;
+            }
+            *count += n as u64;
+        }
+        if chunked {
+            self.write_all(b"0\r\n\r\n")?;
+        }
+        Ok(())
     }
 
     /// Answers a request that could not be read, when the connection can
@@ -660,7 +684,11 @@ impl Conn {
     pub fn send_error(&mut self, e: &HttpError) {
         if let Some(status) = e.status() {
             self.log.failure(&self.peer, status, &e.to_string());
-            let _ = self.send(None, Response::error(status));
+            // After a request that could not be read, the rest of the
+            // input cannot be trusted: answer and close.
+            let mut resp = Response::error(status);
+            resp.close = true;
+            let _ = self.send(None, resp);
         }
     }
 }

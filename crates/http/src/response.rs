@@ -24,6 +24,8 @@ pub enum Body {
     Segments(File, Vec<Segment>),
     /// A body of unknown length, read to its end.
     Stream(Box<dyn Read>),
+    /// A body read from a stream that promised this length.
+    Sized(Box<dyn Read>, u64),
 }
 
 impl Body {
@@ -41,6 +43,7 @@ impl Body {
                     .sum(),
             ),
             Body::Stream(_) => None,
+            Body::Sized(_, n) => Some(*n),
         }
     }
 
@@ -85,10 +88,7 @@ impl Response {
         let body = format!(
             "<!DOCTYPE html>\n<html><head><title>{status} {text}</title></head><body><h1>{status} {text}</h1></body></html>\n"
         );
-        let mut r = Response::new(status).bytes("text/html; charset=utf-8", body);
-        // After a framing error the rest of the input cannot be trusted.
-        r.close = matches!(status, 400 | 408 | 413 | 414 | 431 | 501 | 505);
-        r
+        Response::new(status).bytes("text/html; charset=utf-8", body)
     }
 
     pub fn get_header(&self, name: &str) -> Option<&str> {

@@ -1,0 +1,860 @@
+//! jawas-cgi: CGI/1.1 (RFC 3875) over the shared HTTP layer, so that HTTP
+//! applications can be written in any language, one process per
+//! connection, keep-alive across requests.
+//!
+//! Failure paths, each one HTTP answer and a log line with the reason, after
+//! which the engine goes on to the next request on the connection: no
+//! script for the path (404), a script that is not executable (403), a
+//! script that cannot be started, dies before its header or writes a
+//! malformed one (500), a script that runs past the timeout (504, its
+//! process group killed). A failure after the header was sent can only
+//! close the connection.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use jawas_http::path::{segments, PathError};
+use jawas_http::{exit, Body, Conn, Framing, HttpError, Limits, Request, Response};
+
+const USAGE: &str = "usage: jawas-cgi (--root DIR | --script FILE) [--prefix /PATH] [--index NAME] \
+[--env NAME=VALUE]... [--timeout SECS] [--max-body BYTES] [--server-name NAME] [--idle-timeout SECS]";
+
+/// Longest script header block.
+const MAX_SCRIPT_HEAD: usize = 64 * 1024;
+/// Local redirects followed before giving up (a loop).
+const MAX_LOCAL_REDIRECTS: usize = 5;
+
+struct Options {
+    root: Option<PathBuf>,
+    script: Option<PathBuf>,
+    prefix: String,
+    index: Option<String>,
+    env: Vec<(String, String)>,
+    timeout: Duration,
+    server_name: Option<String>,
+    limits: Limits,
+}
+
+fn parse_args(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        root: None,
+        script: None,
+        prefix: String::new(),
+        index: None,
+        env: Vec::new(),
+        timeout: Duration::from_secs(60),
+        server_name: None,
+        limits: Limits {
+            max_body: 1 << 30,
+            ..Limits::default()
+        },
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match a.as_str() {
+            "--root" => o.root = Some(PathBuf::from(value("--root")?)),
+            "--script" => o.script = Some(PathBuf::from(value("--script")?)),
+            "--prefix" => o.prefix = value("--prefix")?.trim_end_matches('/').to_string(),
+            "--index" => o.index = Some(value("--index")?),
+            "--env" => {
+                let v = value("--env")?;
+                let (k, val) = v
+                    .split_once('=')
+                    .ok_or(format!("--env {v}: expected NAME=VALUE"))?;
+                o.env.push((k.to_string(), val.to_string()));
+            }
+            "--timeout" => o.timeout = secs(&value("--timeout")?)?,
+            "--idle-timeout" => o.limits.idle = secs(&value("--idle-timeout")?)?,
+            "--max-body" => {
+                o.limits.max_body = value("--max-body")?
+                    .parse()
+                    .map_err(|_| "--max-body: expected bytes")?
+            }
+            "--server-name" => o.server_name = Some(value("--server-name")?),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown option '{other}'")),
+        }
+    }
+    match (&o.root, &o.script) {
+        (Some(_), Some(_)) => return Err("give --root or --script, not both".into()),
+        (None, None) => return Err("--root DIR or --script FILE is required".into()),
+        (Some(r), None) => {
+            let c = std::fs::canonicalize(r).map_err(|e| format!("--root {}: {e}", r.display()))?;
+            if !c.is_dir() {
+                return Err(format!("--root {}: not a directory", r.display()));
+            }
+            o.root = Some(c);
+        }
+        (None, Some(s)) => {
+            let c =
+                std::fs::canonicalize(s).map_err(|e| format!("--script {}: {e}", s.display()))?;
+            if !is_executable(&c) {
+                return Err(format!("--script {}: not an executable file", s.display()));
+            }
+            o.script = Some(c);
+        }
+    }
+    o.limits.request = o.limits.request.max(o.timeout);
+    Ok(o)
+}
+
+fn secs(v: &str) -> Result<Duration, String> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|n| *n > 0.0 && n.is_finite())
+        .map(Duration::from_secs_f64)
+        .ok_or(format!("'{v}' is not a number of seconds"))
+}
+
+fn is_executable(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match parse_args(&args) {
+        Ok(o) => o,
+        Err(m) if m.is_empty() => {
+            println!("{USAGE}");
+            std::process::exit(exit::OK);
+        }
+        Err(m) => {
+            eprintln!("jawas-cgi: {m}\njawas-cgi: {USAGE}");
+            std::process::exit(exit::USAGE);
+        }
+    };
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let mut conn = Conn::stdio(opts.limits.clone());
+    std::process::exit(serve(&opts, &mut conn));
+}
+
+fn serve(opts: &Options, conn: &mut Conn) -> i32 {
+    loop {
+        let req = match conn.next_request() {
+            Ok(Some(r)) => r,
+            Ok(None) => return exit::OK,
+            Err(HttpError::Io(_)) => return exit::PEER,
+            Err(e) => {
+                conn.send_error(&e);
+                return exit::PEER;
+            }
+        };
+        match handle(opts, conn, &req) {
+            Ok(Outcome::Continue) => {}
+            Ok(Outcome::Close) => return exit::OK,
+            Err(e) => {
+                conn.log.line(&format!("jawas-cgi: {e}"));
+                return exit::PEER;
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Continue,
+    Close,
+}
+
+/// Where a request goes.
+struct Target {
+    script: PathBuf,
+    /// The URL path of the script (SCRIPT_NAME).
+    script_name: String,
+    path_info: String,
+}
+
+/// Finds the script for a URL path: the first executable file along it
+/// (the rest is PATH_INFO), or the one `--script`.
+fn locate(opts: &Options, path: &str) -> Result<Target, u16> {
+    let rest = match path.strip_prefix(opts.prefix.as_str()) {
+        Some(r) if opts.prefix.is_empty() || r.is_empty() || r.starts_with('/') => r,
+        _ => return Err(404),
+    };
+    if let Some(script) = &opts.script {
+        let info = jawas_http::path::percent_decode(rest).map_err(|_| 400u16)?;
+        return Ok(Target {
+            script: script.clone(),
+            script_name: opts.prefix.clone(),
+            path_info: String::from_utf8(info).map_err(|_| 400u16)?,
+        });
+    }
+    let root = opts.root.as_ref().expect("root or script");
+    let rest = if rest.is_empty() { "/" } else { rest };
+    let segs = match segments(rest, false) {
+        Ok(s) => s,
+        Err(PathError::Bad(_)) => return Err(400),
+        Err(PathError::Hidden) => return Err(404),
+    };
+    let mut fs_path = root.clone();
+    for (i, seg) in segs.iter().enumerate() {
+        fs_path.push(seg);
+        let meta = std::fs::symlink_metadata(&fs_path).map_err(|_| 404u16)?;
+        if meta.file_type().is_symlink() {
+            // Scripts and directories must be real entries under the root.
+            let real = std::fs::canonicalize(&fs_path).map_err(|_| 404u16)?;
+            if !real.starts_with(root) {
+                return Err(404);
+            }
+        }
+        let meta = std::fs::metadata(&fs_path).map_err(|_| 404u16)?;
+        if meta.is_file() {
+            if meta.permissions().mode() & 0o111 == 0 {
+                return Err(403);
+            }
+            let script_name = format!("{}/{}", opts.prefix, segs[..=i].join("/"));
+            let path_info = if i + 1 < segs.len() {
+                format!("/{}", segs[i + 1..].join("/"))
+            } else {
+                String::new()
+            };
+            return Ok(Target {
+                script: fs_path,
+                script_name,
+                path_info,
+            });
+        }
+        if !meta.is_dir() {
+            return Err(404);
+        }
+    }
+    // A directory: its index script.
+    let index = opts.index.as_ref().ok_or(404u16)?;
+    fs_path.push(index);
+    if !is_executable(&fs_path) {
+        return Err(if fs_path.exists() { 403 } else { 404 });
+    }
+    let dir = if segs.is_empty() {
+        String::new()
+    } else {
+        format!("/{}", segs.join("/"))
+    };
+    Ok(Target {
+        script: fs_path,
+        script_name: format!("{}{dir}/{index}", opts.prefix),
+        path_info: String::new(),
+    })
+}
+
+fn handle(opts: &Options, conn: &mut Conn, req: &Request) -> io::Result<Outcome> {
+    let mut req = req.clone();
+    let mut body_read = false;
+    for _ in 0..=MAX_LOCAL_REDIRECTS {
+        let target = match locate(opts, req.path()) {
+            Ok(t) => t,
+            Err(status) => {
+                if !body_read && conn.discard_body(&req).is_err() {
+                    return Ok(Outcome::Close);
+                }
+                return finish(conn, &req, Response::error(status));
+            }
+        };
+        let mut script = match start(opts, conn, &req, &target, body_read) {
+            Ok(s) => s,
+            Err(Failure::Http(e)) => {
+                conn.send_error(&e);
+                return Ok(Outcome::Close);
+            }
+            Err(Failure::Script(status, why)) => {
+                conn.log
+                    .line(&format!("jawas-cgi: {}: {why}", target.script.display()));
+                return finish(conn, &req, Response::error(status));
+            }
+        };
+        body_read = true;
+        let nph = target
+            .script
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("nph-"));
+        if nph {
+            // Non-parsed headers: the script speaks HTTP itself.
+            let mut out =
+                ChannelReader::new(script.output.take().expect("output"), script.deadline);
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match out.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => conn.write_all(&buf[..n])?,
+                    Err(_) => break,
+                }
+            }
+            script.reap(conn);
+            return Ok(Outcome::Close);
+        }
+        let mut out = ChannelReader::new(script.output.take().expect("output"), script.deadline);
+        let head = match read_script_head(&mut out) {
+            Ok(h) => h,
+            Err(why) => {
+                let timed_out = why.contains("timed out");
+                script.kill();
+                script.reap(conn);
+                conn.log
+                    .line(&format!("jawas-cgi: {}: {why}", target.script.display()));
+                return finish(
+                    conn,
+                    &req,
+                    Response::error(if timed_out { 504 } else { 500 }),
+                );
+            }
+        };
+        // A local redirect: a path with no other headers but Location.
+        if let Some(loc) = head.location.as_deref() {
+            if loc.starts_with('/') && head.status.is_none() && head.headers.is_empty() {
+                script.kill();
+                script.reap(conn);
+                req.method = "GET".into();
+                req.target = loc.to_string();
+                req.framing = Framing::None;
+                continue;
+            }
+        }
+        let mut resp =
+            Response::new(
+                head.status
+                    .unwrap_or(if head.location.is_some() { 302 } else { 200 }),
+            );
+        if let Some(loc) = head.location {
+            resp.headers.push(("Location".into(), loc));
+        }
+        resp.headers.extend(head.headers);
+        let length = resp
+            .get_header("Content-Length")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        resp.headers
+            .retain(|(k, _)| !k.eq_ignore_ascii_case("Content-Length"));
+        if resp.get_header("Content-Type").is_none() && head.location_only_redirect {
+            resp.headers
+                .push(("Content-Type".into(), "text/plain".into()));
+        }
+        resp.body = match length {
+            Some(n) => Body::Sized(Box::new(out), n),
+            None => Body::Stream(Box::new(out)),
+        };
+        let keep = conn.send(Some(&req), resp);
+        script.reap(conn);
+        return match keep {
+            Ok(true) => Ok(Outcome::Continue),
+            Ok(false) => Ok(Outcome::Close),
+            Err(e) => Err(e),
+        };
+    }
+    conn.log.line("jawas-cgi: too many local redirects");
+    finish(conn, &req, Response::error(500))
+}
+
+fn finish(conn: &mut Conn, req: &Request, resp: Response) -> io::Result<Outcome> {
+    Ok(if conn.send(Some(req), resp)? {
+        Outcome::Continue
+    } else {
+        Outcome::Close
+    })
+}
+
+enum Failure {
+    /// Reading the request failed: answer it and close.
+    Http(HttpError),
+    /// The script could not be run: this status, this reason for the log.
+    Script(u16, String),
+}
+
+/// A running script.
+struct Script {
+    child: Child,
+    output: Option<Receiver<io::Result<Vec<u8>>>>,
+    deadline: Instant,
+    started: Instant,
+    path: PathBuf,
+}
+
+impl Script {
+    fn kill(&mut self) {
+        // The script leads its own process group: take its children too.
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+    }
+
+    /// Waits for the script (killing it at the deadline) and logs an
+    /// abnormal end.
+    fn reap(mut self, conn: &Conn) {
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    if !status.success() {
+                        conn.log.line(&format!(
+                            "jawas-cgi: {} ended with {status} after {:.3}s",
+                            self.path.display(),
+                            self.started.elapsed().as_secs_f64()
+                        ));
+                    }
+                    return;
+                }
+                Ok(None) if Instant::now() >= self.deadline => {
+                    conn.log.line(&format!(
+                        "jawas-cgi: {} killed at the timeout",
+                        self.path.display()
+                    ));
+                    self.kill();
+                    let _ = self.child.wait();
+                    return;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// Starts the script with the CGI environment, and feeds it the request
+/// body: streamed for Content-Length, spooled to an unlinked temporary file
+/// for chunked bodies (so CONTENT_LENGTH can be given, as CGI programs
+/// expect).
+fn start(
+    opts: &Options,
+    conn: &mut Conn,
+    req: &Request,
+    target: &Target,
+    body_read: bool,
+) -> Result<Script, Failure> {
+    let mut spooled: Option<(File, u64)> = None;
+    if !body_read && req.framing == Framing::Chunked {
+        let mut tmp = tempfile()
+            .map_err(|e| Failure::Script(500, format!("unable to spool the body: {e}")))?;
+        let n = conn
+            .read_body(req, &mut |b| tmp.write_all(b))
+            .map_err(Failure::Http)?;
+        tmp.flush().ok();
+        use std::io::Seek;
+        tmp.seek(io::SeekFrom::Start(0)).ok();
+        spooled = Some((tmp, n));
+    }
+    let content_length = match (&spooled, req.framing) {
+        (Some((_, n)), _) => Some(*n),
+        (None, Framing::Length(n)) if !body_read => Some(n),
+        _ => None,
+    };
+    let env = cgi_env(opts, conn, req, target, content_length);
+    let mut cmd = Command::new(&target.script);
+    cmd.env_clear()
+        .envs(env)
+        .current_dir(target.script.parent().unwrap_or(Path::new("/")))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .process_group(0);
+    match &spooled {
+        Some((f, _)) => {
+            cmd.stdin(
+                f.try_clone()
+                    .map_err(|e| Failure::Script(500, e.to_string()))?,
+            );
+        }
+        None if content_length.is_some() => {
+            cmd.stdin(Stdio::piped());
+        }
+        None => {
+            cmd.stdin(Stdio::null());
+        }
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        let status = if e.kind() == io::ErrorKind::PermissionDenied {
+            403
+        } else {
+            500
+        };
+        Failure::Script(status, format!("unable to start: {e}"))
+    })?;
+    let deadline = Instant::now() + opts.timeout;
+    // Read the script's output on a thread from the start, so a script
+    // that writes before it has read its whole body cannot deadlock with us.
+    let mut stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match stdout.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    if tx.send(Ok(buf[..n].to_vec())).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    let mut script = Script {
+        child,
+        output: Some(rx),
+        deadline,
+        started: Instant::now(),
+        path: target.script.clone(),
+    };
+    if let (None, Some(_)) = (&spooled, content_length) {
+        let mut stdin = script.child.stdin.take().expect("piped");
+        let mut script_gone = false;
+        let r = conn.read_body(req, &mut |b| {
+            if !script_gone && stdin.write_all(b).is_err() {
+                // The script stopped reading: keep draining the client so
+                // the connection stays usable.
+                script_gone = true;
+            }
+            Ok(())
+        });
+        drop(stdin);
+        if let Err(e) = r {
+            script.kill();
+            let _ = script.child.wait();
+            return Err(Failure::Http(e));
+        }
+    }
+    Ok(script)
+}
+
+/// An unlinked temporary file (O_TMPFILE where the kernel has it).
+fn tempfile() -> io::Result<File> {
+    let dir = std::env::var_os("TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .mode(0o600)
+        .open(&dir)
+    {
+        Ok(f) => Ok(f),
+        Err(_) => {
+            let p = dir.join(format!(
+                "jawas-cgi-{}-{}",
+                std::process::id(),
+                Instant::now().elapsed().as_nanos()
+            ));
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&p)?;
+            let _ = std::fs::remove_file(&p);
+            Ok(f)
+        }
+    }
+}
+
+/// The RFC 3875 meta-variables, plus REQUEST_URI, SCRIPT_FILENAME,
+/// DOCUMENT_ROOT and the HTTP_* headers (never HTTP_PROXY: httpoxy).
+fn cgi_env(
+    opts: &Options,
+    conn: &Conn,
+    req: &Request,
+    t: &Target,
+    content_length: Option<u64>,
+) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(String, String)> = Vec::with_capacity(32 + req.headers.len());
+    let mut set = |k: &str, v: String| env.push((k.to_string(), v));
+    set("GATEWAY_INTERFACE", "CGI/1.1".into());
+    set(
+        "SERVER_SOFTWARE",
+        concat!("jawas-cgi/", env!("CARGO_PKG_VERSION")).into(),
+    );
+    set("SERVER_PROTOCOL", req.version().into());
+    set("REQUEST_METHOD", req.method.clone());
+    set("REQUEST_URI", req.target.clone());
+    set("QUERY_STRING", req.query().unwrap_or("").into());
+    set("SCRIPT_NAME", t.script_name.clone());
+    set("SCRIPT_FILENAME", t.script.display().to_string());
+    set("PATH_INFO", t.path_info.clone());
+    let doc_root = opts
+        .root
+        .clone()
+        .unwrap_or_else(|| t.script.parent().unwrap_or(Path::new("/")).to_path_buf());
+    set("DOCUMENT_ROOT", doc_root.display().to_string());
+    if !t.path_info.is_empty() {
+        set(
+            "PATH_TRANSLATED",
+            format!("{}{}", doc_root.display(), t.path_info),
+        );
+    }
+    let host = req.header("Host").unwrap_or("");
+    let server_name = opts
+        .server_name
+        .clone()
+        .or_else(|| {
+            host.rsplit_once(':')
+                .map(|(h, _)| h.to_string())
+                .filter(|h| !h.ends_with(']') || h.starts_with('['))
+                .or(Some(host.to_string()))
+                .filter(|h| !h.is_empty())
+        })
+        .or_else(|| conn.peer.local_ip.clone())
+        .unwrap_or_else(|| "localhost".into());
+    set("SERVER_NAME", server_name);
+    set(
+        "SERVER_PORT",
+        conn.peer.local_port.clone().unwrap_or_else(|| "80".into()),
+    );
+    if let Some(ip) = &conn.peer.ip {
+        set("REMOTE_ADDR", ip.clone());
+        // No name lookups: REMOTE_HOST is the address, as RFC 3875 allows.
+        set("REMOTE_HOST", ip.clone());
+    }
+    if let Some(p) = &conn.peer.port {
+        set("REMOTE_PORT", p.clone());
+    }
+    if let Some(n) = content_length {
+        set("CONTENT_LENGTH", n.to_string());
+    }
+    if let Some(ct) = req.header("Content-Type") {
+        set("CONTENT_TYPE", ct.into());
+    }
+    if let Some(auth) = req.header("Authorization") {
+        if let Some((scheme, _)) = auth.split_once(' ') {
+            set("AUTH_TYPE", scheme.into());
+        }
+    }
+    if std::env::var_os("HTTPS").is_some() {
+        set("HTTPS", "on".into());
+    }
+    for (k, v) in &req.headers {
+        let name = format!("HTTP_{}", k.to_ascii_uppercase().replace('-', "_"));
+        // httpoxy: a client's Proxy header must never become HTTP_PROXY.
+        // Length and type are given as CONTENT_*; credentials are not passed.
+        // Transfer-Encoding is ours to undo: the script sees a plain body.
+        if matches!(
+            name.as_str(),
+            "HTTP_PROXY"
+                | "HTTP_CONTENT_LENGTH"
+                | "HTTP_CONTENT_TYPE"
+                | "HTTP_AUTHORIZATION"
+                | "HTTP_TRANSFER_ENCODING"
+        ) || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            continue;
+        }
+        match env.iter_mut().find(|(ek, _)| *ek == name) {
+            Some((_, ev)) => {
+                ev.push_str(", ");
+                ev.push_str(v);
+            }
+            None => env.push((name, v.clone())),
+        }
+    }
+    env.push((
+        "PATH".into(),
+        std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+    ));
+    for (k, v) in &opts.env {
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.clone(), v.clone()));
+    }
+    env.into_iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect()
+}
+
+/// The script's header block.
+struct ScriptHead {
+    status: Option<u16>,
+    location: Option<String>,
+    headers: Vec<(String, String)>,
+    location_only_redirect: bool,
+}
+
+/// Reads and checks the CGI header (lines ending in LF or CRLF, up to an
+/// empty line). Errors name what was wrong, for the log.
+fn read_script_head(out: &mut ChannelReader) -> Result<ScriptHead, String> {
+    let mut raw = Vec::new();
+    let end = loop {
+        if let Some(p) = find_blank_line(&raw) {
+            break p;
+        }
+        if raw.len() > MAX_SCRIPT_HEAD {
+            return Err("header block too large".into());
+        }
+        let mut buf = [0u8; 8192];
+        match out.read(&mut buf) {
+            Ok(0) if raw.is_empty() => {
+                return Err("no output (premature end of script headers)".into())
+            }
+            Ok(0) => return Err("premature end of script headers".into()),
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                return Err("timed out before its header".into())
+            }
+            Err(e) => return Err(format!("reading output: {e}")),
+        }
+    };
+    let (head, used) = end;
+    let rest = raw[used..].to_vec();
+    out.unread(rest);
+    let text = std::str::from_utf8(&raw[..head]).map_err(|_| "header is not text".to_string())?;
+    let mut h = ScriptHead {
+        status: None,
+        location: None,
+        headers: Vec::new(),
+        location_only_redirect: false,
+    };
+    for line in text.split('\n') {
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() {
+            continue;
+        }
+        let (k, v) = line
+            .split_once(':')
+            .ok_or_else(|| format!("malformed header line '{}'", clean(line)))?;
+        let (k, v) = (k.trim(), v.trim());
+        if k.is_empty() || !k.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!("malformed header name '{}'", clean(k)));
+        }
+        if k.eq_ignore_ascii_case("Status") {
+            let code: u16 = v
+                .split_whitespace()
+                .next()
+                .and_then(|c| c.parse().ok())
+                .filter(|c| (100..600).contains(c))
+                .ok_or_else(|| format!("bad Status '{}'", clean(v)))?;
+            h.status = Some(code);
+        } else if k.eq_ignore_ascii_case("Location") {
+            h.location = Some(v.to_string());
+        } else {
+            h.headers.push((k.to_string(), v.to_string()));
+        }
+    }
+    let has_type = h
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("Content-Type"));
+    match (&h.location, has_type) {
+        (Some(_), false) => h.location_only_redirect = true,
+        (None, false) if h.status.is_some_and(|s| s == 204 || s == 304) => {}
+        (None, false) => return Err("no Content-Type (and no Location) in the header".into()),
+        _ => {}
+    }
+    Ok(h)
+}
+
+/// End of the header block: (length of the head, bytes consumed).
+fn find_blank_line(b: &[u8]) -> Option<(usize, usize)> {
+    for i in 0..b.len() {
+        if b[i] == b'\n' {
+            if b.get(i + 1) == Some(&b'\n') {
+                return Some((i, i + 2));
+            }
+            if b.get(i + 1) == Some(&b'\r') && b.get(i + 2) == Some(&b'\n') {
+                return Some((i, i + 3));
+            }
+        }
+    }
+    None
+}
+
+fn clean(s: &str) -> String {
+    s.chars()
+        .take(80)
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+/// The script's output as a Read, with the request deadline: a read
+/// waiting past it fails with TimedOut.
+struct ChannelReader {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    pending: VecDeque<u8>,
+    deadline: Instant,
+}
+
+impl ChannelReader {
+    fn new(rx: Receiver<io::Result<Vec<u8>>>, deadline: Instant) -> Self {
+        ChannelReader {
+            rx,
+            pending: VecDeque::new(),
+            deadline,
+        }
+    }
+    fn unread(&mut self, bytes: Vec<u8>) {
+        for b in bytes.into_iter().rev() {
+            self.pending.push_front(b);
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pending.is_empty() {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(Ok(chunk)) => self.pending.extend(chunk),
+                Ok(Err(e)) => return Err(e),
+                Err(RecvTimeoutError::Disconnected) => return Ok(0),
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "script timed out"))
+                }
+            }
+        }
+        let n = buf.len().min(self.pending.len());
+        for (i, b) in self.pending.drain(..n).enumerate() {
+            buf[i] = b;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(text: &str) -> Result<ScriptHead, String> {
+        let (tx, rx) = mpsc::channel();
+        tx.send(Ok(text.as_bytes().to_vec())).unwrap();
+        drop(tx);
+        read_script_head(&mut ChannelReader::new(
+            rx,
+            Instant::now() + Duration::from_secs(1),
+        ))
+    }
+
+    #[test]
+    fn script_head_cases() {
+        let h = head("Content-Type: text/plain\r\n\r\nbody").unwrap();
+        assert_eq!((h.status, h.headers.len()), (None, 1));
+        let h = head("Status: 404 Not Found\nContent-Type: text/html\n\n").unwrap();
+        assert_eq!(h.status, Some(404));
+        let h = head("Location: http://example.com/\n\n").unwrap();
+        assert_eq!(h.location.as_deref(), Some("http://example.com/"));
+        assert!(h.location_only_redirect);
+        let h = head("Location: /other\r\n\r\n").unwrap();
+        assert_eq!(h.location.as_deref(), Some("/other"));
+        for (bad, why) in [
+            ("", "no output"),
+            ("Content-Type: text/plain\n", "premature end"),
+            ("just text\n\n", "malformed header line"),
+            ("X-Only: 1\n\n", "no Content-Type"),
+            ("Status: abc\nContent-Type: a/b\n\n", "bad Status"),
+        ] {
+            let e = head(bad).err().unwrap_or_default();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+    }
+}

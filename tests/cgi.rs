@@ -1,0 +1,463 @@
+//! jawas-cgi through the real jawasd with curl, raw clients and git:
+//! meta-variables, body streaming, chunked uploads, every response form,
+//! failures and timeouts, keep-alive, and git's own http-backend.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use jawas_tests::{read_all, script, Jawasd, TempDir};
+
+const T: Duration = Duration::from_secs(10);
+
+/// A cgi-bin with the scripts the tests use, served under jawasd.
+fn server(extra: &str) -> Jawasd {
+    let dir = TempDir::new();
+    let bin = dir.path().join("www/cgi-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    script(
+        &bin,
+        "env.sh",
+        "printf 'Content-Type: text/plain\\r\\n\\r\\n'; env | sort",
+    );
+    script(
+        &bin,
+        "count.sh",
+        // Reads the whole body, then reports its size, a checksum, and how
+        // much memory jawas-cgi (the parent) ever used.
+        "n=$(wc -c | tr -d ' '); printf 'Content-Type: text/plain\\r\\n\\r\\n'; echo \"len=$n cl=$CONTENT_LENGTH\"; grep VmHWM /proc/$PPID/status",
+    );
+    script(
+        &bin,
+        "sum.sh",
+        "printf 'Content-Type: text/plain\\r\\n\\r\\n'; cksum",
+    );
+    script(&bin, "status.sh", "printf 'Status: 418 I am a teapot\\r\\nContent-Type: text/plain\\r\\nX-Extra: yes\\r\\n\\r\\nshort and stout\\n'");
+    script(
+        &bin,
+        "local.sh",
+        "printf 'Location: /cgi-bin/env.sh/from-redirect\\r\\n\\r\\n'",
+    );
+    script(
+        &bin,
+        "away.sh",
+        "printf 'Location: http://example.com/elsewhere\\r\\n\\r\\n'",
+    );
+    script(&bin, "nph-raw.sh", "printf 'HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nConnection: close\\r\\n\\r\\nraw from the script\\n'");
+    script(
+        &bin,
+        "sized.sh",
+        "printf 'Content-Type: text/plain\\r\\nContent-Length: 6\\r\\n\\r\\nsized\\n'",
+    );
+    script(&bin, "crash.sh", "echo 'about to fail' >&2; exit 3");
+    script(
+        &bin,
+        "malformed.sh",
+        "printf 'this is not a header\\n\\nbody'",
+    );
+    script(
+        &bin,
+        "slow.sh",
+        "sleep 5; printf 'Content-Type: text/plain\\r\\n\\r\\nlate\\n'",
+    );
+    script(
+        &bin,
+        "big.sh",
+        "printf 'Content-Type: application/octet-stream\\r\\n\\r\\n'; head -c 3000000 /dev/zero",
+    );
+    std::fs::write(bin.join("not-exec.sh"), "#!/bin/sh\necho no\n").unwrap();
+    let config = format!(
+        "[services.cgi]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-cgi\"\nargs = [\"--root\", \"{{dir}}/www\", \"--timeout\", \"1\" {extra}]\ncapture_stderr = true\n"
+    );
+    Jawasd::builder(&config).dir(dir).start()
+}
+
+fn curl(args: &[&str], url: &str) -> (u16, String, Vec<u8>) {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-S",
+            "--max-time",
+            "20",
+            "-D",
+            "/dev/stderr",
+            "-o",
+            "-",
+        ])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl");
+    let head = String::from_utf8_lossy(&out.stderr).to_string();
+    let status = head
+        .lines()
+        .rfind(|l| l.starts_with("HTTP/"))
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head, out.stdout)
+}
+
+fn u(d: &Jawasd, path: &str) -> String {
+    format!("http://{}{path}", d.addr("cgi"))
+}
+
+#[test]
+fn meta_variables() {
+    let d = server("");
+    let (st, _, body) = curl(
+        &[
+            "-H",
+            "Proxy: http://evil.example/",
+            "-H",
+            "X-Custom: one",
+            "-H",
+            "Authorization: Basic Zm9vOmJhcg==",
+            "-d",
+            "a=b",
+        ],
+        &u(&d, "/cgi-bin/env.sh/extra/info?q=1&r=2"),
+    );
+    assert_eq!(st, 200);
+    let env = String::from_utf8(body).unwrap();
+    let port = d.addr("cgi").port();
+    for want in [
+        "GATEWAY_INTERFACE=CGI/1.1".to_string(),
+        "REQUEST_METHOD=POST".into(),
+        "SCRIPT_NAME=/cgi-bin/env.sh".into(),
+        "PATH_INFO=/extra/info".into(),
+        "QUERY_STRING=q=1&r=2".into(),
+        "REQUEST_URI=/cgi-bin/env.sh/extra/info?q=1&r=2".into(),
+        "CONTENT_LENGTH=3".into(),
+        "CONTENT_TYPE=application/x-www-form-urlencoded".into(),
+        "REMOTE_ADDR=127.0.0.1".into(),
+        "REMOTE_HOST=127.0.0.1".into(),
+        "SERVER_NAME=127.0.0.1".into(),
+        format!("SERVER_PORT={port}"),
+        "SERVER_PROTOCOL=HTTP/1.1".into(),
+        "AUTH_TYPE=Basic".into(),
+        "HTTP_X_CUSTOM=one".into(),
+        format!("HTTP_HOST=127.0.0.1:{port}"),
+    ] {
+        assert!(env.lines().any(|l| l == want), "missing {want} in:\n{env}");
+    }
+    for prefix in [
+        "REMOTE_PORT=",
+        "SERVER_SOFTWARE=jawas-cgi/",
+        "SCRIPT_FILENAME=/",
+        "DOCUMENT_ROOT=/",
+        "PATH_TRANSLATED=/",
+    ] {
+        assert!(
+            env.lines().any(|l| l.starts_with(prefix)),
+            "missing {prefix} in:\n{env}"
+        );
+    }
+    assert!(!env.contains("HTTP_PROXY"), "httpoxy: {env}");
+    assert!(
+        !env.contains("HTTP_AUTHORIZATION"),
+        "credentials passed: {env}"
+    );
+}
+
+#[test]
+fn large_upload_streams_without_buffering() {
+    let d = server(", \"--max-body\", \"100000000\"");
+    let dir = TempDir::new();
+    let file = dir.path().join("upload.bin");
+    let data: Vec<u8> = (0..40_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &data).unwrap();
+    let (st, _, body) = curl(
+        &["--data-binary", &format!("@{}", file.display())],
+        &u(&d, "/cgi-bin/count.sh"),
+    );
+    assert_eq!(st, 200);
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains("len=40000000 cl=40000000"), "{text}");
+    let hwm_kb: u64 = text
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        hwm_kb < 20_000,
+        "jawas-cgi held {hwm_kb} kB for a 40 MB upload"
+    );
+}
+
+#[test]
+fn chunked_upload_is_decoded_with_content_length() {
+    let d = server("");
+    let dir = TempDir::new();
+    let file = dir.path().join("chunked.bin");
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 97) as u8).collect();
+    std::fs::write(&file, &data).unwrap();
+    let (st, _, body) = curl(
+        &[
+            "-H",
+            "Transfer-Encoding: chunked",
+            "--data-binary",
+            &format!("@{}", file.display()),
+        ],
+        &u(&d, "/cgi-bin/count.sh"),
+    );
+    assert_eq!(st, 200);
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains("len=3000000 cl=3000000"), "{text}");
+    // The bytes themselves arrive intact.
+    let local = Command::new("cksum").arg(&file).output().unwrap();
+    let want = String::from_utf8_lossy(&local.stdout)
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let (_, _, body) = curl(
+        &[
+            "-H",
+            "Transfer-Encoding: chunked",
+            "--data-binary",
+            &format!("@{}", file.display()),
+        ],
+        &u(&d, "/cgi-bin/sum.sh"),
+    );
+    let got = String::from_utf8_lossy(&body)
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(got, want);
+}
+
+#[test]
+fn response_forms() {
+    let d = server("");
+    let (st, head, body) = curl(&[], &u(&d, "/cgi-bin/status.sh"));
+    assert_eq!(
+        (st, body.as_slice()),
+        (418, b"short and stout\n".as_slice())
+    );
+    assert!(head.contains("X-Extra: yes"), "{head}");
+    let (st, _, body) = curl(&[], &u(&d, "/cgi-bin/local.sh"));
+    assert_eq!(st, 200, "a local redirect is served in place");
+    assert!(String::from_utf8_lossy(&body).contains("PATH_INFO=/from-redirect"));
+    assert!(String::from_utf8_lossy(&body).contains("REQUEST_METHOD=GET"));
+    let (st, head, _) = curl(&[], &u(&d, "/cgi-bin/away.sh"));
+    assert_eq!(st, 302);
+    assert!(
+        head.contains("Location: http://example.com/elsewhere"),
+        "{head}"
+    );
+    let (st, _, body) = curl(&[], &u(&d, "/cgi-bin/nph-raw.sh"));
+    assert_eq!(
+        (st, body.as_slice()),
+        (200, b"raw from the script\n".as_slice())
+    );
+    let (st, head, body) = curl(&[], &u(&d, "/cgi-bin/sized.sh"));
+    assert_eq!((st, body.as_slice()), (200, b"sized\n".as_slice()));
+    assert!(head.contains("Content-Length: 6"), "{head}");
+    let (st, head, body) = curl(&[], &u(&d, "/cgi-bin/big.sh"));
+    assert_eq!((st, body.len()), (200, 3_000_000));
+    assert!(
+        head.contains("Transfer-Encoding: chunked"),
+        "no length: chunked on HTTP/1.1: {head}"
+    );
+    let (st, head, body) = curl(&["--http1.0"], &u(&d, "/cgi-bin/env.sh"));
+    assert_eq!(st, 200);
+    assert!(
+        !head.contains("chunked") && !body.is_empty(),
+        "HTTP/1.0: close-delimited: {head}"
+    );
+}
+
+#[test]
+fn failures_answer_and_the_engine_survives() {
+    let d = server("");
+    let mut s = TcpStream::connect(d.addr("cgi")).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    let get = |p: &str| format!("GET {p} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let all: String = [
+        "/cgi-bin/missing.sh",
+        "/cgi-bin/not-exec.sh",
+        "/cgi-bin/crash.sh",
+        "/cgi-bin/malformed.sh",
+        "/cgi-bin/slow.sh",
+        "/cgi-bin/../../etc/passwd",
+    ]
+    .iter()
+    .map(|p| get(p))
+    .collect::<String>()
+        + "GET /cgi-bin/env.sh HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    s.write_all(all.as_bytes()).unwrap();
+    let out = String::from_utf8_lossy(&read_all(&mut s)).to_string();
+    let statuses: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("HTTP/1.1 "))
+        .map(|l| &l[9..12])
+        .collect();
+    assert_eq!(
+        statuses,
+        ["404", "403", "500", "500", "504", "400", "200"],
+        "{out}"
+    );
+    assert!(
+        out.contains("GATEWAY_INTERFACE=CGI/1.1"),
+        "the last request was served on the same connection"
+    );
+    for want in [
+        "about to fail",
+        "crash.sh: no output (premature end of script headers)",
+        "malformed.sh: malformed header line",
+        "slow.sh: timed out before its header",
+    ] {
+        assert!(d.wait_log(want, T), "want {want:?} in the log: {}", d.log());
+    }
+}
+
+#[test]
+fn keep_alive_across_cgi_requests() {
+    let d = server("");
+    let urls: Vec<String> = (0..4).map(|_| u(&d, "/cgi-bin/status.sh")).collect();
+    let out = Command::new("curl")
+        .arg("-sv")
+        .args(&urls)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("Re-using existing connection").count()
+            + err.matches("Reusing existing").count(),
+        3,
+        "{err}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("short and stout")
+            .count(),
+        4
+    );
+    // Pipelined, with a body in between.
+    let mut s = TcpStream::connect(d.addr("cgi")).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(b"POST /cgi-bin/count.sh HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /cgi-bin/sized.sh HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let _ = s.shutdown(Shutdown::Write);
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(
+        out.contains("len=5 cl=5") && out.ends_with("sized\n"),
+        "{out}"
+    );
+}
+
+fn git(args: &[&str], cwd: &Path) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn git_clone_fetch_and_push_over_http_backend() {
+    let dir = TempDir::new();
+    let repos = dir.path().join("repos");
+    std::fs::create_dir(&repos).unwrap();
+    let bare = repos.join("project.git");
+    git(
+        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
+        dir.path(),
+    );
+    git(&["config", "http.receivepack", "true"], &bare);
+    let seed = dir.path().join("seed");
+    std::fs::create_dir(&seed).unwrap();
+    git(&["init", "-q", "-b", "main"], &seed);
+    std::fs::write(seed.join("README"), "first\n").unwrap();
+    git(&["add", "README"], &seed);
+    git(
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@e",
+            "commit",
+            "-q",
+            "-m",
+            "one",
+        ],
+        &seed,
+    );
+    git(&["push", "-q", bare.to_str().unwrap(), "main"], &seed);
+    let backend = [
+        "/usr/lib/git-core/git-http-backend",
+        "/usr/libexec/git-core/git-http-backend",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .expect("git-http-backend (Debian package git)");
+    let d = Jawasd::builder(&format!(
+        "[services.git]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-cgi\"\nargs = [\"--script\", \"{backend}\", \"--prefix\", \"/git\", \"--env\", \"GIT_PROJECT_ROOT={}\", \"--env\", \"GIT_HTTP_EXPORT_ALL=1\"]\ncapture_stderr = true\n",
+        repos.display()
+    ))
+    .start();
+    let url = format!("http://{}/git/project.git", d.addr("git"));
+    let clone = dir.path().join("clone");
+    git(&["clone", "-q", &url, clone.to_str().unwrap()], dir.path());
+    assert_eq!(
+        std::fs::read_to_string(clone.join("README")).unwrap(),
+        "first\n"
+    );
+    // Push a commit big enough that git sends it chunked (over http.postBuffer).
+    let big: String = (0..300_000)
+        .map(|i| {
+            format!(
+                "line {i} of a file git cannot compress away {}\n",
+                (i as u64) * 7919 % 104_729
+            )
+        })
+        .collect();
+    std::fs::write(clone.join("big.txt"), big).unwrap();
+    git(&["add", "big.txt"], &clone);
+    git(
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@e",
+            "commit",
+            "-q",
+            "-m",
+            "two",
+        ],
+        &clone,
+    );
+    git(
+        &[
+            "-c",
+            "http.postBuffer=65536",
+            "push",
+            "-q",
+            "origin",
+            "main",
+        ],
+        &clone,
+    );
+    assert_eq!(
+        git(&["log", "--format=%s", "main"], &bare).trim(),
+        "two\none"
+    );
+    // Fetch it back from the seed.
+    git(&["fetch", "-q", &url, "main"], &seed);
+    assert_eq!(
+        git(&["log", "--format=%s", "FETCH_HEAD"], &seed).trim(),
+        "two\none"
+    );
+}
