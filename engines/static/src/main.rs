@@ -424,9 +424,7 @@ impl Server {
                 r
             }
             Ranges::Unsatisfiable => {
-                let mut r = Response::error(416).header("Content-Range", format!("bytes */{len}"));
-                r.close = false;
-                r
+                Response::error(416).header("Content-Range", format!("bytes */{len}"))
             }
             Ranges::Some(rs) if rs.len() == 1 => {
                 let (a, b) = rs[0];
