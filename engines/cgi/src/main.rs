@@ -373,7 +373,7 @@ enum Failure {
 /// A running script.
 struct Script {
     child: Child,
-    output: Option<Receiver<io::Result<Vec<u8>>>>,
+    output: Option<Source>,
     deadline: Instant,
     started: Instant,
     path: PathBuf,
@@ -386,8 +386,13 @@ impl Script {
     }
 
     /// Waits for the script (killing it at the deadline) and logs an
-    /// abnormal end.
+    /// abnormal end. Sleeps on a pidfd where the kernel has them, so the
+    /// usual case (the script exits as its output ends) costs no polling.
     fn reap(mut self, conn: &Conn) {
+        // SAFETY: pidfd_open on our own child; the fd is closed below.
+        let pidfd =
+            unsafe { libc::syscall(libc::SYS_pidfd_open, self.child.id() as libc::pid_t, 0) }
+                as i32;
         loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => {
@@ -398,7 +403,7 @@ impl Script {
                             self.started.elapsed().as_secs_f64()
                         ));
                     }
-                    return;
+                    break;
                 }
                 Ok(None) if Instant::now() >= self.deadline => {
                     conn.log.line(&format!(
@@ -407,11 +412,27 @@ impl Script {
                     ));
                     self.kill();
                     let _ = self.child.wait();
-                    return;
+                    break;
+                }
+                Ok(None) if pidfd >= 0 => {
+                    let left = self.deadline.saturating_duration_since(Instant::now());
+                    let mut pfd = libc::pollfd {
+                        fd: pidfd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: poll on one pollfd we own.
+                    unsafe {
+                        libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32)
+                    };
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-                Err(_) => return,
+                Err(_) => break,
             }
+        }
+        if pidfd >= 0 {
+            // SAFETY: closing the pidfd we opened.
+            unsafe { libc::close(pidfd) };
         }
     }
 }
@@ -475,31 +496,38 @@ fn start(
         Failure::Script(status, format!("unable to start: {e}"))
     })?;
     let deadline = Instant::now() + opts.timeout;
-    // Read the script's output on a thread from the start, so a script
-    // that writes before it has read its whole body cannot deadlock with us.
     let mut stdout = child.stdout.take().expect("piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            match stdout.read(&mut buf) {
-                Ok(0) => return,
-                Ok(n) => {
-                    if tx.send(Ok(buf[..n].to_vec())).is_err() {
+    let streaming = spooled.is_none() && content_length.is_some();
+    let output = if !streaming {
+        Source::Pipe(stdout)
+    } else {
+        // While the body streams in, read the script's output on a thread, so
+        // a script that writes before it has read its whole body cannot
+        // deadlock with us.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match stdout.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        if tx.send(Ok(buf[..n].to_vec())).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
                         return;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
             }
-        }
-    });
+        });
+        Source::Channel(rx)
+    };
     let mut script = Script {
         child,
-        output: Some(rx),
+        output: Some(output),
         deadline,
         started: Instant::now(),
         path: target.script.clone(),
@@ -777,18 +805,28 @@ fn clean(s: &str) -> String {
         .collect()
 }
 
+/// Where the script's output comes from.
+enum Source {
+    /// The pipe itself, read here (no request body is being fed to the
+    /// script, so nothing can deadlock).
+    Pipe(std::process::ChildStdout),
+    /// Chunks from a thread that drains the pipe while the request body is
+    /// streamed into the script.
+    Channel(Receiver<io::Result<Vec<u8>>>),
+}
+
 /// The script's output as a Read, with the request deadline: a read
 /// waiting past it fails with TimedOut.
 struct ChannelReader {
-    rx: Receiver<io::Result<Vec<u8>>>,
+    source: Source,
     pending: VecDeque<u8>,
     deadline: Instant,
 }
 
 impl ChannelReader {
-    fn new(rx: Receiver<io::Result<Vec<u8>>>, deadline: Instant) -> Self {
+    fn new(source: Source, deadline: Instant) -> Self {
         ChannelReader {
-            rx,
+            source,
             pending: VecDeque::new(),
             deadline,
         }
@@ -800,24 +838,46 @@ impl ChannelReader {
     }
 }
 
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "script timed out")
+}
+
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.pending.is_empty() {
-            let left = self.deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(Ok(chunk)) => self.pending.extend(chunk),
-                Ok(Err(e)) => return Err(e),
-                Err(RecvTimeoutError::Disconnected) => return Ok(0),
-                Err(RecvTimeoutError::Timeout) => {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "script timed out"))
+        if !self.pending.is_empty() {
+            let n = buf.len().min(self.pending.len());
+            for (i, b) in self.pending.drain(..n).enumerate() {
+                buf[i] = b;
+            }
+            return Ok(n);
+        }
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        match &mut self.source {
+            Source::Pipe(pipe) => {
+                use std::os::fd::AsRawFd;
+                let mut pfd = libc::pollfd {
+                    fd: pipe.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                let ms = left.as_millis().min(i32::MAX as u128) as i32;
+                // SAFETY: poll on one pollfd we own.
+                match unsafe { libc::poll(&mut pfd, 1, ms) } {
+                    0 => Err(timed_out()),
+                    n if n < 0 => Err(io::Error::last_os_error()),
+                    _ => pipe.read(buf),
                 }
             }
+            Source::Channel(rx) => match rx.recv_timeout(left) {
+                Ok(Ok(chunk)) => {
+                    self.pending.extend(chunk);
+                    self.read(buf)
+                }
+                Ok(Err(e)) => Err(e),
+                Err(RecvTimeoutError::Disconnected) => Ok(0),
+                Err(RecvTimeoutError::Timeout) => Err(timed_out()),
+            },
         }
-        let n = buf.len().min(self.pending.len());
-        for (i, b) in self.pending.drain(..n).enumerate() {
-            buf[i] = b;
-        }
-        Ok(n)
     }
 }
 
@@ -830,7 +890,7 @@ mod tests {
         tx.send(Ok(text.as_bytes().to_vec())).unwrap();
         drop(tx);
         read_script_head(&mut ChannelReader::new(
-            rx,
+            Source::Channel(rx),
             Instant::now() + Duration::from_secs(1),
         ))
     }
