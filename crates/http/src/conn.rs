@@ -434,38 +434,29 @@ impl Conn {
         &self.date.1
     }
 
-    pub fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
-        while !data.is_empty() {
-            // SAFETY: write from a slice we own.
-            let n = unsafe { libc::write(self.output, data.as_ptr().cast(), data.len()) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            data = &data[n as usize..];
-        }
-        Ok(())
+    pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.put(data, false)
     }
 
     /// Writes `data` saying more follows (MSG_MORE on a socket), so a head
     /// and the start of a sendfile body leave in the same segments without
     /// corking and uncorking around every response.
-    fn write_more(&mut self, mut data: &[u8]) -> io::Result<()> {
-        if !self.is_socket {
-            return self.write_all(data);
-        }
+    fn write_more(&mut self, data: &[u8]) -> io::Result<()> {
+        self.put(data, true)
+    }
+
+    /// Writes all of `data`: send(2) on a socket (with MSG_MORE when more
+    /// follows), write(2) on anything else.
+    fn put(&mut self, mut data: &[u8], more: bool) -> io::Result<()> {
         while !data.is_empty() {
-            // SAFETY: send from a slice we own.
+            // SAFETY: send/write from a slice we own.
             let n = unsafe {
-                libc::send(
-                    self.output,
-                    data.as_ptr().cast(),
-                    data.len(),
-                    libc::MSG_MORE | libc::MSG_NOSIGNAL,
-                )
+                if self.is_socket {
+                    let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
+                    libc::send(self.output, data.as_ptr().cast(), data.len(), flags)
+                } else {
+                    libc::write(self.output, data.as_ptr().cast(), data.len())
+                }
             };
             if n < 0 {
                 let e = io::Error::last_os_error();

@@ -112,6 +112,67 @@ impl Peer {
     }
 }
 
+/// Parses a positive number of seconds, for options such as `--timeout 2.5`.
+pub fn parse_secs(v: &str) -> Result<std::time::Duration, String> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|n| *n > 0.0 && n.is_finite())
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or(format!("'{v}' is not a number of seconds"))
+}
+
+/// The start every engine shares: parse the command line with `parse`
+/// (an `Err("")` asks for help), print `usage` and exit 100 on a usage
+/// error, and ignore SIGPIPE so a client that went away is an error return,
+/// not a silent death.
+pub fn engine_start<O>(
+    name: &str,
+    usage: &str,
+    parse: impl FnOnce(&[String]) -> Result<O, String>,
+) -> O {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match parse(&args) {
+        Ok(o) => o,
+        Err(m) if m.is_empty() => {
+            println!("{usage}");
+            std::process::exit(exit::OK);
+        }
+        Err(m) => {
+            eprintln!("{name}: {m}\n{name}: {usage}");
+            std::process::exit(exit::USAGE);
+        }
+    };
+    // SAFETY: setting a disposition before any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    opts
+}
+
+/// Answers requests until the connection ends: reads each request (an
+/// unreadable one is answered and ends the connection), hands it to
+/// `handler`, which answers it and says whether the connection may carry
+/// another. Returns the engine's exit code.
+pub fn serve(
+    conn: &mut Conn,
+    mut handler: impl FnMut(&mut Conn, Request) -> std::io::Result<bool>,
+) -> i32 {
+    loop {
+        let req = match conn.next_request() {
+            Ok(Some(r)) => r,
+            Ok(None) => return exit::OK,
+            Err(HttpError::Io(_)) => return exit::PEER,
+            Err(e) => {
+                conn.send_error(&e);
+                return exit::PEER;
+            }
+        };
+        match handler(conn, req) {
+            Ok(true) => {}
+            Ok(false) => return exit::OK,
+            Err(_) => return exit::PEER,
+        }
+    }
+}
+
 /// Exit codes for engines (the s6 convention): 0 done, 1 the peer broke
 /// the protocol or went away, 100 usage error, 111 system failure.
 pub mod exit {

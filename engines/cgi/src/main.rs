@@ -22,7 +22,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use jawas_http::path::{segments, PathError};
-use jawas_http::{exit, Body, Conn, Framing, HttpError, Limits, Request, Response};
+use jawas_http::{parse_secs, Body, Conn, Framing, HttpError, Limits, Request, Response};
 
 const USAGE: &str = "usage: jawas-cgi (--root DIR | --script FILE) [--prefix /PATH] [--index NAME] \
 [--env NAME=VALUE]... [--timeout SECS] [--max-body BYTES] [--server-name NAME] [--idle-timeout SECS]";
@@ -76,8 +76,8 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                     .ok_or(format!("--env {v}: expected NAME=VALUE"))?;
                 o.env.push((k.to_string(), val.to_string()));
             }
-            "--timeout" => o.timeout = secs(&value("--timeout")?)?,
-            "--idle-timeout" => o.limits.idle = secs(&value("--idle-timeout")?)?,
+            "--timeout" => o.timeout = parse_secs(&value("--timeout")?)?,
+            "--idle-timeout" => o.limits.idle = parse_secs(&value("--idle-timeout")?)?,
             "--max-body" => {
                 o.limits.max_body = value("--max-body")?
                     .parse()
@@ -111,56 +111,23 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
-fn secs(v: &str) -> Result<Duration, String> {
-    v.parse::<f64>()
-        .ok()
-        .filter(|n| *n > 0.0 && n.is_finite())
-        .map(Duration::from_secs_f64)
-        .ok_or(format!("'{v}' is not a number of seconds"))
-}
-
 fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let opts = match parse_args(&args) {
-        Ok(o) => o,
-        Err(m) if m.is_empty() => {
-            println!("{USAGE}");
-            std::process::exit(exit::OK);
-        }
-        Err(m) => {
-            eprintln!("jawas-cgi: {m}\njawas-cgi: {USAGE}");
-            std::process::exit(exit::USAGE);
-        }
-    };
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let opts = jawas_http::engine_start("jawas-cgi", USAGE, parse_args);
     let mut conn = Conn::stdio(opts.limits.clone());
-    std::process::exit(serve(&opts, &mut conn));
-}
-
-fn serve(opts: &Options, conn: &mut Conn) -> i32 {
-    loop {
-        let req = match conn.next_request() {
-            Ok(Some(r)) => r,
-            Ok(None) => return exit::OK,
-            Err(HttpError::Io(_)) => return exit::PEER,
-            Err(e) => {
-                conn.send_error(&e);
-                return exit::PEER;
-            }
-        };
-        match handle(opts, conn, &req) {
-            Ok(Outcome::Continue) => {}
-            Ok(Outcome::Close) => return exit::OK,
+    std::process::exit(jawas_http::serve(&mut conn, |conn, req| {
+        match handle(&opts, conn, &req) {
+            Ok(Outcome::Continue) => Ok(true),
+            Ok(Outcome::Close) => Ok(false),
             Err(e) => {
                 conn.log.line(&format!("jawas-cgi: {e}"));
-                return exit::PEER;
+                Err(e)
             }
         }
-    }
+    }));
 }
 
 enum Outcome {

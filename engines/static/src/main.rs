@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use jawas_http::{
-    exit, format_http_date, Body, Conn, HttpError, Limits, Request, Response, Segment,
+    exit, format_http_date, parse_secs, Body, Conn, Limits, Request, Response, Segment,
 };
 
 use crate::http_rules::{
@@ -93,8 +93,8 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--not-found" => o.not_found = Some(PathBuf::from(value("--not-found")?)),
             "--follow-symlinks" => o.follow_symlinks = true,
             "--show-dotfiles" => o.show_dotfiles = true,
-            "--idle-timeout" => o.limits.idle = secs(&value("--idle-timeout")?)?,
-            "--request-timeout" => o.limits.request = secs(&value("--request-timeout")?)?,
+            "--idle-timeout" => o.limits.idle = parse_secs(&value("--idle-timeout")?)?,
+            "--request-timeout" => o.limits.request = parse_secs(&value("--request-timeout")?)?,
             "--no-access-log" => o.access_log = false,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown option '{other}'")),
@@ -108,29 +108,8 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
-fn secs(v: &str) -> Result<Duration, String> {
-    v.parse::<f64>()
-        .ok()
-        .filter(|n| *n > 0.0 && n.is_finite())
-        .map(Duration::from_secs_f64)
-        .ok_or(format!("'{v}' is not a number of seconds"))
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let opts = match parse_args(&args) {
-        Ok(o) => o,
-        Err(m) if m.is_empty() => {
-            println!("{USAGE}");
-            std::process::exit(exit::OK);
-        }
-        Err(m) => {
-            eprintln!("jawas-static: {m}\njawas-static: {USAGE}");
-            std::process::exit(exit::USAGE);
-        }
-    };
-    // Writing to a client that went away must be an error we see, not death.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let opts = jawas_http::engine_start("jawas-static", USAGE, parse_args);
     let root_fd = match open_dir(&opts.root) {
         Ok(fd) => fd,
         Err(e) => {
@@ -147,7 +126,16 @@ fn main() {
     if !server.opts.access_log {
         conn.log = jawas_http::AccessLog::Off;
     }
-    std::process::exit(server.serve(&mut conn));
+    std::process::exit(jawas_http::serve(&mut conn, |conn, req| {
+        // Read (and drop) any body first: its bytes precede the next
+        // pipelined request.
+        if let Err(e) = conn.discard_body(&req) {
+            conn.send_error(&e);
+            return Ok(false);
+        }
+        let resp = server.respond(&req);
+        conn.send(Some(&req), resp)
+    }));
 }
 
 struct Server {
@@ -161,34 +149,6 @@ struct Server {
 }
 
 impl Server {
-    /// Answers requests until the client closes or a response ends the
-    /// connection; returns the exit code.
-    fn serve(&self, conn: &mut Conn) -> i32 {
-        loop {
-            let req = match conn.next_request() {
-                Ok(Some(r)) => r,
-                Ok(None) => return exit::OK,
-                Err(HttpError::Io(_)) => return exit::PEER,
-                Err(e) => {
-                    conn.send_error(&e);
-                    return exit::PEER;
-                }
-            };
-            // Read (and drop) any body first: its bytes precede the next
-            // pipelined request.
-            if let Err(e) = conn.discard_body(&req) {
-                conn.send_error(&e);
-                return exit::PEER;
-            }
-            let resp = self.respond(&req);
-            match conn.send(Some(&req), resp) {
-                Ok(true) => {}
-                Ok(false) => return exit::OK,
-                Err(_) => return exit::PEER,
-            }
-        }
-    }
-
     fn respond(&self, req: &Request) -> Response {
         match req.method.as_str() {
             "GET" | "HEAD" => {}
