@@ -1084,7 +1084,12 @@ fn service(
     if let Some((v, o)) = r.get("log_type") {
         match v.first().map(|s| s.as_str()) {
             Some("FILE") => match v.get(1) {
-                Some(f) => out.line(&format!("log_file = {}", q(f)), Some(o)),
+                Some(f) => {
+                    out.line(&format!("log_file = {}", q(f)), Some(o));
+                    if v.len() > 2 {
+                        warn(findings, o, "log_type FILE: the soft and hard size limits are not enforced by jawasd (rotate the file with logrotate)".into());
+                    }
+                }
                 None => return Err(err(o, "log_type = FILE needs a file name; left out".into())),
             },
             Some("SYSLOG") => {
