@@ -326,21 +326,29 @@ impl Conn {
         }
         match req.framing {
             Framing::None => Ok(0),
-            Framing::Length(n) => {
-                let mut left = n;
-                while left > 0 {
-                    if self.pos == self.end && self.fill(deadline)? == 0 {
-                        return Err(HttpError::Io(io::ErrorKind::UnexpectedEof.into()));
-                    }
-                    let take = (self.end - self.pos).min(left as usize);
-                    sink(&self.buf[self.pos..self.pos + take]).map_err(HttpError::Io)?;
-                    self.pos += take;
-                    left -= take as u64;
-                }
-                Ok(n)
-            }
+            Framing::Length(n) => self.pass_exact(n, deadline, sink).map(|_| n),
             Framing::Chunked => self.read_chunked(deadline, sink),
         }
+    }
+
+    /// Hands exactly `n` bytes of input to `sink`, reading as needed.
+    fn pass_exact(
+        &mut self,
+        n: u64,
+        deadline: Instant,
+        sink: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+    ) -> Result<(), HttpError> {
+        let mut left = n;
+        while left > 0 {
+            if self.pos == self.end && self.fill(deadline)? == 0 {
+                return Err(HttpError::Io(io::ErrorKind::UnexpectedEof.into()));
+            }
+            let take = (self.end - self.pos).min(left as usize);
+            sink(&self.buf[self.pos..self.pos + take]).map_err(HttpError::Io)?;
+            self.pos += take;
+            left -= take as u64;
+        }
+        Ok(())
     }
 
     /// Reads one line (without CRLF) of at most 4 KiB for chunk framing.
@@ -399,16 +407,7 @@ impl Conn {
             if total > self.limits.max_body {
                 return Err(HttpError::PayloadTooLarge);
             }
-            let mut left = size;
-            while left > 0 {
-                if self.pos == self.end && self.fill(deadline)? == 0 {
-                    return Err(HttpError::Io(io::ErrorKind::UnexpectedEof.into()));
-                }
-                let take = (self.end - self.pos).min(left as usize);
-                sink(&self.buf[self.pos..self.pos + take]).map_err(HttpError::Io)?;
-                self.pos += take;
-                left -= take as u64;
-            }
+            self.pass_exact(size, deadline, sink)?;
             if !self.read_line(deadline)?.is_empty() {
                 return Err(HttpError::BadRequest("chunk data longer than its size"));
             }
