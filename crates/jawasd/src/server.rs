@@ -709,9 +709,10 @@ impl Server {
             }
             self.denied.remove(&ip);
         }
-        let load = self.load_average(now);
+        let svc = self.services.get(service)?.config.clone();
+        // Only services that set max_load pay for reading the load.
+        let load = if svc.max_load.is_some() { self.load_average(now) } else { 0.0 };
         let state = self.services.get_mut(service)?;
-        let svc = state.config.clone();
         if svc.sensor {
             if let Some(d) = svc.deny_time.filter(|d| !d.is_zero()) {
                 self.denied.insert(ip, now + d);
@@ -748,8 +749,7 @@ impl Server {
         }
     }
 
-    /// The 1-minute load average, read from /proc at most once a second
-    /// and only for services that set `max_load`.
+    /// The 1-minute load average, read from /proc at most once a second.
     fn load_average(&mut self, now: Instant) -> f64 {
         if self
             .load
@@ -757,9 +757,6 @@ impl Server {
             .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
         {
             return self.load.0;
-        }
-        if !self.services.values().any(|s| s.config.max_load.is_some()) {
-            return 0.0;
         }
         let value = std::fs::read_to_string("/proc/loadavg")
             .ok()
