@@ -749,3 +749,27 @@ args = ["-c", "trap '' TERM; echo up; while :; do sleep 1; done"]
     );
     assert!(children_of(pid).is_empty());
 }
+
+#[test]
+fn max_load_refuses_only_over_the_threshold() {
+    let d = Jawasd::start(
+        r#"
+[services.never]
+listen = "127.0.0.1:0"
+engine = "cat"
+max_load = 0
+
+[services.always]
+listen = "127.0.0.1:0"
+engine = "cat"
+max_load = 100000
+"#,
+    );
+    assert_eq!(
+        exchange(d.addr("never"), b"x"),
+        b"",
+        "load is never below 0"
+    );
+    assert!(d.wait_log("reason=max_load", T), "{}", d.log());
+    assert_eq!(exchange(d.addr("always"), b"y"), b"y");
+}
