@@ -598,3 +598,83 @@ fn log_never_reaches_the_client_when_stderr_is_the_socket() {
         "log line leaked into the connection: {out:?}"
     );
 }
+
+/// Waits for a port, then fetches `/` with curl.
+fn fetch_when_up(port: u16) -> (String, Vec<u8>) {
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert!(
+        jawas_tests::wait_for_port(addr, T),
+        "nothing listening on {addr}"
+    );
+    curl(&[], &format!("http://{addr}/"))
+}
+
+#[test]
+fn runs_unchanged_under_tcpserver_and_real_xinetd() {
+    let dir = TempDir::new();
+    let root = dir.path().join("www");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("index.html"), "anywhere\n").unwrap();
+    let which = |cmd: &str| -> String {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {cmd}"))
+            .output()
+            .unwrap();
+        let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(
+            !p.is_empty(),
+            "{cmd} is not installed (CI installs it; see .ci/run)"
+        );
+        p
+    };
+    // tcpserver (ucspi-tcp): the same UCSPI contract jawasd gives.
+    let port = jawas_tests::free_port();
+    let mut tcpserver = Command::new(which("tcpserver"))
+        .args(["-H", "-R", "127.0.0.1", &port.to_string()])
+        .arg(bin("jawas-static"))
+        .arg("--root")
+        .arg(&root)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (h, body) = fetch_when_up(port);
+    assert_eq!(
+        (status(&h), body.as_slice()),
+        (200, b"anywhere\n".as_slice()),
+        "{h}"
+    );
+    let _ = tcpserver.kill();
+    let _ = tcpserver.wait();
+    // Real xinetd: the socket is fds 0, 1 and 2; no log line may reach it.
+    let port = jawas_tests::free_port();
+    let conf = dir.path().join("xinetd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "service web\n{{\n type = UNLISTED\n socket_type = stream\n wait = no\n user = root\n port = {port}\n bind = 127.0.0.1\n server = {}\n server_args = --root {}\n}}\n",
+            bin("jawas-static").display(),
+            root.display()
+        ),
+    )
+    .unwrap();
+    let mut xinetd = Command::new(which("xinetd"))
+        .args(["-dontfork", "-f"])
+        .arg(&conf)
+        .arg("-pidfile")
+        .arg(dir.path().join("x.pid"))
+        .arg("-filelog")
+        .arg(dir.path().join("x.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (h, body) = fetch_when_up(port);
+    let _ = xinetd.kill();
+    let _ = xinetd.wait();
+    assert_eq!(
+        (status(&h), body.as_slice()),
+        (200, b"anywhere\n".as_slice()),
+        "{h}"
+    );
+}
