@@ -41,13 +41,20 @@ open(os.path.join(root, "100k.bin"), "wb").write(os.urandom(100 * 1024))
 PY
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-P_J=$(free_port); P_N=$(free_port)
+P_J=$(free_port); P_N=$(free_port); P_Q=$(free_port)
 
 cat >"$work/jawasd.toml" <<CONF
 [services.web]
 listen = "127.0.0.1:$P_J"
 engine = "jawas-static"
 args = ["--root", "$work/www"]
+
+# The same engine without its access log, for parity with nginx's
+# access_log off.
+[services.web-nolog]
+listen = "127.0.0.1:$P_Q"
+engine = "jawas-static"
+args = ["--root", "$work/www", "--no-access-log"]
 CONF
 cat >"$work/nginx.conf" <<CONF
 worker_processes 1;
@@ -78,7 +85,7 @@ target/release/jawasd --config "$work/jawasd.toml" 2>"$work/jawasd.log" &
 pids+=($!)
 nginx -c "$work/nginx.conf" -e "$work/nginx-error.log" &
 pids+=($!)
-for p in $P_J $P_N; do
+for p in $P_J $P_Q $P_N; do
     for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
 done
 
@@ -96,14 +103,17 @@ wrk_run() {
 
 echo "# static benchmark: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), ${DUR}s per run, 16 connections"
 echo
-echo "| metric | jawas-static | nginx | ratio |"
-echo "|---|---|---|---|"
-read -r j _ < <(wrk_run "$P_J" /small.html)
-read -r n _ < <(wrk_run "$P_N" /small.html)
-printf '| small file, keep-alive, req/s | %.0f | %.0f | %.2fx |\n' "$j" "$n" "$(awk -v a="$j" -v b="$n" 'BEGIN{print a/b}')"
-read -r _ j < <(wrk_run "$P_J" /100k.bin)
-read -r _ n < <(wrk_run "$P_N" /100k.bin)
-printf '| 100 kB file, keep-alive, MB/s | %.0f | %.0f | %.2fx |\n' "$j" "$n" "$(awk -v a="$j" -v b="$n" 'BEGIN{print a/b}')"
-read -r j _ < <(wrk_run "$P_J" /small.html -H "Connection: close")
-read -r n _ < <(wrk_run "$P_N" /small.html -H "Connection: close")
-printf '| small file, new connection each, req/s | %.0f | %.0f | %.2fx |\n' "$j" "$n" "$(awk -v a="$j" -v b="$n" 'BEGIN{print a/b}')"
+echo "| metric | jawas-static | jawas-static, no access log | nginx (access_log off) | ratio | ratio, no log |"
+echo "|---|---|---|---|---|---|"
+row() {
+    local label=$1 field=$2; shift 2
+    local j q n
+    j=$(wrk_run "$P_J" "$@" | cut -d' ' -f"$field")
+    q=$(wrk_run "$P_Q" "$@" | cut -d' ' -f"$field")
+    n=$(wrk_run "$P_N" "$@" | cut -d' ' -f"$field")
+    printf '| %s | %.0f | %.0f | %.0f | %.2fx | %.2fx |\n' "$label" "$j" "$q" "$n" \
+        "$(awk -v a="$j" -v b="$n" 'BEGIN{print a/b}')" "$(awk -v a="$q" -v b="$n" 'BEGIN{print a/b}')"
+}
+row "small file, keep-alive, req/s" 1 /small.html
+row "100 kB file, keep-alive, MB/s" 2 /100k.bin
+row "small file, new connection each, req/s" 1 /small.html -H "Connection: close"
