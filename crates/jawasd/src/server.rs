@@ -711,7 +711,11 @@ impl Server {
         }
         let svc = self.services.get(service)?.config.clone();
         // Only services that set max_load pay for reading the load.
-        let load = if svc.max_load.is_some() { self.load_average(now) } else { 0.0 };
+        let load = if svc.max_load.is_some() {
+            self.load_average(now)
+        } else {
+            0.0
+        };
         let state = self.services.get_mut(service)?;
         if svc.sensor {
             if let Some(d) = svc.deny_time.filter(|d| !d.is_zero()) {
