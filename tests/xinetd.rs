@@ -249,13 +249,15 @@ impl Drop for Xinetd {
 }
 
 /// The same service set, for xinetd and jawasd, on the given ports.
-fn internal_services(base: &[u16; 5], banner: &Path) -> String {
+fn internal_services(base: &[u16; 5], banner: &Path, log: &Path) -> String {
     let [echo, daytime, chargen, time, limited] = base;
     format!(
         r#"
 defaults
 {{
 	instances = 50
+	log_type = FILE {log}
+	log_on_failure = HOST
 }}
 service echo
 {{
@@ -313,7 +315,8 @@ service discard
 	banner_fail = {banner}
 }}
 "#,
-        banner = banner.display()
+        banner = banner.display(),
+        log = log.display()
     )
 }
 
@@ -349,12 +352,16 @@ fn same_config_same_bytes_as_real_xinetd() {
     std::fs::write(&banner, "go away\r\n").unwrap();
     let xp = ports();
     let jp = ports();
+    let (xlog, jlog) = (
+        dir.path().join("x-services.log"),
+        dir.path().join("j-services.log"),
+    );
     let _x = Xinetd::start(
         dir.path(),
-        &internal_services(&xp, &banner),
+        &internal_services(&xp, &banner, &xlog),
         SocketAddr::from(([127, 0, 0, 1], xp[0])),
     );
-    let _j = Jawasd::builder(&internal_services(&jp, &banner))
+    let _j = Jawasd::builder(&internal_services(&jp, &banner, &jlog))
         .xinetd()
         .start();
     let tcp = |port: u16, data: &[u8]| exchange(SocketAddr::from(([127, 0, 0, 1], port)), data);
@@ -396,6 +403,17 @@ fn same_config_same_bytes_as_real_xinetd() {
     };
     assert_eq!(refused(xp[4]), b"go away\r\n");
     assert_eq!(refused(jp[4]), b"go away\r\n");
+    // And both log the refusal the same way, as log watchers expect.
+    let want = "FAIL: discard address from=127.0.0.1";
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let deadline = std::time::Instant::now() + T;
+    while !(read(&xlog).contains(want) && read(&jlog).contains(want))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(read(&xlog).contains(want), "xinetd: {}", read(&xlog));
+    assert!(read(&jlog).contains(want), "jawasd: {}", read(&jlog));
 }
 
 #[test]
@@ -470,7 +488,7 @@ fn git_daemon_inetd_serves_a_clone() {
         std::fs::read_to_string(clone.join("README")).unwrap(),
         "served by git daemon --inetd under jawasd\n"
     );
-    assert!(d.wait_log("done svc=git", T), "{}", d.log());
+    assert!(d.wait_log("EXIT: git status=0", T), "{}", d.log());
 }
 
 #[test]
@@ -507,7 +525,7 @@ fn tftpd_hpa_udp_wait_service_sends_a_file() {
         );
         assert_eq!(std::fs::read(&dest).unwrap(), content, "round {round}");
         assert!(
-            d.wait_log_count("done svc=tftp", round + 1, T),
+            d.wait_log_count("EXIT: tftp status=0", round + 1, T),
             "{}",
             d.log()
         );
@@ -595,7 +613,7 @@ fn udp_without_wait_runs_one_engine_per_sender() {
     let (pid_b, _) = ask(&b, b"three");
     assert_eq!(pid_a1, pid_a2, "one sender, one engine");
     assert_ne!(pid_a1, pid_b, "another sender, another engine");
-    assert!(d.wait_log_count("done svc=answer", 2, T), "{}", d.log());
+    assert!(d.wait_log_count("EXIT: answer", 2, T), "{}", d.log());
 }
 
 #[test]
@@ -624,7 +642,7 @@ fn stream_wait_service_gets_the_listening_socket() {
         first, second,
         "the same engine accepted both (jawasd stayed out of the way)"
     );
-    assert!(d.wait_log("done svc=acceptor", T), "{}", d.log());
+    assert!(d.wait_log("EXIT: acceptor", T), "{}", d.log());
     // Watched again after the engine exits: a new engine takes the next one.
     let third = exchange(addr, b"");
     assert!(!third.is_empty());
@@ -687,7 +705,11 @@ fn sensor_denies_a_client_everywhere_for_deny_time() {
         b"",
         "denied after touching the sensor"
     );
-    assert!(d.log().contains("reason=deny_time"), "{}", d.log());
+    assert!(
+        d.log().contains("FAIL: echo sensor from=127.0.0.1"),
+        "{}",
+        d.log()
+    );
     // Another address is not affected.
     let mut other = jawas_tests::connect_from("127.0.0.9", echo_addr).unwrap();
     other.write_all(b"other").unwrap();
@@ -746,30 +768,25 @@ fn banners_access_times_cps_and_file_log() {
     let mut text = String::new();
     while std::time::Instant::now() < deadline {
         text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains("reason=access_times")
-            && text.contains("reason=rate")
-            && text.matches("done svc=").count() >= 2
+        if text.contains("FAIL: daytime")
+            && text.contains("FAIL: discard")
+            && text.matches("EXIT: ").count() >= 2
         {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(text.contains("done svc=echo remote=127.0.0.1:"), "{text}");
+    assert!(text.contains("START: echo from=127.0.0.1"), "{text}");
+    assert!(text.contains("EXIT: echo status=0"), "{text}");
     assert!(
         !text.contains(" pid="),
         "log_on_success without PID: {text}"
     );
+    // xinetd's own FAIL lines, with its reason words, for log watchers.
+    assert!(text.contains("FAIL: daytime time from=127.0.0.1"), "{text}");
+    assert!(text.contains("FAIL: discard cps from=127.0.0.1"), "{text}");
     assert!(
-        text.contains("refuse svc=daytime remote=127.0.0.1:")
-            && text.contains("reason=access_times"),
-        "{text}"
-    );
-    assert!(
-        text.contains("refuse svc=discard") && text.contains("reason=rate"),
-        "{text}"
-    );
-    assert!(
-        !d.log().contains("done svc=echo"),
+        !d.log().contains("EXIT: echo"),
         "service events went to the file, not stderr"
     );
 }

@@ -72,6 +72,7 @@ const SERVICE_KEYS: &[&str] = &[
     "log_on_failure",
     "log_file",
     "log_syslog",
+    "log_format",
 ];
 
 const TOP_KEYS: &[&str] = &["server", "defaults", "services"];
@@ -153,6 +154,8 @@ pub struct Service {
     pub log_file: Option<PathBuf>,
     /// (facility, level) for syslog(3).
     pub log_syslog: Option<(libc::c_int, libc::c_int)>,
+    /// Connection events as xinetd writes them (START/EXIT/FAIL lines).
+    pub xinetd_log: bool,
 }
 
 /// Where an engine's fd 2 goes.
@@ -833,6 +836,20 @@ impl<'t> Parser<'t, '_> {
             let s = self.string(&key("log_file"), v)?;
             Some(self.base_dir.join(s))
         });
+        let xinetd_log = match get("log_format") {
+            None => false,
+            Some(v) => match self.string(&key("log_format"), v).as_deref() {
+                Some("xinetd") => true,
+                Some("jawas") | None => false,
+                Some(other) => {
+                    self.error(
+                        v.span(),
+                        format!("{}: '{other}' is not jawas or xinetd", key("log_format")),
+                    );
+                    false
+                }
+            },
+        };
         let log_syslog = get("log_syslog").and_then(|v| {
             let s = self.string(&key("log_syslog"), v)?;
             let parsed = parse_syslog(&s);
@@ -898,6 +915,7 @@ impl<'t> Parser<'t, '_> {
             log_on_failure,
             log_file,
             log_syslog,
+            xinetd_log,
         })
     }
 

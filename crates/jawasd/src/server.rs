@@ -141,6 +141,20 @@ enum Refusal {
 }
 
 impl Refusal {
+    /// The reason word xinetd writes in its FAIL lines.
+    fn xinetd_reason(&self) -> &'static str {
+        match self {
+            Refusal::Access => "address",
+            Refusal::AccessTimes => "time",
+            Refusal::Load => "load",
+            Refusal::MaxConnections => "process_limit",
+            Refusal::Instances => "service_limit",
+            Refusal::PerSource => "per_source_limit",
+            Refusal::Rate => "cps",
+            Refusal::Denied => "sensor",
+        }
+    }
+
     fn as_str(&self) -> &'static str {
         match self {
             Refusal::Access => "access",
@@ -827,6 +841,24 @@ impl Server {
             }
         }
         debug!("accept svc={service} pid={pid} remote={}", show(remote));
+        if let Some(state) = self
+            .services
+            .get_mut(service)
+            .filter(|s| s.config.xinetd_log)
+        {
+            let fields = state.config.log_on_success.as_deref();
+            let want = |f: &str| fields.is_none_or(|list| list.iter().any(|x| x == f));
+            if !fields.is_some_and(|f| f.is_empty()) {
+                let mut line = format!("START: {service}");
+                if want("PID") {
+                    line.push_str(&format!(" pid={pid}"));
+                }
+                if let (true, Some(r)) = (want("HOST"), remote) {
+                    line.push_str(&format!(" from={}", r.ip().to_canonical()));
+                }
+                state.log.write(log::Level::Info, &line);
+            }
+        }
         self.children.insert(
             pid,
             Child {
@@ -846,12 +878,24 @@ impl Server {
             return;
         };
         state.stats.refused += 1;
-        let mut line = format!("refuse svc={service}");
         let fields = state.config.log_on_failure.as_deref();
-        if fields.is_none_or(|f| f.iter().any(|x| x == "HOST")) {
-            line.push_str(&format!(" remote={}", show(remote)));
-        }
-        line.push_str(&format!(" reason={}", r.as_str()));
+        let host = fields.is_none_or(|f| f.iter().any(|x| x == "HOST"));
+        let line = if state.config.xinetd_log {
+            // xinetd's own line, which log watchers such as fail2ban's
+            // xinetd-fail filter parse.
+            let from = remote
+                .filter(|_| host)
+                .map(|r| format!(" from={}", r.ip().to_canonical()))
+                .unwrap_or_default();
+            format!("FAIL: {service} {}{from}", r.xinetd_reason())
+        } else {
+            let mut line = format!("refuse svc={service}");
+            if host {
+                line.push_str(&format!(" remote={}", show(remote)));
+            }
+            line.push_str(&format!(" reason={}", r.as_str()));
+            line
+        };
         // log_on_failure = [] still logs that an attempt failed, as xinetd's
         // ATTEMPT is implied.
         state.log.write(log::Level::Info, &line);
@@ -1009,6 +1053,28 @@ impl Server {
             let fields = state.config.log_on_success.as_deref();
             let want = |f: &str| fields.is_none_or(|list| list.iter().any(|x| x == f));
             if fields.is_some_and(|f| f.is_empty()) {
+                continue;
+            }
+            if state.config.xinetd_log {
+                let mut line = format!("EXIT: {}", child.service);
+                if want("EXIT") {
+                    let status = exit.status;
+                    if libc::WIFEXITED(status) {
+                        line.push_str(&format!(" status={}", libc::WEXITSTATUS(status)));
+                    } else {
+                        line.push_str(&format!(" signal={}", libc::WTERMSIG(status)));
+                    }
+                }
+                if want("PID") {
+                    line.push_str(&format!(" pid={}", exit.pid));
+                }
+                if want("DURATION") {
+                    line.push_str(&format!(
+                        " duration={}(sec)",
+                        child.started.elapsed().as_secs()
+                    ));
+                }
+                state.log.write(log::Level::Info, &line);
                 continue;
             }
             let mut line = format!("done svc={}", child.service);

@@ -1045,6 +1045,7 @@ fn service(
         out.line(&format!("env = {{ {} }}", pairs.join(", ")), Some(o));
     }
     out.line("remote_host_env = true", None);
+    out.line("log_format = \"xinetd\"", None);
 
     // Banners: read now, as the files are small and xinetd reads them per connection.
     for (key, native) in [
