@@ -481,10 +481,6 @@ pub fn translate(path: &Path, services_db: &Path) -> Translation {
         .get("disabled")
         .map(|(v, _)| v.iter().cloned().collect())
         .unwrap_or_default();
-    // Defaults-only attributes apply to the whole server, not to services.
-    if let Some((_, o)) = defaults.get("log_type") {
-        let _ = o;
-    }
 
     let from_defaults: BTreeSet<String> = defaults.keys().cloned().collect();
     let mut ids = BTreeSet::new();
@@ -495,11 +491,9 @@ pub fn translate(path: &Path, services_db: &Path) -> Translation {
                 values.insert(k.clone(), v.clone());
             }
         }
-        let mut unknown_found = false;
         for a in &b.attrs {
             if !KNOWN.contains(&a.name.as_str()) {
                 findings.push(unknown(a));
-                unknown_found = true;
                 continue;
             }
             if ["enabled", "disabled", "include", "includedir"].contains(&a.name.as_str()) {
@@ -515,7 +509,6 @@ pub fn translate(path: &Path, services_db: &Path) -> Translation {
             }
             apply(&mut values, a, &from_defaults);
         }
-        let _ = unknown_found;
         let r = Resolved { values };
         let id = r
             .one("id")
@@ -743,7 +736,6 @@ fn service(
     // Listen addresses: bind/interface, flags IPv4/IPv6, v6only.
     let bind = r.one("bind").or_else(|| r.one("interface"));
     let v6flag = flags.iter().any(|f| f == "IPv6");
-    let v4flag = flags.iter().any(|f| f == "IPv4");
     let v6only = r.one("v6only").map(|(v, _)| v == "yes");
     let mut listen = Vec::new();
     match bind {
@@ -760,7 +752,6 @@ fn service(
             }
         }
         None => {
-            let _ = v4flag;
             listen.push(format!("0.0.0.0:{port}"));
         }
     }
