@@ -33,14 +33,30 @@ fn echo_round_trip_ipv4_and_ipv6() {
 
 #[test]
 fn engine_sees_ucspi_environment_and_nothing_else() {
+    // Each probe is the engine itself (exec'd by jawasd), not a child of a
+    // shell, so what it reports is exactly what jawasd set up.
     let d = Jawasd::builder(
         r#"
 [services.env]
 listen = ["127.0.0.1:0", "[::1]:0"]
-engine = "/bin/sh"
-args = ["-c", "env; ls -l /proc/$$/fd; grep -E '^Sig(Blk|Ign)' /proc/$$/status; echo PGRP=$(cut -d' ' -f5 /proc/$$/stat) SELF=$$"]
+engine = "env"
 pass_env = ["JAWAS_TEST_PASSED"]
 env = { GREETING = "hello world" }
+
+[services.fds]
+listen = "127.0.0.1:0"
+engine = "ls"
+args = ["-l", "/proc/self/fd"]
+
+[services.signals]
+listen = "127.0.0.1:0"
+engine = "grep"
+args = ["-E", "^Sig(Blk|Ign)", "/proc/self/status"]
+
+[services.group]
+listen = "127.0.0.1:0"
+engine = "cut"
+args = ["-d", " ", "-f", "1,5,6", "/proc/self/stat"]
 "#,
     )
     .env("JAWAS_TEST_PASSED", "yes")
@@ -61,9 +77,6 @@ env = { GREETING = "hello world" }
         "JAWAS_SERVICE=env".to_string(),
         "JAWAS_TEST_PASSED=yes".to_string(),
         "GREETING=hello world".to_string(),
-        // Empty signal mask, nothing ignored.
-        "SigBlk:\t0000000000000000".to_string(),
-        "SigIgn:\t0000000000000000".to_string(),
     ] {
         assert!(has(&want), "missing {want:?} in:\n{out}");
     }
@@ -71,32 +84,34 @@ env = { GREETING = "hello world" }
         !out.contains("must-not-leak"),
         "jawasd's environment leaked:\n{out}"
     );
-    // The connection on 0 and 1 is the only socket; no listener, signalfd,
-    // epoll or pipe of jawasd's reached the engine.
-    // (fd 2 is jawasd's own stderr, here the test's pipe.)
-    let fds: Vec<&str> = out
-        .lines()
-        .filter(|l| l.contains(" -> ") && !l.contains(" 2 -> "))
-        .collect();
+
+    // Only the connection (0 and 1) and stderr (2, here the test's pipe);
+    // ls's own directory handle is the one other entry.
+    let fds = String::from_utf8(exchange(d.addr("fds"), b"")).unwrap();
+    let entries: Vec<&str> = fds.lines().filter(|l| l.contains(" -> ")).collect();
+    assert_eq!(entries.len(), 4, "{fds}");
     assert_eq!(
-        fds.iter().filter(|l| l.contains("socket:")).count(),
+        entries.iter().filter(|l| l.contains("socket:")).count(),
         2,
-        "{out}"
+        "{fds}"
     );
-    for leak in ["anon_inode", "pipe:", "eventfd", "eventpoll", "signalfd"] {
+    for leak in ["anon_inode", "eventfd", "eventpoll", "signalfd"] {
         assert!(
-            !fds.iter().any(|l| l.contains(leak)),
-            "engine inherited a {leak} descriptor:\n{out}"
+            !fds.contains(leak),
+            "engine inherited a {leak} descriptor:\n{fds}"
         );
     }
-    // Its own process group: pgrp == pid.
-    let line = out.lines().find(|l| l.starts_with("PGRP=")).unwrap();
-    let (pgrp, pid) = line.split_once(' ').unwrap();
-    assert_eq!(
-        pgrp.trim_start_matches("PGRP="),
-        pid.trim_start_matches("SELF="),
-        "{line}"
-    );
+
+    // Empty signal mask, nothing ignored.
+    let sigs = String::from_utf8(exchange(d.addr("signals"), b"")).unwrap();
+    assert!(sigs.contains("SigBlk:\t0000000000000000"), "{sigs}");
+    assert!(sigs.contains("SigIgn:\t0000000000000000"), "{sigs}");
+
+    // Its own process group and session: pgrp == sid == pid.
+    let stat = String::from_utf8(exchange(d.addr("group"), b"")).unwrap();
+    let ids: Vec<&str> = stat.split_whitespace().collect();
+    assert_eq!(ids.len(), 3, "{stat}");
+    assert!(ids[0] == ids[1] && ids[1] == ids[2], "pid pgrp sid: {stat}");
 
     let v6 = d.addrs("env")[1];
     let out6 = String::from_utf8(exchange(v6, b"")).unwrap();
@@ -298,7 +313,7 @@ per_source = 1
     let mut buf = [0u8; 3];
     other.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"hi\n");
-    assert!(d.log().contains("reason=per_source"), "{}", d.log());
+    assert!(d.wait_log("reason=per_source", T), "{}", d.log());
 }
 
 #[test]
@@ -349,7 +364,7 @@ rate_burst = 2
         served >= 2 && refused_count >= 1,
         "served {served}, refused {refused_count}"
     );
-    assert!(d.log().contains("reason=rate"));
+    assert!(d.wait_log("reason=rate", T), "{}", d.log());
     // Unlike xinetd's cps, the service is not switched off: a token refills
     // within half a second at 2/s.
     std::thread::sleep(Duration::from_millis(1100));
@@ -388,7 +403,7 @@ no_access = ["127.0.0.3"]
     s.write_all(b"ok").unwrap();
     s.shutdown(Shutdown::Write).unwrap();
     assert_eq!(read_all(&mut s), b"ok");
-    assert!(d.log().contains("reason=access"));
+    assert!(d.wait_log("reason=access", T), "{}", d.log());
 }
 
 #[test]

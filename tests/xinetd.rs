@@ -706,7 +706,7 @@ fn sensor_denies_a_client_everywhere_for_deny_time() {
         "denied after touching the sensor"
     );
     assert!(
-        d.log().contains("FAIL: echo sensor from=127.0.0.1"),
+        d.wait_log("FAIL: echo sensor from=127.0.0.1", T),
         "{}",
         d.log()
     );
