@@ -22,6 +22,11 @@ fn site(extra: &str) -> Jawasd {
     std::fs::write(root.join("index.html"), "<h1>home</h1>\n").unwrap();
     std::fs::write(root.join("docs/index.html"), "<h1>docs</h1>\n").unwrap();
     std::fs::write(root.join("hello.txt"), "hello, world\n").unwrap();
+    let page = format!(
+        "<!DOCTYPE html>\n<title>page</title>\n{}",
+        "<p>A paragraph of an ordinary page.</p>\n".repeat(40)
+    );
+    std::fs::write(root.join("page.html"), page).unwrap();
     std::fs::write(root.join(".git/config"), "secret\n").unwrap();
     std::fs::write(root.join(".env"), "SECRET=1\n").unwrap();
     std::fs::write(root.join("style.css"), "body { color: red }\n".repeat(50)).unwrap();
@@ -677,4 +682,44 @@ fn runs_unchanged_under_tcpserver_and_real_xinetd() {
         (200, b"anywhere\n".as_slice()),
         "{h}"
     );
+}
+
+#[test]
+fn redbot_reports_no_problems() {
+    let d = site(", \"--cache-control\", \"*=max-age=60\"");
+    // A page, a large file (REDbot also makes a ranged request) and a file
+    // with a precompressed sibling.
+    // On PATH, or beside the python3 that pip installed it for.
+    let scripts = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let beside = Path::new(&scripts).join("redbot");
+    let redbot = if beside.exists() {
+        beside
+    } else {
+        "redbot".into()
+    };
+    for path in ["/page.html", "/big.bin", "/style.css"] {
+        let out = Command::new(&redbot)
+            .args(["-o", "html"])
+            .arg(url(&d, path))
+            .output()
+            .expect("redbot runs (CI installs it with pip; see .ci/run)");
+        let html = String::from_utf8_lossy(&out.stdout);
+        let count = |class: &str| html.matches(&format!("class='{class} note'")).count();
+        assert!(
+            count("good") > 0,
+            "{path}: REDbot said nothing good; output:\n{html}"
+        );
+        assert_eq!(
+            (count("bad"), count("warning")),
+            (0, 0),
+            "{path}: REDbot found problems:\n{html}"
+        );
+    }
 }
