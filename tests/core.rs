@@ -788,3 +788,51 @@ max_load = 100000
     assert!(d.wait_log("reason=max_load", T), "{}", d.log());
     assert_eq!(exchange(d.addr("always"), b"y"), b"y");
 }
+
+#[test]
+fn chroot_confines_the_engine() {
+    let dir = TempDir::new();
+    let jail = dir.path().join("jail");
+    std::fs::create_dir_all(jail.join("bin")).unwrap();
+    // A static probe, so the jail needs no libraries.
+    let src = dir.path().join("probe.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\n#include <unistd.h>\nint main(void){char cwd[256];\
+         printf(\"cwd=%s self=%d host=%d\\n\", getcwd(cwd, sizeof cwd) ? cwd : \"?\", \
+         access(\"/bin/probe\", X_OK) == 0, access(\"/etc/passwd\", F_OK) == 0);return 0;}\n",
+    )
+    .unwrap();
+    let cc = Command::new("cc")
+        .args(["-O2", "-static", "-o"])
+        .arg(jail.join("bin/probe"))
+        .arg(&src)
+        .output()
+        .expect("a C compiler (cc)");
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    let d = Jawasd::builder(
+        "[services.jailed]\nlisten = \"127.0.0.1:0\"\nengine = \"/bin/probe\"\nchroot = \"jail\"\n",
+    )
+    .dir(dir)
+    .start();
+    let out = String::from_utf8(exchange(d.addr("jailed"), b"")).unwrap();
+    if unsafe { libc::geteuid() } == 0 {
+        assert_eq!(
+            out.trim(),
+            "cwd=/ self=1 host=0",
+            "the engine sees only the jail"
+        );
+    } else {
+        assert_eq!(out, "", "without privilege the spawn fails");
+        assert!(d.wait_log("step=chroot", T), "{}", d.log());
+    }
+    // An engine given relative to a chroot is a config error, by name.
+    let (code, text) =
+        check("[services.j]\nlisten = \"127.0.0.1:1\"\nengine = \"probe\"\nchroot = \"/tmp\"\n");
+    assert_eq!(code, 100);
+    assert!(text.contains("services.j.engine: with chroot, give the engine as an absolute path inside the new root"), "{text}");
+}

@@ -551,16 +551,44 @@ impl<'t> Parser<'t, '_> {
             }
             Some(v) => self.string(&key("engine"), v).map(|s| (s, v.span())),
         };
-        let engine =
-            engine_written
+        let chroot = get("chroot").and_then(|v| {
+            let p = self.path_value(&key("chroot"), v)?;
+            if !Path::new(std::ffi::OsStr::from_bytes(p.as_bytes())).is_dir() {
+                self.error(
+                    v.span(),
+                    format!(
+                        "{}: {} is not a directory",
+                        key("chroot"),
+                        p.to_string_lossy()
+                    ),
+                );
+            }
+            Some(p)
+        });
+        // With chroot, the engine is a path inside the new root: it is
+        // checked there, and exec'd by that path after the chroot.
+        let inside = |dir: &CString, text: &str| -> Result<CString, String> {
+            if !text.starts_with('/') {
+                return Err(
+                    "with chroot, give the engine as an absolute path inside the new root".into(),
+                );
+            }
+            let host = Path::new(std::ffi::OsStr::from_bytes(dir.as_bytes())).join(&text[1..]);
+            is_executable(&host).map_err(|e| format!("{}: {e}", host.display()))?;
+            CString::new(text).map_err(|_| "path contains a NUL byte".to_string())
+        };
+        let engine = engine_written.as_ref().and_then(|(text, span)| {
+            match chroot
                 .as_ref()
-                .and_then(|(text, span)| match self.resolve_engine(text) {
-                    Ok(p) => Some(p),
-                    Err(m) => {
-                        self.error(span.clone(), format!("{}: {m}", key("engine")));
-                        None
-                    }
-                });
+                .map_or_else(|| self.resolve_engine(text), |dir| inside(dir, text))
+            {
+                Ok(p) => Some(p),
+                Err(m) => {
+                    self.error(span.clone(), format!("{}: {m}", key("engine")));
+                    None
+                }
+            }
+        });
 
         let mut argv = Vec::new();
         if let Some(v) = get("argv0") {
@@ -693,20 +721,6 @@ impl<'t> Parser<'t, '_> {
         }
 
         let workdir = get("workdir").and_then(|v| self.path_value(&key("workdir"), v));
-        let chroot = get("chroot").and_then(|v| {
-            let p = self.path_value(&key("chroot"), v)?;
-            if !Path::new(std::ffi::OsStr::from_bytes(p.as_bytes())).is_dir() {
-                self.error(
-                    v.span(),
-                    format!(
-                        "{}: {} is not a directory",
-                        key("chroot"),
-                        p.to_string_lossy()
-                    ),
-                );
-            }
-            Some(p)
-        });
         let umask = get("umask").and_then(|v| self.umask(&key("umask"), v));
         let nice = get("nice").and_then(|v| {
             let n = self.integer(&key("nice"), v)?;
