@@ -723,3 +723,29 @@ fn redbot_reports_no_problems() {
         );
     }
 }
+
+#[test]
+fn buffered_access_log_is_written_out_on_sigterm() {
+    let mut d = site("");
+    let mut s = TcpStream::connect(d.addr("web")).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    for i in 0..3 {
+        s.write_all(format!("GET /hello.txt?n={i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).ends_with("hello, world\n"));
+    }
+    // The connection stays open; jawasd's SIGTERM reaches the engine, which
+    // writes out its buffered lines before exiting.
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(T), Some(0), "{}", d.log());
+    let log = d.log();
+    for i in 0..3 {
+        assert!(
+            log.contains(&format!("\"GET /hello.txt?n={i} HTTP/1.1\" 200 13")),
+            "line {i} lost:\n{log}"
+        );
+    }
+    assert!(log.contains("svc=web") && log.contains("exit=0"), "{log}");
+}

@@ -202,9 +202,14 @@ impl Conn {
             self.buf.resize(self.buf.len() + grow, 0);
         }
         if !self.timed_reads {
+            // About to wait on a pipe: nothing stays buffered meanwhile.
+            self.log.flush();
             self.wait_readable(deadline)?;
         }
         loop {
+            if crate::stopping() {
+                return Err(HttpError::Io(io::ErrorKind::Interrupted.into()));
+            }
             if self.timed_reads && Instant::now() >= deadline {
                 return Err(HttpError::Timeout);
             }
@@ -224,8 +229,8 @@ impl Conn {
             match e.kind() {
                 io::ErrorKind::Interrupted => continue,
                 // With timed reads, EAGAIN is the receive timeout ticking:
-                // check the deadline and read again.
-                io::ErrorKind::WouldBlock if self.timed_reads => {}
+                // write out old log lines, check the deadline, read again.
+                io::ErrorKind::WouldBlock if self.timed_reads => self.log.flush_if_old(),
                 io::ErrorKind::WouldBlock => {
                     self.wait_readable(deadline)?;
                 }

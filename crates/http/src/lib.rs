@@ -142,9 +142,29 @@ pub fn engine_start<O>(
             std::process::exit(exit::USAGE);
         }
     };
-    // SAFETY: setting a disposition before any thread exists.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    // SAFETY: setting dispositions before any thread exists; the SIGTERM
+    // handler only stores to an atomic. Without SA_RESTART a blocking read
+    // returns EINTR, so the request loop sees the flag, writes out its
+    // buffered log lines and exits.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigterm as *const () as libc::sighandler_t;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGTERM, &sa, std::ptr::null_mut());
+    }
     opts
+}
+
+static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_sigterm(_: libc::c_int) {
+    STOPPING.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// SIGTERM arrived: finish up and exit.
+pub fn stopping() -> bool {
+    STOPPING.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Answers requests until the connection ends: reads each request (an
@@ -153,12 +173,22 @@ pub fn engine_start<O>(
 /// another. Returns the engine's exit code.
 pub fn serve(
     conn: &mut Conn,
+    handler: impl FnMut(&mut Conn, Request) -> std::io::Result<bool>,
+) -> i32 {
+    let code = serve_requests(conn, handler);
+    conn.log.flush();
+    code
+}
+
+fn serve_requests(
+    conn: &mut Conn,
     mut handler: impl FnMut(&mut Conn, Request) -> std::io::Result<bool>,
 ) -> i32 {
     loop {
         let req = match conn.next_request() {
             Ok(Some(r)) => r,
             Ok(None) => return exit::OK,
+            Err(HttpError::Io(_)) if stopping() => return exit::OK,
             Err(HttpError::Io(_)) => return exit::PEER,
             Err(e) => {
                 conn.send_error(&e);

@@ -2,25 +2,79 @@
 //! duration, on stderr. When stderr is the connection itself (xinetd hands
 //! the socket to fds 0, 1 and 2), the line goes to syslog instead: a log
 //! line must never reach the client.
+//!
+//! Lines on stderr are buffered, as nginx's `access_log ... buffer=` does:
+//! many engines share one stderr, and a write per request makes them queue
+//! on that file. A buffer is written whole (complete lines, one write of at
+//! most 4 KiB, so lines never interleave) when it fills, when its oldest
+//! line is a second old, when the engine waits idle, and when it exits or
+//! is asked to stop. Only a SIGKILL or a crash can lose buffered lines.
 
+use std::cell::RefCell;
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::{Peer, Request};
 
 pub enum AccessLog {
-    Stderr,
+    Stderr(RefCell<Buffer>),
     Syslog,
     Off,
 }
 
+/// Lines not yet written, and when the oldest was added.
+#[derive(Default)]
+pub struct Buffer {
+    data: Vec<u8>,
+    since: Option<Instant>,
+    /// Write every line at once (no buffering).
+    unbuffered: bool,
+}
+
+/// Largest buffer written in one go: within PIPE_BUF, so a write to a pipe
+/// is atomic too.
+const BUFFER_MAX: usize = 4096;
+const BUFFER_AGE: Duration = Duration::from_secs(1);
+
 impl AccessLog {
-    /// Stderr, unless fd 2 is the same open file as fd 1.
+    /// Stderr (buffered), unless fd 2 is the same open file as fd 1.
     pub fn detect() -> AccessLog {
         if same_file(1, 2) {
             AccessLog::Syslog
         } else {
-            AccessLog::Stderr
+            AccessLog::Stderr(RefCell::new(Buffer::default()))
+        }
+    }
+
+    /// Stderr with one write per line.
+    pub fn unbuffered(self) -> AccessLog {
+        match self {
+            AccessLog::Stderr(b) => {
+                b.borrow_mut().unbuffered = true;
+                AccessLog::Stderr(b)
+            }
+            other => other,
+        }
+    }
+
+    /// Writes out buffered lines.
+    pub fn flush(&self) {
+        if let AccessLog::Stderr(b) = self {
+            let mut b = b.borrow_mut();
+            if !b.data.is_empty() {
+                let _ = std::io::stderr().lock().write_all(&b.data);
+                b.data.clear();
+            }
+            b.since = None;
+        }
+    }
+
+    /// Writes out buffered lines once the oldest is a second old.
+    pub fn flush_if_old(&self) {
+        if let AccessLog::Stderr(b) = self {
+            if b.borrow().since.is_some_and(|t| t.elapsed() >= BUFFER_AGE) {
+                self.flush();
+            }
         }
     }
 
@@ -60,13 +114,21 @@ impl AccessLog {
     /// Any other diagnostic line (engine errors).
     pub fn line(&self, text: &str) {
         match self {
-            AccessLog::Stderr => {
-                // One write per line, so lines from concurrent engines
-                // sharing jawasd's stderr never interleave.
-                let mut line = String::with_capacity(text.len() + 1);
-                line.push_str(text);
-                line.push('\n');
-                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            AccessLog::Stderr(b) => {
+                // Room for the line, or out with what is there first.
+                if b.borrow().data.len() + text.len() + 1 > BUFFER_MAX {
+                    self.flush();
+                }
+                let due = {
+                    let mut b = b.borrow_mut();
+                    b.data.extend_from_slice(text.as_bytes());
+                    b.data.push(b'\n');
+                    let since = *b.since.get_or_insert_with(Instant::now);
+                    b.unbuffered || b.data.len() >= BUFFER_MAX || since.elapsed() >= BUFFER_AGE
+                };
+                if due {
+                    self.flush();
+                }
             }
             AccessLog::Syslog => {
                 if let Ok(c) = std::ffi::CString::new(text) {
