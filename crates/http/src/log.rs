@@ -11,6 +11,7 @@
 //! is asked to stop. Only a SIGKILL or a crash can lose buffered lines.
 
 use std::cell::RefCell;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -83,17 +84,18 @@ impl AccessLog {
         if matches!(self, AccessLog::Off) {
             return;
         }
-        let line = format!(
-            "{} - - [{}] \"{} {} {}\" {} {} {:.6}",
-            peer.ip.as_deref().unwrap_or("-"),
-            clf_time(),
-            clean(&req.method, 32),
-            clean(&req.target, 1024),
-            req.version(),
-            status,
-            bytes,
-            took.as_secs_f64()
-        );
+        // Built in one reused string: this runs once per request.
+        let mut line = String::with_capacity(160);
+        line.push_str(peer.ip.as_deref().unwrap_or("-"));
+        line.push_str(" - - [");
+        clf_time(&mut line);
+        line.push_str("] \"");
+        clean_into(&mut line, &req.method, 32);
+        line.push(' ');
+        clean_into(&mut line, &req.target, 1024);
+        line.push(' ');
+        line.push_str(req.version());
+        let _ = write!(line, "\" {status} {bytes} {:.6}", took.as_secs_f64());
         self.line(&line);
     }
 
@@ -102,13 +104,13 @@ impl AccessLog {
         if matches!(self, AccessLog::Off) {
             return;
         }
-        self.line(&format!(
-            "{} - - [{}] \"-\" {} 0 - {}",
-            peer.ip.as_deref().unwrap_or("-"),
-            clf_time(),
-            status,
-            clean(why, 200)
-        ));
+        let mut line = String::with_capacity(160);
+        line.push_str(peer.ip.as_deref().unwrap_or("-"));
+        line.push_str(" - - [");
+        clf_time(&mut line);
+        let _ = write!(line, "] \"-\" {status} 0 - ");
+        clean_into(&mut line, why, 200);
+        self.line(&line);
     }
 
     /// Any other diagnostic line (engine errors).
@@ -159,52 +161,75 @@ fn same_file(a: i32, b: i32) -> bool {
     }
 }
 
-/// Attacker-controlled text made safe for one log line: printable ASCII
-/// except `"` and `\` stays; everything else becomes `\xNN`; cut at `max`.
-pub fn clean(s: &str, max: usize) -> String {
-    let mut out = String::with_capacity(s.len().min(max));
+/// Appends attacker-controlled text made safe for one log line: printable
+/// ASCII except `"` and `\\` stays; everything else becomes `\\xNN`; cut at
+/// `max` bytes.
+fn clean_into(out: &mut String, s: &str, max: usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let start = out.len();
     for b in s.bytes() {
-        if out.len() >= max {
+        if out.len() - start >= max {
             out.push_str("...");
             break;
         }
         if (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' {
             out.push(b as char);
         } else {
-            out.push_str(&format!("\\x{b:02x}"));
+            out.push_str("\\x");
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
         }
     }
-    out
 }
 
-fn clf_time() -> String {
+/// Appends the CLF time (`24/Nov/2026:13:45:12 +0000`), formatted once
+/// per second.
+fn clf_time(out: &mut String) {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    // SAFETY: time and gmtime_r with out-parameters we own.
-    let tm = unsafe {
-        let t = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::gmtime_r(&t, &mut tm);
-        tm
-    };
-    format!(
-        "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
-        tm.tm_mday,
-        MONTHS[tm.tm_mon.clamp(0, 11) as usize],
-        tm.tm_year + 1900,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec
-    )
+    thread_local! {
+        static CACHE: RefCell<(libc::time_t, String)> = const { RefCell::new((0, String::new())) };
+    }
+    // SAFETY: time(NULL) has no memory effects.
+    let now = unsafe { libc::time(std::ptr::null_mut()) };
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != now || c.1.is_empty() {
+            // SAFETY: gmtime_r into a tm we own.
+            let tm = unsafe {
+                let mut tm: libc::tm = std::mem::zeroed();
+                libc::gmtime_r(&now, &mut tm);
+                tm
+            };
+            c.1.clear();
+            let _ = write!(
+                c.1,
+                "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
+                tm.tm_mday,
+                MONTHS[tm.tm_mon.clamp(0, 11) as usize],
+                tm.tm_year + 1900,
+                tm.tm_hour,
+                tm.tm_min,
+                tm.tm_sec
+            );
+            c.0 = now;
+        }
+        out.push_str(&c.1);
+    });
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn clean_cases() {
-        assert_eq!(super::clean("GET", 10), "GET");
-        assert_eq!(super::clean("/a\"b\\c\x1b[", 100), "/a\\x22b\\x5cc\\x1b[");
-        assert_eq!(super::clean("abcdef", 3), "abc...");
+        let clean = |s: &str, max: usize| {
+            let mut out = String::new();
+            super::clean_into(&mut out, s, max);
+            out
+        };
+        assert_eq!(clean("GET", 10), "GET");
+        assert_eq!(clean("/a\"b\\c\x1b[", 100), "/a\\x22b\\x5cc\\x1b[");
+        assert_eq!(clean("abcdef", 3), "abc...");
     }
 }
