@@ -444,9 +444,15 @@ impl Server {
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::new();
         loop {
-            if self.stopping.is_some() && self.children.is_empty() {
-                info!("exit engines=0");
-                return Ok(());
+            if let Some(deadline) = self.stopping {
+                // Done when every engine is reaped and what they wrote to
+                // captured stderr has been logged (a pipe a grandchild
+                // keeps open is not waited for past the grace).
+                if self.children.is_empty() && (self.pipes.is_empty() || Instant::now() >= deadline)
+                {
+                    info!("exit engines=0");
+                    return Ok(());
+                }
             }
             let timeout = self.timeout();
             events.clear();
@@ -469,7 +475,10 @@ impl Server {
 
     fn timeout(&self) -> Option<Duration> {
         let now = Instant::now();
-        [self.paused_until, self.stopping.filter(|_| !self.killed)]
+        let stop = self
+            .stopping
+            .filter(|_| !self.killed || self.children.is_empty());
+        [self.paused_until, stop]
             .into_iter()
             .flatten()
             .map(|t| t.saturating_duration_since(now))
