@@ -592,9 +592,8 @@ fn port_in_use_is_a_clear_startup_error() {
     assert_eq!(out.status.code(), Some(111));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(&format!(
-            "jawasd: error: unable to bind {busy}: address already in use"
-        )),
+        err.contains("service e: ")
+            && err.contains(&format!("unable to bind {busy}: address already in use")),
         "{err}"
     );
 }
@@ -604,6 +603,8 @@ fn tiny_rlimit_nofile_backs_off_and_recovers() {
     let d = Jawasd::builder(CAT).nofile(32).start();
     let addr = d.addr("echo");
     assert_eq!(exchange(addr, b"fits"), b"fits");
+    // At rest first: a running engine's pidfd would free a slot on exit.
+    assert!(d.wait_log("done svc=echo", T), "{}", d.log());
     // Squeeze the limit to what jawasd already holds: accept now fails
     // with EMFILE. jawasd must pause, not spin, and not lose the listener.
     let held = d.open_fds() as u64;
@@ -618,7 +619,9 @@ fn tiny_rlimit_nofile_backs_off_and_recovers() {
     let ticks_before = d.cpu_ticks();
     let mut waiting = connect(addr);
     waiting.write_all(b"queued").unwrap();
-    waiting.shutdown(Shutdown::Write).unwrap();
+    waiting
+        .shutdown(Shutdown::Write)
+        .unwrap_or_else(|e| panic!("{e}: {}", d.log()));
     assert!(d.wait_log("accept paused", T), "{}", d.log());
     std::thread::sleep(Duration::from_secs(1));
     let spent = d.cpu_ticks() - ticks_before;
@@ -632,7 +635,7 @@ fn tiny_rlimit_nofile_backs_off_and_recovers() {
         unsafe { libc::prlimit(d.pid(), libc::RLIMIT_NOFILE, &lim, std::ptr::null_mut()) },
         0
     );
-    assert_eq!(read_all(&mut waiting), b"queued");
+    assert_eq!(read_all(&mut waiting), b"queued", "{}", d.log());
     assert_eq!(exchange(addr, b"after"), b"after");
 }
 

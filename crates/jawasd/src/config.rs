@@ -120,6 +120,8 @@ pub struct Service {
     pub instances: Option<u32>,
     pub per_source: Option<u32>,
     pub rate: Option<Rate>,
+    /// The same limit for each client address of the service.
+    pub per_source_rate: Option<Rate>,
     pub limit_banner: Option<Vec<u8>>,
     pub acl: Acl,
     pub creds: Option<Creds>,
@@ -905,6 +907,7 @@ impl<'t> Parser<'t, '_> {
             instances,
             per_source,
             rate,
+            per_source_rate: None,
             limit_banner,
             acl,
             creds,

@@ -6,8 +6,16 @@
 //! system failure (such as a port in use).
 
 mod acl;
+mod admission;
+mod clock;
 mod config;
+mod events;
+mod launcher;
+mod listeners;
+mod reaper;
+mod registry;
 mod server;
+mod sessions;
 mod spawn;
 mod xinetd;
 

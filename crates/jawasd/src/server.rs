@@ -1,8 +1,10 @@
-//! The event loop: listeners, admission, engines, signals, in one thread.
+//! The event loop: one thread, one epoll, every source in the registry.
 //!
-//! Owns every socket jawasd listens on, the table of running engines, the
-//! per-service counters that limits are checked against, and the signalfd
-//! through which SIGCHLD, SIGHUP, SIGTERM, SIGINT and SIGUSR1 arrive as events.
+//! Ties the parts together: the registry of event sources (`registry`), the
+//! sessions table (`sessions`), admission (`admission`), the launcher
+//! (`launcher`), listening sockets (`listeners`) and event lines
+//! (`events`). Owns the loop itself, signals, reload and shutdown, and the
+//! per-service health that pauses a service whose engine cannot start.
 //! It does not parse configuration (see `config`) or touch a child between
 //! clone and exec (see `spawn`).
 //!
@@ -13,74 +15,83 @@
 //! - **An accepted socket is closed by jawasd right after the spawn**, on
 //!   every path: the engine owns the connection, and jawasd's descriptor
 //!   count stays flat however many clients come and go.
-//! - **Running counts are derived from the table of engines**, so a reload
-//!   can never leave a service's count out of step with reality.
-//! - Every child is reaped, from the signalfd, in this loop.
+//! - **A configuration is applied whole or not at all**: sockets are bound
+//!   and registered before anything running changes.
+//! - Every child is reaped in this loop: engines through their pidfds,
+//!   orphans and kernels without pidfds through SIGCHLD.
 
-use std::collections::HashMap;
-use std::ffi::CString;
+#![forbid(unsafe_code)]
+
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
-use std::io::Write as _;
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use polling::{Event, Events, PollMode, Poller};
+use polling::Events;
 
-use crate::config::{Config, Env, Protocol, Service, StderrMode};
-use crate::spawn::{self, Plan, Spawner};
+use crate::admission::{self, Admission, Counts, Policy, Refusal};
+use crate::clock::SystemClock;
+use crate::config::{Config, Env, Protocol, StderrMode};
+use crate::events::{self, Fields, Format, Sink};
+use crate::launcher::{self, Conn, Exec, Launched, Launcher, Prepared};
+use crate::listeners::{self, Binding, Listener, Socket, Wanted};
+use crate::reaper::{self, ExitStatus, Reaped};
+use crate::registry::{Key, Registry};
+use crate::sessions::{NewSession, SessionId, Sessions};
+use crate::spawn::{self, SpawnError};
 
-const SIGNAL_KEY: usize = 0;
 /// Log target of the ready line, which is logged whatever the level.
 pub const READY_TARGET: &str = "jawasd::ready";
 /// Connections accepted from one listener before the loop looks at its
 /// other sources again, so a flood on one port cannot starve the rest.
 const ACCEPT_BATCH: usize = 32;
-const BACKLOG: i32 = 1024;
 /// Longest stderr line kept from an engine before it is cut.
 const MAX_LOG_LINE: usize = 4096;
+/// First and longest pause of accepting after a resource error or a failed
+/// engine start.
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Engines ending with 100, 111 or 127 this soon count as failing at once;
+/// this many within `FAILING_WINDOW` earn a warning, at most once a minute.
+const QUICK_EXIT: Duration = Duration::from_secs(2);
+const FAILING_COUNT: usize = 12;
+const FAILING_WINDOW: Duration = Duration::from_secs(10);
+const WARN_EVERY: Duration = Duration::from_secs(60);
+/// How often orphans are looked for when a SIGCHLD may have been merged
+/// with another, and while stopping.
+const SWEEP_EVERY: Duration = Duration::from_millis(200);
 
-/// A bound socket: a TCP listener, or a UDP socket for a wait service.
-enum Socket {
-    Tcp(TcpListener),
-    Udp(UdpSocket),
+/// Everything the loop waits on.
+enum Source {
+    Signals(SignalFd),
+    Listener(Listener),
+    /// The read end of an engine's captured stderr.
+    Pipe(StderrPipe),
+    /// An engine's pidfd: readable when it exits.
+    Engine(SessionId, OwnedFd),
 }
 
-impl Socket {
-    fn fd(&self) -> BorrowedFd<'_> {
+impl AsFd for Source {
+    fn as_fd(&self) -> BorrowedFd<'_> {
         match self {
-            Socket::Tcp(s) => s.as_fd(),
-            Socket::Udp(s) => s.as_fd(),
+            Source::Signals(s) => s.as_fd(),
+            Source::Listener(l) => l.socket.as_fd(),
+            Source::Pipe(p) => p.fd.as_fd(),
+            Source::Engine(_, fd) => fd.as_fd(),
         }
     }
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        match self {
-            Socket::Tcp(s) => s.local_addr(),
-            Socket::Udp(s) => s.local_addr(),
-        }
-    }
 }
 
-/// What makes two bound sockets interchangeable across a reload.
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct Binding {
-    addr: SocketAddr,
-    udp: bool,
-    /// Wait services get a blocking socket (the engine reads it).
-    wait: bool,
-}
-
-/// A listening socket and the service it belongs to.
-struct Listener {
-    socket: Socket,
-    binding: Binding,
-    /// The address it is bound to.
-    local: SocketAddr,
+struct StderrPipe {
+    fd: OwnedFd,
     service: Rc<str>,
+    pid: libc::pid_t,
+    partial: Vec<u8>,
 }
 
 /// What jawasd counts about one service, for the log and SIGUSR1.
@@ -91,82 +102,29 @@ struct Stats {
     spawn_failed: u64,
 }
 
-/// A service as the loop sees it: the config plus its live counters.
+/// Whether a service's engine starts and keeps running.
+#[derive(Default)]
+struct Health {
+    /// The pause after the next failed start.
+    backoff: Option<Duration>,
+    /// When a spawn-failed line was last written, and failures since.
+    logged_at: Option<Instant>,
+    unlogged: u64,
+    /// Recent engines that ended at once with 100, 111 or 127.
+    quick_exits: VecDeque<Instant>,
+    warned_at: Option<Instant>,
+    /// The last line an engine of this service wrote to captured stderr.
+    last_stderr: Option<String>,
+}
+
+/// A service as the loop sees it.
 struct ServiceState {
-    config: Rc<Service>,
-    running: u32,
-    by_source: HashMap<IpAddr, u32>,
-    /// Token bucket for the `rate` limit.
-    tokens: f64,
-    refilled: Instant,
+    prepared: Prepared,
+    policy: Policy,
+    format: Format,
     stats: Stats,
-    log: EventLog,
-}
-
-/// A running engine.
-struct Child {
-    service: Rc<str>,
-    /// The client; unknown for a TCP wait service (the engine accepts).
-    remote: Option<SocketAddr>,
-    started: Instant,
-    /// For a wait service, the listener to watch again when this exits.
-    waiting_on: Option<usize>,
-}
-
-/// Where a service's connection events are written.
-enum EventLog {
-    /// jawasd's own log (stderr).
-    Main,
-    File(std::fs::File),
-    Syslog(libc::c_int),
-}
-
-/// The read end of an engine's captured stderr.
-struct StderrPipe {
-    fd: OwnedFd,
-    service: Rc<str>,
-    pid: libc::pid_t,
-    partial: Vec<u8>,
-}
-
-enum Refusal {
-    Access,
-    MaxConnections,
-    Instances,
-    PerSource,
-    Rate,
-    AccessTimes,
-    Load,
-    Denied,
-}
-
-impl Refusal {
-    /// The reason word xinetd writes in its FAIL lines.
-    fn xinetd_reason(&self) -> &'static str {
-        match self {
-            Refusal::Access => "address",
-            Refusal::AccessTimes => "time",
-            Refusal::Load => "load",
-            Refusal::MaxConnections => "process_limit",
-            Refusal::Instances => "service_limit",
-            Refusal::PerSource => "per_source_limit",
-            Refusal::Rate => "cps",
-            Refusal::Denied => "sensor",
-        }
-    }
-
-    fn as_str(&self) -> &'static str {
-        match self {
-            Refusal::Access => "access",
-            Refusal::MaxConnections => "max_connections",
-            Refusal::Instances => "instances",
-            Refusal::PerSource => "per_source",
-            Refusal::Rate => "rate",
-            Refusal::AccessTimes => "access_times",
-            Refusal::Load => "max_load",
-            Refusal::Denied => "deny_time",
-        }
-    }
+    sink: Sink,
+    health: Health,
 }
 
 /// Loads the configuration again (TOML or xinetd) for a reload; the
@@ -175,26 +133,27 @@ pub type Loader = Box<dyn Fn(&Env<'_>) -> Result<Config, String>>;
 
 pub struct Server {
     config: Config,
-    poller: Poller,
-    signals: SignalFd,
-    listeners: HashMap<usize, Listener>,
+    registry: Registry<Source>,
+    /// The signalfd's key in the registry.
+    signals: Key,
     services: HashMap<Rc<str>, ServiceState>,
-    children: HashMap<libc::pid_t, Child>,
-    pipes: HashMap<usize, StderrPipe>,
-    spawner: Spawner,
-    next_key: usize,
-    /// Set while accept is paused after EMFILE and the like.
-    paused_until: Option<Instant>,
-    backoff: Duration,
+    sessions: Sessions,
+    admission: Admission,
+    clock: SystemClock,
+    launcher: Exec,
+    /// The pause after the next resource error on accept.
+    accept_backoff: Duration,
     /// Set once SIGTERM/SIGINT arrived: the moment engines get SIGKILL.
     stopping: Option<Instant>,
     killed: bool,
+    /// When to look for orphans (and, while stopping, signal them).
+    sweep_at: Option<Instant>,
+    /// Orphans already told to stop.
+    signalled: HashSet<libc::pid_t>,
+    /// No child of any kind is left (seen while stopping).
+    childless: bool,
     /// Where engine names were looked up, kept for reloads.
     exe_dir: Option<std::path::PathBuf>,
-    /// Clients that touched a `sensor` service, denied until the instant.
-    denied: HashMap<IpAddr, Instant>,
-    /// The 1-minute load average and when it was read, for `max_load`.
-    load: (f64, Option<Instant>),
     /// How to load the config again on SIGHUP.
     loader: Loader,
 }
@@ -212,17 +171,28 @@ pub const HANDLED_SIGNALS: [libc::c_int; 6] = [
 /// Start-up failures, mapped to exit codes by `main`.
 #[derive(Debug)]
 pub enum StartError {
-    Bind(SocketAddr, io::Error),
+    Bind(Rc<str>, SocketAddr, io::Error),
     System(&'static str, io::Error),
 }
 
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StartError::Bind(a, e) => write!(f, "unable to bind {a}: {}", crate::errno_text(e)),
+            StartError::Bind(svc, a, e) => write!(
+                f,
+                "service {svc}: unable to bind {a}: {}",
+                crate::errno_text(e)
+            ),
             StartError::System(what, e) => write!(f, "unable to {what}: {}", crate::errno_text(e)),
         }
     }
+}
+
+pub fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
 impl Server {
@@ -233,195 +203,155 @@ impl Server {
         exe_dir: Option<std::path::PathBuf>,
         loader: Loader,
     ) -> Result<Server, StartError> {
-        let poller =
-            Poller::new().map_err(|e| StartError::System("create the epoll instance", e))?;
+        let mut registry =
+            Registry::new().map_err(|e| StartError::System("create the epoll instance", e))?;
         let mut mask = SigSet::empty();
         for s in HANDLED_SIGNALS {
-            mask.add(Signal::try_from(s).expect("known signal"));
+            if let Ok(sig) = Signal::try_from(s) {
+                mask.add(sig);
+            }
         }
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(|e| StartError::System("create the signalfd", e.into()))?;
-        // SAFETY: the signalfd lives as long as the poller (both are fields of
-        // Server and never replaced).
-        unsafe {
-            poller.add_with_mode(
-                signals.as_fd().as_raw_fd(),
-                Event::readable(SIGNAL_KEY),
-                PollMode::Level,
-            )
+        let signals = registry
+            .add(Source::Signals(signals), true)
+            .map_err(|(_, e)| StartError::System("watch the signalfd", e))?;
+        if let Err(e) = reaper::become_subreaper() {
+            warn!(
+                "unable to become a child subreaper: {}; processes engines leave behind will not be stopped at shutdown",
+                e.desc()
+            );
         }
-        .map_err(|e| StartError::System("watch the signalfd", e))?;
         let mut server = Server {
             config: config.clone(),
-            poller,
+            registry,
             signals,
-            listeners: HashMap::new(),
             services: HashMap::new(),
-            children: HashMap::new(),
-            pipes: HashMap::new(),
-            spawner: Spawner::new(),
-            next_key: SIGNAL_KEY + 1,
-            paused_until: None,
-            backoff: Duration::from_millis(50),
+            sessions: Sessions::default(),
+            admission: Admission::default(),
+            clock: SystemClock::default(),
+            launcher: Exec::default(),
+            accept_backoff: BACKOFF_MIN,
             stopping: None,
             killed: false,
+            sweep_at: None,
+            signalled: HashSet::new(),
+            childless: false,
             exe_dir,
-            denied: HashMap::new(),
-            load: (0.0, None),
             loader,
         };
         server.apply(config)?;
         Ok(server)
     }
 
-    /// Makes `config` the running one: binds new addresses, keeps sockets
-    /// whose address is unchanged, closes the rest. On a bind failure
-    /// nothing changes.
-    fn apply(&mut self, config: Config) -> Result<(), StartError> {
-        // A socket is kept for the same configured address; for port 0
-        // (any free port) only within the same service.
-        let reuse_key = |b: &Binding, service: &str| -> (Binding, String) {
-            let owner = if b.addr.port() == 0 {
-                service.to_string()
-            } else {
-                String::new()
-            };
-            (b.clone(), owner)
-        };
-        let mut kept: HashMap<(Binding, String), (usize, Listener)> = HashMap::new();
-        for (key, l) in self.listeners.drain() {
-            kept.insert(reuse_key(&l.binding, &l.service), (key, l));
-        }
-        let mut next: HashMap<usize, Listener> = HashMap::new();
-        let mut fresh: Vec<usize> = Vec::new();
-        let mut failure = None;
-        'outer: for svc in &config.services {
-            let name: Rc<str> = Rc::from(svc.name.as_str());
-            for addr in &svc.listen {
-                let binding = Binding {
-                    addr: *addr,
-                    udp: svc.protocol == Protocol::Udp,
-                    wait: svc.wait,
-                };
-                // Same configured address, or the address a port-0 socket
-                // was actually given.
-                let found = kept.remove(&reuse_key(&binding, &svc.name)).or_else(|| {
-                    let k = kept
-                        .iter()
-                        .find(|(_, (_, l))| {
-                            l.local == *addr
-                                && l.binding.udp == binding.udp
-                                && l.binding.wait == binding.wait
-                        })
-                        .map(|(k, _)| k.clone())?;
-                    kept.remove(&k)
-                });
-                if let Some((key, mut l)) = found {
-                    l.service = name.clone();
-                    l.binding = binding;
-                    next.insert(key, l);
-                    continue;
-                }
-                match bind(&binding) {
-                    Ok(socket) => {
-                        let local = socket.local_addr().unwrap_or(*addr);
-                        let key = self.next_key;
-                        self.next_key += 1;
-                        fresh.push(key);
-                        next.insert(
-                            key,
-                            Listener {
-                                socket,
-                                binding,
-                                local,
-                                service: name.clone(),
-                            },
-                        );
-                    }
-                    Err(e) => {
-                        failure = Some(StartError::Bind(*addr, e));
-                        break 'outer;
-                    }
-                }
-            }
-        }
-        if let Some(e) = failure {
-            // Put the old set back untouched; the fresh sockets close on drop.
-            for key in fresh {
-                next.remove(&key);
-            }
-            for (_, (key, l)) in kept {
-                next.insert(key, l);
-            }
-            self.listeners = next;
-            return Err(e);
-        }
-        // Old listeners not kept: stop watching, then close by dropping.
-        for (_, (_, l)) in kept {
-            let _ = self.poller.delete(l.socket.fd());
-            info!("close svc={} listen={}", l.service, l.local);
-        }
-        for key in &fresh {
-            let l = &next[key];
-            // SAFETY: the socket is deleted from the poller before it is
-            // dropped (above, on reload, and in `shutdown`).
-            if let Err(e) = unsafe {
-                self.poller.add_with_mode(
-                    l.socket.fd().as_raw_fd(),
-                    Event::readable(*key),
-                    PollMode::Level,
-                )
-            } {
-                return Err(StartError::System("watch a listener", e));
-            }
-        }
-        self.listeners = next;
-        // A kept wait listener whose engine still runs stays unwatched.
-        for child in self.children.values() {
-            if let Some(l) = child.waiting_on.and_then(|k| self.listeners.get(&k)) {
-                let _ =
-                    self.poller
-                        .modify_with_mode(l.socket.fd(), Event::none(0), PollMode::Level);
-            }
-        }
+    fn listener_keys(&self) -> Vec<Key> {
+        self.registry
+            .keys_where(|s| matches!(s, Source::Listener(_)))
+    }
 
-        // Services: keep the rate bucket and stats of a name that stays;
-        // recount running engines from the table of children.
+    fn listener(&self, key: Key) -> Option<&Listener> {
+        match self.registry.get(key) {
+            Some(Source::Listener(l)) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// Makes `config` the running one, in two phases: bind and register
+    /// every new socket (undone on any failure, leaving the running
+    /// configuration whole), then commit with steps that cannot fail.
+    fn apply(&mut self, config: Config) -> Result<(), StartError> {
+        let wanted: Vec<Wanted> = config
+            .services
+            .iter()
+            .flat_map(|svc| {
+                let name: Rc<str> = Rc::from(svc.name.as_str());
+                svc.listen.iter().map(move |addr| Wanted {
+                    binding: Binding {
+                        addr: *addr,
+                        udp: svc.protocol == Protocol::Udp,
+                        wait: svc.wait,
+                    },
+                    service: name.clone(),
+                })
+            })
+            .collect();
+        let keys = self.listener_keys();
+        let running: Vec<(Key, &Listener)> = keys
+            .iter()
+            .filter_map(|k| self.listener(*k).map(|l| (*k, l)))
+            .collect();
+        let plan = listeners::plan(&running, wanted)
+            .map_err(|e| StartError::Bind(e.service, e.addr, e.error))?;
+        let mut added = Vec::new();
+        for l in plan.fresh {
+            match self.registry.add(Source::Listener(l), false) {
+                Ok(key) => added.push(key),
+                Err((_, e)) => {
+                    // Undo: the sockets registered so far close on drop.
+                    for key in added {
+                        self.registry.remove(key);
+                    }
+                    return Err(StartError::System("watch a listener", e));
+                }
+            }
+        }
+        // Commit. Connections already queued on a socket that closes are
+        // served first, by the configuration they arrived under.
+        for key in plan.close {
+            self.accept_ready(key);
+            if let Some(Source::Listener(l)) = self.registry.remove(key) {
+                info!("close svc={} listen={}", l.service, l.local);
+            }
+        }
+        for (key, service) in plan.keep {
+            if let Some(Source::Listener(l)) = self.registry.get_mut(key) {
+                l.service = service;
+            }
+        }
+        for (service, addr) in plan.skipped {
+            warn!("svc={service} listen={addr}: skipped, this host has no IPv6");
+        }
         let mut old = std::mem::take(&mut self.services);
-        let now = Instant::now();
         for svc in &config.services {
             let name: Rc<str> = Rc::from(svc.name.as_str());
-            let (tokens, refilled, stats) = match old.remove(&name) {
-                Some(s) => (s.tokens, s.refilled, s.stats),
-                None => (
-                    svc.rate.map(|r| f64::from(r.burst)).unwrap_or(0.0),
-                    now,
-                    Stats::default(),
-                ),
-            };
+            let (stats, health) = old
+                .remove(&name)
+                .map(|s| (s.stats, s.health))
+                .unwrap_or_default();
+            let config = Rc::new(svc.clone());
             self.services.insert(
                 name,
                 ServiceState {
-                    config: Rc::new(svc.clone()),
-                    running: 0,
-                    by_source: HashMap::new(),
-                    tokens,
-                    refilled,
+                    policy: Policy::of(svc),
+                    format: if svc.xinetd_log {
+                        Format::Xinetd
+                    } else {
+                        Format::Native
+                    },
+                    sink: Sink::open(svc),
+                    prepared: Prepared::new(config),
                     stats,
-                    log: event_log(svc),
+                    health,
                 },
             );
         }
-        for child in self.children.values() {
-            if let Some(s) = self.services.get_mut(&child.service) {
-                s.running += 1;
-                if let Some(r) = child.remote {
-                    *s.by_source.entry(r.ip().to_canonical()).or_insert(0) += 1;
-                }
-            }
-        }
+        let services = &self.services;
+        self.admission
+            .retain_services(|name| services.contains_key(name));
         self.config = config;
+        self.rearm_listeners();
         Ok(())
+    }
+
+    /// Arms each listener unless jawasd is stopping, its pause (a registry
+    /// deadline) is running, or it is a wait listener whose engine runs.
+    fn rearm_listeners(&mut self) {
+        let waiting: HashSet<Key> = self.sessions.iter().filter_map(|s| s.waiting_on).collect();
+        for key in self.listener_keys() {
+            let paused = self.registry.deadline(key).is_some();
+            let on = self.stopping.is_none() && !paused && !waiting.contains(&key);
+            self.registry.arm(key, on);
+        }
     }
 
     /// The one line that tells tests and supervisors jawasd is up.
@@ -429,8 +359,9 @@ impl Server {
         let mut parts = Vec::new();
         for svc in &self.config.services {
             let mut addrs: Vec<String> = self
-                .listeners
-                .values()
+                .listener_keys()
+                .into_iter()
+                .filter_map(|k| self.listener(k))
                 .filter(|l| *l.service == *svc.name)
                 .map(|l| l.local.to_string())
                 .collect();
@@ -448,25 +379,27 @@ impl Server {
                 // Done when every engine is reaped and what they wrote to
                 // captured stderr has been logged (a pipe a grandchild
                 // keeps open is not waited for past the grace).
-                if self.children.is_empty() && (self.pipes.is_empty() || Instant::now() >= deadline)
+                let pipes = !self
+                    .registry
+                    .keys_where(|s| matches!(s, Source::Pipe(_)))
+                    .is_empty();
+                if self.sessions.is_empty()
+                    && self.childless
+                    && (!pipes || Instant::now() >= deadline)
                 {
                     info!("exit engines=0");
                     return Ok(());
                 }
             }
-            let timeout = self.timeout();
-            events.clear();
-            match self.poller.wait(&mut events, timeout) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-            for ev in events.iter() {
-                match ev.key {
-                    SIGNAL_KEY => self.signals_ready(),
-                    key if self.listeners.contains_key(&key) => self.accept_ready(key),
-                    key if self.pipes.contains_key(&key) => self.pipe_ready(key),
-                    _ => {}
+            self.registry.wait(&mut events, self.timeout())?;
+            let keys: Vec<Key> = events.iter().map(|e| e.key).collect();
+            for key in keys {
+                match self.registry.get(key) {
+                    Some(Source::Signals(_)) => self.signals_ready(),
+                    Some(Source::Listener(_)) => self.accept_ready(key),
+                    Some(Source::Pipe(_)) => self.pipe_ready(key),
+                    Some(Source::Engine(..)) => self.engine_exited(key),
+                    None => {}
                 }
             }
             self.timers();
@@ -477,8 +410,8 @@ impl Server {
         let now = Instant::now();
         let stop = self
             .stopping
-            .filter(|_| !self.killed || self.children.is_empty());
-        [self.paused_until, stop]
+            .filter(|_| !self.killed || !self.sessions.is_empty());
+        [self.registry.next_deadline(), stop, self.sweep_at]
             .into_iter()
             .flatten()
             .map(|t| t.saturating_duration_since(now))
@@ -487,44 +420,45 @@ impl Server {
 
     fn timers(&mut self) {
         let now = Instant::now();
-        if self.paused_until.is_some_and(|t| t <= now) {
-            self.paused_until = None;
-            if self.stopping.is_none() {
-                for (key, l) in &self.listeners {
-                    if !self.children.values().any(|c| c.waiting_on == Some(*key)) {
-                        let _ = self.poller.modify_with_mode(
-                            l.socket.fd(),
-                            Event::readable(*key),
-                            PollMode::Level,
-                        );
-                    }
-                }
-            }
+        if !self.registry.expired(now).is_empty() {
+            // Only listeners carry deadlines today: a pause ended.
+            self.rearm_listeners();
+        }
+        if self.sweep_at.is_some_and(|t| t <= now) {
+            self.sweep_at = None;
+            self.sweep();
         }
         if let Some(deadline) = self.stopping {
             if !self.killed && deadline <= now {
                 warn!(
                     "shutdown grace over; killing engines={}",
-                    self.children.len()
+                    self.sessions.len()
                 );
-                self.kill_all(libc::SIGKILL);
                 self.killed = true;
+                self.signalled.clear();
+                self.kill_all(libc::SIGKILL);
             }
         }
     }
 
     fn signals_ready(&mut self) {
+        let Some(Source::Signals(signals)) = self.registry.get_mut(self.signals) else {
+            return;
+        };
+        let mut got = Vec::new();
         loop {
-            let sig = match self.signals.read_signal() {
-                Ok(Some(info)) => info.ssi_signo as libc::c_int,
-                Ok(None) => return,
+            match signals.read_signal() {
+                Ok(Some(info)) => got.push((info.ssi_signo as libc::c_int, info.ssi_pid as i32)),
+                Ok(None) => break,
                 Err(e) => {
                     error!("signalfd read failed: {}", e.desc());
-                    return;
+                    break;
                 }
-            };
+            }
+        }
+        for (sig, pid) in got {
             match sig {
-                libc::SIGCHLD => self.reap(),
+                libc::SIGCHLD => self.child_signal(pid),
                 libc::SIGHUP => self.reload(),
                 libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => self.shutdown(sig),
                 libc::SIGUSR1 => self.dump(),
@@ -533,8 +467,116 @@ impl Server {
         }
     }
 
-    fn accept_ready(&mut self, key: usize) {
-        let Some(listener) = self.listeners.get(&key) else {
+    /// SIGCHLD from `pid`. An engine with a pidfd is reaped when its pidfd
+    /// fires; anything else (an adopted orphan, an engine without a pidfd)
+    /// is reaped by pid at once. Signals of children that end together
+    /// merge into one, so a sweep follows shortly to catch the rest.
+    fn child_signal(&mut self, pid: libc::pid_t) {
+        let tracked = self.sessions.by_pid(pid);
+        let has_pidfd = tracked
+            .and_then(|id| self.sessions.get(id))
+            .is_some_and(|s| s.pidfd.is_some());
+        if has_pidfd {
+            return;
+        }
+        if let Some(status) = reaper::reap_pid(pid) {
+            self.reaped(pid, status);
+        }
+        let soon = Instant::now() + SWEEP_EVERY;
+        self.sweep_at = Some(self.sweep_at.map_or(soon, |t| t.min(soon)));
+    }
+
+    /// Reaps whatever has exited (waitpid(-1) walks every child, so this
+    /// runs at most every `SWEEP_EVERY`), and while stopping, tells new
+    /// orphans to stop too.
+    fn sweep(&mut self) {
+        loop {
+            match reaper::reap_any() {
+                Reaped::One(pid, status) => self.reaped(pid, status),
+                Reaped::NoneYet => break,
+                Reaped::NoChildren => {
+                    self.childless = true;
+                    break;
+                }
+            }
+        }
+        if self.stopping.is_some() {
+            let sig = if self.killed {
+                libc::SIGKILL
+            } else {
+                libc::SIGTERM
+            };
+            self.signal_orphans(sig);
+            self.sweep_at = Some(Instant::now() + SWEEP_EVERY);
+        }
+    }
+
+    /// A reaped pid: the end of its session, or an orphan gone.
+    fn reaped(&mut self, pid: libc::pid_t, status: ExitStatus) {
+        match self.sessions.by_pid(pid) {
+            Some(id) => self.session_ended(id, status),
+            None => {
+                self.signalled.remove(&pid);
+                debug!("orphan pid={pid} {}", status.describe());
+            }
+        }
+    }
+
+    /// An engine's pidfd is readable: it has exited.
+    fn engine_exited(&mut self, key: Key) {
+        let Some(Source::Engine(id, fd)) = self.registry.get(key) else {
+            return;
+        };
+        let id = *id;
+        if let Some((_, status)) = reaper::reap_pidfd(fd.as_fd()) {
+            self.session_ended(id, status);
+        }
+    }
+
+    /// Everything that follows the end of a session, in one place.
+    fn session_ended(&mut self, id: SessionId, status: ExitStatus) {
+        let Some(session) = self.sessions.end(id) else {
+            return;
+        };
+        if let Some(key) = session.pidfd {
+            self.registry.remove(key);
+        }
+        if session.waiting_on.is_some() {
+            self.rearm_listeners();
+        }
+        let took = session.started.elapsed();
+        let Some(state) = self.services.get_mut(&session.service) else {
+            info!(
+                "done svc={} pid={} {}",
+                session.service,
+                session.pid,
+                status.describe()
+            );
+            return;
+        };
+        let fields = Fields(state.prepared.config.log_on_success.as_deref());
+        if let Some(line) = events::exit(
+            state.format,
+            fields,
+            &session.service,
+            session.pid,
+            session.remote,
+            status,
+            took,
+        ) {
+            state.sink.write(log::Level::Info, &line);
+        }
+        let failed_at_once =
+            took < QUICK_EXIT && matches!(status, ExitStatus::Exited(100 | 111 | 127));
+        if failed_at_once {
+            warn_if_failing(&session.service, state, Instant::now());
+        } else {
+            state.health.quick_exits.clear();
+        }
+    }
+
+    fn accept_ready(&mut self, key: Key) {
+        let Some(listener) = self.listener(key) else {
             return;
         };
         if listener.binding.wait {
@@ -546,7 +588,7 @@ impl Server {
             return;
         }
         for _ in 0..ACCEPT_BATCH {
-            let Some(listener) = self.listeners.get(&key) else {
+            let Some(listener) = self.listener(key) else {
                 return;
             };
             let Socket::Tcp(socket) = &listener.socket else {
@@ -558,7 +600,7 @@ impl Server {
             match socket.accept() {
                 Ok((stream, remote)) => {
                     let service = listener.service.clone();
-                    self.backoff = Duration::from_millis(50);
+                    self.accept_backoff = BACKOFF_MIN;
                     self.admit(&service, stream, remote, local);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -573,18 +615,55 @@ impl Server {
         }
     }
 
+    /// Out of descriptors or memory: stop watching listeners for a while
+    /// instead of spinning on a level-triggered event we cannot serve.
+    /// Pending connections wait in the kernel's backlog.
+    fn pause_accepting(&mut self, e: &io::Error) {
+        warn!(
+            "accept paused for {}ms: {} (engines={})",
+            self.accept_backoff.as_millis(),
+            crate::errno_text(e),
+            self.sessions.len()
+        );
+        let until = Instant::now() + self.accept_backoff;
+        for key in self.listener_keys() {
+            self.registry.set_deadline(key, Some(until));
+        }
+        self.accept_backoff = (self.accept_backoff * 2).min(BACKOFF_MAX);
+        self.rearm_listeners();
+    }
+
+    /// A service's engine cannot start: stop accepting for that service
+    /// for a while (50 ms doubling to 1 s), as after EMFILE, instead of
+    /// accepting and resetting every client.
+    fn pause_service(&mut self, service: &Rc<str>) {
+        let Some(state) = self.services.get_mut(service) else {
+            return;
+        };
+        let pause = state.health.backoff.unwrap_or(BACKOFF_MIN);
+        state.health.backoff = Some((pause * 2).min(BACKOFF_MAX));
+        let until = Instant::now() + pause;
+        let keys: Vec<Key> = self
+            .registry
+            .keys_where(|s| matches!(s, Source::Listener(l) if l.service == *service));
+        for key in keys {
+            self.registry.set_deadline(key, Some(until));
+        }
+        self.rearm_listeners();
+    }
+
     /// A wait service is ready: its socket itself goes to one engine, and
     /// the listener is not watched until that engine exits. For UDP the
     /// first datagram's sender is checked against the access rules first
     /// (its datagram is dropped when refused).
-    fn hand_over(&mut self, key: usize) {
-        let Some(listener) = self.listeners.get(&key) else {
+    fn hand_over(&mut self, key: Key) {
+        let Some(listener) = self.listener(key) else {
             return;
         };
         let service = listener.service.clone();
-        let fd = listener.socket.fd().as_raw_fd();
+        let local = listener.local;
         let remote = match &listener.socket {
-            Socket::Udp(u) => match peek_sender(u) {
+            Socket::Udp(u) => match listeners::peek_sender(u) {
                 Ok(from) => Some(from),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(_) => None,
@@ -592,57 +671,44 @@ impl Server {
             Socket::Tcp(_) => None,
         };
         if let Some(from) = remote {
-            if let Some(r) = self.check(&service, from.ip().to_canonical()) {
-                self.refused(&service, Some(from), &r);
+            if let Err(r) = self.check(&service, Some(from)) {
+                self.refused(&service, Some(from), r);
                 // Drop the refused datagram so it is not seen again.
-                if let Some(Socket::Udp(u)) = self.listeners.get(&key).map(|l| &l.socket) {
-                    let mut buf = [0u8; 1];
-                    let _ = u.recv_from(&mut buf);
+                if let Some(Listener {
+                    socket: Socket::Udp(u),
+                    ..
+                }) = self.listener(key)
+                {
+                    listeners::drop_datagram(u);
                 }
                 return;
             }
         }
-        let Some(svc) = self.services.get(&service).map(|s| s.config.clone()) else {
-            return;
+        let launched = {
+            let Some(state) = self.services.get(&service) else {
+                return;
+            };
+            let Some(Source::Listener(listener)) = self.registry.get(key) else {
+                return;
+            };
+            let conn = Conn {
+                socket: listener.socket.as_fd(),
+                local: Some(local),
+                remote,
+            };
+            self.launcher.launch(&state.prepared, &conn)
         };
-        let local = self.listeners[&key].local;
-        match self.spawn(&svc, fd, Some(local), remote) {
-            Ok((pid, pipe)) => {
-                if let Some(l) = self.listeners.get(&key) {
-                    let _ = self.poller.modify_with_mode(
-                        l.socket.fd(),
-                        Event::none(0),
-                        PollMode::Level,
-                    );
-                }
-                self.started(&service, pid, remote, Some(key), pipe);
+        match launched {
+            Ok(l) => {
+                self.started(&service, l, remote, Some(key));
+                self.registry.arm(key, false);
             }
             Err(e) => {
                 self.spawn_failed(&service, remote, &e);
-                // Do not spin on a socket we cannot serve: unwatch it
-                // for a while, as after EMFILE.
-                self.pause_accepting(&e.error);
+                // Do not spin on a socket we cannot serve.
+                self.pause_service(&service);
             }
         }
-    }
-
-    /// Out of descriptors or memory: stop watching listeners for a while
-    /// instead of spinning on a level-triggered event we cannot serve.
-    /// Pending connections wait in the kernel's backlog.
-    fn pause_accepting(&mut self, e: &io::Error) {
-        warn!(
-            "accept paused for {}ms: {} (engines={})",
-            self.backoff.as_millis(),
-            crate::errno_text(e),
-            self.children.len()
-        );
-        for l in self.listeners.values() {
-            let _ = self
-                .poller
-                .modify_with_mode(l.socket.fd(), Event::none(0), PollMode::Level);
-        }
-        self.paused_until = Some(Instant::now() + self.backoff);
-        self.backoff = (self.backoff * 2).min(Duration::from_secs(1));
     }
 
     /// A UDP service without wait: one engine per datagram sender, as
@@ -650,33 +716,37 @@ impl Server {
     /// and handed to the engine, datagram still queued, so that sender's
     /// later datagrams reach that engine too; the listener continues on a
     /// fresh socket bound to the same address.
-    fn udp_per_sender(&mut self, key: usize) {
-        let Some(listener) = self.listeners.get(&key) else {
+    fn udp_per_sender(&mut self, key: Key) {
+        let Some(Listener {
+            socket: Socket::Udp(socket),
+            service,
+            binding,
+            ..
+        }) = self.listener(key)
+        else {
             return;
         };
-        let Socket::Udp(socket) = &listener.socket else {
-            return;
-        };
-        let from = match peek_sender(socket) {
+        let (service, binding) = (service.clone(), binding.clone());
+        let from = match listeners::peek_sender(socket) {
             Ok(from) => from,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(_) => {
-                let _ = socket.recv_from(&mut [0u8; 1]);
+                listeners::drop_datagram(socket);
                 return;
             }
         };
-        let service = listener.service.clone();
-        let drop_datagram = |l: &Listener| {
-            if let Socket::Udp(u) = &l.socket {
-                let _ = u.recv_from(&mut [0u8; 1]);
+        if let Err(r) = self.check(&service, Some(from)) {
+            self.refused(&service, Some(from), r);
+            if let Some(Listener {
+                socket: Socket::Udp(u),
+                ..
+            }) = self.listener(key)
+            {
+                listeners::drop_datagram(u);
             }
-        };
-        if let Some(r) = self.check(&service, from.ip().to_canonical()) {
-            self.refused(&service, Some(from), &r);
-            drop_datagram(&self.listeners[&key]);
             return;
         }
-        let fresh = match bind(&self.listeners[&key].binding) {
+        let fresh = match listeners::bind(&binding, false) {
             Ok(s) => s,
             Err(e) => {
                 // Without a second socket we cannot hand this one over;
@@ -685,23 +755,34 @@ impl Server {
                     "svc={service} unable to bind a fresh socket: {}",
                     crate::errno_text(&e)
                 );
-                drop_datagram(&self.listeners[&key]);
+                if let Some(Listener {
+                    socket: Socket::Udp(u),
+                    ..
+                }) = self.listener(key)
+                {
+                    listeners::drop_datagram(u);
+                }
                 return;
             }
         };
-        let listener = self.listeners.get_mut(&key).expect("checked above");
-        let _ = self.poller.delete(listener.socket.fd());
-        let old = std::mem::replace(&mut listener.socket, fresh);
-        // SAFETY: the fresh socket is deleted from the poller before it is
-        // dropped, like every listener.
-        let _ = unsafe {
-            self.poller.add_with_mode(
-                listener.socket.fd().as_raw_fd(),
-                Event::readable(key),
-                PollMode::Level,
-            )
+        // The fresh socket takes the old one's place under a new key.
+        let Some(Source::Listener(old)) = self.registry.remove(key) else {
+            return;
         };
-        let Socket::Udp(old) = old else { return };
+        let local = old.local;
+        let replacement = Listener {
+            socket: fresh,
+            binding: old.binding.clone(),
+            local: old.local,
+            service: old.service.clone(),
+        };
+        if let Err((_, e)) = self.registry.add(Source::Listener(replacement), true) {
+            error!(
+                "svc={service} listen={local}: unable to watch the fresh socket: {}",
+                crate::errno_text(&e)
+            );
+        }
+        let Socket::Udp(old) = old.socket else { return };
         if let Err(e) = old.connect(from) {
             warn!(
                 "svc={service} remote={from} connect failed: {}",
@@ -709,88 +790,44 @@ impl Server {
             );
             return;
         }
-        let Some(svc) = self.services.get(&service).map(|s| s.config.clone()) else {
-            return;
+        let launched = {
+            let Some(state) = self.services.get(&service) else {
+                return;
+            };
+            let conn = Conn {
+                socket: old.as_fd(),
+                local: old.local_addr().ok(),
+                remote: Some(from),
+            };
+            self.launcher.launch(&state.prepared, &conn)
         };
-        let local = old.local_addr().ok();
-        match self.spawn(&svc, old.as_raw_fd(), local, Some(from)) {
-            Ok((pid, pipe)) => self.started(&service, pid, Some(from), None, pipe),
-            Err(e) => self.spawn_failed(&service, Some(from), &e),
+        match launched {
+            Ok(l) => self.started(&service, l, Some(from), None),
+            Err(e) => {
+                self.spawn_failed(&service, Some(from), &e);
+                self.pause_service(&service);
+            }
         }
         // `old` drops here: the engine holds the connected socket.
     }
 
-    /// Which rule, if any, refuses a client of `service` now. Consumes a
-    /// rate token when it admits.
-    fn check(&mut self, service: &Rc<str>, ip: IpAddr) -> Option<Refusal> {
-        let total = self.children.len();
-        let max_total = self.config.server.max_connections;
-        let now = Instant::now();
-        if let Some(until) = self.denied.get(&ip) {
-            if *until > now {
-                return Some(Refusal::Denied);
-            }
-            self.denied.remove(&ip);
-        }
-        let svc = self.services.get(service)?.config.clone();
-        // Only services that set max_load pay for reading the load.
-        let load = if svc.max_load.is_some() {
-            self.load_average(now)
-        } else {
-            0.0
+    /// Which rule, if any, refuses a client of `service` now.
+    fn check(&mut self, service: &Rc<str>, remote: Option<SocketAddr>) -> Result<(), Refusal> {
+        let Some(state) = self.services.get(service) else {
+            return Err(Refusal::Access);
         };
-        let state = self.services.get_mut(service)?;
-        if svc.sensor {
-            if let Some(d) = svc.deny_time.filter(|d| !d.is_zero()) {
-                self.denied.insert(ip, now + d);
-            }
-            return Some(Refusal::Denied);
-        }
-        if !svc.acl.allows(ip) {
-            Some(Refusal::Access)
-        } else if !svc.access_times.is_empty() && !within_access_times(&svc.access_times) {
-            Some(Refusal::AccessTimes)
-        } else if svc.max_load.is_some_and(|m| load >= m) {
-            Some(Refusal::Load)
-        } else if max_total.is_some_and(|m| total >= m as usize) {
-            Some(Refusal::MaxConnections)
-        } else if svc.instances.is_some_and(|m| state.running >= m) {
-            Some(Refusal::Instances)
-        } else if svc
-            .per_source
-            .is_some_and(|m| state.by_source.get(&ip).copied().unwrap_or(0) >= m)
-        {
-            Some(Refusal::PerSource)
-        } else if let Some(rate) = svc.rate {
-            let elapsed = now.duration_since(state.refilled).as_secs_f64();
-            state.tokens = (state.tokens + elapsed * rate.per_second).min(f64::from(rate.burst));
-            state.refilled = now;
-            if state.tokens < 1.0 {
-                Some(Refusal::Rate)
-            } else {
-                state.tokens -= 1.0;
-                None
-            }
-        } else {
-            None
-        }
-    }
-
-    /// The 1-minute load average, read from /proc at most once a second.
-    fn load_average(&mut self, now: Instant) -> f64 {
-        if self
-            .load
-            .1
-            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
-        {
-            return self.load.0;
-        }
-        let value = std::fs::read_to_string("/proc/loadavg")
-            .ok()
-            .and_then(|t| t.split_whitespace().next().and_then(|v| v.parse().ok()))
-            .unwrap_or(0.0);
-        self.load = (value, Some(now));
-        value
+        let ip: Option<IpAddr> = remote.map(|r| r.ip().to_canonical());
+        let req = admission::Request {
+            service,
+            ip,
+            counts: Counts {
+                total: self.sessions.len(),
+                service: self.sessions.running(service),
+                source: ip.map_or(0, |ip| self.sessions.running_from(service, ip)),
+            },
+            max_total: self.config.server.max_connections,
+        };
+        self.admission.check(&state.policy, &req, &mut self.clock)
     }
 
     /// Decides whether a connection gets an engine, and starts it.
@@ -801,17 +838,20 @@ impl Server {
         remote: SocketAddr,
         local: Option<SocketAddr>,
     ) {
-        let Some(svc) = self.services.get(service).map(|s| s.config.clone()) else {
+        let Some(svc) = self
+            .services
+            .get(service)
+            .map(|s| s.prepared.config.clone())
+        else {
             return;
         };
         if let Some(banner) = &svc.banner {
-            send_banner(&stream, banner);
+            listeners::send_banner(&stream, banner);
         }
-        let ip = remote.ip().to_canonical();
-        if let Some(r) = self.check(service, ip) {
-            self.refused(service, Some(remote), &r);
+        if let Err(r) = self.check(service, Some(remote)) {
+            self.refused(service, Some(remote), r);
             if let Some(banner) = &svc.limit_banner {
-                send_banner(&stream, banner);
+                listeners::send_banner(&stream, banner);
             }
             return;
         }
@@ -823,193 +863,152 @@ impl Server {
                 nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::KeepAlive, &true);
         }
         if let Some(banner) = &svc.banner_success {
-            send_banner(&stream, banner);
+            listeners::send_banner(&stream, banner);
         }
         let local = local.or_else(|| stream.local_addr().ok());
-        match self.spawn(&svc, stream.as_raw_fd(), local, Some(remote)) {
-            Ok((pid, pipe)) => self.started(service, pid, Some(remote), None, pipe),
-            Err(e) => self.spawn_failed(service, Some(remote), &e),
+        let launched = {
+            let Some(state) = self.services.get(service) else {
+                return;
+            };
+            let conn = Conn {
+                socket: stream.as_fd(),
+                local,
+                remote: Some(remote),
+            };
+            self.launcher.launch(&state.prepared, &conn)
+        };
+        match launched {
+            Ok(l) => self.started(service, l, Some(remote), None),
+            Err(e) => {
+                self.spawn_failed(service, Some(remote), &e);
+                if is_resource_exhaustion(&e.error) {
+                    self.pause_accepting(&e.error);
+                } else {
+                    self.pause_service(service);
+                }
+            }
+        }
+        if std::mem::take(&mut self.launcher.pipe_shortage) {
+            self.pause_accepting(&io::Error::from_raw_os_error(libc::EMFILE));
         }
         // `stream` drops here: jawasd's copy of the connection is closed.
     }
 
-    /// Records a running engine.
+    /// Everything that follows a successful start, in one place.
     fn started(
         &mut self,
         service: &Rc<str>,
-        pid: libc::pid_t,
+        launched: Launched,
         remote: Option<SocketAddr>,
-        waiting_on: Option<usize>,
-        pipe: Option<OwnedFd>,
+        waiting_on: Option<Key>,
     ) {
+        let pid = launched.pid;
+        let id = self.sessions.start(
+            NewSession {
+                service: service.clone(),
+                pid,
+                remote,
+                waiting_on,
+                pidfd: None,
+            },
+            Instant::now(),
+        );
+        if let Some(fd) = launched.pidfd {
+            match self.registry.add(Source::Engine(id, fd), true) {
+                Ok(key) => self.sessions.set_pidfd(id, key),
+                // The pidfd closes; SIGCHLD reaps this engine by pid.
+                Err((_, e)) => debug!("pidfd of pid={pid} not watched: {e}"),
+            }
+        }
         if let Some(state) = self.services.get_mut(service) {
             state.stats.accepted += 1;
-            state.running += 1;
-            if let Some(r) = remote {
-                *state.by_source.entry(r.ip().to_canonical()).or_insert(0) += 1;
+            state.health.backoff = None;
+            let fields = Fields(state.prepared.config.log_on_success.as_deref());
+            if let Some(line) = events::start(state.format, fields, service, pid, remote) {
+                state.sink.write(log::Level::Info, &line);
             }
         }
-        debug!("accept svc={service} pid={pid} remote={}", show(remote));
-        if let Some(state) = self
-            .services
-            .get_mut(service)
-            .filter(|s| s.config.xinetd_log)
-        {
-            let fields = state.config.log_on_success.as_deref();
-            let want = |f: &str| fields.is_none_or(|list| list.iter().any(|x| x == f));
-            if !fields.is_some_and(|f| f.is_empty()) {
-                let mut line = format!("START: {service}");
-                if want("PID") {
-                    line.push_str(&format!(" pid={pid}"));
-                }
-                if let (true, Some(r)) = (want("HOST"), remote) {
-                    line.push_str(&format!(" from={}", r.ip().to_canonical()));
-                }
-                state.log.write(log::Level::Info, &line);
-            }
-        }
-        self.children.insert(
-            pid,
-            Child {
-                service: service.clone(),
-                remote,
-                started: Instant::now(),
-                waiting_on,
-            },
-        );
-        if let Some(fd) = pipe {
+        debug!("{}", events::accept(service, pid, remote));
+        if let Some(fd) = launched.stderr {
             self.watch_pipe(fd, service.clone(), pid);
         }
     }
 
-    fn refused(&mut self, service: &Rc<str>, remote: Option<SocketAddr>, r: &Refusal) {
+    fn refused(&mut self, service: &Rc<str>, remote: Option<SocketAddr>, r: Refusal) {
         let Some(state) = self.services.get_mut(service) else {
             return;
         };
         state.stats.refused += 1;
-        let fields = state.config.log_on_failure.as_deref();
-        let host = fields.is_none_or(|f| f.iter().any(|x| x == "HOST"));
-        let line = if state.config.xinetd_log {
-            // xinetd's own line, which log watchers such as fail2ban's
-            // xinetd-fail filter parse.
-            let from = remote
-                .filter(|_| host)
-                .map(|r| format!(" from={}", r.ip().to_canonical()))
-                .unwrap_or_default();
-            format!("FAIL: {service} {}{from}", r.xinetd_reason())
-        } else {
-            let mut line = format!("refuse svc={service}");
-            if host {
-                line.push_str(&format!(" remote={}", show(remote)));
-            }
-            line.push_str(&format!(" reason={}", r.as_str()));
-            line
-        };
-        // log_on_failure = [] still logs that an attempt failed, as xinetd's
-        // ATTEMPT is implied.
-        state.log.write(log::Level::Info, &line);
+        let fields = Fields(state.prepared.config.log_on_failure.as_deref());
+        let line = events::refuse(state.format, fields, service, remote, r);
+        state.sink.write(log::Level::Info, &line);
     }
 
-    fn spawn_failed(
-        &mut self,
-        service: &Rc<str>,
-        remote: Option<SocketAddr>,
-        e: &spawn::SpawnError,
-    ) {
-        if let Some(state) = self.services.get_mut(service) {
-            state.stats.spawn_failed += 1;
+    /// Logs a failed start at most once a second per service, with the
+    /// number of failures since the last line and the cause in words.
+    fn spawn_failed(&mut self, service: &Rc<str>, remote: Option<SocketAddr>, e: &SpawnError) {
+        let Some(state) = self.services.get_mut(service) else {
+            return;
+        };
+        state.stats.spawn_failed += 1;
+        let now = Instant::now();
+        let h = &mut state.health;
+        if h.logged_at
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            h.unlogged += 1;
+            return;
         }
-        error!(
-            "spawn-failed svc={service} remote={} step={} error=\"{}\"",
-            show(remote),
-            e.step,
-            crate::errno_text(&e.error)
-        );
-    }
-
-    /// Prepares the engine's argv, environment and fds, and spawns it with
-    /// `socket` as fds 0 and 1.
-    fn spawn(
-        &mut self,
-        svc: &Service,
-        socket: RawFd,
-        local: Option<SocketAddr>,
-        remote: Option<SocketAddr>,
-    ) -> Result<(libc::pid_t, Option<OwnedFd>), spawn::SpawnError> {
-        let conn_env = connection_env(svc, local, remote);
-        let argv = spawn::pointers(&svc.argv);
-        let envp = spawn::pointers(svc.env.iter().chain(conn_env.iter()));
-        let (read_end, write_end) = if svc.stderr == StderrMode::Capture {
-            let (r, w) =
-                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
-                    .map_err(|e| spawn::SpawnError {
-                        step: "pipe",
-                        error: e.into(),
-                    })?;
-            (Some(r), Some(w))
+        let more = std::mem::take(&mut h.unlogged);
+        h.logged_at = Some(now);
+        let also = if more > 0 {
+            format!(" (and {more} more since the last line)")
         } else {
-            (None, None)
+            String::new()
         };
-        let mut plan = Plan::new(&svc.engine, &argv, &envp, socket);
-        plan.stderr = match svc.stderr {
-            StderrMode::Capture => write_end.as_ref().map(|w| w.as_raw_fd()),
-            StderrMode::Socket => Some(socket),
-            StderrMode::Log => None,
-        };
-        plan.creds = svc.creds.as_ref();
-        plan.rlimits = &svc.rlimits;
-        plan.nice = svc.nice;
-        plan.chroot = svc.chroot.as_deref();
-        plan.workdir = svc.workdir.as_deref();
-        plan.umask = svc.umask;
-        // The write end must reach only the engine: the child got its copy
-        // as fd 2 across exec, ours is dropped when this function returns.
-        // The engine's stdin was blocking from accept; O_NONBLOCK was only
-        // set on the read end, which stays here.
-        let pid = self.spawner.spawn(&mut plan)?;
-        Ok((pid, read_end))
+        error!(
+            "spawn-failed svc={service} remote={} step={} error=\"{}\" cause=\"{}\"{also}",
+            events::show(remote),
+            e.step,
+            crate::errno_text(&e.error),
+            launcher::explain(&state.prepared.config, e),
+        );
     }
 
     fn watch_pipe(&mut self, fd: OwnedFd, service: Rc<str>, pid: libc::pid_t) {
-        let key = self.next_key;
-        self.next_key += 1;
-        // SAFETY: the pipe is deleted from the poller before it is dropped
-        // (in `pipe_ready` at EOF).
-        if let Err(e) = unsafe {
-            self.poller
-                .add_with_mode(&fd, Event::readable(key), PollMode::Level)
-        } {
+        let pipe = StderrPipe {
+            fd,
+            service: service.clone(),
+            pid,
+            partial: Vec::new(),
+        };
+        if let Err((_, e)) = self.registry.add(Source::Pipe(pipe), true) {
             warn!("stderr capture svc={service} pid={pid} unavailable: {e}");
-            return;
         }
-        self.pipes.insert(
-            key,
-            StderrPipe {
-                fd,
-                service,
-                pid,
-                partial: Vec::new(),
-            },
-        );
     }
 
-    fn pipe_ready(&mut self, key: usize) {
-        let Some(pipe) = self.pipes.get_mut(&key) else {
+    fn pipe_ready(&mut self, key: Key) {
+        let Some(Source::Pipe(pipe)) = self.registry.get_mut(key) else {
             return;
         };
         let mut buf = [0u8; 16384];
+        let mut last = None;
         let eof = loop {
-            match nix::unistd::read(pipe.fd.as_raw_fd(), &mut buf) {
+            match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&pipe.fd), &mut buf) {
                 Ok(0) => break true,
                 Ok(n) => {
                     pipe.partial.extend_from_slice(&buf[..n]);
                     while let Some(pos) = pipe.partial.iter().position(|&b| b == b'\n') {
                         let line: Vec<u8> = pipe.partial.drain(..=pos).collect();
-                        log_engine_line(&pipe.service, pipe.pid, &line[..line.len() - 1]);
+                        last = Some(log_engine_line(
+                            &pipe.service,
+                            pipe.pid,
+                            &line[..line.len() - 1],
+                        ));
                     }
                     if pipe.partial.len() > MAX_LOG_LINE {
                         let line = std::mem::take(&mut pipe.partial);
-                        log_engine_line(&pipe.service, pipe.pid, &line);
+                        last = Some(log_engine_line(&pipe.service, pipe.pid, &line));
                     }
                 }
                 Err(nix::errno::Errno::EAGAIN) => break false,
@@ -1017,92 +1016,16 @@ impl Server {
                 Err(_) => break true,
             }
         };
+        let service = pipe.service.clone();
         if eof {
-            if let Some(pipe) = self.pipes.remove(&key) {
+            if let Some(Source::Pipe(pipe)) = self.registry.remove(key) {
                 if !pipe.partial.is_empty() {
-                    log_engine_line(&pipe.service, pipe.pid, &pipe.partial);
+                    last = Some(log_engine_line(&pipe.service, pipe.pid, &pipe.partial));
                 }
-                let _ = self.poller.delete(&pipe.fd);
             }
         }
-    }
-
-    fn reap(&mut self) {
-        while let Some(exit) = spawn::reap() {
-            let Some(child) = self.children.remove(&exit.pid) else {
-                continue;
-            };
-            if let Some(key) = child.waiting_on {
-                if let (Some(l), None) = (self.listeners.get(&key), self.stopping) {
-                    let _ = self.poller.modify_with_mode(
-                        l.socket.fd(),
-                        Event::readable(key),
-                        PollMode::Level,
-                    );
-                }
-            }
-            let Some(state) = self.services.get_mut(&child.service) else {
-                info!(
-                    "done svc={} pid={} {}",
-                    child.service,
-                    exit.pid,
-                    spawn::describe_status(exit.status)
-                );
-                continue;
-            };
-            state.running = state.running.saturating_sub(1);
-            if let Some(ip) = child.remote.map(|r| r.ip().to_canonical()) {
-                if let Some(n) = state.by_source.get_mut(&ip) {
-                    *n -= 1;
-                    if *n == 0 {
-                        state.by_source.remove(&ip);
-                    }
-                }
-            }
-            let fields = state.config.log_on_success.as_deref();
-            let want = |f: &str| fields.is_none_or(|list| list.iter().any(|x| x == f));
-            if fields.is_some_and(|f| f.is_empty()) {
-                continue;
-            }
-            if state.config.xinetd_log {
-                let mut line = format!("EXIT: {}", child.service);
-                if want("EXIT") {
-                    let status = exit.status;
-                    if libc::WIFEXITED(status) {
-                        line.push_str(&format!(" status={}", libc::WEXITSTATUS(status)));
-                    } else {
-                        line.push_str(&format!(" signal={}", libc::WTERMSIG(status)));
-                    }
-                }
-                if want("PID") {
-                    line.push_str(&format!(" pid={}", exit.pid));
-                }
-                if want("DURATION") {
-                    line.push_str(&format!(
-                        " duration={}(sec)",
-                        child.started.elapsed().as_secs()
-                    ));
-                }
-                state.log.write(log::Level::Info, &line);
-                continue;
-            }
-            let mut line = format!("done svc={}", child.service);
-            if want("PID") {
-                line.push_str(&format!(" pid={}", exit.pid));
-            }
-            if want("HOST") {
-                line.push_str(&format!(" remote={}", show(child.remote)));
-            }
-            if want("EXIT") {
-                line.push_str(&format!(" {}", spawn::describe_status(exit.status)));
-            }
-            if want("DURATION") {
-                line.push_str(&format!(
-                    " duration={:.3}s",
-                    child.started.elapsed().as_secs_f64()
-                ));
-            }
-            state.log.write(log::Level::Info, &line);
+        if let (Some(line), Some(state)) = (last, self.services.get_mut(&service)) {
+            state.health.last_stderr = Some(line);
         }
     }
 
@@ -1117,7 +1040,11 @@ impl Server {
             exe_dir: self.exe_dir.as_deref(),
             path_var: path_var.as_deref(),
         };
-        match (self.loader)(&env) {
+        // No configuration, however wrong, may take the running daemon
+        // down: a bug in the loader is a failed reload, not an exit.
+        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.loader)(&env)))
+            .unwrap_or_else(|_| Err("internal error while loading the configuration".into()));
+        match loaded {
             Err(errors) => {
                 for e in errors.lines() {
                     error!("reload failed: {e}");
@@ -1136,29 +1063,48 @@ impl Server {
             // A second request: do not wait out the grace.
             warn!(
                 "second stop signal; killing engines={}",
-                self.children.len()
+                self.sessions.len()
             );
-            self.kill_all(libc::SIGKILL);
             self.killed = true;
+            self.signalled.clear();
+            self.kill_all(libc::SIGKILL);
             return;
         }
         let name = Signal::try_from(sig).map(|s| s.as_str()).unwrap_or("?");
+        let grace = self.config.server.shutdown_grace;
         info!(
             "stop signal={name} engines={} grace={:.1}s",
-            self.children.len(),
-            self.config.server.shutdown_grace.as_secs_f64()
+            self.sessions.len(),
+            grace.as_secs_f64()
         );
-        for (_, l) in self.listeners.drain() {
-            let _ = self.poller.delete(l.socket.fd());
+        for key in self.listener_keys() {
+            self.registry.remove(key);
         }
+        let now = Instant::now();
+        self.stopping = Some(now.checked_add(grace).unwrap_or(now));
         self.kill_all(libc::SIGTERM);
-        self.stopping = Some(Instant::now() + self.config.server.shutdown_grace);
+        self.sweep_at = Some(now);
         self.dump();
     }
 
-    fn kill_all(&self, sig: libc::c_int) {
-        for pid in self.children.keys() {
-            spawn::signal_group(*pid, sig);
+    /// Signals every engine's process group, and every orphan.
+    fn kill_all(&mut self, sig: libc::c_int) {
+        for s in self.sessions.iter() {
+            spawn::signal_group(s.pid, sig);
+        }
+        self.signal_orphans(sig);
+    }
+
+    /// Signals the children of jawasd that are no session's engine: the
+    /// orphans it adopted as subreaper (each in its own group, often).
+    fn signal_orphans(&mut self, sig: libc::c_int) {
+        for pid in reaper::children() {
+            if self.sessions.by_pid(pid).is_some() || !self.signalled.insert(pid) {
+                continue;
+            }
+            debug!("stopping orphan pid={pid}");
+            spawn::signal_group(pid, sig);
+            spawn::signal_pid(pid, sig);
         }
     }
 
@@ -1170,284 +1116,51 @@ impl Server {
             let s = &self.services[name];
             info!(
                 "stats svc={name} running={} accepted={} refused={} spawn_failed={}",
-                s.running, s.stats.accepted, s.stats.refused, s.stats.spawn_failed
+                self.sessions.running(name),
+                s.stats.accepted,
+                s.stats.refused,
+                s.stats.spawn_failed
             );
         }
     }
 }
 
-fn is_resource_exhaustion(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
-}
-
-/// A close-on-exec socket bound to `b.addr`: a TCP listener, or a UDP
-/// socket. Sockets the loop accepts on are non-blocking; a wait service's
-/// socket is blocking, since its engine reads it (the flag is shared with
-/// the engine's copy). IPv6 sockets are IPv6-only, so `[::]:80` and
-/// `0.0.0.0:80` can both be configured.
-fn bind(b: &Binding) -> io::Result<Socket> {
-    use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
-    let addr = b.addr;
-    let family = if addr.is_ipv4() {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
+/// Counts an engine that failed at once; past `FAILING_COUNT` of them in
+/// `FAILING_WINDOW`, one loud line (at most once a minute) quoting what the
+/// engine last said.
+fn warn_if_failing(service: &str, state: &mut ServiceState, now: Instant) {
+    let h = &mut state.health;
+    h.quick_exits.push_back(now);
+    while h.quick_exits.len() > FAILING_COUNT {
+        h.quick_exits.pop_front();
+    }
+    let failing = h.quick_exits.len() == FAILING_COUNT
+        && h.quick_exits
+            .front()
+            .is_some_and(|first| now.duration_since(*first) <= FAILING_WINDOW);
+    if !failing
+        || h.warned_at
+            .is_some_and(|t| now.duration_since(t) < WARN_EVERY)
+    {
+        return;
+    }
+    h.warned_at = Some(now);
+    let said = match (&h.last_stderr, state.prepared.config.stderr) {
+        (Some(line), _) => format!("last stderr line: \"{line}\""),
+        (None, StderrMode::Capture) => "it wrote nothing to stderr".into(),
+        (None, _) => "its stderr is not captured (set stderr = \"capture\" to see it here)".into(),
     };
-    let kind = if b.udp {
-        SockType::Datagram
-    } else {
-        SockType::Stream
-    };
-    let mut flags = SockFlag::SOCK_CLOEXEC;
-    // Only a TCP listener the loop accepts on is non-blocking; UDP sockets
-    // end up in an engine (the loop only peeks, with MSG_DONTWAIT).
-    if !b.wait && !b.udp {
-        flags |= SockFlag::SOCK_NONBLOCK;
-    }
-    let fd = socket::socket(family, kind, flags, None)?;
-    socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
-    if addr.is_ipv6() {
-        socket::setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
-    }
-    socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
-    let raw = std::os::fd::IntoRawFd::into_raw_fd(fd);
-    if b.udp {
-        // SAFETY: `raw` is a bound UDP socket we own; ownership moves.
-        return Ok(Socket::Udp(unsafe { UdpSocket::from_raw_fd(raw) }));
-    }
-    // SAFETY: as above, a bound TCP socket.
-    let listener = unsafe { TcpListener::from_raw_fd(raw) };
-    socket::listen(
-        &listener,
-        socket::Backlog::new(BACKLOG).unwrap_or(socket::Backlog::MAXCONN),
-    )?;
-    Ok(Socket::Tcp(listener))
-}
-
-/// The sender of the next queued datagram, without taking it and without
-/// blocking (the socket itself is blocking: it is meant for an engine).
-fn peek_sender(u: &UdpSocket) -> io::Result<SocketAddr> {
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    let mut byte = 0u8;
-    // SAFETY: recvfrom into a byte and a sockaddr_storage we own, with
-    // their true sizes.
-    let n = unsafe {
-        libc::recvfrom(
-            u.as_raw_fd(),
-            (&mut byte as *mut u8).cast(),
-            1,
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-            (&mut storage as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel filled `len` bytes of a sockaddr_storage.
-    let addr = unsafe {
-        <nix::sys::socket::SockaddrStorage as nix::sys::socket::SockaddrLike>::from_raw(
-            (&storage as *const libc::sockaddr_storage).cast(),
-            Some(len),
-        )
-    };
-    let addr = addr.ok_or_else(|| io::Error::other("unknown address family"))?;
-    if let Some(v4) = addr.as_sockaddr_in() {
-        return Ok(SocketAddr::V4((*v4).into()));
-    }
-    if let Some(v6) = addr.as_sockaddr_in6() {
-        return Ok(SocketAddr::V6((*v6).into()));
-    }
-    Err(io::Error::other("not an IP address"))
-}
-
-/// Writes a banner without blocking: the socket's buffer is empty, and a
-/// client already gone costs nothing.
-fn send_banner(stream: &TcpStream, banner: &[u8]) {
-    // SAFETY: send on a socket we hold, from a buffer we own.
-    unsafe {
-        libc::send(
-            stream.as_raw_fd(),
-            banner.as_ptr().cast(),
-            banner.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        )
-    };
-}
-
-fn show(remote: Option<SocketAddr>) -> String {
-    remote.map(|r| r.to_string()).unwrap_or_else(|| "-".into())
-}
-
-/// Whether the local time of day falls in one of the ranges (minutes;
-/// a range may wrap past midnight; bounds are included, as in xinetd).
-fn within_access_times(ranges: &[(u16, u16)]) -> bool {
-    // SAFETY: time and localtime_r with out-parameters we own.
-    let minute = unsafe {
-        let t = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::localtime_r(&t, &mut tm);
-        (tm.tm_hour * 60 + tm.tm_min) as u16
-    };
-    ranges.iter().any(|&(a, b)| {
-        if a <= b {
-            a <= minute && minute <= b
-        } else {
-            minute >= a || minute <= b
-        }
-    })
-}
-
-/// Opens a service's event log; failures fall back to the main log.
-fn event_log(svc: &Service) -> EventLog {
-    if let Some(path) = &svc.log_file {
-        match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
-            Ok(f) => return EventLog::File(f),
-            Err(e) => warn!(
-                "svc={} log_file {}: {}; logging to stderr",
-                svc.name,
-                path.display(),
-                crate::errno_text(&e)
-            ),
-        }
-    }
-    if let Some((facility, level)) = svc.log_syslog {
-        // SAFETY: openlog keeps the pointer; the ident is a static C string.
-        unsafe {
-            libc::openlog(
-                c"jawasd".as_ptr(),
-                libc::LOG_PID | libc::LOG_NDELAY,
-                facility,
-            )
-        };
-        return EventLog::Syslog(facility | level);
-    }
-    EventLog::Main
-}
-
-impl EventLog {
-    fn write(&mut self, level: log::Level, line: &str) {
-        match self {
-            EventLog::Main => log::log!(level, "{line}"),
-            EventLog::File(f) => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                let _ = writeln!(f, "{now} {line}");
-            }
-            EventLog::Syslog(priority) => {
-                if let Ok(c) = CString::new(line) {
-                    // SAFETY: a "%s" format with one C string argument.
-                    unsafe { libc::syslog(*priority, c"%s".as_ptr(), c.as_ptr()) };
-                }
-            }
-        }
-    }
-}
-
-/// The per-connection environment: UCSPI's for a TCP client, REMOTE_HOST
-/// when asked, and JAWAS_SERVICE always.
-fn connection_env(
-    svc: &Service,
-    local: Option<SocketAddr>,
-    remote: Option<SocketAddr>,
-) -> Vec<CString> {
-    let mut vars =
-        match (svc.protocol, local, remote) {
-            (Protocol::Tcp, Some(l), Some(r)) => ucspi_env(&svc.name, l, r),
-            _ => vec![CString::new(format!("JAWAS_SERVICE={}", svc.name))
-                .expect("no NUL in a service name")],
-        };
-    if let (true, Some(r)) = (svc.remote_host_env, remote) {
-        vars.push(
-            CString::new(format!("REMOTE_HOST={}", r.ip().to_canonical()))
-                .expect("no NUL in an address"),
-        );
-    }
-    vars
-}
-
-/// The UCSPI variables (tcp-environ(5)) plus JAWAS_SERVICE. For IPv6, as
-/// ucspi-tcp6 does: PROTO=TCP6, compact addresses in TCPLOCALIP and
-/// TCPREMOTEIP, and the TCP6* names besides.
-fn ucspi_env(service: &str, local: SocketAddr, remote: SocketAddr) -> Vec<CString> {
-    let local_ip = local.ip().to_canonical();
-    let remote_ip = remote.ip().to_canonical();
-    let mut vars = vec![
-        format!("JAWAS_SERVICE={service}"),
-        format!("TCPLOCALIP={local_ip}"),
-        format!("TCPLOCALPORT={}", local.port()),
-        format!("TCPREMOTEIP={remote_ip}"),
-        format!("TCPREMOTEPORT={}", remote.port()),
-    ];
-    if remote_ip.is_ipv6() {
-        vars.push("PROTO=TCP6".into());
-        vars.push(format!("TCP6LOCALIP={local_ip}"));
-        vars.push(format!("TCP6LOCALPORT={}", local.port()));
-        vars.push(format!("TCP6REMOTEIP={remote_ip}"));
-        vars.push(format!("TCP6REMOTEPORT={}", remote.port()));
-    } else {
-        vars.push("PROTO=TCP".into());
-    }
-    vars.into_iter()
-        .map(|v| CString::new(v).expect("no NUL in formatted addresses"))
-        .collect()
-}
-
-/// Logs one line an engine wrote to its captured stderr, escaped and capped.
-fn log_engine_line(service: &str, pid: libc::pid_t, line: &[u8]) {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    info!(
-        "engine svc={service} pid={pid}: {}",
-        crate::escape(line, MAX_LOG_LINE)
+    warn!(
+        "svc={service} engines keep failing: {FAILING_COUNT} exited with 100, 111 or 127 within {}s of starting; {said}; check the service's engine and args",
+        QUICK_EXIT.as_secs()
     );
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ucspi_env_cases() {
-        let env = |l: &str, r: &str| -> Vec<String> {
-            ucspi_env("web", l.parse().unwrap(), r.parse().unwrap())
-                .into_iter()
-                .map(|c| c.into_string().unwrap())
-                .collect()
-        };
-        let v4 = env("127.0.0.1:80", "192.0.2.7:51514");
-        for want in [
-            "PROTO=TCP",
-            "TCPREMOTEIP=192.0.2.7",
-            "TCPREMOTEPORT=51514",
-            "TCPLOCALPORT=80",
-            "JAWAS_SERVICE=web",
-        ] {
-            assert!(v4.iter().any(|v| v == want), "{want} in {v4:?}");
-        }
-        let v6 = env("[::1]:80", "[2001:db8::7]:4000");
-        for want in [
-            "PROTO=TCP6",
-            "TCPREMOTEIP=2001:db8::7",
-            "TCP6REMOTEIP=2001:db8::7",
-            "TCP6LOCALIP=::1",
-        ] {
-            assert!(v6.iter().any(|v| v == want), "{want} in {v6:?}");
-        }
-        let mapped = env("[::ffff:127.0.0.1]:80", "[::ffff:127.0.0.2]:9");
-        assert!(
-            mapped.iter().any(|v| v == "TCPREMOTEIP=127.0.0.2"),
-            "{mapped:?}"
-        );
-        assert!(mapped.iter().any(|v| v == "PROTO=TCP"), "{mapped:?}");
-    }
+/// Logs one line an engine wrote to its captured stderr, escaped and
+/// capped; returns the escaped text.
+fn log_engine_line(service: &str, pid: libc::pid_t, line: &[u8]) -> String {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let text = crate::escape(line, MAX_LOG_LINE);
+    info!("engine svc={service} pid={pid}: {text}");
+    text
 }

@@ -1,73 +1,114 @@
 //! Starting an engine: the only module with unsafe process code.
 //!
-//! Owns the child's side of a connection between clone and exec. jawasd
-//! spawns with vfork semantics, `clone(CLONE_VM | CLONE_VFORK)` as
-//! posix_spawn does, so the cost of a spawn does not grow with the parent's
-//! memory: no page tables are copied and the parent sleeps until the child
-//! has called execve (or failed).
+//! Owns the child's side of a connection between clone and exec, and the
+//! few raw calls around process lifetime (start-up hygiene, signalling a
+//! process group). jawasd spawns with vfork semantics,
+//! `clone(CLONE_VM | CLONE_VFORK)` as posix_spawn does, so the cost of a
+//! spawn does not grow with the parent's memory: no page tables are copied
+//! and the parent sleeps until the child has called execve (or failed).
 //!
 //! Because the child shares the parent's memory, it must not allocate, take
-//! locks or touch Rust's runtime: everything it needs (paths, argv, envp,
-//! ids, limits) is prepared by the parent as C data first, and the child only
-//! makes raw system calls. A failure is written into the shared `Plan` as
-//! (step, errno), then the child calls `_exit(127)`; the parent reads it after
-//! clone returns and reaps the child at once.
+//! locks or touch Rust's runtime or glibc's wrappers that do (glibc's
+//! setuid/setgid/setgroups broadcast to every thread of the process through a
+//! signal, which is not safe in a CLONE_VM child): everything it needs is
+//! prepared by the parent as C data first ([`CStrArray`], [`Command`]), and
+//! the child only makes raw system calls. A failure is written into the
+//! shared plan as (step, errno), then the child calls `_exit(127)`; the
+//! parent reads it after clone returns and reaps the child at once.
 //!
 //! The order of the child's steps is fixed and short, as in OpenBSD's inetd:
 //! new session, fds, resource limits, priority, chroot, credentials, working
 //! directory, umask, signals, exec.
+//!
+//! Invariants: the public API is safe; every pointer the child reads points
+//! into a [`Command`] that outlives the clone call.
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
 
 use crate::config::{Creds, RlimitKind};
 
-/// Everything the child needs, laid out before clone.
-pub struct Plan<'a> {
+/// An owned, NULL-terminated array of C strings, ready to be an argv or
+/// envp. Built once (per service at load, or per connection for the
+/// connection's variables).
+///
+/// Invariant: `ptrs[i]` points into `strings[i]` (a `CString`'s heap buffer
+/// does not move when the `CString` itself is moved) and `ptrs` ends with
+/// NULL.
+#[derive(Debug)]
+pub struct CStrArray {
+    strings: Vec<CString>,
+    ptrs: Vec<*const libc::c_char>,
+}
+
+impl CStrArray {
+    pub fn new(strings: Vec<CString>) -> CStrArray {
+        let mut ptrs: Vec<*const libc::c_char> = strings.iter().map(|s| s.as_ptr()).collect();
+        ptrs.push(ptr::null());
+        CStrArray { strings, ptrs }
+    }
+
+    /// `base` followed by `more`: the service's environment plus one
+    /// connection's variables. Pointers into `base` are shared, so `base`
+    /// must outlive the result (the borrow says so).
+    pub fn chain<'a>(base: &'a CStrArray, more: &'a [CString]) -> Chained<'a> {
+        let mut ptrs = Vec::with_capacity(base.strings.len() + more.len() + 1);
+        ptrs.extend_from_slice(&base.ptrs[..base.strings.len()]);
+        ptrs.extend(more.iter().map(|s| s.as_ptr()));
+        ptrs.push(ptr::null());
+        Chained {
+            ptrs,
+            _borrow: std::marker::PhantomData,
+        }
+    }
+
+    fn as_ptr(&self) -> *const *const libc::c_char {
+        self.ptrs.as_ptr()
+    }
+}
+
+impl Clone for CStrArray {
+    fn clone(&self) -> Self {
+        CStrArray::new(self.strings.clone())
+    }
+}
+
+/// A NULL-terminated pointer array over strings borrowed for `'a`.
+pub struct Chained<'a> {
+    ptrs: Vec<*const libc::c_char>,
+    _borrow: std::marker::PhantomData<&'a CString>,
+}
+
+/// Everything one engine start needs, owned or borrowed safely.
+pub struct Command<'a> {
     pub path: &'a CStr,
-    /// Null-terminated argv.
-    pub argv: &'a [*const libc::c_char],
-    /// Null-terminated envp.
-    pub envp: &'a [*const libc::c_char],
+    pub argv: &'a CStrArray,
+    pub envp: &'a Chained<'a>,
     /// The connection: becomes fds 0 and 1.
-    pub socket: RawFd,
-    /// Becomes fd 2 when set (the stderr capture pipe); otherwise fd 2 stays
-    /// jawasd's own stderr.
-    pub stderr: Option<RawFd>,
+    pub socket: BorrowedFd<'a>,
+    /// Becomes fd 2 when set (a capture pipe, or the socket); otherwise fd 2
+    /// stays jawasd's own stderr.
+    pub stderr: Option<BorrowedFd<'a>>,
     pub creds: Option<&'a Creds>,
     pub rlimits: &'a [(RlimitKind, u64)],
     pub nice: Option<i32>,
     pub chroot: Option<&'a CStr>,
     pub workdir: Option<&'a CStr>,
     pub umask: Option<libc::mode_t>,
-    /// Filled in by the child when a step fails.
-    failure: Option<(&'static str, i32)>,
 }
 
-impl<'a> Plan<'a> {
-    pub fn new(
-        path: &'a CStr,
-        argv: &'a [*const libc::c_char],
-        envp: &'a [*const libc::c_char],
-        socket: RawFd,
-    ) -> Self {
-        Plan {
-            path,
-            argv,
-            envp,
-            socket,
-            stderr: None,
-            creds: None,
-            rlimits: &[],
-            nice: None,
-            chroot: None,
-            workdir: None,
-            umask: None,
-            failure: None,
-        }
-    }
+/// What the child reads: raw pointers into a live `Command`, and where it
+/// reports a failed step.
+struct Plan<'c, 'a> {
+    cmd: &'c Command<'a>,
+    socket: RawFd,
+    stderr: Option<RawFd>,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    /// Filled in by the child when a step fails.
+    failure: Option<(&'static str, i32)>,
 }
 
 /// Why a spawn failed: the step and the OS error.
@@ -77,18 +118,20 @@ pub struct SpawnError {
     pub error: io::Error,
 }
 
-/// Builds a null-terminated pointer array over C strings; the strings must
-/// outlive the array's use.
-pub fn pointers<'s>(strings: impl IntoIterator<Item = &'s CString>) -> Vec<*const libc::c_char> {
-    let mut v: Vec<*const libc::c_char> = strings.into_iter().map(|s| s.as_ptr()).collect();
-    v.push(ptr::null());
-    v
+/// A started engine: its pid and, where the kernel gives one, a pidfd that
+/// becomes readable when it exits.
+pub struct Spawned {
+    pub pid: libc::pid_t,
+    pub pidfd: Option<OwnedFd>,
 }
 
 /// The child's stack. One is enough: CLONE_VFORK keeps the parent, the only
 /// other user, asleep until the child has exec'd or exited.
 pub struct Spawner {
     stack: Vec<u8>,
+    /// Whether to ask clone for a pidfd (Linux 5.2+); cleared when the
+    /// kernel refuses.
+    pidfds: bool,
 }
 
 const STACK_SIZE: usize = 128 * 1024;
@@ -97,45 +140,88 @@ impl Spawner {
     pub fn new() -> Self {
         Spawner {
             stack: vec![0; STACK_SIZE],
+            pidfds: true,
         }
     }
 
-    /// Starts the engine described by `plan`; returns its pid.
-    pub fn spawn(&mut self, plan: &mut Plan<'_>) -> Result<libc::pid_t, SpawnError> {
-        plan.failure = None;
-        // The stack grows down on every architecture Linux runs Rust on that
-        // we build for; align the top to 16 bytes as the ABI asks.
-        let top = unsafe { self.stack.as_mut_ptr().add(STACK_SIZE) };
-        let top = ((top as usize) & !15) as *mut libc::c_void;
-        // SAFETY: `child` only makes raw system calls on data `plan` points
-        // to, which lives on our stack until clone returns; CLONE_VFORK
-        // guarantees clone does not return before the child has exec'd or
-        // exited, so nothing is used concurrently.
-        let pid = unsafe {
-            libc::clone(
-                child,
-                top,
-                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-                plan as *mut Plan<'_> as *mut libc::c_void,
-            )
+    /// Starts the engine described by `cmd`.
+    pub fn spawn(&mut self, cmd: &Command<'_>) -> Result<Spawned, SpawnError> {
+        let mut plan = Plan {
+            cmd,
+            socket: cmd.socket.as_raw_fd(),
+            stderr: cmd.stderr.map(|fd| fd.as_raw_fd()),
+            argv: cmd.argv.as_ptr(),
+            envp: cmd.envp.ptrs.as_ptr(),
+            failure: None,
         };
+        let mut pidfd: libc::c_int = -1;
+        let mut pid = self.clone_child(&mut plan, &mut pidfd, self.pidfds);
+        if pid < 0 && self.pidfds {
+            match io::Error::last_os_error().raw_os_error() {
+                // A kernel without CLONE_PIDFD: reaping falls back to
+                // SIGCHLD and waitpid from now on.
+                Some(libc::EINVAL) => {
+                    self.pidfds = false;
+                    pid = self.clone_child(&mut plan, &mut pidfd, false);
+                }
+                // No descriptor left for the pidfd: this engine still
+                // serves its client, and is reaped by pid.
+                Some(libc::EMFILE | libc::ENFILE) => {
+                    pid = self.clone_child(&mut plan, &mut pidfd, false);
+                }
+                _ => {}
+            }
+        }
         if pid < 0 {
             return Err(SpawnError {
                 step: "clone",
                 error: io::Error::last_os_error(),
             });
         }
+        // SAFETY: with CLONE_PIDFD the kernel stored a new descriptor we own
+        // in `pidfd`; -1 means none was asked for.
+        let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
         if let Some((step, errno)) = plan.failure {
             // The child has already exited; reap it here so the event loop
             // never sees a connection that was never served.
-            let mut status = 0;
-            unsafe { libc::waitpid(pid, &mut status, 0) };
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
             return Err(SpawnError {
                 step,
                 error: io::Error::from_raw_os_error(errno),
             });
         }
-        Ok(pid)
+        Ok(Spawned { pid, pidfd })
+    }
+
+    fn clone_child(
+        &mut self,
+        plan: &mut Plan<'_, '_>,
+        pidfd: &mut libc::c_int,
+        want_pidfd: bool,
+    ) -> libc::pid_t {
+        // The stack grows down on every architecture we build for; align
+        // the top to 16 bytes as the ABI asks.
+        let top = self.stack.as_mut_ptr_range().end;
+        let top = ((top as usize) & !15) as *mut libc::c_void;
+        let mut flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+        if want_pidfd {
+            flags |= libc::CLONE_PIDFD;
+        }
+        // SAFETY: `child` only makes raw system calls on data `plan` points
+        // to, which lives on our stack until clone returns; CLONE_VFORK
+        // guarantees clone does not return before the child has exec'd or
+        // exited, so nothing is used concurrently. The stack is ours and
+        // unused by anyone else. With CLONE_PIDFD, the parent_tid argument is
+        // where the kernel writes the pidfd.
+        unsafe {
+            libc::clone(
+                child,
+                top,
+                flags,
+                (plan as *mut Plan<'_, '_>).cast(),
+                pidfd as *mut libc::c_int,
+            )
+        }
     }
 }
 
@@ -145,15 +231,37 @@ impl Default for Spawner {
     }
 }
 
+/// Raw system calls for the child: glibc's wrappers for the credential
+/// calls synchronise every thread of the process (setxid broadcast), which
+/// a CLONE_VM child must not do.
+mod raw {
+    pub unsafe fn setgroups(groups: &[libc::gid_t]) -> libc::c_long {
+        libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr())
+    }
+    pub unsafe fn setgid(gid: libc::gid_t) -> libc::c_long {
+        libc::syscall(libc::SYS_setgid, gid)
+    }
+    pub unsafe fn setuid(uid: libc::uid_t) -> libc::c_long {
+        libc::syscall(libc::SYS_setuid, uid)
+    }
+}
+
 /// The child between clone and exec. Only async-signal-safe system calls.
 extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the `Plan` the parent passed to clone, alive and
     // untouched by the sleeping parent.
-    let plan = unsafe { &mut *(arg as *mut Plan<'_>) };
-    let fail = |plan: &mut Plan<'_>, step: &'static str| -> libc::c_int {
-        plan.failure = Some((step, unsafe { *libc::__errno_location() }));
-        unsafe { libc::_exit(127) }
+    let plan = unsafe { &mut *(arg as *mut Plan<'_, '_>) };
+    let fail = |plan: &mut Plan<'_, '_>, step: &'static str| -> libc::c_int {
+        // SAFETY: reading errno and exiting without running any destructor
+        // or atexit handler: the only correct way out of a vfork child.
+        unsafe {
+            plan.failure = Some((step, *libc::__errno_location()));
+            libc::_exit(127)
+        }
     };
+    let cmd = plan.cmd;
+    // SAFETY: every call below is a plain system call on descriptors and
+    // C data prepared by the parent; nothing allocates or locks.
     unsafe {
         // Its own session and process group, so that limits and shutdown
         // signals reach whatever the engine starts.
@@ -171,7 +279,7 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
                 return fail(plan, "dup2");
             }
         }
-        for &(kind, value) in plan.rlimits {
+        for &(kind, value) in cmd.rlimits {
             let lim = libc::rlimit {
                 rlim_cur: value,
                 rlim_max: value,
@@ -180,36 +288,36 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
                 return fail(plan, "setrlimit");
             }
         }
-        if let Some(n) = plan.nice {
+        if let Some(n) = cmd.nice {
             if libc::setpriority(libc::PRIO_PROCESS, 0, n) < 0 {
                 return fail(plan, "setpriority");
             }
         }
-        if let Some(dir) = plan.chroot {
+        if let Some(dir) = cmd.chroot {
             if libc::chroot(dir.as_ptr()) < 0 || libc::chdir(c"/".as_ptr()) < 0 {
                 return fail(plan, "chroot");
             }
         }
-        if let Some(c) = plan.creds {
+        if let Some(c) = cmd.creds {
             // Groups first: after setuid we could no longer change them.
-            if libc::setgroups(c.groups.len(), c.groups.as_ptr()) < 0 {
+            if raw::setgroups(&c.groups) < 0 {
                 return fail(plan, "setgroups");
             }
-            if libc::setgid(c.gid) < 0 {
+            if raw::setgid(c.gid) < 0 {
                 return fail(plan, "setgid");
             }
             if let Some(uid) = c.uid {
-                if libc::setuid(uid) < 0 {
+                if raw::setuid(uid) < 0 {
                     return fail(plan, "setuid");
                 }
             }
         }
-        if let Some(dir) = plan.workdir {
+        if let Some(dir) = cmd.workdir {
             if libc::chdir(dir.as_ptr()) < 0 {
                 return fail(plan, "chdir");
             }
         }
-        if let Some(m) = plan.umask {
+        if let Some(m) = cmd.umask {
             libc::umask(m);
         }
         // jawasd ignores SIGPIPE (it writes limit banners to sockets that
@@ -220,7 +328,7 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut());
-        libc::execve(plan.path.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
+        libc::execve(cmd.path.as_ptr(), plan.argv, plan.envp);
         fail(plan, "execve")
     }
 }
@@ -229,13 +337,12 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
 /// ever given one of those numbers (an engine would then find its
 /// connection on the wrong descriptor).
 pub fn ensure_std_fds() {
+    use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
     for fd in 0..3 {
-        // SAFETY: fcntl(F_GETFD) only queries; opening /dev/null fills the
-        // lowest free slot, which is `fd` when fcntl says it is closed.
-        unsafe {
-            if libc::fcntl(fd, libc::F_GETFD) < 0 {
-                libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-            }
+        // Opening /dev/null fills the lowest free slot, which is `fd` when
+        // fcntl says it is closed. The descriptor is kept for ever.
+        if fcntl(fd, FcntlArg::F_GETFD).is_err() {
+            let _ = open("/dev/null", OFlag::O_RDWR, nix::sys::stat::Mode::empty());
         }
     }
 }
@@ -245,7 +352,7 @@ pub fn ensure_std_fds() {
 /// every engine, and would hold fd slots a tight RLIMIT_NOFILE needs.
 pub fn close_inherited_fds() {
     // SAFETY: called first thing in main, before jawasd opens anything of its
-    // own; close_range only closes descriptors.
+    // own (no Rust object owns these descriptors); close_range only closes.
     unsafe {
         if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) < 0 {
             // Kernels before 5.9: walk the open descriptors instead.
@@ -274,87 +381,69 @@ struct KernelSigaction {
 /// SIGCHLD would make children vanish unreaped, and an ignored SIGHUP
 /// (nohup) would silently discard reload requests.
 pub fn prepare_signals(blocked: &[libc::c_int]) -> io::Result<()> {
-    unsafe {
-        for sig in 1..=64 {
-            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-                continue;
-            }
-            let mut old = KernelSigaction {
-                handler: 0,
-                flags: 0,
-                restorer: 0,
-                mask: 0,
-            };
-            let rc = libc::syscall(
+    use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        let mut old = KernelSigaction {
+            handler: 0,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        // SAFETY: rt_sigaction with a NULL new action only reads the current
+        // one into `old`, a kernel-layout struct we own; 8 is the kernel's
+        // sigset size.
+        let rc = unsafe {
+            libc::syscall(
                 libc::SYS_rt_sigaction,
                 sig,
                 ptr::null::<KernelSigaction>(),
                 &mut old,
                 8usize,
-            );
-            if rc == 0 && old.handler == libc::SIG_IGN {
-                let dfl = KernelSigaction {
-                    handler: libc::SIG_DFL,
-                    flags: 0,
-                    restorer: 0,
-                    mask: 0,
-                };
+            )
+        };
+        if rc == 0 && old.handler == libc::SIG_IGN {
+            let dfl = KernelSigaction {
+                handler: libc::SIG_DFL,
+                flags: 0,
+                restorer: 0,
+                mask: 0,
+            };
+            // SAFETY: installs SIG_DFL, which runs no code of ours.
+            unsafe {
                 libc::syscall(
                     libc::SYS_rt_sigaction,
                     sig,
                     &dfl,
                     ptr::null_mut::<KernelSigaction>(),
                     8usize,
-                );
-            }
-        }
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for &s in blocked {
-            libc::sigaddset(&mut set, s);
-        }
-        if libc::sigprocmask(libc::SIG_BLOCK, &set, ptr::null_mut()) < 0 {
-            return Err(io::Error::last_os_error());
+                )
+            };
         }
     }
+    // SAFETY: SIG_IGN runs no code of ours.
+    unsafe { nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn) }?;
+    let mut set = SigSet::empty();
+    for &s in blocked {
+        set.add(Signal::try_from(s)?);
+    }
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
     Ok(())
 }
 
-/// Sends `sig` to the engine's whole process group.
+/// Sends `sig` to the engine's whole process group. A group already gone
+/// gives ESRCH, which is fine.
 pub fn signal_group(pid: libc::pid_t, sig: libc::c_int) {
-    // SAFETY: kill has no memory effects. A group already gone gives ESRCH,
-    // which is fine.
-    unsafe {
-        libc::kill(-pid, sig);
+    if let Ok(s) = nix::sys::signal::Signal::try_from(sig) {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), s);
     }
 }
 
-/// A reaped child.
-pub struct Exit {
-    pub pid: libc::pid_t,
-    pub status: libc::c_int,
-}
-
-/// Reaps one finished child without blocking.
-pub fn reap() -> Option<Exit> {
-    let mut status = 0;
-    // SAFETY: plain waitpid with an out-parameter we own.
-    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-    (pid > 0).then_some(Exit { pid, status })
-}
-
-/// "exit 0", "signal 9 (SIGKILL)" and the like.
-pub fn describe_status(status: libc::c_int) -> String {
-    if libc::WIFEXITED(status) {
-        format!("exit={}", libc::WEXITSTATUS(status))
-    } else if libc::WIFSIGNALED(status) {
-        let sig = libc::WTERMSIG(status);
-        let name = nix::sys::signal::Signal::try_from(sig)
-            .map(|s| s.as_str())
-            .unwrap_or("?");
-        format!("signal={name}")
-    } else {
-        format!("status={status}")
+/// Sends `sig` to one process.
+pub fn signal_pid(pid: libc::pid_t, sig: libc::c_int) {
+    if let Ok(s) = nix::sys::signal::Signal::try_from(sig) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), s);
     }
 }
