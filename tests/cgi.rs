@@ -461,3 +461,13 @@ fn git_clone_fetch_and_push_over_http_backend() {
         "two\none"
     );
 }
+
+#[test]
+fn the_query_never_names_the_script() {
+    let d = server("");
+    let (st, _, _) = curl(&[], &u(&d, "/nothing?x=http://h/cgi-bin/env.sh"));
+    assert_eq!(st, 404);
+    let (st, _, body) = curl(&[], &u(&d, "/cgi-bin/env.sh?x=http://h/cgi-bin/status.sh"));
+    assert_eq!(st, 200);
+    assert!(String::from_utf8_lossy(&body).contains("QUERY_STRING=x=http://h/cgi-bin/status.sh"));
+}

@@ -749,3 +749,27 @@ fn buffered_access_log_is_written_out_on_sigterm() {
     }
     assert!(log.contains("svc=web") && log.contains("exit=0"), "{log}");
 }
+
+#[test]
+fn only_an_absolute_form_target_names_another_path() {
+    let d = site("");
+    let addr = d.addr("web");
+    let out = raw(
+        addr,
+        b"GET /index.html?next=http://x/hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        out.ends_with("<h1>home</h1>\n"),
+        "query chose the file: {out}"
+    );
+    let out = raw(
+        addr,
+        b"GET /a://b/hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(out.starts_with("HTTP/1.1 404"), "{out}");
+    let out = raw(
+        addr,
+        b"GET http://x/hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(out.ends_with("hello, world\n"), "absolute-form: {out}");
+}

@@ -5,6 +5,17 @@ use std::time::Instant;
 
 use crate::HttpError;
 
+/// For an absolute-form target (`scheme://authority/path?query`), what
+/// follows `://`; `None` for any other form. The scheme must start the
+/// target (RFC 3986 section 3.1: a letter, then letters, digits, `+-.`).
+fn absolute_form_rest(t: &str) -> Option<&str> {
+    let (scheme, rest) = t.split_once("://")?;
+    let mut chars = scheme.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    (first_ok && rest_ok).then_some(rest)
+}
+
 /// How the request body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
@@ -50,17 +61,21 @@ impl Request {
     }
 
     /// The path part of the target (before `?`), for origin-form and
-    /// absolute-form targets.
+    /// absolute-form targets. Only a scheme at the very start of the target
+    /// makes it absolute-form: a `://` later on (in the query, or in a
+    /// segment such as `/a://b`) is an ordinary character of the path.
     pub fn path(&self) -> &str {
         let t = self.target.as_str();
-        let t = match t.find("://") {
-            Some(i) => {
-                let rest = &t[i + 3..];
-                rest.find('/').map(|j| &rest[j..]).unwrap_or("/")
-            }
+        let t = match absolute_form_rest(t) {
+            Some(rest) => rest.find(['/', '?']).map(|j| &rest[j..]).unwrap_or("/"),
             None => t,
         };
-        t.split_once('?').map(|(p, _)| p).unwrap_or(t)
+        let p = t.split_once('?').map(|(p, _)| p).unwrap_or(t);
+        if p.is_empty() {
+            "/"
+        } else {
+            p
+        }
     }
 
     pub fn query(&self) -> Option<&str> {
@@ -170,5 +185,48 @@ impl Request {
                 .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
             && r.framing != Framing::None;
         Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses a whole request head, as `Conn` does.
+    pub(crate) fn parse(head: &str) -> Result<Request, HttpError> {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(head.as_bytes()) {
+            Ok(httparse::Status::Complete(_)) => Request::from_parsed(&req, Instant::now()),
+            other => panic!("{head:?} does not parse: {other:?}"),
+        }
+    }
+
+    fn target(t: &str) -> Request {
+        parse(&format!("GET {t} HTTP/1.1\r\nHost: x\r\n\r\n")).unwrap()
+    }
+
+    #[test]
+    fn path_and_query_cases() {
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            ("/index.html", "/index.html", None),
+            ("/a?b=1", "/a", Some("b=1")),
+            // A URL in the query is query, not a target.
+            (
+                "/index.html?next=http://x/dir/private.txt",
+                "/index.html",
+                Some("next=http://x/dir/private.txt"),
+            ),
+            ("/a://b/dir/private.txt", "/a://b/dir/private.txt", None),
+            ("http://host/dir/f.txt?q", "/dir/f.txt", Some("q")),
+            ("HTTPS://host", "/", None),
+            ("http://host?x=1", "/", Some("x=1")),
+            ("*", "*", None),
+            ("1http://host/x", "1http://host/x", None),
+        ];
+        for (t, path, query) in cases {
+            let r = target(t);
+            assert_eq!((r.path(), r.query()), (*path, *query), "{t}");
+        }
     }
 }
