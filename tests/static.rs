@@ -773,3 +773,20 @@ fn only_an_absolute_form_target_names_another_path() {
     );
     assert!(out.ends_with("hello, world\n"), "absolute-form: {out}");
 }
+
+#[test]
+fn overlapping_ranges_never_repeat_the_file() {
+    let d = site("");
+    let ranges = vec!["0-"; 16].join(",");
+    let (h, body) = curl(
+        &["-H", &format!("Range: bytes={ranges}")],
+        &url(&d, "/hello.txt"),
+    );
+    assert_eq!(status(&h), 206, "{h}");
+    assert_eq!(body, b"hello, world\n", "one copy: {h}");
+    let (h, body) = curl(&["-H", "Range: bytes=0-3,2-5"], &url(&d, "/hello.txt"));
+    assert_eq!(
+        (status(&h), header(&h, "Content-Range"), body.as_slice()),
+        (206, Some("bytes 0-5/13"), b"hello,".as_slice())
+    );
+}

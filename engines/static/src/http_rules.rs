@@ -150,7 +150,30 @@ pub fn parse_range(header: &str, len: u64) -> Ranges {
     if out.is_empty() {
         return Ranges::Unsatisfiable;
     }
-    Ranges::Some(out)
+    Ranges::Some(coalesce(out))
+}
+
+/// Merges overlapping and adjacent ranges (RFC 9110 section 14.2 allows
+/// it), so a response never carries a byte twice: sixteen `0-` ranges are
+/// one range, not sixteen copies of the file. Ranges that do not touch
+/// keep the order the client asked for.
+fn coalesce(mut rs: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    let mut sorted = rs.clone();
+    sorted.sort_unstable();
+    let touching = sorted
+        .windows(2)
+        .any(|w| w[1].0 <= w[0].1.saturating_add(1));
+    if !touching {
+        return rs;
+    }
+    rs.clear();
+    for (a, b) in sorted {
+        match rs.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => rs.push((a, b)),
+        }
+    }
+    rs
 }
 
 /// Whether the client accepts `coding` (q > 0), by Accept-Encoding.
@@ -243,6 +266,20 @@ mod tests {
             ("bytes=abc", 1000, Ranges::Whole),
             ("bytes=", 1000, Ranges::Whole),
             ("bytes=0-", 0, Ranges::Unsatisfiable),
+            ("bytes=0-,0-,0-", 1000, Ranges::Some(vec![(0, 999)])),
+            ("bytes=0-9,5-20", 1000, Ranges::Some(vec![(0, 20)])),
+            ("bytes=0-9,10-19", 1000, Ranges::Some(vec![(0, 19)])),
+            ("bytes=-10,0-", 1000, Ranges::Some(vec![(0, 999)])),
+            (
+                "bytes=50-59,0-9,5-6",
+                1000,
+                Ranges::Some(vec![(0, 9), (50, 59)]),
+            ),
+            (
+                "bytes=50-59,0-9",
+                1000,
+                Ranges::Some(vec![(50, 59), (0, 9)]),
+            ),
         ];
         for (h, len, want) in cases {
             assert_eq!(parse_range(h, *len), *want, "{h} of {len}");
