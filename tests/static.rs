@@ -34,6 +34,11 @@ fn site(extra: &str) -> Jawasd {
     std::fs::write(root.join("data.foo"), "foo data\n").unwrap();
     std::fs::write(root.join("missing.html"), "<p>custom not found</p>\n").unwrap();
     std::fs::write(root.join("empty/<b>&weird name.txt"), "x").unwrap();
+    std::fs::write(root.join("empty/javascript:alert(1)"), "x").unwrap();
+    let fifo =
+        std::ffi::CString::new(root.join("fifo").into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo with a NUL-terminated path we own.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
     let big: Vec<u8> = (0..5_000_000u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
         .collect();
@@ -320,8 +325,12 @@ fn directories_redirect_index_and_listing() {
         "escaped name: {html}"
     );
     assert!(
-        html.contains("href=\"%3Cb%3E&weird%20name.txt\""),
+        html.contains("href=\"./%3Cb%3E&amp;weird%20name.txt\""),
         "encoded link: {html}"
+    );
+    assert!(
+        html.contains("href=\"./javascript:alert(1)\""),
+        "a name with a colon stays a relative link: {html}"
     );
     let (_, root_listing) = curl(&[], &url(&l, "/"));
     assert!(
@@ -789,4 +798,16 @@ fn overlapping_ranges_never_repeat_the_file() {
         (status(&h), header(&h, "Content-Range"), body.as_slice()),
         (206, Some("bytes 0-5/13"), b"hello,".as_slice())
     );
+}
+
+#[test]
+fn a_fifo_under_the_root_is_not_found_at_once() {
+    let d = site("");
+    let t0 = Instant::now();
+    let (h, _) = curl(&[], &url(&d, "/fifo"));
+    assert_eq!(status(&h), 404, "{h}");
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    // The engine is still there for the next request.
+    let (h, _) = curl(&[], &url(&d, "/hello.txt"));
+    assert_eq!(status(&h), 200);
 }

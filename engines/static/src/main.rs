@@ -223,7 +223,7 @@ impl Server {
             const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
             const RESOLVE_BENEATH: u64 = 0x08;
             let how = OpenHow {
-                flags: (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY) as u64,
+                flags: OPEN_FLAGS as u64,
                 mode: 0,
                 resolve: RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
             };
@@ -249,9 +249,9 @@ impl Server {
             if !full.starts_with(&self.opts.root) {
                 return Err(std::io::Error::from_raw_os_error(libc::EXDEV));
             }
-            return File::open(full);
+            return open_nonblocking(&full);
         }
-        File::open(self.opts.root.join(rel))
+        open_nonblocking(&self.opts.root.join(rel))
     }
 
     fn open_error(&self, e: &std::io::Error) -> Response {
@@ -450,7 +450,9 @@ impl Server {
         }
         for (name, is_dir, size) in names {
             let slash = if is_dir { "/" } else { "" };
-            let href = percent_encode(&name);
+            // "./" first: a name such as "javascript:alert(1)" must stay a
+            // relative path, never be read as a URL scheme.
+            let href = html_escape(&format!("./{}", percent_encode(&name)));
             let shown = html_escape(&name);
             let size = if is_dir {
                 String::new()
@@ -464,6 +466,21 @@ impl Server {
         html.push_str("</ul>\n</body></html>\n");
         Response::new(200).bytes("text/html; charset=utf-8", html)
     }
+}
+
+/// Flags for every open under the root. O_NONBLOCK: opening a FIFO
+/// with no writer (or a device) must not block the engine for ever; only
+/// regular files and directories are served, and O_NONBLOCK changes
+/// nothing for those.
+const OPEN_FLAGS: libc::c_int =
+    libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
+
+fn open_nonblocking(path: &std::path::Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(OPEN_FLAGS)
+        .open(path)
 }
 
 fn open_dir(path: &std::path::Path) -> std::io::Result<OwnedFd> {
