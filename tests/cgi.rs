@@ -471,3 +471,57 @@ fn the_query_never_names_the_script() {
     assert_eq!(st, 200);
     assert!(String::from_utf8_lossy(&body).contains("QUERY_STRING=x=http://h/cgi-bin/status.sh"));
 }
+
+/// jawas-cgi --script env.sh under the prefix /app.
+fn script_server() -> Jawasd {
+    let dir = TempDir::new();
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    script(
+        &www,
+        "env.sh",
+        "printf 'Content-Type: text/plain\\r\\n\\r\\n'; env | sort",
+    );
+    let config = "[services.cgi]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-cgi\"\nargs = [\"--script\", \"{dir}/www/env.sh\", \"--prefix\", \"/app\"]\ncapture_stderr = true\n";
+    Jawasd::builder(config).dir(dir).start()
+}
+
+/// One request on a fresh connection: everything the server sent.
+fn raw_get(d: &Jawasd, target: &str, headers: &str) -> String {
+    let mut s = TcpStream::connect(d.addr("cgi")).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    String::from_utf8_lossy(&read_all(&mut s)).to_string()
+}
+
+#[test]
+fn script_mode_path_info_follows_the_root_rules() {
+    let d = script_server();
+    for (target, want) in [
+        ("/app/%2e%2e/%2e%2e/etc/passwd", "HTTP/1.1 400"),
+        ("/app/a%00b", "HTTP/1.1 400"),
+        ("/app/a%zz", "HTTP/1.1 400"),
+        ("/app/.git/config", "HTTP/1.1 404"),
+    ] {
+        let out = raw_get(&d, target, "");
+        assert!(out.starts_with(want), "{target}: {out}");
+        assert!(!out.contains("PATH_TRANSLATED"), "{target}: {out}");
+    }
+    let out = raw_get(&d, "/app/a/./b/%2e%2e/c%20d/", "");
+    assert!(out.contains("\nPATH_INFO=/a/c d/\n"), "{out}");
+    let root = out
+        .lines()
+        .find_map(|l| l.strip_prefix("DOCUMENT_ROOT="))
+        .unwrap()
+        .to_string();
+    assert!(
+        out.contains(&format!("\nPATH_TRANSLATED={root}/a/c d/\n")),
+        "{out}"
+    );
+    let out = raw_get(&d, "/app", "");
+    assert!(out.contains("\nPATH_INFO=\n"), "{out}");
+}

@@ -151,11 +151,25 @@ fn locate(opts: &Options, path: &str) -> Result<Target, u16> {
         _ => return Err(404),
     };
     if let Some(script) = &opts.script {
-        let info = jawas_http::path::percent_decode(rest).map_err(|_| 400u16)?;
+        // The same rules as for --root: decoded once, no NUL, dot segments
+        // resolved without climbing, dotfiles hidden. PATH_TRANSLATED is
+        // built from PATH_INFO, so it cannot leave the document root.
+        let segs = match segments(if rest.is_empty() { "/" } else { rest }, false) {
+            Ok(s) => s,
+            Err(PathError::Bad(_)) => return Err(400),
+            Err(PathError::Hidden) => return Err(404),
+        };
+        let mut path_info = String::new();
+        if !rest.is_empty() {
+            path_info = format!("/{}", segs.join("/"));
+            if rest.ends_with('/') && !segs.is_empty() {
+                path_info.push('/');
+            }
+        }
         return Ok(Target {
             script: script.clone(),
             script_name: opts.prefix.clone(),
-            path_info: String::from_utf8(info).map_err(|_| 400u16)?,
+            path_info,
         });
     }
     let root = opts.root.as_ref().expect("root or script");
