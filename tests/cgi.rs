@@ -525,3 +525,16 @@ fn script_mode_path_info_follows_the_root_rules() {
     let out = raw_get(&d, "/app", "");
     assert!(out.contains("\nPATH_INFO=\n"), "{out}");
 }
+
+#[test]
+fn header_names_with_underscores_are_dropped() {
+    let d = server("");
+    let (st, _, body) = curl(
+        &["-H", "X_Real_IP: 6.6.6.6", "-H", "X-Real-IP: 10.0.0.1"],
+        &u(&d, "/cgi-bin/env.sh"),
+    );
+    assert_eq!(st, 200);
+    let env = String::from_utf8(body).unwrap();
+    assert!(env.contains("\nHTTP_X_REAL_IP=10.0.0.1\n"), "{env}");
+    assert!(!env.contains("6.6.6.6"), "{env}");
+}

@@ -641,6 +641,12 @@ fn cgi_env(
         set("HTTPS", "on".into());
     }
     for (k, v) in &req.headers {
+        // X_Real_IP would become HTTP_X_REAL_IP, the variable of the
+        // trusted X-Real-IP a proxy sets: names with `_` are dropped, as
+        // Apache and nginx do.
+        if k.contains('_') {
+            continue;
+        }
         let name = format!("HTTP_{}", k.to_ascii_uppercase().replace('-', "_"));
         // httpoxy: a client's Proxy header must never become HTTP_PROXY.
         // Length and type are given as CONTENT_*; credentials are not passed.
