@@ -538,3 +538,22 @@ fn header_names_with_underscores_are_dropped() {
     assert!(env.contains("\nHTTP_X_REAL_IP=10.0.0.1\n"), "{env}");
     assert!(!env.contains("6.6.6.6"), "{env}");
 }
+
+#[test]
+fn ipv6_host_gives_a_bracketed_server_name() {
+    let d = server("");
+    let out = raw_get(&d, "/cgi-bin/env.sh", "");
+    assert!(out.contains("\nSERVER_NAME=x\n"), "{out}");
+    let mut s = TcpStream::connect(d.addr("cgi")).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(b"GET /cgi-bin/env.sh HTTP/1.1\r\nHost: [::1]:8080\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let out = String::from_utf8_lossy(&read_all(&mut s)).to_string();
+    assert!(out.contains("\nSERVER_NAME=[::1]\n"), "{out}");
+    let mut s = TcpStream::connect(d.addr("cgi")).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(b"GET /cgi-bin/env.sh HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let out = String::from_utf8_lossy(&read_all(&mut s)).to_string();
+    assert!(out.contains("\nSERVER_NAME=[::1]\n"), "{out}");
+}

@@ -230,6 +230,10 @@ fn bad_requests_get_small_correct_answers() {
         ),
         (
             b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(),
+            "HTTP/1.1 400",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n".to_vec(),
             "HTTP/1.1 501",
         ),
         (
@@ -287,7 +291,7 @@ fn traversal_dotfiles_and_symlinks_never_leave_the_root() {
     ] {
         let out = raw(addr, format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes());
         assert!(
-            out.starts_with("HTTP/1.0 400") || out.starts_with("HTTP/1.0 404"),
+            out.starts_with("HTTP/1.1 400") || out.starts_with("HTTP/1.1 404"),
             "{path}: {out}"
         );
         assert!(
@@ -465,13 +469,13 @@ fn keep_alive_pipelining_and_versions() {
         addr,
         b"GET /hello.txt HTTP/1.0\r\n\r\nGET /hello.txt HTTP/1.0\r\n\r\n",
     );
-    assert_eq!(out.matches("HTTP/1.0 200").count(), 1, "{out}");
+    assert_eq!(out.matches("HTTP/1.1 200").count(), 1, "{out}");
     assert!(out.contains("Connection: close"));
     let out = raw(
         addr,
         b"GET /hello.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /hello.txt HTTP/1.0\r\n\r\n",
     );
-    assert_eq!(out.matches("HTTP/1.0 200").count(), 2, "{out}");
+    assert_eq!(out.matches("HTTP/1.1 200").count(), 2, "{out}");
     assert!(out.contains("Connection: keep-alive"));
     // Many requests on one connection with curl.
     let urls: Vec<String> = (0..5).map(|_| url(&d, "/hello.txt")).collect();
@@ -569,7 +573,7 @@ fn runs_from_a_pipe_and_refuses_bad_usage() {
     std::fs::write(dir.path().join("index.html"), "piped\n").unwrap();
     let out = pipe(dir.path(), b"GET / HTTP/1.0\r\n\r\n", &[]);
     assert!(
-        out.starts_with("HTTP/1.0 200 OK\r\n") && out.ends_with("\r\n\r\npiped\n"),
+        out.starts_with("HTTP/1.1 200 OK\r\n") && out.ends_with("\r\n\r\npiped\n"),
         "{out}"
     );
     let out = pipe(
@@ -810,4 +814,46 @@ fn a_fifo_under_the_root_is_not_found_at_once() {
     // The engine is still there for the next request.
     let (h, _) = curl(&[], &url(&d, "/hello.txt"));
     assert_eq!(status(&h), 200);
+}
+
+#[test]
+fn framing_host_and_version_rules() {
+    let d = site("");
+    let addr = d.addr("web");
+    let get = "GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    // Refused, and the connection closed: the request after it is never read.
+    for (req, want) in [
+        ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\nContent-Length: 5\r\n\r\nabcde", "400"),
+        ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\nContent-Length: 5\r\n\r\nabcde", "400"),
+        ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", "400"),
+        ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n 5\r\nabcde\r\n0\r\n\r\n", "400"),
+        ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nabcde\r\n0\r\n\r\n", "400"),
+        ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\u{a0}\r\nabcde\r\n0\r\n\r\n", "400"),
+        ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "400"),
+        ("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", "400"),
+        ("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", "400"),
+        ("GET / FOO HTTP/1.1\r\nHost: x\r\n\r\n", "400"),
+        ("GET / HTTP/1.10\r\nHost: x\r\n\r\n", "400"),
+        ("GET / HTTP/3.0\r\nHost: x\r\n\r\n", "505"),
+    ] {
+        let out = raw(addr, format!("{req}{get}").as_bytes());
+        assert!(
+            out.starts_with(&format!("HTTP/1.1 {want} ")),
+            "{req:?}: want {want}, got {out:?}"
+        );
+        assert!(out.contains("Connection: close\r\n"), "{req:?}: {out:?}");
+        assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{req:?}: {out:?}");
+    }
+    // Accepted: leading zeros in a chunk size, HTTP/1.2 as 1.1, IPv6 Host;
+    // answers to HTTP/1.0 say HTTP/1.1.
+    for (req, n) in [
+        ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0005\r\nabcde\r\n000\r\n\r\n", 2),
+        ("GET /hello.txt HTTP/1.2\r\nHost: x\r\n\r\n", 2),
+        ("GET /hello.txt HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", 2),
+        ("GET /hello.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 2),
+    ] {
+        let out = raw(addr, format!("{req}{get}").as_bytes());
+        assert_eq!(out.matches("HTTP/1.1 ").count(), n, "{req:?}: {out:?}");
+        assert!(!out.contains("HTTP/1.0") && !out.contains(" 400 "), "{req:?}: {out:?}");
+    }
 }

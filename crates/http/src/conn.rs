@@ -29,6 +29,58 @@ fn is_blocking_socket(fd: RawFd) -> bool {
     }
 }
 
+/// For a request line `METHOD SP target SP HTTP/d.d` (ending in CRLF or
+/// not yet ended): where the version starts, and its major and minor.
+/// `None` for any other line, which is a malformed request line (400), not
+/// an unsupported version (505).
+fn version_of_line(buf: &[u8]) -> Option<(usize, u8, u8)> {
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or(b"");
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut parts = line.split(|&b| b == b' ');
+    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || method.is_empty() || target.is_empty() {
+        return None;
+    }
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            Some((method.len() + target.len() + 2, major - b'0', minor - b'0'))
+        }
+        _ => None,
+    }
+}
+
+/// Parses a chunk-size line: exactly 1*HEXDIG (leading zeros allowed, no
+/// whitespace of any kind), then optional extensions after `;` (with the
+/// BWS RFC 9112 allows before it). Extensions are ignored.
+fn chunk_size(line: &[u8]) -> Option<u64> {
+    let size = match line.iter().position(|&b| b == b';') {
+        Some(i) => {
+            let mut s = &line[..i];
+            while let Some(rest) = s.strip_suffix(b" ").or_else(|| s.strip_suffix(b"\t")) {
+                s = rest;
+            }
+            s
+        }
+        None => line,
+    };
+    if size.is_empty() || !size.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let first = size.iter().position(|&b| b != b'0').unwrap_or(size.len());
+    let digits = &size[first..];
+    if digits.len() > 15 {
+        return None;
+    }
+    // Only ASCII hex digits remain, so both conversions succeed.
+    let text = std::str::from_utf8(digits).ok()?;
+    if text.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(text, 16).ok()
+}
+
 /// Files up to this size are sent with their head in one write.
 const SMALL_BODY: u64 = 32 * 1024;
 
@@ -293,14 +345,17 @@ impl Conn {
                     }
                 }
                 Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadersTooLarge),
-                Err(httparse::Error::Version) => {
-                    let line = avail.split(|&b| b == b'\n').next().unwrap_or(b"");
-                    return Err(if line.windows(5).any(|w| w == b"HTTP/") {
-                        HttpError::VersionNotSupported
-                    } else {
-                        HttpError::BadRequest("malformed request line")
-                    });
-                }
+                Err(httparse::Error::Version) => match version_of_line(avail) {
+                    // HTTP/1.2 and later minors are served as 1.1 (RFC 9110
+                    // section 6.2): rewrite the version in place (same
+                    // length) and parse again.
+                    Some((at, 1, _)) => {
+                        self.buf[self.pos + at..self.pos + at + 8].copy_from_slice(b"HTTP/1.1");
+                        continue;
+                    }
+                    Some(_) => return Err(HttpError::VersionNotSupported),
+                    None => return Err(HttpError::BadRequest("malformed request line")),
+                },
                 Err(_) => return Err(HttpError::BadRequest("malformed request head")),
             }
             match self.fill(deadline) {
@@ -387,18 +442,7 @@ impl Conn {
         let mut total: u64 = 0;
         loop {
             let line = self.read_line(deadline)?;
-            let size_text = line.split(|&b| b == b';').next().unwrap_or(b"");
-            let size_text = std::str::from_utf8(size_text)
-                .map_err(|_| HttpError::BadRequest("bad chunk size"))?
-                .trim();
-            if size_text.is_empty()
-                || !size_text.bytes().all(|b| b.is_ascii_hexdigit())
-                || size_text.len() > 15
-            {
-                return Err(HttpError::BadRequest("bad chunk size"));
-            }
-            let size = u64::from_str_radix(size_text, 16)
-                .map_err(|_| HttpError::BadRequest("bad chunk size"))?;
+            let size = chunk_size(&line).ok_or(HttpError::BadRequest("bad chunk size"))?;
             if size == 0 {
                 // Trailers, ignored, up to the empty line.
                 loop {
@@ -543,7 +587,8 @@ impl Conn {
             && !resp.close
             && (len.is_some() || chunked || head_only);
         let mut head = String::with_capacity(256);
-        head.push_str(if minor == 0 { "HTTP/1.0 " } else { "HTTP/1.1 " });
+        // Our version, whatever the client's (RFC 9110 section 6.2).
+        head.push_str("HTTP/1.1 ");
         head.push_str(&resp.status.to_string());
         head.push(' ');
         head.push_str(reason(resp.status));
@@ -684,6 +729,62 @@ impl Conn {
             let mut resp = Response::error(status);
             resp.close = true;
             let _ = self.send(None, resp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_line_versions() {
+        let cases: &[(&str, Option<(usize, u8, u8)>)] = &[
+            ("GET / HTTP/1.2\r\n", Some((6, 1, 2))),
+            ("GET /x HTTP/2.0\r\n", Some((7, 2, 0))),
+            ("GET / HTTP/1.2", Some((6, 1, 2))),
+            ("GET / FOO HTTP/1.1\r\n", None),
+            ("GET / HTTP/1.10\r\n", None),
+            ("GET  / HTTP/1.1\r\n", None),
+            ("GET / http/1.1\r\n", None),
+            ("garbage HTTP/2\r\n", None),
+        ];
+        for (line, want) in cases {
+            assert_eq!(version_of_line(line.as_bytes()), *want, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn chunk_size_cases() {
+        let cases: &[(&[u8], Option<u64>)] = &[
+            (b"0", Some(0)),
+            (b"1a", Some(26)),
+            (b"1A", Some(26)),
+            (b"0000000000000000000001", Some(1)),
+            (b"000", Some(0)),
+            (b"5;name=value", Some(5)),
+            (b"5 ;ext", Some(5)),
+            (b"5\t; ext", Some(5)),
+            (b"fffffffffffffff", Some(0xfff_ffff_ffff_ffff)),
+            (b"1000000000000000", None),
+            (b"", None),
+            (b" 5", None),
+            (b"5 ", None),
+            (b"5\t", None),
+            ("5\u{a0}".as_bytes(), None),
+            ("\u{2003}5".as_bytes(), None),
+            (b"+5", None),
+            (b"0x5", None),
+            (b"5 5", None),
+            (b";ext", None),
+        ];
+        for (line, want) in cases {
+            assert_eq!(
+                chunk_size(line),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
         }
     }
 }

@@ -23,7 +23,7 @@ mod response;
 pub use conn::{Conn, Limits};
 pub use date::{format_http_date, parse_http_date};
 pub use log::AccessLog;
-pub use request::{Framing, Request};
+pub use request::{split_host, Framing, Request};
 pub use response::{reason, Body, Response, Segment};
 
 use std::fmt;

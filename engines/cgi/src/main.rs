@@ -600,17 +600,10 @@ fn cgi_env(
             format!("{}{}", doc_root.display(), t.path_info),
         );
     }
-    let host = req.header("Host").unwrap_or("");
     let server_name = opts
         .server_name
         .clone()
-        .or_else(|| {
-            host.rsplit_once(':')
-                .map(|(h, _)| h.to_string())
-                .filter(|h| !h.ends_with(']') || h.starts_with('['))
-                .or(Some(host.to_string()))
-                .filter(|h| !h.is_empty())
-        })
+        .or_else(|| req.host_name().map(str::to_string))
         .or_else(|| conn.peer.local_ip.clone())
         .unwrap_or_else(|| "localhost".into());
     set("SERVER_NAME", server_name);
