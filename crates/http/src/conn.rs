@@ -739,7 +739,8 @@ mod tests {
 
     #[test]
     fn request_line_versions() {
-        let cases: &[(&str, Option<(usize, u8, u8)>)] = &[
+        type Case<'a> = (&'a str, Option<(usize, u8, u8)>);
+        let cases: &[Case] = &[
             ("GET / HTTP/1.2\r\n", Some((6, 1, 2))),
             ("GET /x HTTP/2.0\r\n", Some((7, 2, 0))),
             ("GET / HTTP/1.2", Some((6, 1, 2))),
