@@ -557,3 +557,22 @@ fn ipv6_host_gives_a_bracketed_server_name() {
     let out = String::from_utf8_lossy(&read_all(&mut s)).to_string();
     assert!(out.contains("\nSERVER_NAME=[::1]\n"), "{out}");
 }
+
+#[test]
+fn a_bare_cr_in_a_script_header_never_reaches_the_client() {
+    let d = server("");
+    let dir = d.dir().join("www/cgi-bin");
+    script(
+        &dir,
+        "split.sh",
+        "printf 'Content-Type: text/plain\\r\\nX-A: a\\rSet-Cookie: evil=1\\r\\n\\r\\nbody\\n'",
+    );
+    let out = raw_get(&d, "/cgi-bin/split.sh", "");
+    assert!(out.starts_with("HTTP/1.1 500 "), "{out:?}");
+    assert!(!out.contains("evil"), "{out:?}");
+    assert!(
+        d.wait_log("control character in header line", T),
+        "{}",
+        d.log()
+    );
+}

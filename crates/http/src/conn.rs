@@ -81,6 +81,18 @@ fn chunk_size(line: &[u8]) -> Option<u64> {
     u64::from_str_radix(text, 16).ok()
 }
 
+/// Whether a response field can be written as is: a CR, LF or NUL in a
+/// name or value would split the response (a handler passing on what a
+/// script or upstream said must not be able to). Unsafe fields are dropped.
+fn field_is_safe(name: &str, value: &str) -> bool {
+    !name.is_empty()
+        && !name
+            .bytes()
+            .chain(value.bytes())
+            .any(|b| matches!(b, b'\r' | b'\n' | 0))
+        && !name.contains(':')
+}
+
 /// Files up to this size are sent with their head in one write.
 const SMALL_BODY: u64 = 32 * 1024;
 
@@ -599,6 +611,7 @@ impl Conn {
             if k.eq_ignore_ascii_case("Content-Length")
                 || k.eq_ignore_ascii_case("Transfer-Encoding")
                 || k.eq_ignore_ascii_case("Connection")
+                || !field_is_safe(k, v)
             {
                 continue;
             }
@@ -786,6 +799,21 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(line)
             );
+        }
+    }
+
+    #[test]
+    fn unsafe_fields_are_refused() {
+        for (k, v, want) in [
+            ("X-A", "a b\tc", true),
+            ("X-A", "a\rSet-Cookie: x", false),
+            ("X-A", "a\nSet-Cookie: x", false),
+            ("X-A", "a\0", false),
+            ("X\rA", "a", false),
+            ("X:A", "a", false),
+            ("", "a", false),
+        ] {
+            assert_eq!(field_is_safe(k, v), want, "{k:?}: {v:?}");
         }
     }
 }

@@ -719,9 +719,17 @@ fn read_script_head(out: &mut ChannelReader) -> Result<ScriptHead, String> {
         location_only_redirect: false,
     };
     for line in text.split('\n') {
-        let line = line.trim_end_matches('\r');
+        let line = line.strip_suffix('\r').unwrap_or(line);
         if line.is_empty() {
             continue;
+        }
+        // A bare CR (or any control but HTAB) would reach the client as a
+        // line break some parsers honour: response splitting.
+        if line.chars().any(|c| c.is_ascii_control() && c != '\t') {
+            return Err(format!(
+                "control character in header line '{}'",
+                clean(line)
+            ));
         }
         let (k, v) = line
             .split_once(':')
@@ -892,6 +900,12 @@ mod tests {
             ("just text\n\n", "malformed header line"),
             ("X-Only: 1\n\n", "no Content-Type"),
             ("Status: abc\nContent-Type: a/b\n\n", "bad Status"),
+            (
+                "Content-Type: a/b\nX-A: a\rSet-Cookie: x=1\n\n",
+                "control character",
+            ),
+            ("Content-Type: a/b\r\r\n\r\n", "control character"),
+            ("Content-Type: a/b\nX-A: \0\n\n", "control character"),
         ] {
             let e = head(bad).err().unwrap_or_default();
             assert!(e.contains(why), "{bad:?}: {e}");
