@@ -46,6 +46,8 @@ fn site(extra: &str) -> Jawasd {
     std::fs::write(dir.path().join("outside.txt"), "outside the root\n").unwrap();
     std::os::unix::fs::symlink(dir.path().join("outside.txt"), root.join("escape.txt")).unwrap();
     std::os::unix::fs::symlink("hello.txt", root.join("inside-link.txt")).unwrap();
+    std::os::unix::fs::symlink(root.join("hello.txt"), root.join("absolute-link.txt")).unwrap();
+    std::os::unix::fs::symlink(root.join("docs"), root.join("absolute-dir")).unwrap();
     let config = format!(
         r#"
 [services.web]
@@ -856,4 +858,32 @@ fn framing_host_and_version_rules() {
         assert_eq!(out.matches("HTTP/1.1 ").count(), n, "{req:?}: {out:?}");
         assert!(!out.contains("HTTP/1.0") && !out.contains(" 400 "), "{req:?}: {out:?}");
     }
+}
+
+#[test]
+fn a_file_with_a_slash_is_not_found_and_absolute_links_inside_are_followed() {
+    let d = site("");
+    for path in [
+        "/hello.txt/",
+        "/hello.txt%2f",
+        "/hello.txt/.",
+        "/docs/index.html/",
+    ] {
+        let (h, _) = curl(&["--path-as-is"], &url(&d, path));
+        assert_eq!(status(&h), 404, "{path}: {h}");
+    }
+    let (h, body) = curl(&[], &url(&d, "/absolute-link.txt"));
+    assert_eq!(
+        (status(&h), body.as_slice()),
+        (200, b"hello, world\n".as_slice()),
+        "{h}"
+    );
+    let (h, body) = curl(&[], &url(&d, "/absolute-dir/"));
+    assert_eq!(
+        (status(&h), body.as_slice()),
+        (200, b"<h1>docs</h1>\n".as_slice()),
+        "{h}"
+    );
+    let (h, _) = curl(&[], &url(&d, "/escape.txt"));
+    assert_eq!(status(&h), 404, "an absolute link out of the root: {h}");
 }

@@ -200,7 +200,9 @@ impl Server {
             }
             return self.not_found();
         }
-        if !meta.is_file() {
+        // A file named as a directory (`/small.txt/`) is not found, as the
+        // kernel would say (ENOTDIR).
+        if !meta.is_file() || names_a_directory(req.path()) {
             return self.not_found();
         }
         self.file_response(req, &rel, file, meta)
@@ -208,50 +210,62 @@ impl Server {
 
     /// Opens `rel` beneath the root. Unless symlinks may leave the root,
     /// the kernel resolves the path and refuses any escape (openat2 with
-    /// RESOLVE_BENEATH); on kernels without openat2, the canonical path is
-    /// checked instead.
+    /// RESOLVE_BENEATH). RESOLVE_BENEATH also refuses every absolute
+    /// symlink, even one pointing inside the root, so on that refusal the
+    /// canonical path is checked and, when inside, opened with no symlinks
+    /// allowed at all (a link swapped in meanwhile is refused). On kernels
+    /// without openat2, the canonical path is checked instead.
     fn open(&self, rel: &str) -> std::io::Result<File> {
         let rel = if rel.is_empty() { "." } else { rel };
-        let c = CString::new(rel).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-        if !self.opts.follow_symlinks {
-            #[repr(C)]
-            struct OpenHow {
-                flags: u64,
-                mode: u64,
-                resolve: u64,
-            }
-            const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-            const RESOLVE_BENEATH: u64 = 0x08;
-            let how = OpenHow {
-                flags: OPEN_FLAGS as u64,
-                mode: 0,
-                resolve: RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
-            };
-            // SAFETY: openat2 with a valid dirfd, C path and open_how.
-            let fd = unsafe {
-                libc::syscall(
-                    libc::SYS_openat2,
-                    std::os::fd::AsRawFd::as_raw_fd(&self.root_fd),
-                    c.as_ptr(),
-                    &how as *const OpenHow,
-                    std::mem::size_of::<OpenHow>(),
-                )
-            };
-            if fd >= 0 {
-                // SAFETY: a descriptor the kernel just gave us.
-                return Ok(unsafe { File::from_raw_fd(fd as i32) });
-            }
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::ENOSYS) {
-                return Err(e);
-            }
-            let full = std::fs::canonicalize(self.opts.root.join(rel))?;
-            if !full.starts_with(&self.opts.root) {
-                return Err(std::io::Error::from_raw_os_error(libc::EXDEV));
-            }
-            return open_nonblocking(&full);
+        if self.opts.follow_symlinks {
+            return open_nonblocking(&self.opts.root.join(rel));
         }
-        open_nonblocking(&self.opts.root.join(rel))
+        match self.open_beneath(rel, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EXDEV) | Some(libc::ENOSYS)) => {
+                let full = std::fs::canonicalize(self.opts.root.join(rel))?;
+                let inside = full
+                    .strip_prefix(&self.opts.root)
+                    .map_err(|_| std::io::Error::from_raw_os_error(libc::EXDEV))?;
+                if e.raw_os_error() == Some(libc::ENOSYS) {
+                    return open_nonblocking(&full);
+                }
+                let inside = inside.to_str().filter(|s| !s.is_empty()).unwrap_or(".");
+                self.open_beneath(inside, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
+            }
+            other => other,
+        }
+    }
+
+    /// openat2(2) of `rel` under the root fd with these RESOLVE_* flags.
+    fn open_beneath(&self, rel: &str, resolve: u64) -> std::io::Result<File> {
+        #[repr(C)]
+        struct OpenHow {
+            flags: u64,
+            mode: u64,
+            resolve: u64,
+        }
+        let c = CString::new(rel).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        let how = OpenHow {
+            flags: OPEN_FLAGS as u64,
+            mode: 0,
+            resolve,
+        };
+        // SAFETY: openat2 with a valid dirfd, C path and open_how, all alive
+        // for the call.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                std::os::fd::AsRawFd::as_raw_fd(&self.root_fd),
+                c.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: a descriptor the kernel just gave us, owned by nobody else.
+        Ok(unsafe { File::from_raw_fd(fd as i32) })
     }
 
     fn open_error(&self, e: &std::io::Error) -> Response {
@@ -468,6 +482,10 @@ impl Server {
     }
 }
 
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+const RESOLVE_BENEATH: u64 = 0x08;
+
 /// Flags for every open under the root. O_NONBLOCK: opening a FIFO
 /// with no writer (or a device) must not block the engine for ever; only
 /// regular files and directories are served, and O_NONBLOCK changes
@@ -486,6 +504,13 @@ fn open_nonblocking(path: &std::path::Path) -> std::io::Result<File> {
 fn open_dir(path: &std::path::Path) -> std::io::Result<OwnedFd> {
     let f = File::open(path)?;
     Ok(OwnedFd::from(f))
+}
+
+/// Whether a request path ends as a directory does (`/`, `/.`, also
+/// percent-encoded).
+fn names_a_directory(path: &str) -> bool {
+    let decoded = jawas_http::path::percent_decode(path).unwrap_or_default();
+    decoded.ends_with(b"/") || decoded.ends_with(b"/.")
 }
 
 /// Shell-style match with `*` (any run) and `?` (one character).
