@@ -576,3 +576,38 @@ fn a_bare_cr_in_a_script_header_never_reaches_the_client() {
         d.log()
     );
 }
+
+#[test]
+fn the_service_env_and_pass_env_reach_scripts() {
+    let dir = TempDir::new();
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    script(
+        &www,
+        "env.sh",
+        "printf 'Content-Type: text/plain\\r\\n\\r\\n'; env | sort",
+    );
+    let config = r#"
+[services.cgi]
+listen = "127.0.0.1:0"
+engine = "jawas-cgi"
+args = ["--script", "{dir}/www/env.sh"]
+env = { GIT_PROJECT_ROOT = "/srv/git", CONTENT_LENGTH = "99", HTTP_X_FORGED = "1" }
+pass_env = ["JAWAS_TEST_PASSED"]
+capture_stderr = true
+"#;
+    let d = Jawasd::builder(config)
+        .env("JAWAS_TEST_PASSED", "through")
+        .env("JAWAS_TEST_NOT_PASSED", "no")
+        .dir(dir)
+        .start();
+    let out = raw_get(&d, "/", "");
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.contains("\nGIT_PROJECT_ROOT=/srv/git\n"), "{out}");
+    assert!(out.contains("\nJAWAS_TEST_PASSED=through\n"), "{out}");
+    assert!(!out.contains("JAWAS_TEST_NOT_PASSED"), "{out}");
+    // The request defines these, never the service.
+    assert!(!out.contains("CONTENT_LENGTH=99"), "{out}");
+    assert!(!out.contains("HTTP_X_FORGED"), "{out}");
+    assert!(!out.contains("TCPREMOTEIP"), "{out}");
+}

@@ -576,6 +576,11 @@ fn cgi_env(
     content_length: Option<u64>,
 ) -> Vec<(OsString, OsString)> {
     let mut env: Vec<(String, String)> = Vec::with_capacity(32 + req.headers.len());
+    // The service's own environment first (jawasd's `env` and `pass_env`,
+    // as Apache's SetEnv): jawasd lets nothing else through. The
+    // connection's UCSPI variables and anything the request defines below
+    // are not inherited.
+    env.extend(std::env::vars().filter(|(k, _)| inherited(k)));
     let mut set = |k: &str, v: String| env.push((k.to_string(), v));
     set("GATEWAY_INTERFACE", "CGI/1.1".into());
     set(
@@ -674,6 +679,43 @@ fn cgi_env(
     env.into_iter()
         .map(|(k, v)| (OsString::from(k), OsString::from(v)))
         .collect()
+}
+
+/// Whether a variable of jawas-cgi's own environment reaches scripts:
+/// not the UCSPI ones (tcp-environ(5), xinetd's REMOTE_HOST), which
+/// describe the connection in another vocabulary, not the CGI
+/// meta-variables and HTTP_* names, which only the request may set.
+fn inherited(name: &str) -> bool {
+    const CGI: &[&str] = &[
+        "AUTH_TYPE",
+        "CONTENT_LENGTH",
+        "CONTENT_TYPE",
+        "DOCUMENT_ROOT",
+        "GATEWAY_INTERFACE",
+        "HTTPS",
+        "PATH",
+        "PATH_INFO",
+        "PATH_TRANSLATED",
+        "PROTO",
+        "QUERY_STRING",
+        "REMOTE_ADDR",
+        "REMOTE_HOST",
+        "REMOTE_IDENT",
+        "REMOTE_PORT",
+        "REMOTE_USER",
+        "REQUEST_METHOD",
+        "REQUEST_URI",
+        "SCRIPT_FILENAME",
+        "SCRIPT_NAME",
+        "SERVER_NAME",
+        "SERVER_PORT",
+        "SERVER_PROTOCOL",
+        "SERVER_SOFTWARE",
+    ];
+    !(CGI.contains(&name)
+        || name.starts_with("TCP")
+        || name.starts_with("SSL")
+        || name.starts_with("HTTP_"))
 }
 
 /// The script's header block.
@@ -909,6 +951,24 @@ mod tests {
         ] {
             let e = head(bad).err().unwrap_or_default();
             assert!(e.contains(why), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn inherited_variables() {
+        for (name, want) in [
+            ("GIT_PROJECT_ROOT", true),
+            ("LANG", true),
+            ("JAWAS_SERVICE", true),
+            ("TCPREMOTEIP", false),
+            ("TCP6LOCALPORT", false),
+            ("PROTO", false),
+            ("REMOTE_HOST", false),
+            ("CONTENT_LENGTH", false),
+            ("HTTP_HOST", false),
+            ("PATH", false),
+        ] {
+            assert_eq!(inherited(name), want, "{name}");
         }
     }
 }
