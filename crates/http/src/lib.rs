@@ -15,13 +15,16 @@
 
 mod conn;
 mod date;
+mod handoff;
 mod log;
+mod output;
 pub mod path;
 mod request;
 mod response;
 
 pub use conn::{Conn, Limits};
 pub use date::{format_http_date, parse_http_date};
+pub use handoff::{Duplex, Upgraded};
 pub use log::AccessLog;
 pub use request::{split_host, Framing, Request};
 pub use response::{reason, Body, Response, Segment};
@@ -195,7 +198,13 @@ fn serve_requests(
                 return exit::PEER;
             }
         };
-        match handler(conn, req) {
+        let result = handler(conn, req);
+        if conn.is_handed_off() {
+            // The handler took the connection: whatever it left there is
+            // not HTTP.
+            return if result.is_ok() { exit::OK } else { exit::PEER };
+        }
+        match result {
             Ok(true) => {}
             Ok(false) => return exit::OK,
             Err(_) => return exit::PEER,

@@ -26,11 +26,11 @@ fn framing(r: &Request) -> Result<Framing, HttpError> {
         .headers
         .iter()
         .any(|(k, _)| k.eq_ignore_ascii_case("Transfer-Encoding"));
-    let lengths: Vec<&str> = r
+    let lengths: Vec<String> = r
         .headers
         .iter()
         .filter(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
-        .map(|(_, v)| v.trim())
+        .map(|(_, v)| String::from_utf8_lossy(v).trim().to_string())
         .collect();
     if has_te {
         if !lengths.is_empty() {
@@ -123,8 +123,9 @@ pub struct Request {
     pub target: String,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub minor: u8,
-    /// Header names as sent; values as text (obs-text kept as Latin-1).
-    pub headers: Vec<(String, String)>,
+    /// Header names as sent; values byte for byte as sent (obs-text
+    /// included), so a proxy can forward them unchanged.
+    pub headers: Vec<(String, Vec<u8>)>,
     pub framing: Framing,
     /// The client wants the connection kept open after this response.
     pub keep_alive: bool,
@@ -134,20 +135,29 @@ pub struct Request {
 }
 
 impl Request {
-    /// The first value of a header, by case-insensitive name.
+    /// The first value of a header, by case-insensitive name, as text;
+    /// `None` also when that value is not UTF-8 (see `header_bytes`).
     pub fn header(&self, name: &str) -> Option<&str> {
+        self.header_bytes(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The first value of a header, byte for byte.
+    pub fn header_bytes(&self, name: &str) -> Option<&[u8]> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_slice())
     }
 
-    /// Every value of a header, split at commas (for list-valued headers).
+    /// Every value of a header, split at commas (for list-valued headers);
+    /// values that are not UTF-8 are skipped.
     pub fn header_list<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.headers
             .iter()
             .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
-            .flat_map(|(_, v)| v.split(','))
+            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+            .flat_map(|v| v.split(','))
             .map(str::trim)
             .filter(|v| !v.is_empty())
     }
@@ -209,15 +219,10 @@ impl Request {
             .ok_or(HttpError::BadRequest("no request target"))?
             .to_string();
         let minor = req.version.ok_or(HttpError::BadRequest("no version"))?;
-        let headers: Vec<(String, String)> = req
+        let headers: Vec<(String, Vec<u8>)> = req
             .headers
             .iter()
-            .map(|h| {
-                (
-                    h.name.to_string(),
-                    h.value.iter().map(|&b| b as char).collect(),
-                )
-            })
+            .map(|h| (h.name.to_string(), h.value.to_vec()))
             .collect();
         let mut r = Request {
             method,
@@ -240,7 +245,8 @@ impl Request {
         if hosts > 1 {
             return Err(HttpError::BadRequest("more than one Host field"));
         }
-        if r.header("Host").is_some_and(|h| split_host(h).is_none()) {
+        let host = r.header_bytes("Host");
+        if host.is_some_and(|h| std::str::from_utf8(h).ok().and_then(split_host).is_none()) {
             return Err(HttpError::BadRequest("invalid Host"));
         }
         r.framing = framing(&r)?;

@@ -25,7 +25,8 @@ use jawas_http::path::{segments, PathError};
 use jawas_http::{parse_secs, Body, Conn, Framing, HttpError, Limits, Request, Response};
 
 const USAGE: &str = "usage: jawas-cgi (--root DIR | --script FILE) [--prefix /PATH] [--index NAME] \
-[--env NAME=VALUE]... [--timeout SECS] [--max-body BYTES] [--server-name NAME] [--idle-timeout SECS]";
+[--env NAME=VALUE]... [--timeout SECS] [--max-body BYTES] [--server-name NAME] [--idle-timeout SECS] \
+[--send-timeout SECS]";
 
 /// Longest script header block.
 const MAX_SCRIPT_HEAD: usize = 64 * 1024;
@@ -78,6 +79,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             }
             "--timeout" => o.timeout = parse_secs(&value("--timeout")?)?,
             "--idle-timeout" => o.limits.idle = parse_secs(&value("--idle-timeout")?)?,
+            "--send-timeout" => o.limits.send = parse_secs(&value("--send-timeout")?)?,
             "--max-body" => {
                 o.limits.max_body = value("--max-body")?
                     .parse()
@@ -308,9 +310,10 @@ fn handle(opts: &Options, conn: &mut Conn, req: &Request) -> io::Result<Outcome>
                     .unwrap_or(if head.location.is_some() { 302 } else { 200 }),
             );
         if let Some(loc) = head.location {
-            resp.headers.push(("Location".into(), loc));
+            resp.headers.push(("Location".into(), loc.into_bytes()));
         }
-        resp.headers.extend(head.headers);
+        resp.headers
+            .extend(head.headers.into_iter().map(|(k, v)| (k, v.into_bytes())));
         let length = resp
             .get_header("Content-Length")
             .and_then(|v| v.trim().parse::<u64>().ok());
@@ -318,7 +321,7 @@ fn handle(opts: &Options, conn: &mut Conn, req: &Request) -> io::Result<Outcome>
             .retain(|(k, _)| !k.eq_ignore_ascii_case("Content-Length"));
         if resp.get_header("Content-Type").is_none() && head.location_only_redirect {
             resp.headers
-                .push(("Content-Type".into(), "text/plain".into()));
+                .push(("Content-Type".into(), b"text/plain".to_vec()));
         }
         resp.body = match length {
             Some(n) => Body::Sized(Box::new(out), n),
@@ -575,13 +578,18 @@ fn cgi_env(
     t: &Target,
     content_length: Option<u64>,
 ) -> Vec<(OsString, OsString)> {
-    let mut env: Vec<(String, String)> = Vec::with_capacity(32 + req.headers.len());
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    // Values are bytes: request headers reach the script byte for byte.
+    let mut env: Vec<(String, Vec<u8>)> = Vec::with_capacity(32 + req.headers.len());
     // The service's own environment first (jawasd's `env` and `pass_env`,
     // as Apache's SetEnv): jawasd lets nothing else through. The
     // connection's UCSPI variables and anything the request defines below
     // are not inherited.
-    env.extend(std::env::vars().filter(|(k, _)| inherited(k)));
-    let mut set = |k: &str, v: String| env.push((k.to_string(), v));
+    env.extend(std::env::vars_os().filter_map(|(k, v)| {
+        let k = k.into_string().ok().filter(|k| inherited(k))?;
+        Some((k, v.into_vec()))
+    }));
+    let mut set = |k: &str, v: String| env.push((k.to_string(), v.into_bytes()));
     set("GATEWAY_INTERFACE", "CGI/1.1".into());
     set(
         "SERVER_SOFTWARE",
@@ -662,22 +670,24 @@ fn cgi_env(
         }
         match env.iter_mut().find(|(ek, _)| *ek == name) {
             Some((_, ev)) => {
-                ev.push_str(", ");
-                ev.push_str(v);
+                ev.extend_from_slice(b", ");
+                ev.extend_from_slice(v);
             }
             None => env.push((name, v.clone())),
         }
     }
     env.push((
         "PATH".into(),
-        std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+        std::env::var_os("PATH")
+            .map(|p| p.as_bytes().to_vec())
+            .unwrap_or_else(|| b"/usr/local/bin:/usr/bin:/bin".to_vec()),
     ));
     for (k, v) in &opts.env {
         env.retain(|(ek, _)| ek != k);
-        env.push((k.clone(), v.clone()));
+        env.push((k.clone(), v.clone().into_bytes()));
     }
     env.into_iter()
-        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .map(|(k, v)| (OsString::from(k), OsString::from_vec(v)))
         .collect()
 }
 

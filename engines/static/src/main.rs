@@ -28,7 +28,7 @@ use jawas_http::path::{html_escape, percent_encode, segments, PathError};
 const USAGE: &str =
     "usage: jawas-static --root DIR [--index NAME[,NAME...]] [--listing] [--mime EXT=TYPE]... \
 [--cache-control PATTERN=VALUE]... [--not-found FILE] [--follow-symlinks] [--show-dotfiles] \
-[--idle-timeout SECS] [--request-timeout SECS] [--no-access-log]";
+[--idle-timeout SECS] [--request-timeout SECS] [--send-timeout SECS] [--no-access-log]";
 
 struct Options {
     root: PathBuf,
@@ -94,6 +94,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--follow-symlinks" => o.follow_symlinks = true,
             "--show-dotfiles" => o.show_dotfiles = true,
             "--idle-timeout" => o.limits.idle = parse_secs(&value("--idle-timeout")?)?,
+            "--send-timeout" => o.limits.send = parse_secs(&value("--send-timeout")?)?,
             "--request-timeout" => o.limits.request = parse_secs(&value("--request-timeout")?)?,
             "--no-access-log" => o.access_log = false,
             "-h" | "--help" => return Err(String::new()),
@@ -127,12 +128,8 @@ fn main() {
         conn.log = jawas_http::AccessLog::Off;
     }
     std::process::exit(jawas_http::serve(&mut conn, |conn, req| {
-        // Read (and drop) any body first: its bytes precede the next
-        // pipelined request.
-        if let Err(e) = conn.discard_body(&req) {
-            conn.send_error(&e);
-            return Ok(false);
-        }
+        // A request body is never read: the layer drains it after the
+        // answer (or closes), so it cannot be taken for the next request.
         let resp = server.respond(&req);
         conn.send(Some(&req), resp)
     }));
@@ -373,7 +370,8 @@ impl Server {
             headers.push(("Cache-Control".into(), cc.to_string()));
         }
         let with = |mut r: Response, hs: &[(String, String)]| {
-            r.headers.extend(hs.iter().cloned());
+            r.headers
+                .extend(hs.iter().map(|(k, v)| (k.clone(), v.clone().into_bytes())));
             r
         };
         let range_ok = match evaluate(req, &v) {
@@ -566,7 +564,7 @@ mod tests {
             minor: 1,
             headers: headers
                 .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
                 .collect(),
             framing: Framing::None,
             keep_alive: true,
