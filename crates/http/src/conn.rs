@@ -57,7 +57,7 @@ fn version_of_line(buf: &[u8]) -> Option<(usize, u8, u8)> {
 /// Parses a chunk-size line: exactly 1*HEXDIG (leading zeros allowed, no
 /// whitespace of any kind), then optional extensions after `;` (with the
 /// BWS RFC 9112 allows before it). Extensions are ignored.
-fn chunk_size(line: &[u8]) -> Option<u64> {
+pub(crate) fn chunk_size(line: &[u8]) -> Option<u64> {
     let size = match line.iter().position(|&b| b == b';') {
         Some(i) => {
             let mut s = &line[..i];

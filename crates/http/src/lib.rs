@@ -13,6 +13,7 @@
 //! never goes to the connection, even when fd 2 is the socket, as under
 //! xinetd).
 
+pub mod client;
 mod conn;
 mod date;
 mod handoff;
