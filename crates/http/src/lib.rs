@@ -22,6 +22,7 @@ mod output;
 pub mod path;
 mod request;
 mod response;
+pub mod rules;
 
 pub use conn::{Conn, Limits};
 pub use date::{format_http_date, parse_http_date};

@@ -7,8 +7,6 @@
 //! unsatisfiable range (416), a file that cannot be read (403 or 500).
 //! Usage errors exit 100 before anything is read.
 
-mod http_rules;
-
 use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -20,10 +18,10 @@ use jawas_http::{
     exit, format_http_date, parse_secs, Body, Conn, Limits, Request, Response, Segment,
 };
 
-use crate::http_rules::{
+use jawas_http::path::{html_escape, percent_encode, segments, PathError};
+use jawas_http::rules::{
     accepts_encoding, evaluate, mime_for, parse_range, Condition, Ranges, Validators,
 };
-use jawas_http::path::{html_escape, percent_encode, segments, PathError};
 
 const USAGE: &str =
     "usage: jawas-static --root DIR [--index NAME[,NAME...]] [--listing] [--mime EXT=TYPE]... \
@@ -541,7 +539,6 @@ fn glob(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jawas_http::Framing;
 
     #[test]
     fn glob_cases() {
@@ -554,160 +551,6 @@ mod tests {
             ("*", "", true),
         ] {
             assert_eq!(glob(p, t), want, "{p} vs {t}");
-        }
-    }
-
-    fn req(method: &str, headers: &[(&str, &str)]) -> Request {
-        Request {
-            method: method.into(),
-            target: "/f".into(),
-            minor: 1,
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
-                .collect(),
-            framing: Framing::None,
-            keep_alive: true,
-            expect_continue: false,
-            started: std::time::Instant::now(),
-        }
-    }
-
-    #[test]
-    fn conditional_precedence() {
-        let v = Validators {
-            etag: "\"abc\"".into(),
-            modified: 784_111_777,
-        };
-        let before = "Sat, 05 Nov 1994 08:49:37 GMT";
-        let at = "Sun, 06 Nov 1994 08:49:37 GMT";
-        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Condition);
-        let cases: &[Case] = &[
-            ("GET", &[], Condition::Proceed { range_ok: true }),
-            (
-                "GET",
-                &[("If-None-Match", "\"abc\"")],
-                Condition::NotModified,
-            ),
-            (
-                "GET",
-                &[("If-None-Match", "W/\"abc\"")],
-                Condition::NotModified,
-            ),
-            (
-                "GET",
-                &[("If-None-Match", "\"x\", \"abc\"")],
-                Condition::NotModified,
-            ),
-            ("GET", &[("If-None-Match", "*")], Condition::NotModified),
-            (
-                "GET",
-                &[("If-None-Match", "\"other\"")],
-                Condition::Proceed { range_ok: true },
-            ),
-            (
-                "DELETE",
-                &[("If-None-Match", "\"abc\"")],
-                Condition::PreconditionFailed,
-            ),
-            (
-                "GET",
-                &[("If-Match", "\"other\"")],
-                Condition::PreconditionFailed,
-            ),
-            (
-                "GET",
-                &[("If-Match", "W/\"abc\"")],
-                Condition::PreconditionFailed,
-            ),
-            (
-                "GET",
-                &[("If-Match", "\"abc\"")],
-                Condition::Proceed { range_ok: true },
-            ),
-            (
-                "GET",
-                &[("If-Unmodified-Since", before)],
-                Condition::PreconditionFailed,
-            ),
-            (
-                "GET",
-                &[("If-Unmodified-Since", at)],
-                Condition::Proceed { range_ok: true },
-            ),
-            // If-Match present: If-Unmodified-Since is not evaluated.
-            (
-                "GET",
-                &[("If-Match", "\"abc\""), ("If-Unmodified-Since", before)],
-                Condition::Proceed { range_ok: true },
-            ),
-            ("GET", &[("If-Modified-Since", at)], Condition::NotModified),
-            (
-                "GET",
-                &[("If-Modified-Since", before)],
-                Condition::Proceed { range_ok: true },
-            ),
-            // If-None-Match present: If-Modified-Since is ignored.
-            (
-                "GET",
-                &[("If-None-Match", "\"other\""), ("If-Modified-Since", at)],
-                Condition::Proceed { range_ok: true },
-            ),
-            (
-                "GET",
-                &[("If-Modified-Since", "garbage")],
-                Condition::Proceed { range_ok: true },
-            ),
-            (
-                "GET",
-                &[("If-Range", "\"abc\"")],
-                Condition::Proceed { range_ok: true },
-            ),
-            (
-                "GET",
-                &[("If-Range", "\"old\"")],
-                Condition::Proceed { range_ok: false },
-            ),
-            (
-                "GET",
-                &[("If-Range", "W/\"abc\"")],
-                Condition::Proceed { range_ok: false },
-            ),
-            (
-                "GET",
-                &[("If-Range", at)],
-                Condition::Proceed { range_ok: true },
-            ),
-            (
-                "GET",
-                &[("If-Range", before)],
-                Condition::Proceed { range_ok: false },
-            ),
-        ];
-        for (method, headers, want) in cases {
-            assert_eq!(
-                evaluate(&req(method, headers), &v),
-                *want,
-                "{method} {headers:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn accept_encoding_cases() {
-        for (h, coding, want) in [
-            ("gzip, br", "br", true),
-            ("gzip;q=0", "gzip", false),
-            ("br;q=0.5", "br", true),
-            ("*", "gzip", true),
-            ("*;q=0, gzip", "br", false),
-            ("identity", "gzip", false),
-        ] {
-            assert_eq!(
-                accepts_encoding(&req("GET", &[("Accept-Encoding", h)]), coding),
-                want,
-                "{h} / {coding}"
-            );
         }
     }
 }
