@@ -20,6 +20,7 @@ mod handoff;
 mod log;
 mod output;
 pub mod path;
+pub mod pipe;
 mod request;
 mod response;
 pub mod rules;

@@ -10,7 +10,6 @@
 //! process group killed). A failure after the header was sent can only
 //! close the connection.
 
-use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -18,10 +17,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use jawas_http::path::{segments, PathError};
+use jawas_http::pipe::DeadlineReader;
 use jawas_http::{parse_secs, Body, Conn, Framing, HttpError, Limits, Request, Response};
 
 const USAGE: &str = "usage: jawas-cgi (--root DIR | --script FILE) [--prefix /PATH] [--index NAME] \
@@ -264,8 +263,7 @@ fn handle(opts: &Options, conn: &mut Conn, req: &Request) -> io::Result<Outcome>
             .is_some_and(|n| n.starts_with("nph-"));
         if nph {
             // Non-parsed headers: the script speaks HTTP itself.
-            let mut out =
-                ChannelReader::new(script.output.take().expect("output"), script.deadline);
+            let mut out = script.output.take().expect("output");
             let mut buf = vec![0u8; 32 * 1024];
             loop {
                 match out.read(&mut buf) {
@@ -277,7 +275,7 @@ fn handle(opts: &Options, conn: &mut Conn, req: &Request) -> io::Result<Outcome>
             script.reap(conn);
             return Ok(Outcome::Close);
         }
-        let mut out = ChannelReader::new(script.output.take().expect("output"), script.deadline);
+        let mut out = script.output.take().expect("output");
         let head = match read_script_head(&mut out) {
             Ok(h) => h,
             Err(why) => {
@@ -357,7 +355,7 @@ enum Failure {
 /// A running script.
 struct Script {
     child: Child,
-    output: Option<Source>,
+    output: Option<DeadlineReader>,
     deadline: Instant,
     started: Instant,
     path: PathBuf,
@@ -480,34 +478,15 @@ fn start(
         Failure::Script(status, format!("unable to start: {e}"))
     })?;
     let deadline = Instant::now() + opts.timeout;
-    let mut stdout = child.stdout.take().expect("piped");
+    let stdout = child.stdout.take().expect("piped");
     let streaming = spooled.is_none() && content_length.is_some();
     let output = if !streaming {
-        Source::Pipe(stdout)
+        DeadlineReader::new(stdout, deadline)
     } else {
         // While the body streams in, read the script's output on a thread, so
         // a script that writes before it has read its whole body cannot
         // deadlock with us.
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut buf = vec![0u8; 32 * 1024];
-            loop {
-                match stdout.read(&mut buf) {
-                    Ok(0) => return,
-                    Ok(n) => {
-                        if tx.send(Ok(buf[..n].to_vec())).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                }
-            }
-        });
-        Source::Channel(rx)
+        DeadlineReader::drained(stdout, deadline)
     };
     let mut script = Script {
         child,
@@ -738,7 +717,7 @@ struct ScriptHead {
 
 /// Reads and checks the CGI header (lines ending in LF or CRLF, up to an
 /// empty line). Errors name what was wrong, for the log.
-fn read_script_head(out: &mut ChannelReader) -> Result<ScriptHead, String> {
+fn read_script_head(out: &mut DeadlineReader) -> Result<ScriptHead, String> {
     let mut raw = Vec::new();
     let end = loop {
         if let Some(p) = find_blank_line(&raw) {
@@ -845,92 +824,13 @@ fn clean(s: &str) -> String {
         .collect()
 }
 
-/// Where the script's output comes from.
-enum Source {
-    /// The pipe itself, read here (no request body is being fed to the
-    /// script, so nothing can deadlock).
-    Pipe(std::process::ChildStdout),
-    /// Chunks from a thread that drains the pipe while the request body is
-    /// streamed into the script.
-    Channel(Receiver<io::Result<Vec<u8>>>),
-}
-
-/// The script's output as a Read, with the request deadline: a read
-/// waiting past it fails with TimedOut.
-struct ChannelReader {
-    source: Source,
-    pending: VecDeque<u8>,
-    deadline: Instant,
-}
-
-impl ChannelReader {
-    fn new(source: Source, deadline: Instant) -> Self {
-        ChannelReader {
-            source,
-            pending: VecDeque::new(),
-            deadline,
-        }
-    }
-    fn unread(&mut self, bytes: Vec<u8>) {
-        for b in bytes.into_iter().rev() {
-            self.pending.push_front(b);
-        }
-    }
-}
-
-fn timed_out() -> io::Error {
-    io::Error::new(io::ErrorKind::TimedOut, "script timed out")
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if !self.pending.is_empty() {
-            let n = buf.len().min(self.pending.len());
-            for (i, b) in self.pending.drain(..n).enumerate() {
-                buf[i] = b;
-            }
-            return Ok(n);
-        }
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        match &mut self.source {
-            Source::Pipe(pipe) => {
-                use std::os::fd::AsRawFd;
-                let mut pfd = libc::pollfd {
-                    fd: pipe.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                let ms = left.as_millis().min(i32::MAX as u128) as i32;
-                // SAFETY: poll on one pollfd we own.
-                match unsafe { libc::poll(&mut pfd, 1, ms) } {
-                    0 => Err(timed_out()),
-                    n if n < 0 => Err(io::Error::last_os_error()),
-                    _ => pipe.read(buf),
-                }
-            }
-            Source::Channel(rx) => match rx.recv_timeout(left) {
-                Ok(Ok(chunk)) => {
-                    self.pending.extend(chunk);
-                    self.read(buf)
-                }
-                Ok(Err(e)) => Err(e),
-                Err(RecvTimeoutError::Disconnected) => Ok(0),
-                Err(RecvTimeoutError::Timeout) => Err(timed_out()),
-            },
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn head(text: &str) -> Result<ScriptHead, String> {
-        let (tx, rx) = mpsc::channel();
-        tx.send(Ok(text.as_bytes().to_vec())).unwrap();
-        drop(tx);
-        read_script_head(&mut ChannelReader::new(
-            Source::Channel(rx),
+        read_script_head(&mut DeadlineReader::drained(
+            io::Cursor::new(text.as_bytes().to_vec()),
             Instant::now() + Duration::from_secs(1),
         ))
     }
