@@ -546,7 +546,8 @@ impl Conn {
         })
     }
 
-    /// Whether `hand_off` was called: the connection is no longer HTTP.
+    /// Whether `hand_off` was called or a 101 sent: the connection is no
+    /// longer HTTP.
     pub fn is_handed_off(&self) -> bool {
         self.handed_off
     }
@@ -633,6 +634,11 @@ impl Conn {
         self.served += 1;
         self.deadline = None;
         result?;
+        if upgrade {
+            // Whatever follows a 101 is another protocol: even a handler
+            // that does not take the connection must not see it as HTTP.
+            self.handed_off = true;
+        }
         if keep && self.body_pending.is_some() && self.discard_pending().is_err() {
             return Ok(false);
         }
