@@ -611,3 +611,16 @@ capture_stderr = true
     assert!(!out.contains("HTTP_X_FORGED"), "{out}");
     assert!(!out.contains("TCPREMOTEIP"), "{out}");
 }
+
+#[test]
+fn a_body_over_the_limit_is_413_and_closes() {
+    let d = server(", \"--max-body\", \"10\"");
+    let mut s = TcpStream::connect(d.addr("cgi")).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(b"POST /cgi-bin/sum.sh HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello worldGET /cgi-bin/env.sh HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let out = String::from_utf8_lossy(&read_all(&mut s)).to_string();
+    assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
+    assert!(out.contains("Connection: close\r\n"), "{out}");
+    assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
+}

@@ -864,4 +864,81 @@ mod tests {
             assert_eq!(field_is_safe(k, v.as_bytes()), want, "{k:?}: {v:?}");
         }
     }
+
+    /// Runs `serve` over pipes with `input` as everything the client sent;
+    /// the handler answers each request with its path and never reads a
+    /// body. Returns everything written.
+    fn serve_pipes(input: &[u8], limits: Limits) -> String {
+        use std::io::{Read as _, Write as _};
+        let (in_r, mut in_w) = std::io::pipe().unwrap();
+        let (mut out_r, out_w) = std::io::pipe().unwrap();
+        in_w.write_all(input).unwrap();
+        drop(in_w);
+        let (ri, wo) = (
+            std::os::fd::AsRawFd::as_raw_fd(&in_r),
+            std::os::fd::AsRawFd::as_raw_fd(&out_w),
+        );
+        let mut conn = Conn::new(ri, wo, limits, Peer::default(), AccessLog::Off);
+        crate::serve(&mut conn, |conn, req| {
+            let path = req.path().to_string();
+            conn.send(Some(&req), Response::new(200).bytes("text/plain", path))
+        });
+        drop((conn, in_r, out_w));
+        let mut out = String::new();
+        out_r.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn unread_bodies_are_drained_never_parsed() {
+        let smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+        let cases: &[(String, &[&str])] = &[
+            (
+                format!(
+                    "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{smuggled}GET /b HTTP/1.1\r\nHost: x\r\n\r\n",
+                    smuggled.len()
+                ),
+                &["/a", "/b"],
+            ),
+            (
+                format!(
+                    "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{smuggled}\r\n0\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n",
+                    smuggled.len()
+                ),
+                &["/a", "/b"],
+            ),
+            // Larger than the body limit, or waiting for 100 Continue: the
+            // answer closes the connection instead.
+            (
+                format!(
+                    "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n{smuggled}"
+                ),
+                &["/a"],
+            ),
+            (
+                format!(
+                    "POST /a HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n{smuggled}",
+                    smuggled.len()
+                ),
+                &["/a"],
+            ),
+        ];
+        for (input, paths) in cases {
+            let limits = Limits {
+                max_body: 1000,
+                ..Limits::default()
+            };
+            let out = serve_pipes(input.as_bytes(), limits);
+            let got: Vec<&str> = out
+                .split("\r\n\r\n")
+                .filter_map(|part| part.strip_prefix('/').map(|_| part))
+                .map(|p| p.split("HTTP/").next().unwrap_or(p))
+                .collect();
+            assert_eq!(&got, paths, "{input:?}: {out}");
+            assert!(!out.contains("smuggled") && !out.contains(" 100 "), "{out}");
+            if paths.len() == 1 {
+                assert!(out.contains("Connection: close\r\n"), "{out}");
+            }
+        }
+    }
 }
