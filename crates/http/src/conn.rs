@@ -2,10 +2,15 @@
 //!
 //! Owns the input buffer (so pipelined requests are read in order), the
 //! deadlines (an idle timeout between requests, a whole-request timeout
-//! from the first byte of a request to the end of its body), request body
-//! reading (Content-Length and chunked, with 100-continue), and response
-//! writing with correct framing. Every wait is a poll(2) with a deadline, so
-//! a slow client cannot hold the process.
+//! from the first byte of a request to the end of its body; the write
+//! deadline lives in `Output`), request body reading (Content-Length and
+//! chunked, with 100-continue), response heads with correct framing, and
+//! the hand-off of the connection to a handler.
+//!
+//! Invariants: every wait has a deadline, so a slow client cannot hold the
+//! process; a request body is read by the handler, drained after the
+//! answer, or the connection closes: its bytes are never parsed as a
+//! request; after a 101 or `hand_off` the connection is never read as HTTP.
 
 use std::io::{self, Read};
 use std::os::fd::RawFd;

@@ -5,8 +5,12 @@
 //! crate owns everything between those bytes and a request handler: reading
 //! request heads and bodies within limits and deadlines, keep-alive and
 //! pipelining, writing responses (Date, framing, HEAD, Connection), error
-//! responses, the client address from the UCSPI environment, and the access
-//! log. It does not decide what to answer: that is the engine's handler.
+//! responses, the client address from the UCSPI environment, the access
+//! log, and handing the connection to a handler after an upgrade. It also
+//! holds what engines share beyond the connection: RFC 9110's conditional
+//! and range rules (`rules`), the client side for a proxy (`client`) and a
+//! deadline reader for local producers (`pipe`). It does not decide what
+//! to answer: that is the engine's handler.
 //!
 //! Invariants: a response is always complete and correctly framed, or the
 //! connection is closed; nothing but HTTP is ever written to fd 1 (the log
