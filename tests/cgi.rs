@@ -624,3 +624,29 @@ fn a_body_over_the_limit_is_413_and_closes() {
     assert!(out.contains("Connection: close\r\n"), "{out}");
     assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
 }
+
+#[test]
+fn header_bytes_pass_unchanged_both_ways() {
+    let d = server("");
+    script(
+        &d.dir().join("www/cgi-bin"),
+        "latin1.sh",
+        "printf 'Content-Type: text/plain\\r\\nContent-Disposition: attachment; filename=\"caf\\351.txt\"\\r\\n\\r\\n'; printf '%s' \"$HTTP_X_RAW\"",
+    );
+    let mut s = TcpStream::connect(d.addr("cgi")).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(b"GET /cgi-bin/latin1.sh HTTP/1.1\r\nHost: x\r\nX-Raw: na\xefve\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let out = read_all(&mut s);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    let has = |needle: &[u8]| out.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        has(b"filename=\"caf\xe9.txt\"\r\n"),
+        "script header re-encoded: {text}"
+    );
+    assert!(
+        has(b"\r\nna\xefve\r\n"),
+        "request header re-encoded: {text}"
+    );
+}

@@ -310,8 +310,7 @@ fn handle(opts: &Options, conn: &mut Conn, req: &Request) -> io::Result<Outcome>
         if let Some(loc) = head.location {
             resp.headers.push(("Location".into(), loc.into_bytes()));
         }
-        resp.headers
-            .extend(head.headers.into_iter().map(|(k, v)| (k, v.into_bytes())));
+        resp.headers.extend(head.headers);
         let length = resp
             .get_header("Content-Length")
             .and_then(|v| v.trim().parse::<u64>().ok());
@@ -711,7 +710,8 @@ fn inherited(name: &str) -> bool {
 struct ScriptHead {
     status: Option<u16>,
     location: Option<String>,
-    headers: Vec<(String, String)>,
+    /// Values byte for byte as the script wrote them (obs-text included).
+    headers: Vec<(String, Vec<u8>)>,
     location_only_redirect: bool,
 }
 
@@ -742,45 +742,53 @@ fn read_script_head(out: &mut DeadlineReader) -> Result<ScriptHead, String> {
     let (head, used) = end;
     let rest = raw[used..].to_vec();
     out.unread(rest);
-    let text = std::str::from_utf8(&raw[..head]).map_err(|_| "header is not text".to_string())?;
     let mut h = ScriptHead {
         status: None,
         location: None,
         headers: Vec::new(),
         location_only_redirect: false,
     };
-    for line in text.split('\n') {
-        let line = line.strip_suffix('\r').unwrap_or(line);
+    for line in raw[..head].split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             continue;
         }
+        let shown = String::from_utf8_lossy(line);
         // A bare CR (or any control but HTAB) would reach the client as a
         // line break some parsers honour: response splitting.
-        if line.chars().any(|c| c.is_ascii_control() && c != '\t') {
+        if line.iter().any(|&c| (c < 0x20 && c != b'\t') || c == 0x7f) {
             return Err(format!(
                 "control character in header line '{}'",
-                clean(line)
+                clean(&shown)
             ));
         }
-        let (k, v) = line
-            .split_once(':')
-            .ok_or_else(|| format!("malformed header line '{}'", clean(line)))?;
-        let (k, v) = (k.trim(), v.trim());
-        if k.is_empty() || !k.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(format!("malformed header name '{}'", clean(k)));
-        }
+        let colon = line
+            .iter()
+            .position(|&b| b == b':')
+            .ok_or_else(|| format!("malformed header line '{}'", clean(&shown)))?;
+        let (k, v) = (line[..colon].trim_ascii(), line[colon + 1..].trim_ascii());
+        let k = match std::str::from_utf8(k) {
+            Ok(k) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_graphic()) => k,
+            _ => {
+                let k = String::from_utf8_lossy(k);
+                return Err(format!("malformed header name '{}'", clean(&k)));
+            }
+        };
         if k.eq_ignore_ascii_case("Status") {
-            let code: u16 = v
+            let text = String::from_utf8_lossy(v);
+            let code: u16 = text
                 .split_whitespace()
                 .next()
                 .and_then(|c| c.parse().ok())
                 .filter(|c| (100..600).contains(c))
-                .ok_or_else(|| format!("bad Status '{}'", clean(v)))?;
+                .ok_or_else(|| format!("bad Status '{}'", clean(&text)))?;
             h.status = Some(code);
         } else if k.eq_ignore_ascii_case("Location") {
-            h.location = Some(v.to_string());
+            let loc = std::str::from_utf8(v)
+                .map_err(|_| format!("Location is not text '{}'", clean(&shown)))?;
+            h.location = Some(loc.to_string());
         } else {
-            h.headers.push((k.to_string(), v.to_string()));
+            h.headers.push((k.to_string(), v.to_vec()));
         }
     }
     let has_type = h
@@ -858,6 +866,10 @@ mod tests {
             ),
             ("Content-Type: a/b\r\r\n\r\n", "control character"),
             ("Content-Type: a/b\nX-A: \0\n\n", "control character"),
+            (
+                "Content-Type: a/b\nBad Name: x\n\n",
+                "malformed header name",
+            ),
         ] {
             let e = head(bad).err().unwrap_or_default();
             assert!(e.contains(why), "{bad:?}: {e}");
