@@ -12,9 +12,10 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-/// Largest single write to a pipe after poll said it is writable, so a
-/// write cannot block long past the deadline waiting for a slow reader.
-const PIPE_CHUNK: usize = 64 * 1024;
+/// Largest single write to a pipe after poll said it is writable:
+/// PIPE_BUF, which a writable pipe always has room for, so the write cannot
+/// block (a larger one could wait for ever on a reader that stopped).
+const PIPE_CHUNK: usize = libc::PIPE_BUF;
 
 pub(crate) struct Output {
     pub(crate) fd: RawFd,
@@ -194,5 +195,50 @@ impl Output {
             done += n as u64;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+    use std::time::Instant;
+
+    #[test]
+    fn a_reader_that_stops_reading_times_out() {
+        // A pipe nobody reads: its buffer fills, then the write must fail
+        // with TimedOut near the deadline instead of blocking for ever.
+        let (_r, w) = std::io::pipe().unwrap();
+        let mut out = Output::new(w.as_raw_fd(), false, false, Duration::from_millis(200));
+        let started = Instant::now();
+        let e = out.put(&vec![0u8; 4 << 20], false).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            out.written > 0 && out.written < 4 << 20,
+            "counted {}",
+            out.written
+        );
+        // A blocking socket: SO_SNDTIMEO does the same without a poll.
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut out = Output::new(a.as_raw_fd(), true, true, Duration::from_millis(200));
+        assert!(out.timed);
+        let started = Instant::now();
+        let e = out.put(&vec![0u8; 16 << 20], false).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            out.written > 0 && out.written < 16 << 20,
+            "counted {}",
+            out.written
+        );
     }
 }
