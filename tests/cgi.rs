@@ -650,3 +650,34 @@ fn header_bytes_pass_unchanged_both_ways() {
         "request header re-encoded: {text}"
     );
 }
+
+#[test]
+fn a_client_that_stops_reading_ends_the_script_and_the_engine() {
+    let dir = TempDir::new();
+    let bin = dir.path().join("www/cgi-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    script(
+        &bin,
+        "flood.sh",
+        "printf 'Content-Type: application/octet-stream\\r\\n\\r\\n'; head -c 50000000 /dev/zero",
+    );
+    let config = "[services.cgi]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-cgi\"\nargs = [\"--root\", \"{dir}/www\", \"--timeout\", \"60\", \"--send-timeout\", \"1\"]\ncapture_stderr = true\n";
+    let d = Jawasd::builder(config).dir(dir).start();
+    let mut s = TcpStream::connect(d.addr("cgi")).unwrap();
+    s.write_all(b"GET /cgi-bin/flood.sh HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let started = std::time::Instant::now();
+    while d.children().is_empty() && started.elapsed() < T {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    while !d.children().is_empty() && started.elapsed() < T {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(6),
+        "engine still there after {took:?}"
+    );
+    assert!(d.wait_log("client stopped reading", T), "{}", d.log());
+    drop(s);
+}

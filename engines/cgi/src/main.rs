@@ -325,6 +325,11 @@ fn handle(opts: &Options, conn: &mut Conn, req: &Request) -> io::Result<Outcome>
             None => Body::Stream(Box::new(out)),
         };
         let keep = conn.send(Some(&req), resp);
+        if keep.is_err() {
+            // The client is gone or stopped reading (the send timeout):
+            // nobody will read the rest of the script's output.
+            script.kill();
+        }
         script.reap(conn);
         return match keep {
             Ok(true) => Ok(Outcome::Continue),
