@@ -60,8 +60,10 @@ pub fn parse_response_head(
     let n = match resp.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadersTooLarge),
-        Err(_) => return Err(HttpError::BadRequest("malformed response head")),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(HttpError::BadResponse("response head too large"))
+        }
+        Err(_) => return Err(HttpError::BadResponse("malformed response head")),
     };
     let head = ResponseHead {
         minor: resp.version.unwrap_or(1),
@@ -92,7 +94,7 @@ pub fn read_response_head(
             return Err(HttpError::Io(io::ErrorKind::UnexpectedEof.into()));
         }
         if buf.len() > max_head {
-            return Err(HttpError::HeadersTooLarge);
+            return Err(HttpError::BadResponse("response head too large"));
         }
         let line = &buf[before..];
         if before > 0 && (line == b"\r\n" || line == b"\n") {
@@ -101,7 +103,7 @@ pub fn read_response_head(
     }
     match parse_response_head(&buf, max_headers)? {
         Some((head, _)) => Ok(head),
-        None => Err(HttpError::BadRequest("malformed response head")),
+        None => Err(HttpError::BadResponse("malformed response head")),
     }
 }
 
@@ -151,14 +153,14 @@ pub fn response_body_kind(method: &str, head: &ResponseHead) -> Result<BodyKind,
         for item in v.split(|&b| b == b',') {
             let item = item.trim_ascii();
             if item.is_empty() || !item.iter().all(u8::is_ascii_digit) {
-                return Err(HttpError::BadRequest("invalid Content-Length"));
+                return Err(HttpError::BadResponse("invalid Content-Length"));
             }
             let n: u64 = std::str::from_utf8(item)
                 .ok()
                 .and_then(|t| t.parse().ok())
-                .ok_or(HttpError::BadRequest("invalid Content-Length"))?;
+                .ok_or(HttpError::BadResponse("invalid Content-Length"))?;
             if length.is_some_and(|l| l != n) {
-                return Err(HttpError::BadRequest("conflicting Content-Length"));
+                return Err(HttpError::BadResponse("conflicting Content-Length"));
             }
             length = Some(n);
         }
@@ -369,7 +371,7 @@ mod tests {
         let many: String = (0..40).map(|i| format!("X-{i}: y\r\n")).collect();
         assert!(matches!(
             parse_response_head(format!("HTTP/1.1 200 OK\r\n{many}\r\n").as_bytes(), 32),
-            Err(HttpError::HeadersTooLarge)
+            Err(HttpError::BadResponse("response head too large"))
         ));
     }
 
@@ -393,7 +395,7 @@ mod tests {
         ));
         assert!(matches!(
             read_response_head(&mut r, 1024, 32),
-            Err(HttpError::HeadersTooLarge)
+            Err(HttpError::BadResponse("response head too large"))
         ));
         let mut r = io::Cursor::new(b"HTTP/1.1 200 OK\r\n".to_vec());
         assert!(matches!(

@@ -57,6 +57,9 @@ pub enum HttpError {
     NotImplemented,
     /// An HTTP major version other than 1 (505).
     VersionNotSupported,
+    /// An upstream's response could not be read (client side): a proxy
+    /// answers 502.
+    BadResponse(&'static str),
     /// The connection failed or closed mid-request: nothing can be sent.
     Io(io::Error),
 }
@@ -72,6 +75,7 @@ impl HttpError {
             HttpError::Timeout => 408,
             HttpError::NotImplemented => 501,
             HttpError::VersionNotSupported => 505,
+            HttpError::BadResponse(_) => 502,
             HttpError::Io(_) => return None,
         })
     }
@@ -87,6 +91,7 @@ impl fmt::Display for HttpError {
             HttpError::Timeout => write!(f, "client too slow"),
             HttpError::NotImplemented => write!(f, "transfer coding not implemented"),
             HttpError::VersionNotSupported => write!(f, "HTTP version not supported"),
+            HttpError::BadResponse(why) => write!(f, "bad response: {why}"),
             HttpError::Io(e) => write!(f, "connection: {e}"),
         }
     }
