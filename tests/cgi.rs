@@ -461,3 +461,223 @@ fn git_clone_fetch_and_push_over_http_backend() {
         "two\none"
     );
 }
+
+#[test]
+fn the_query_never_names_the_script() {
+    let d = server("");
+    let (st, _, _) = curl(&[], &u(&d, "/nothing?x=http://h/cgi-bin/env.sh"));
+    assert_eq!(st, 404);
+    let (st, _, body) = curl(&[], &u(&d, "/cgi-bin/env.sh?x=http://h/cgi-bin/status.sh"));
+    assert_eq!(st, 200);
+    assert!(String::from_utf8_lossy(&body).contains("QUERY_STRING=x=http://h/cgi-bin/status.sh"));
+}
+
+/// jawas-cgi --script env.sh under the prefix /app.
+fn script_server() -> Jawasd {
+    let dir = TempDir::new();
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    script(
+        &www,
+        "env.sh",
+        "printf 'Content-Type: text/plain\\r\\n\\r\\n'; env | sort",
+    );
+    let config = "[services.cgi]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-cgi\"\nargs = [\"--script\", \"{dir}/www/env.sh\", \"--prefix\", \"/app\"]\ncapture_stderr = true\n";
+    Jawasd::builder(config).dir(dir).start()
+}
+
+/// One request on a fresh connection: everything the server sent.
+fn raw_get(d: &Jawasd, target: &str, headers: &str) -> String {
+    let mut s = TcpStream::connect(d.addr("cgi")).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    String::from_utf8_lossy(&read_all(&mut s)).to_string()
+}
+
+#[test]
+fn script_mode_path_info_follows_the_root_rules() {
+    let d = script_server();
+    for (target, want) in [
+        ("/app/%2e%2e/%2e%2e/etc/passwd", "HTTP/1.1 400"),
+        ("/app/a%00b", "HTTP/1.1 400"),
+        ("/app/a%zz", "HTTP/1.1 400"),
+        ("/app/.git/config", "HTTP/1.1 404"),
+    ] {
+        let out = raw_get(&d, target, "");
+        assert!(out.starts_with(want), "{target}: {out}");
+        assert!(!out.contains("PATH_TRANSLATED"), "{target}: {out}");
+    }
+    let out = raw_get(&d, "/app/a/./b/%2e%2e/c%20d/", "");
+    assert!(out.contains("\nPATH_INFO=/a/c d/\n"), "{out}");
+    let root = out
+        .lines()
+        .find_map(|l| l.strip_prefix("DOCUMENT_ROOT="))
+        .unwrap()
+        .to_string();
+    assert!(
+        out.contains(&format!("\nPATH_TRANSLATED={root}/a/c d/\n")),
+        "{out}"
+    );
+    let out = raw_get(&d, "/app", "");
+    assert!(out.contains("\nPATH_INFO=\n"), "{out}");
+}
+
+#[test]
+fn header_names_with_underscores_are_dropped() {
+    let d = server("");
+    let (st, _, body) = curl(
+        &["-H", "X_Real_IP: 6.6.6.6", "-H", "X-Real-IP: 10.0.0.1"],
+        &u(&d, "/cgi-bin/env.sh"),
+    );
+    assert_eq!(st, 200);
+    let env = String::from_utf8(body).unwrap();
+    assert!(env.contains("\nHTTP_X_REAL_IP=10.0.0.1\n"), "{env}");
+    assert!(!env.contains("6.6.6.6"), "{env}");
+}
+
+#[test]
+fn ipv6_host_gives_a_bracketed_server_name() {
+    let d = server("");
+    let out = raw_get(&d, "/cgi-bin/env.sh", "");
+    assert!(out.contains("\nSERVER_NAME=x\n"), "{out}");
+    let mut s = TcpStream::connect(d.addr("cgi")).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(b"GET /cgi-bin/env.sh HTTP/1.1\r\nHost: [::1]:8080\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let out = String::from_utf8_lossy(&read_all(&mut s)).to_string();
+    assert!(out.contains("\nSERVER_NAME=[::1]\n"), "{out}");
+    let mut s = TcpStream::connect(d.addr("cgi")).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(b"GET /cgi-bin/env.sh HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let out = String::from_utf8_lossy(&read_all(&mut s)).to_string();
+    assert!(out.contains("\nSERVER_NAME=[::1]\n"), "{out}");
+}
+
+#[test]
+fn a_bare_cr_in_a_script_header_never_reaches_the_client() {
+    let d = server("");
+    let dir = d.dir().join("www/cgi-bin");
+    script(
+        &dir,
+        "split.sh",
+        "printf 'Content-Type: text/plain\\r\\nX-A: a\\rSet-Cookie: evil=1\\r\\n\\r\\nbody\\n'",
+    );
+    let out = raw_get(&d, "/cgi-bin/split.sh", "");
+    assert!(out.starts_with("HTTP/1.1 500 "), "{out:?}");
+    assert!(!out.contains("evil"), "{out:?}");
+    assert!(
+        d.wait_log("control character in header line", T),
+        "{}",
+        d.log()
+    );
+}
+
+#[test]
+fn the_service_env_and_pass_env_reach_scripts() {
+    let dir = TempDir::new();
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    script(
+        &www,
+        "env.sh",
+        "printf 'Content-Type: text/plain\\r\\n\\r\\n'; env | sort",
+    );
+    let config = r#"
+[services.cgi]
+listen = "127.0.0.1:0"
+engine = "jawas-cgi"
+args = ["--script", "{dir}/www/env.sh"]
+env = { GIT_PROJECT_ROOT = "/srv/git", CONTENT_LENGTH = "99", HTTP_X_FORGED = "1" }
+pass_env = ["JAWAS_TEST_PASSED"]
+capture_stderr = true
+"#;
+    let d = Jawasd::builder(config)
+        .env("JAWAS_TEST_PASSED", "through")
+        .env("JAWAS_TEST_NOT_PASSED", "no")
+        .dir(dir)
+        .start();
+    let out = raw_get(&d, "/", "");
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.contains("\nGIT_PROJECT_ROOT=/srv/git\n"), "{out}");
+    assert!(out.contains("\nJAWAS_TEST_PASSED=through\n"), "{out}");
+    assert!(!out.contains("JAWAS_TEST_NOT_PASSED"), "{out}");
+    // The request defines these, never the service.
+    assert!(!out.contains("CONTENT_LENGTH=99"), "{out}");
+    assert!(!out.contains("HTTP_X_FORGED"), "{out}");
+    assert!(!out.contains("TCPREMOTEIP"), "{out}");
+}
+
+#[test]
+fn a_body_over_the_limit_is_413_and_closes() {
+    let d = server(", \"--max-body\", \"10\"");
+    let mut s = TcpStream::connect(d.addr("cgi")).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(b"POST /cgi-bin/sum.sh HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello worldGET /cgi-bin/env.sh HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let out = String::from_utf8_lossy(&read_all(&mut s)).to_string();
+    assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
+    assert!(out.contains("Connection: close\r\n"), "{out}");
+    assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
+}
+
+#[test]
+fn header_bytes_pass_unchanged_both_ways() {
+    let d = server("");
+    script(
+        &d.dir().join("www/cgi-bin"),
+        "latin1.sh",
+        "printf 'Content-Type: text/plain\\r\\nContent-Disposition: attachment; filename=\"caf\\351.txt\"\\r\\n\\r\\n'; printf '%s' \"$HTTP_X_RAW\"",
+    );
+    let mut s = TcpStream::connect(d.addr("cgi")).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(b"GET /cgi-bin/latin1.sh HTTP/1.1\r\nHost: x\r\nX-Raw: na\xefve\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let out = read_all(&mut s);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    let has = |needle: &[u8]| out.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        has(b"filename=\"caf\xe9.txt\"\r\n"),
+        "script header re-encoded: {text}"
+    );
+    assert!(
+        has(b"\r\nna\xefve\r\n"),
+        "request header re-encoded: {text}"
+    );
+}
+
+#[test]
+fn a_client_that_stops_reading_ends_the_script_and_the_engine() {
+    let dir = TempDir::new();
+    let bin = dir.path().join("www/cgi-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    script(
+        &bin,
+        "flood.sh",
+        "printf 'Content-Type: application/octet-stream\\r\\n\\r\\n'; head -c 50000000 /dev/zero",
+    );
+    let config = "[services.cgi]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-cgi\"\nargs = [\"--root\", \"{dir}/www\", \"--timeout\", \"60\", \"--send-timeout\", \"1\"]\ncapture_stderr = true\n";
+    let d = Jawasd::builder(config).dir(dir).start();
+    let mut s = TcpStream::connect(d.addr("cgi")).unwrap();
+    s.write_all(b"GET /cgi-bin/flood.sh HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let started = std::time::Instant::now();
+    while d.children().is_empty() && started.elapsed() < T {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    while !d.children().is_empty() && started.elapsed() < T {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(6),
+        "engine still there after {took:?}"
+    );
+    assert!(d.wait_log("client stopped reading", T), "{}", d.log());
+    drop(s);
+}

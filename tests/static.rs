@@ -34,6 +34,11 @@ fn site(extra: &str) -> Jawasd {
     std::fs::write(root.join("data.foo"), "foo data\n").unwrap();
     std::fs::write(root.join("missing.html"), "<p>custom not found</p>\n").unwrap();
     std::fs::write(root.join("empty/<b>&weird name.txt"), "x").unwrap();
+    std::fs::write(root.join("empty/javascript:alert(1)"), "x").unwrap();
+    let fifo =
+        std::ffi::CString::new(root.join("fifo").into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo with a NUL-terminated path we own.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
     let big: Vec<u8> = (0..5_000_000u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
         .collect();
@@ -41,6 +46,8 @@ fn site(extra: &str) -> Jawasd {
     std::fs::write(dir.path().join("outside.txt"), "outside the root\n").unwrap();
     std::os::unix::fs::symlink(dir.path().join("outside.txt"), root.join("escape.txt")).unwrap();
     std::os::unix::fs::symlink("hello.txt", root.join("inside-link.txt")).unwrap();
+    std::os::unix::fs::symlink(root.join("hello.txt"), root.join("absolute-link.txt")).unwrap();
+    std::os::unix::fs::symlink(root.join("docs"), root.join("absolute-dir")).unwrap();
     let config = format!(
         r#"
 [services.web]
@@ -225,6 +232,10 @@ fn bad_requests_get_small_correct_answers() {
         ),
         (
             b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(),
+            "HTTP/1.1 400",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n".to_vec(),
             "HTTP/1.1 501",
         ),
         (
@@ -232,13 +243,16 @@ fn bad_requests_get_small_correct_answers() {
                 .to_vec(),
             "HTTP/1.1 400",
         ),
+        // A body larger than the limit is never read: the answer closes.
         (
             b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n".to_vec(),
-            "HTTP/1.1 413",
+            "HTTP/1.1 405",
         ),
+        // The unread body is drained after the answer; bad framing there
+        // closes the connection.
         (
             b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec(),
-            "HTTP/1.1 400",
+            "HTTP/1.1 405",
         ),
         (
             b"GET /a%zz HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
@@ -282,7 +296,7 @@ fn traversal_dotfiles_and_symlinks_never_leave_the_root() {
     ] {
         let out = raw(addr, format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes());
         assert!(
-            out.starts_with("HTTP/1.0 400") || out.starts_with("HTTP/1.0 404"),
+            out.starts_with("HTTP/1.1 400") || out.starts_with("HTTP/1.1 404"),
             "{path}: {out}"
         );
         assert!(
@@ -320,8 +334,12 @@ fn directories_redirect_index_and_listing() {
         "escaped name: {html}"
     );
     assert!(
-        html.contains("href=\"%3Cb%3E&weird%20name.txt\""),
+        html.contains("href=\"./%3Cb%3E&amp;weird%20name.txt\""),
         "encoded link: {html}"
+    );
+    assert!(
+        html.contains("href=\"./javascript:alert(1)\""),
+        "a name with a colon stays a relative link: {html}"
     );
     let (_, root_listing) = curl(&[], &url(&l, "/"));
     assert!(
@@ -456,13 +474,13 @@ fn keep_alive_pipelining_and_versions() {
         addr,
         b"GET /hello.txt HTTP/1.0\r\n\r\nGET /hello.txt HTTP/1.0\r\n\r\n",
     );
-    assert_eq!(out.matches("HTTP/1.0 200").count(), 1, "{out}");
+    assert_eq!(out.matches("HTTP/1.1 200").count(), 1, "{out}");
     assert!(out.contains("Connection: close"));
     let out = raw(
         addr,
         b"GET /hello.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /hello.txt HTTP/1.0\r\n\r\n",
     );
-    assert_eq!(out.matches("HTTP/1.0 200").count(), 2, "{out}");
+    assert_eq!(out.matches("HTTP/1.1 200").count(), 2, "{out}");
     assert!(out.contains("Connection: keep-alive"));
     // Many requests on one connection with curl.
     let urls: Vec<String> = (0..5).map(|_| url(&d, "/hello.txt")).collect();
@@ -481,22 +499,43 @@ fn keep_alive_pipelining_and_versions() {
 }
 
 #[test]
-fn expect_100_continue_and_chunked_bodies() {
+fn unread_bodies_are_drained_or_the_connection_closes() {
     let d = site("");
+    // The client waits for 100 Continue: jawas-static never reads the body,
+    // so it answers at once, sends no 100, and closes.
     let mut s = TcpStream::connect(d.addr("web")).unwrap();
     s.set_read_timeout(Some(T)).unwrap();
     s.write_all(
         b"POST /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n",
     )
     .unwrap();
-    let mut first = [0u8; 25];
-    s.read_exact(&mut first).unwrap();
-    assert_eq!(&first, b"HTTP/1.1 100 Continue\r\n\r\n");
-    s.write_all(b"body").unwrap();
-    s.write_all(b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let out = String::from_utf8_lossy(&read_all(&mut s)).to_string();
+    assert!(out.starts_with("HTTP/1.1 405 "), "{out}");
+    assert!(
+        out.contains("Connection: close\r\n") && !out.contains(" 100 "),
+        "{out}"
+    );
+    // Bodies of both framings, pipelined: drained after each answer, never
+    // parsed as a request ("GET /hello.txt" inside the body is data).
+    let mut s = TcpStream::connect(d.addr("web")).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    let body = "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+    s.write_all(
+        format!(
+            "POST /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    s.write_all(b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /page.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     let out = String::from_utf8_lossy(&read_all(&mut s)).to_string();
     assert_eq!(out.matches("HTTP/1.1 405").count(), 2, "{out}");
-    assert!(out.ends_with("hello, world\n"), "{out}");
+    assert_eq!(out.matches("HTTP/1.1 ").count(), 3, "{out}");
+    assert!(
+        out.contains("<title>page</title>") && !out.contains("hello, world"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -560,7 +599,7 @@ fn runs_from_a_pipe_and_refuses_bad_usage() {
     std::fs::write(dir.path().join("index.html"), "piped\n").unwrap();
     let out = pipe(dir.path(), b"GET / HTTP/1.0\r\n\r\n", &[]);
     assert!(
-        out.starts_with("HTTP/1.0 200 OK\r\n") && out.ends_with("\r\n\r\npiped\n"),
+        out.starts_with("HTTP/1.1 200 OK\r\n") && out.ends_with("\r\n\r\npiped\n"),
         "{out}"
     );
     let out = pipe(
@@ -748,4 +787,132 @@ fn buffered_access_log_is_written_out_on_sigterm() {
         );
     }
     assert!(log.contains("svc=web") && log.contains("exit=0"), "{log}");
+}
+
+#[test]
+fn only_an_absolute_form_target_names_another_path() {
+    let d = site("");
+    let addr = d.addr("web");
+    let out = raw(
+        addr,
+        b"GET /index.html?next=http://x/hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        out.ends_with("<h1>home</h1>\n"),
+        "query chose the file: {out}"
+    );
+    let out = raw(
+        addr,
+        b"GET /a://b/hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(out.starts_with("HTTP/1.1 404"), "{out}");
+    let out = raw(
+        addr,
+        b"GET http://x/hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(out.ends_with("hello, world\n"), "absolute-form: {out}");
+}
+
+#[test]
+fn overlapping_ranges_never_repeat_the_file() {
+    let d = site("");
+    let ranges = vec!["0-"; 16].join(",");
+    let (h, body) = curl(
+        &["-H", &format!("Range: bytes={ranges}")],
+        &url(&d, "/hello.txt"),
+    );
+    assert_eq!(status(&h), 206, "{h}");
+    assert_eq!(body, b"hello, world\n", "one copy: {h}");
+    let (h, body) = curl(&["-H", "Range: bytes=0-3,2-5"], &url(&d, "/hello.txt"));
+    assert_eq!(
+        (status(&h), header(&h, "Content-Range"), body.as_slice()),
+        (206, Some("bytes 0-5/13"), b"hello,".as_slice())
+    );
+}
+
+#[test]
+fn a_fifo_under_the_root_is_not_found_at_once() {
+    let d = site("");
+    let t0 = Instant::now();
+    let (h, _) = curl(&[], &url(&d, "/fifo"));
+    assert_eq!(status(&h), 404, "{h}");
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    // The engine is still there for the next request.
+    let (h, _) = curl(&[], &url(&d, "/hello.txt"));
+    assert_eq!(status(&h), 200);
+}
+
+#[test]
+fn framing_host_and_version_rules() {
+    let d = site("");
+    let addr = d.addr("web");
+    let get = "GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    // Refused, and the connection closed: the request after it is never read.
+    for (req, want) in [
+        ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\nContent-Length: 5\r\n\r\nabcde", "400"),
+        ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\nContent-Length: 5\r\n\r\nabcde", "400"),
+        ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", "400"),
+        // jawas-static does not read bodies: the layer drains them after
+        // the answer, and a bad chunk size there closes the connection.
+        ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n 5\r\nabcde\r\n0\r\n\r\n", "405"),
+        ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nabcde\r\n0\r\n\r\n", "405"),
+        ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\u{a0}\r\nabcde\r\n0\r\n\r\n", "405"),
+        ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "400"),
+        ("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", "400"),
+        ("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", "400"),
+        ("GET / FOO HTTP/1.1\r\nHost: x\r\n\r\n", "400"),
+        ("GET / HTTP/1.10\r\nHost: x\r\n\r\n", "400"),
+        ("GET / HTTP/3.0\r\nHost: x\r\n\r\n", "505"),
+    ] {
+        let out = raw(addr, format!("{req}{get}").as_bytes());
+        assert!(
+            out.starts_with(&format!("HTTP/1.1 {want} ")),
+            "{req:?}: want {want}, got {out:?}"
+        );
+        assert!(
+            want == "405" || out.contains("Connection: close\r\n"),
+            "{req:?}: {out:?}"
+        );
+        assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{req:?}: {out:?}");
+    }
+    // Accepted: leading zeros in a chunk size, HTTP/1.2 as 1.1, IPv6 Host;
+    // answers to HTTP/1.0 say HTTP/1.1.
+    for (req, n) in [
+        ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0005\r\nabcde\r\n000\r\n\r\n", 2),
+        ("GET /hello.txt HTTP/1.2\r\nHost: x\r\n\r\n", 2),
+        ("GET /hello.txt HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", 2),
+        ("GET /hello.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 2),
+    ] {
+        let out = raw(addr, format!("{req}{get}").as_bytes());
+        assert_eq!(out.matches("HTTP/1.1 ").count(), n, "{req:?}: {out:?}");
+        assert!(!out.contains("HTTP/1.0") && !out.contains(" 400 "), "{req:?}: {out:?}");
+    }
+}
+
+#[test]
+fn a_file_with_a_slash_is_not_found_and_absolute_links_inside_are_followed() {
+    let d = site("");
+    for path in [
+        "/hello.txt/",
+        "/hello.txt%2f",
+        "/hello.txt/.",
+        "/docs/index.html/",
+    ] {
+        let (h, _) = curl(&["--path-as-is"], &url(&d, path));
+        assert_eq!(status(&h), 404, "{path}: {h}");
+    }
+    let (h, body) = curl(&[], &url(&d, "/absolute-link.txt"));
+    assert_eq!(
+        (status(&h), body.as_slice()),
+        (200, b"hello, world\n".as_slice()),
+        "{h}"
+    );
+    let (h, body) = curl(&[], &url(&d, "/absolute-dir/"));
+    assert_eq!(
+        (status(&h), body.as_slice()),
+        (200, b"<h1>docs</h1>\n".as_slice()),
+        "{h}"
+    );
+    let (h, _) = curl(&[], &url(&d, "/escape.txt"));
+    assert_eq!(status(&h), 404, "an absolute link out of the root: {h}");
 }

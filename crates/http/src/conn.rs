@@ -2,31 +2,103 @@
 //!
 //! Owns the input buffer (so pipelined requests are read in order), the
 //! deadlines (an idle timeout between requests, a whole-request timeout
-//! from the first byte of a request to the end of its body), request body
-//! reading (Content-Length and chunked, with 100-continue), and response
-//! writing with correct framing. Every wait is a poll(2) with a deadline, so
-//! a slow client cannot hold the process.
+//! from the first byte of a request to the end of its body; the write
+//! deadline lives in `Output`), request body reading (Content-Length and
+//! chunked, with 100-continue), response heads with correct framing, and
+//! the hand-off of the connection to a handler.
+//!
+//! Invariants: every wait has a deadline, so a slow client cannot hold the
+//! process; a request body is read by the handler, drained after the
+//! answer, or the connection closes: its bytes are never parsed as a
+//! request; after a 101 or `hand_off` the connection is never read as HTTP.
 
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
+use crate::handoff::{Duplex, Upgraded};
 use crate::log::AccessLog;
+use crate::output::{set_socket_timeout, Output};
 use crate::request::{Framing, Request};
 use crate::response::{reason, Body, Response, Segment};
 use crate::{format_http_date, HttpError, Peer};
 
-/// Whether `fd` is a socket without O_NONBLOCK.
-fn is_blocking_socket(fd: RawFd) -> bool {
-    // SAFETY: fstat and fcntl(F_GETFL) only query.
+/// Whether `fd` is a socket, and whether it is one without O_NONBLOCK.
+fn socket_kind(fd: RawFd) -> (bool, bool) {
+    // SAFETY: fstat into a buffer we own and fcntl(F_GETFL) only query.
     unsafe {
         let mut st: libc::stat = std::mem::zeroed();
+        let socket = libc::fstat(fd, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK;
+        if !socket {
+            return (false, false);
+        }
         let flags = libc::fcntl(fd, libc::F_GETFL);
-        libc::fstat(fd, &mut st) == 0
-            && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
-            && flags >= 0
-            && flags & libc::O_NONBLOCK == 0
+        (true, flags >= 0 && flags & libc::O_NONBLOCK == 0)
     }
+}
+
+/// For a request line `METHOD SP target SP HTTP/d.d` (ending in CRLF or
+/// not yet ended): where the version starts, and its major and minor.
+/// `None` for any other line, which is a malformed request line (400), not
+/// an unsupported version (505).
+fn version_of_line(buf: &[u8]) -> Option<(usize, u8, u8)> {
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or(b"");
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut parts = line.split(|&b| b == b' ');
+    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || method.is_empty() || target.is_empty() {
+        return None;
+    }
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            Some((method.len() + target.len() + 2, major - b'0', minor - b'0'))
+        }
+        _ => None,
+    }
+}
+
+/// Parses a chunk-size line: exactly 1*HEXDIG (leading zeros allowed, no
+/// whitespace of any kind), then optional extensions after `;` (with the
+/// BWS RFC 9112 allows before it). Extensions are ignored.
+pub(crate) fn chunk_size(line: &[u8]) -> Option<u64> {
+    let size = match line.iter().position(|&b| b == b';') {
+        Some(i) => {
+            let mut s = &line[..i];
+            while let Some(rest) = s.strip_suffix(b" ").or_else(|| s.strip_suffix(b"\t")) {
+                s = rest;
+            }
+            s
+        }
+        None => line,
+    };
+    if size.is_empty() || !size.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let first = size.iter().position(|&b| b != b'0').unwrap_or(size.len());
+    let digits = &size[first..];
+    if digits.len() > 15 {
+        return None;
+    }
+    // Only ASCII hex digits remain, so both conversions succeed.
+    let text = std::str::from_utf8(digits).ok()?;
+    if text.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(text, 16).ok()
+}
+
+/// Whether a response field can be written as is: a CR, LF or NUL in a
+/// name or value would split the response (a handler passing on what a
+/// script or upstream said must not be able to). Unsafe fields are dropped.
+fn field_is_safe(name: &str, value: &[u8]) -> bool {
+    !name.is_empty()
+        && !name
+            .bytes()
+            .chain(value.iter().copied())
+            .any(|b| matches!(b, b'\r' | b'\n' | 0))
+        && !name.contains(':')
 }
 
 /// Files up to this size are sent with their head in one write.
@@ -46,6 +118,9 @@ pub struct Limits {
     pub idle: Duration,
     /// How long one request (head and body) may take to arrive.
     pub request: Duration,
+    /// How long a write may wait for the client to take bytes (nginx's
+    /// send_timeout): a client that stops reading is cut off after this.
+    pub send: Duration,
 }
 
 impl Default for Limits {
@@ -57,13 +132,21 @@ impl Default for Limits {
             max_body: 1 << 20,
             idle: Duration::from_secs(15),
             request: Duration::from_secs(30),
+            send: Duration::from_secs(60),
         }
     }
 }
 
+/// A request body the handler has not read (yet).
+#[derive(Debug, Clone, Copy)]
+struct PendingBody {
+    framing: Framing,
+    expect_continue: bool,
+}
+
 pub struct Conn {
     input: RawFd,
-    output: RawFd,
+    out: Output,
     buf: Vec<u8>,
     /// Unconsumed input is `buf[pos..end]`.
     pos: usize,
@@ -73,8 +156,10 @@ pub struct Conn {
     pub log: AccessLog,
     /// Deadline of the request being read.
     deadline: Option<Instant>,
-    /// Output is a socket (so MSG_MORE applies).
-    is_socket: bool,
+    /// The body of the current request, until it has been read.
+    body_pending: Option<PendingBody>,
+    /// A handler took the connection (`hand_off`): no more HTTP on it.
+    handed_off: bool,
     /// Input is a blocking socket with SO_RCVTIMEO set: reads block with a
     /// timeout themselves, saving a poll(2) per request; deadlines are
     /// checked at each timeout tick.
@@ -92,13 +177,7 @@ impl Conn {
     }
 
     pub fn new(input: RawFd, output: RawFd, limits: Limits, peer: Peer, log: AccessLog) -> Conn {
-        let is_socket = {
-            // SAFETY: fstat into a stat buffer we own.
-            let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            unsafe {
-                libc::fstat(output, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
-            }
-        };
+        let (is_socket, out_blocking) = socket_kind(output);
         if is_socket {
             // Responses are written whole (head and body in one go, or
             // corked around sendfile), so Nagle only adds delay.
@@ -125,27 +204,20 @@ impl Conn {
                 );
             }
         }
-        let timed_reads = is_blocking_socket(input) && {
-            let tick = limits.idle.min(limits.request).min(Duration::from_secs(1));
-            let tv = libc::timeval {
-                tv_sec: tick.as_secs() as libc::time_t,
-                tv_usec: tick.subsec_micros().max(1000) as libc::suseconds_t,
-            };
-            // SAFETY: setsockopt with a timeval we own.
-            unsafe {
-                libc::setsockopt(
-                    input,
-                    libc::SOL_SOCKET,
-                    libc::SO_RCVTIMEO,
-                    (&tv as *const libc::timeval).cast(),
-                    std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-                ) == 0
-            }
+        let in_blocking_socket = if input == output {
+            is_socket && out_blocking
+        } else {
+            socket_kind(input) == (true, true)
         };
+        let timed_reads = in_blocking_socket && {
+            let tick = limits.idle.min(limits.request).min(Duration::from_secs(1));
+            set_socket_timeout(input, libc::SO_RCVTIMEO, tick)
+        };
+        let out = Output::new(output, is_socket, is_socket && out_blocking, limits.send);
         Conn {
             input,
             timed_reads,
-            output,
+            out,
             buf: vec![0; 16 * 1024],
             pos: 0,
             end: 0,
@@ -153,7 +225,8 @@ impl Conn {
             peer,
             log,
             deadline: None,
-            is_socket,
+            body_pending: None,
+            handed_off: false,
             served: 0,
             date: (0, String::new()),
         }
@@ -279,6 +352,10 @@ impl Conn {
                     }
                     let r = Request::from_parsed(&req, started)?;
                     self.pos += n;
+                    self.body_pending = (r.framing != Framing::None).then_some(PendingBody {
+                        framing: r.framing,
+                        expect_continue: r.expect_continue,
+                    });
                     return Ok(Some(r));
                 }
                 Ok(httparse::Status::Partial) => {
@@ -293,14 +370,17 @@ impl Conn {
                     }
                 }
                 Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadersTooLarge),
-                Err(httparse::Error::Version) => {
-                    let line = avail.split(|&b| b == b'\n').next().unwrap_or(b"");
-                    return Err(if line.windows(5).any(|w| w == b"HTTP/") {
-                        HttpError::VersionNotSupported
-                    } else {
-                        HttpError::BadRequest("malformed request line")
-                    });
-                }
+                Err(httparse::Error::Version) => match version_of_line(avail) {
+                    // HTTP/1.2 and later minors are served as 1.1 (RFC 9110
+                    // section 6.2): rewrite the version in place (same
+                    // length) and parse again.
+                    Some((at, 1, _)) => {
+                        self.buf[self.pos + at..self.pos + at + 8].copy_from_slice(b"HTTP/1.1");
+                        continue;
+                    }
+                    Some(_) => return Err(HttpError::VersionNotSupported),
+                    None => return Err(HttpError::BadRequest("malformed request line")),
+                },
                 Err(_) => return Err(HttpError::BadRequest("malformed request head")),
             }
             match self.fill(deadline) {
@@ -329,11 +409,52 @@ impl Conn {
         if req.expect_continue && self.pos == self.end {
             self.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
         }
-        match req.framing {
-            Framing::None => Ok(0),
-            Framing::Length(n) => self.pass_exact(n, deadline, sink).map(|_| n),
-            Framing::Chunked => self.read_chunked(deadline, sink),
+        let n = match req.framing {
+            Framing::None => 0,
+            Framing::Length(n) => self.pass_exact(n, deadline, sink).map(|_| n)?,
+            Framing::Chunked => self.read_chunked(deadline, sink)?,
+        };
+        self.body_pending = None;
+        Ok(n)
+    }
+
+    /// Whether a body the handler left unread can be drained so the
+    /// connection goes on: not when it is larger than the body limit, and
+    /// not when the client waits for `100 Continue` (it may never send the
+    /// body; closing is the safe answer, as nginx does).
+    fn body_drainable(&self) -> bool {
+        match self.body_pending {
+            None => true,
+            Some(p) if p.expect_continue => false,
+            Some(PendingBody {
+                framing: Framing::Length(n),
+                ..
+            }) => n <= self.limits.max_body,
+            Some(_) => true,
         }
+    }
+
+    /// Reads and drops the body the handler left unread (within the body
+    /// limit and the request deadline), so its bytes are never parsed as
+    /// the next request.
+    fn discard_pending(&mut self) -> Result<(), HttpError> {
+        let Some(p) = self.body_pending else {
+            return Ok(());
+        };
+        self.deadline = Some(Instant::now() + self.limits.request);
+        let req_like = Request {
+            method: String::new(),
+            target: String::new(),
+            minor: 1,
+            headers: Vec::new(),
+            framing: p.framing,
+            keep_alive: true,
+            expect_continue: false,
+            started: Instant::now(),
+        };
+        let r = self.read_body(&req_like, &mut |_| Ok(()));
+        self.deadline = None;
+        r.map(|_| ())
     }
 
     /// Hands exactly `n` bytes of input to `sink`, reading as needed.
@@ -387,18 +508,7 @@ impl Conn {
         let mut total: u64 = 0;
         loop {
             let line = self.read_line(deadline)?;
-            let size_text = line.split(|&b| b == b';').next().unwrap_or(b"");
-            let size_text = std::str::from_utf8(size_text)
-                .map_err(|_| HttpError::BadRequest("bad chunk size"))?
-                .trim();
-            if size_text.is_empty()
-                || !size_text.bytes().all(|b| b.is_ascii_hexdigit())
-                || size_text.len() > 15
-            {
-                return Err(HttpError::BadRequest("bad chunk size"));
-            }
-            let size = u64::from_str_radix(size_text, 16)
-                .map_err(|_| HttpError::BadRequest("bad chunk size"))?;
+            let size = chunk_size(&line).ok_or(HttpError::BadRequest("bad chunk size"))?;
             if size == 0 {
                 // Trailers, ignored, up to the empty line.
                 loop {
@@ -417,6 +527,34 @@ impl Conn {
                 return Err(HttpError::BadRequest("chunk data longer than its size"));
             }
         }
+    }
+
+    /// Ends HTTP on this connection and gives it to the caller: the client
+    /// descriptors (duplicated) and the bytes already read past the request
+    /// head. The receive and send timeouts the layer set are taken off
+    /// again. Typically called right after sending a 101; `serve` then
+    /// returns when the handler does, whatever it returns.
+    pub fn hand_off(&mut self) -> io::Result<Upgraded> {
+        self.log.flush();
+        if self.timed_reads {
+            set_socket_timeout(self.input, libc::SO_RCVTIMEO, Duration::ZERO);
+            self.timed_reads = false;
+        }
+        self.out.clear_timeout();
+        let buffered = self.buf[self.pos..self.end].to_vec();
+        self.pos = self.end;
+        self.body_pending = None;
+        self.handed_off = true;
+        Ok(Upgraded {
+            stream: Duplex::dup(self.input, self.out.fd)?,
+            buffered,
+        })
+    }
+
+    /// Whether `hand_off` was called or a 101 sent: the connection is no
+    /// longer HTTP.
+    pub fn is_handed_off(&self) -> bool {
+        self.handed_off
     }
 
     /// Reads and drops the body, so the next pipelined request can be read.
@@ -438,100 +576,26 @@ impl Conn {
         &self.date.1
     }
 
+    /// Writes raw bytes to the client, within the send timeout.
     pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        self.put(data, false)
+        self.out.put(data, false)
     }
 
     /// Writes `data` saying more follows (MSG_MORE on a socket), so a head
     /// and the start of a sendfile body leave in the same segments without
     /// corking and uncorking around every response.
     fn write_more(&mut self, data: &[u8]) -> io::Result<()> {
-        self.put(data, true)
-    }
-
-    /// Writes all of `data`: send(2) on a socket (with MSG_MORE when more
-    /// follows), write(2) on anything else.
-    fn put(&mut self, mut data: &[u8], more: bool) -> io::Result<()> {
-        while !data.is_empty() {
-            // SAFETY: send/write from a slice we own.
-            let n = unsafe {
-                if self.is_socket {
-                    let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
-                    libc::send(self.output, data.as_ptr().cast(), data.len(), flags)
-                } else {
-                    libc::write(self.output, data.as_ptr().cast(), data.len())
-                }
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            data = &data[n as usize..];
-        }
-        Ok(())
-    }
-
-    /// Copies `len` bytes of `file` from `offset` to the output with
-    /// sendfile(2), falling back to read/write where sendfile cannot go.
-    fn send_file_range(&mut self, file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
-        let mut off = offset as libc::off_t;
-        let mut left = len;
-        while left > 0 {
-            let chunk = left.min(1 << 30) as usize;
-            // SAFETY: sendfile between descriptors we hold, offset we own.
-            let n = unsafe { libc::sendfile(self.output, file.as_raw_fd(), &mut off, chunk) };
-            if n > 0 {
-                left -= n as u64;
-                continue;
-            }
-            if n == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EINVAL) | Some(libc::ENOSYS) => {
-                    return self.copy_range(file, off as u64, left);
-                }
-                Some(libc::EAGAIN) => {
-                    let mut pfd = libc::pollfd {
-                        fd: self.output,
-                        events: libc::POLLOUT,
-                        revents: 0,
-                    };
-                    // SAFETY: poll on one pollfd we own.
-                    unsafe { libc::poll(&mut pfd, 1, 30_000) };
-                }
-                _ => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    fn copy_range(&mut self, file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut done = 0;
-        while done < len {
-            let want = ((len - done) as usize).min(buf.len());
-            let n = file.read_at(&mut buf[..want], offset + done)?;
-            if n == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            self.write_all(&buf[..n])?;
-            done += n as u64;
-        }
-        Ok(())
+        self.out.put(data, true)
     }
 
     /// Sends `resp` as the answer to `req` (or to an unreadable request
     /// when `req` is None), adding Date, framing and Connection headers,
-    /// and logs it. Returns whether the connection may carry another
-    /// request.
+    /// and logs it with the body bytes really sent. Returns whether the
+    /// connection may carry another request: a request body the handler
+    /// left unread is drained first (or the connection closes), and after a
+    /// 101 the connection is no longer HTTP (see `hand_off`).
     pub fn send(&mut self, req: Option<&Request>, mut resp: Response) -> io::Result<bool> {
+        let upgrade = resp.status == 101;
         let head_only = req.is_some_and(|r| r.is_head())
             || resp.status == 304
             || resp.status == 204
@@ -541,97 +605,143 @@ impl Conn {
         let chunked = len.is_none() && minor == 1 && !head_only;
         let keep = req.is_some_and(|r| r.keep_alive)
             && !resp.close
+            && !upgrade
+            && self.body_drainable()
             && (len.is_some() || chunked || head_only);
-        let mut head = String::with_capacity(256);
-        head.push_str(if minor == 0 { "HTTP/1.0 " } else { "HTTP/1.1 " });
-        head.push_str(&resp.status.to_string());
-        head.push(' ');
-        head.push_str(reason(resp.status));
-        head.push_str("\r\nDate: ");
-        head.push_str(self.date());
-        head.push_str("\r\nServer: jawas\r\n");
+        let framing = match len {
+            _ if upgrade => Framing::None,
+            Some(n) if resp.status != 304 && resp.status != 204 && resp.status >= 200 => {
+                Framing::Length(n)
+            }
+            None if chunked => Framing::Chunked,
+            _ => Framing::None,
+        };
+        let connection = match (upgrade, keep, minor) {
+            (true, _, _) => None,
+            (false, false, _) => Some("close"),
+            (false, true, 0) => Some("keep-alive"),
+            (false, true, _) => None,
+        };
+        let head = self.head(&resp, framing, connection, upgrade);
+        let head_len = head.len() as u64;
+        let before = self.out.written;
+        let body = std::mem::replace(&mut resp.body, Body::Empty);
+        let result = if head_only {
+            self.write_all(&head)
+        } else {
+            self.write_body(head, body, chunked)
+        };
+        if let Some(r) = req {
+            let body_sent = (self.out.written - before).saturating_sub(head_len);
+            self.log
+                .request(&self.peer, r, resp.status, body_sent, r.started.elapsed());
+        }
+        self.served += 1;
+        self.deadline = None;
+        result?;
+        if upgrade {
+            // Whatever follows a 101 is another protocol: even a handler
+            // that does not take the connection must not see it as HTTP.
+            self.handed_off = true;
+        }
+        if keep && self.body_pending.is_some() && self.discard_pending().is_err() {
+            return Ok(false);
+        }
+        Ok(keep)
+    }
+
+    /// The response head: status line, Date, Server, the handler's fields
+    /// (framing and Connection fields are ours, unsafe ones dropped; a 101
+    /// keeps the handler's Connection: Upgrade), then framing.
+    fn head(
+        &mut self,
+        resp: &Response,
+        framing: Framing,
+        connection: Option<&str>,
+        upgrade: bool,
+    ) -> Vec<u8> {
+        let mut head = Vec::with_capacity(256);
+        // Our version, whatever the client's (RFC 9110 section 6.2).
+        head.extend_from_slice(b"HTTP/1.1 ");
+        head.extend_from_slice(resp.status.to_string().as_bytes());
+        head.push(b' ');
+        head.extend_from_slice(reason(resp.status).as_bytes());
+        head.extend_from_slice(b"\r\nDate: ");
+        head.extend_from_slice(self.date().as_bytes());
+        head.extend_from_slice(b"\r\nServer: jawas\r\n");
         for (k, v) in &resp.headers {
             if k.eq_ignore_ascii_case("Content-Length")
                 || k.eq_ignore_ascii_case("Transfer-Encoding")
-                || k.eq_ignore_ascii_case("Connection")
+                || (k.eq_ignore_ascii_case("Connection") && !upgrade)
+                || !field_is_safe(k, v)
             {
                 continue;
             }
-            head.push_str(k);
-            head.push_str(": ");
-            head.push_str(v);
-            head.push_str("\r\n");
+            head.extend_from_slice(k.as_bytes());
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(v);
+            head.extend_from_slice(b"\r\n");
         }
-        match len {
-            Some(n) if resp.status != 304 && resp.status != 204 && resp.status >= 200 => {
-                head.push_str("Content-Length: ");
-                head.push_str(&n.to_string());
-                head.push_str("\r\n");
+        match framing {
+            Framing::Length(n) => {
+                head.extend_from_slice(b"Content-Length: ");
+                head.extend_from_slice(n.to_string().as_bytes());
+                head.extend_from_slice(b"\r\n");
             }
-            None if chunked => head.push_str("Transfer-Encoding: chunked\r\n"),
-            _ => {}
+            Framing::Chunked => head.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+            Framing::None => {}
         }
-        if !keep {
-            head.push_str("Connection: close\r\n");
-        } else if minor == 0 {
-            head.push_str("Connection: keep-alive\r\n");
+        if let Some(c) = connection {
+            head.extend_from_slice(b"Connection: ");
+            head.extend_from_slice(c.as_bytes());
+            head.extend_from_slice(b"\r\n");
         }
-        head.push_str("\r\n");
+        head.extend_from_slice(b"\r\n");
+        head
+    }
 
-        let sent_body = if head_only { 0 } else { len.unwrap_or(0) };
-        let mut streamed = 0u64;
-        let body = std::mem::replace(&mut resp.body, Body::Empty);
-        let result = match body {
-            _ if head_only => self.write_all(head.as_bytes()),
-            Body::Empty => self.write_all(head.as_bytes()),
+    /// Writes the head and the body.
+    fn write_body(&mut self, mut head: Vec<u8>, body: Body, chunked: bool) -> io::Result<()> {
+        match body {
+            Body::Empty => self.write_all(&head),
             Body::Bytes(b) => {
-                let mut all = head.into_bytes();
-                all.extend_from_slice(&b);
-                self.write_all(&all)
+                head.extend_from_slice(&b);
+                self.write_all(&head)
             }
             Body::Segments(file, segs) => match segs.as_slice() {
                 // A small file goes out with its head in one write: one
                 // pread instead of a sendfile, and no partial segments.
                 [Segment::File { offset, len }] if *len <= SMALL_BODY => {
                     use std::os::unix::fs::FileExt;
-                    let mut all = head.into_bytes();
-                    let start = all.len();
-                    all.resize(start + *len as usize, 0);
-                    match file.read_exact_at(&mut all[start..], *offset) {
-                        Ok(()) => self.write_all(&all),
-                        Err(e) => Err(e),
-                    }
+                    let start = head.len();
+                    head.resize(start + *len as usize, 0);
+                    file.read_exact_at(&mut head[start..], *offset)?;
+                    self.write_all(&head)
                 }
-                _ => (|| {
+                _ => {
                     let last = segs.len().saturating_sub(1);
-                    self.write_more(head.as_bytes())?;
+                    self.write_more(&head)?;
                     for (i, s) in segs.iter().enumerate() {
                         match s {
                             Segment::Bytes(b) if i == last => self.write_all(b)?,
                             Segment::Bytes(b) => self.write_more(b)?,
                             Segment::File { offset, len } => {
-                                self.send_file_range(&file, *offset, *len)?
+                                self.out.send_file_range(&file, *offset, *len)?
                             }
                         }
                     }
                     Ok(())
-                })(),
+                }
             },
-            Body::Stream(reader) => self
-                .write_all(head.as_bytes())
-                .and_then(|_| self.copy_stream(reader, None, chunked, &mut streamed)),
-            Body::Sized(reader, n) => self
-                .write_all(head.as_bytes())
-                .and_then(|_| self.copy_stream(reader, Some(n), false, &mut streamed)),
-        };
-        if let Some(r) = req {
-            let bytes = if streamed > 0 { streamed } else { sent_body };
-            self.log
-                .request(&self.peer, r, resp.status, bytes, r.started.elapsed());
+            Body::Stream(reader) => {
+                self.write_all(&head)?;
+                self.copy_stream(reader, None, chunked)
+            }
+            Body::Sized(reader, n) => {
+                self.write_all(&head)?;
+                self.copy_stream(reader, Some(n), false)
+            }
         }
-        self.served += 1;
-        self.deadline = None;
-        result.map(|_| keep)
     }
 
     /// Copies a body of unknown (or promised) length to the client,
@@ -642,8 +752,9 @@ impl Conn {
         mut reader: Box<dyn Read>,
         promised: Option<u64>,
         chunked: bool,
-        count: &mut u64,
     ) -> io::Result<()> {
+        let mut count = 0u64;
+        let count = &mut count;
         let mut buf = vec![0u8; 32 * 1024];
         loop {
             let want = match promised {
@@ -684,6 +795,155 @@ impl Conn {
             let mut resp = Response::error(status);
             resp.close = true;
             let _ = self.send(None, resp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_line_versions() {
+        type Case<'a> = (&'a str, Option<(usize, u8, u8)>);
+        let cases: &[Case] = &[
+            ("GET / HTTP/1.2\r\n", Some((6, 1, 2))),
+            ("GET /x HTTP/2.0\r\n", Some((7, 2, 0))),
+            ("GET / HTTP/1.2", Some((6, 1, 2))),
+            ("GET / FOO HTTP/1.1\r\n", None),
+            ("GET / HTTP/1.10\r\n", None),
+            ("GET  / HTTP/1.1\r\n", None),
+            ("GET / http/1.1\r\n", None),
+            ("garbage HTTP/2\r\n", None),
+        ];
+        for (line, want) in cases {
+            assert_eq!(version_of_line(line.as_bytes()), *want, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn chunk_size_cases() {
+        let cases: &[(&[u8], Option<u64>)] = &[
+            (b"0", Some(0)),
+            (b"1a", Some(26)),
+            (b"1A", Some(26)),
+            (b"0000000000000000000001", Some(1)),
+            (b"000", Some(0)),
+            (b"5;name=value", Some(5)),
+            (b"5 ;ext", Some(5)),
+            (b"5\t; ext", Some(5)),
+            (b"fffffffffffffff", Some(0xfff_ffff_ffff_ffff)),
+            (b"1000000000000000", None),
+            (b"", None),
+            (b" 5", None),
+            (b"5 ", None),
+            (b"5\t", None),
+            ("5\u{a0}".as_bytes(), None),
+            ("\u{2003}5".as_bytes(), None),
+            (b"+5", None),
+            (b"0x5", None),
+            (b"5 5", None),
+            (b";ext", None),
+        ];
+        for (line, want) in cases {
+            assert_eq!(
+                chunk_size(line),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn unsafe_fields_are_refused() {
+        for (k, v, want) in [
+            ("X-A", "a b\tc", true),
+            ("X-A", "a\rSet-Cookie: x", false),
+            ("X-A", "a\nSet-Cookie: x", false),
+            ("X-A", "a\0", false),
+            ("X\rA", "a", false),
+            ("X:A", "a", false),
+            ("", "a", false),
+        ] {
+            assert_eq!(field_is_safe(k, v.as_bytes()), want, "{k:?}: {v:?}");
+        }
+    }
+
+    /// Runs `serve` over pipes with `input` as everything the client sent;
+    /// the handler answers each request with its path and never reads a
+    /// body. Returns everything written.
+    fn serve_pipes(input: &[u8], limits: Limits) -> String {
+        use std::io::{Read as _, Write as _};
+        let (in_r, mut in_w) = std::io::pipe().unwrap();
+        let (mut out_r, out_w) = std::io::pipe().unwrap();
+        in_w.write_all(input).unwrap();
+        drop(in_w);
+        let (ri, wo) = (
+            std::os::fd::AsRawFd::as_raw_fd(&in_r),
+            std::os::fd::AsRawFd::as_raw_fd(&out_w),
+        );
+        let mut conn = Conn::new(ri, wo, limits, Peer::default(), AccessLog::Off);
+        crate::serve(&mut conn, |conn, req| {
+            let path = req.path().to_string();
+            conn.send(Some(&req), Response::new(200).bytes("text/plain", path))
+        });
+        drop((conn, in_r, out_w));
+        let mut out = String::new();
+        out_r.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn unread_bodies_are_drained_never_parsed() {
+        let smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+        let cases: &[(String, &[&str])] = &[
+            (
+                format!(
+                    "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{smuggled}GET /b HTTP/1.1\r\nHost: x\r\n\r\n",
+                    smuggled.len()
+                ),
+                &["/a", "/b"],
+            ),
+            (
+                format!(
+                    "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{smuggled}\r\n0\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n",
+                    smuggled.len()
+                ),
+                &["/a", "/b"],
+            ),
+            // Larger than the body limit, or waiting for 100 Continue: the
+            // answer closes the connection instead.
+            (
+                format!(
+                    "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n{smuggled}"
+                ),
+                &["/a"],
+            ),
+            (
+                format!(
+                    "POST /a HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n{smuggled}",
+                    smuggled.len()
+                ),
+                &["/a"],
+            ),
+        ];
+        for (input, paths) in cases {
+            let limits = Limits {
+                max_body: 1000,
+                ..Limits::default()
+            };
+            let out = serve_pipes(input.as_bytes(), limits);
+            let got: Vec<&str> = out
+                .split("\r\n\r\n")
+                .filter_map(|part| part.strip_prefix('/').map(|_| part))
+                .map(|p| p.split("HTTP/").next().unwrap_or(p))
+                .collect();
+            assert_eq!(&got, paths, "{input:?}: {out}");
+            assert!(!out.contains("smuggled") && !out.contains(" 100 "), "{out}");
+            if paths.len() == 1 {
+                assert!(out.contains("Connection: close\r\n"), "{out}");
+            }
         }
     }
 }

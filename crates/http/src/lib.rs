@@ -5,25 +5,35 @@
 //! crate owns everything between those bytes and a request handler: reading
 //! request heads and bodies within limits and deadlines, keep-alive and
 //! pipelining, writing responses (Date, framing, HEAD, Connection), error
-//! responses, the client address from the UCSPI environment, and the access
-//! log. It does not decide what to answer: that is the engine's handler.
+//! responses, the client address from the UCSPI environment, the access
+//! log, and handing the connection to a handler after an upgrade. It also
+//! holds what engines share beyond the connection: RFC 9110's conditional
+//! and range rules (`rules`), the client side for a proxy (`client`) and a
+//! deadline reader for local producers (`pipe`). It does not decide what
+//! to answer: that is the engine's handler.
 //!
 //! Invariants: a response is always complete and correctly framed, or the
 //! connection is closed; nothing but HTTP is ever written to fd 1 (the log
 //! never goes to the connection, even when fd 2 is the socket, as under
 //! xinetd).
 
+pub mod client;
 mod conn;
 mod date;
+mod handoff;
 mod log;
+mod output;
 pub mod path;
+pub mod pipe;
 mod request;
 mod response;
+pub mod rules;
 
 pub use conn::{Conn, Limits};
 pub use date::{format_http_date, parse_http_date};
+pub use handoff::{Duplex, Upgraded};
 pub use log::AccessLog;
-pub use request::{Framing, Request};
+pub use request::{split_host, Framing, Request};
 pub use response::{reason, Body, Response, Segment};
 
 use std::fmt;
@@ -47,6 +57,9 @@ pub enum HttpError {
     NotImplemented,
     /// An HTTP major version other than 1 (505).
     VersionNotSupported,
+    /// An upstream's response could not be read (client side): a proxy
+    /// answers 502.
+    BadResponse(&'static str),
     /// The connection failed or closed mid-request: nothing can be sent.
     Io(io::Error),
 }
@@ -62,6 +75,7 @@ impl HttpError {
             HttpError::Timeout => 408,
             HttpError::NotImplemented => 501,
             HttpError::VersionNotSupported => 505,
+            HttpError::BadResponse(_) => 502,
             HttpError::Io(_) => return None,
         })
     }
@@ -77,6 +91,7 @@ impl fmt::Display for HttpError {
             HttpError::Timeout => write!(f, "client too slow"),
             HttpError::NotImplemented => write!(f, "transfer coding not implemented"),
             HttpError::VersionNotSupported => write!(f, "HTTP version not supported"),
+            HttpError::BadResponse(why) => write!(f, "bad response: {why}"),
             HttpError::Io(e) => write!(f, "connection: {e}"),
         }
     }
@@ -195,7 +210,13 @@ fn serve_requests(
                 return exit::PEER;
             }
         };
-        match handler(conn, req) {
+        let result = handler(conn, req);
+        if conn.is_handed_off() {
+            // The handler took the connection: whatever it left there is
+            // not HTTP.
+            return if result.is_ok() { exit::OK } else { exit::PEER };
+        }
+        match result {
             Ok(true) => {}
             Ok(false) => return exit::OK,
             Err(_) => return exit::PEER,

@@ -54,7 +54,9 @@ impl Body {
 
 pub struct Response {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
+    /// Names and values; values are bytes so a proxy can pass on what an
+    /// upstream sent unchanged.
+    pub headers: Vec<(String, Vec<u8>)>,
     pub body: Body,
     /// Close the connection after this response whatever the client asked.
     pub close: bool,
@@ -70,7 +72,7 @@ impl Response {
         }
     }
 
-    pub fn header(mut self, name: &str, value: impl Into<String>) -> Response {
+    pub fn header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Response {
         self.headers.push((name.to_string(), value.into()));
         self
     }
@@ -91,11 +93,12 @@ impl Response {
         Response::new(status).bytes("text/html; charset=utf-8", body)
     }
 
+    /// The first value of a header, as text (`None` when not UTF-8).
     pub fn get_header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 }
 
@@ -103,6 +106,8 @@ impl Response {
 pub fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
+        101 => "Switching Protocols",
+        103 => "Early Hints",
         200 => "OK",
         201 => "Created",
         202 => "Accepted",
@@ -131,6 +136,7 @@ pub fn reason(status: u16) -> &'static str {
         416 => "Range Not Satisfiable",
         417 => "Expectation Failed",
         422 => "Unprocessable Content",
+        426 => "Upgrade Required",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",

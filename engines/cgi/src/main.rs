@@ -10,7 +10,6 @@
 //! process group killed). A failure after the header was sent can only
 //! close the connection.
 
-use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -18,14 +17,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use jawas_http::path::{segments, PathError};
+use jawas_http::pipe::DeadlineReader;
 use jawas_http::{parse_secs, Body, Conn, Framing, HttpError, Limits, Request, Response};
 
 const USAGE: &str = "usage: jawas-cgi (--root DIR | --script FILE) [--prefix /PATH] [--index NAME] \
-[--env NAME=VALUE]... [--timeout SECS] [--max-body BYTES] [--server-name NAME] [--idle-timeout SECS]";
+[--env NAME=VALUE]... [--timeout SECS] [--max-body BYTES] [--server-name NAME] [--idle-timeout SECS] \
+[--send-timeout SECS]";
 
 /// Longest script header block.
 const MAX_SCRIPT_HEAD: usize = 64 * 1024;
@@ -78,6 +78,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             }
             "--timeout" => o.timeout = parse_secs(&value("--timeout")?)?,
             "--idle-timeout" => o.limits.idle = parse_secs(&value("--idle-timeout")?)?,
+            "--send-timeout" => o.limits.send = parse_secs(&value("--send-timeout")?)?,
             "--max-body" => {
                 o.limits.max_body = value("--max-body")?
                     .parse()
@@ -151,11 +152,25 @@ fn locate(opts: &Options, path: &str) -> Result<Target, u16> {
         _ => return Err(404),
     };
     if let Some(script) = &opts.script {
-        let info = jawas_http::path::percent_decode(rest).map_err(|_| 400u16)?;
+        // The same rules as for --root: decoded once, no NUL, dot segments
+        // resolved without climbing, dotfiles hidden. PATH_TRANSLATED is
+        // built from PATH_INFO, so it cannot leave the document root.
+        let segs = match segments(if rest.is_empty() { "/" } else { rest }, false) {
+            Ok(s) => s,
+            Err(PathError::Bad(_)) => return Err(400),
+            Err(PathError::Hidden) => return Err(404),
+        };
+        let mut path_info = String::new();
+        if !rest.is_empty() {
+            path_info = format!("/{}", segs.join("/"));
+            if rest.ends_with('/') && !segs.is_empty() {
+                path_info.push('/');
+            }
+        }
         return Ok(Target {
             script: script.clone(),
             script_name: opts.prefix.clone(),
-            path_info: String::from_utf8(info).map_err(|_| 400u16)?,
+            path_info,
         });
     }
     let root = opts.root.as_ref().expect("root or script");
@@ -248,8 +263,7 @@ fn handle(opts: &Options, conn: &mut Conn, req: &Request) -> io::Result<Outcome>
             .is_some_and(|n| n.starts_with("nph-"));
         if nph {
             // Non-parsed headers: the script speaks HTTP itself.
-            let mut out =
-                ChannelReader::new(script.output.take().expect("output"), script.deadline);
+            let mut out = script.output.take().expect("output");
             let mut buf = vec![0u8; 32 * 1024];
             loop {
                 match out.read(&mut buf) {
@@ -261,7 +275,7 @@ fn handle(opts: &Options, conn: &mut Conn, req: &Request) -> io::Result<Outcome>
             script.reap(conn);
             return Ok(Outcome::Close);
         }
-        let mut out = ChannelReader::new(script.output.take().expect("output"), script.deadline);
+        let mut out = script.output.take().expect("output");
         let head = match read_script_head(&mut out) {
             Ok(h) => h,
             Err(why) => {
@@ -294,7 +308,7 @@ fn handle(opts: &Options, conn: &mut Conn, req: &Request) -> io::Result<Outcome>
                     .unwrap_or(if head.location.is_some() { 302 } else { 200 }),
             );
         if let Some(loc) = head.location {
-            resp.headers.push(("Location".into(), loc));
+            resp.headers.push(("Location".into(), loc.into_bytes()));
         }
         resp.headers.extend(head.headers);
         let length = resp
@@ -304,13 +318,18 @@ fn handle(opts: &Options, conn: &mut Conn, req: &Request) -> io::Result<Outcome>
             .retain(|(k, _)| !k.eq_ignore_ascii_case("Content-Length"));
         if resp.get_header("Content-Type").is_none() && head.location_only_redirect {
             resp.headers
-                .push(("Content-Type".into(), "text/plain".into()));
+                .push(("Content-Type".into(), b"text/plain".to_vec()));
         }
         resp.body = match length {
             Some(n) => Body::Sized(Box::new(out), n),
             None => Body::Stream(Box::new(out)),
         };
         let keep = conn.send(Some(&req), resp);
+        if keep.is_err() {
+            // The client is gone or stopped reading (the send timeout):
+            // nobody will read the rest of the script's output.
+            script.kill();
+        }
         script.reap(conn);
         return match keep {
             Ok(true) => Ok(Outcome::Continue),
@@ -340,7 +359,7 @@ enum Failure {
 /// A running script.
 struct Script {
     child: Child,
-    output: Option<Source>,
+    output: Option<DeadlineReader>,
     deadline: Instant,
     started: Instant,
     path: PathBuf,
@@ -463,34 +482,15 @@ fn start(
         Failure::Script(status, format!("unable to start: {e}"))
     })?;
     let deadline = Instant::now() + opts.timeout;
-    let mut stdout = child.stdout.take().expect("piped");
+    let stdout = child.stdout.take().expect("piped");
     let streaming = spooled.is_none() && content_length.is_some();
     let output = if !streaming {
-        Source::Pipe(stdout)
+        DeadlineReader::new(stdout, deadline)
     } else {
         // While the body streams in, read the script's output on a thread, so
         // a script that writes before it has read its whole body cannot
         // deadlock with us.
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut buf = vec![0u8; 32 * 1024];
-            loop {
-                match stdout.read(&mut buf) {
-                    Ok(0) => return,
-                    Ok(n) => {
-                        if tx.send(Ok(buf[..n].to_vec())).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                }
-            }
-        });
-        Source::Channel(rx)
+        DeadlineReader::drained(stdout, deadline)
     };
     let mut script = Script {
         child,
@@ -561,8 +561,18 @@ fn cgi_env(
     t: &Target,
     content_length: Option<u64>,
 ) -> Vec<(OsString, OsString)> {
-    let mut env: Vec<(String, String)> = Vec::with_capacity(32 + req.headers.len());
-    let mut set = |k: &str, v: String| env.push((k.to_string(), v));
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    // Values are bytes: request headers reach the script byte for byte.
+    let mut env: Vec<(String, Vec<u8>)> = Vec::with_capacity(32 + req.headers.len());
+    // The service's own environment first (jawasd's `env` and `pass_env`,
+    // as Apache's SetEnv): jawasd lets nothing else through. The
+    // connection's UCSPI variables and anything the request defines below
+    // are not inherited.
+    env.extend(std::env::vars_os().filter_map(|(k, v)| {
+        let k = k.into_string().ok().filter(|k| inherited(k))?;
+        Some((k, v.into_vec()))
+    }));
+    let mut set = |k: &str, v: String| env.push((k.to_string(), v.into_bytes()));
     set("GATEWAY_INTERFACE", "CGI/1.1".into());
     set(
         "SERVER_SOFTWARE",
@@ -586,17 +596,10 @@ fn cgi_env(
             format!("{}{}", doc_root.display(), t.path_info),
         );
     }
-    let host = req.header("Host").unwrap_or("");
     let server_name = opts
         .server_name
         .clone()
-        .or_else(|| {
-            host.rsplit_once(':')
-                .map(|(h, _)| h.to_string())
-                .filter(|h| !h.ends_with(']') || h.starts_with('['))
-                .or(Some(host.to_string()))
-                .filter(|h| !h.is_empty())
-        })
+        .or_else(|| req.host_name().map(str::to_string))
         .or_else(|| conn.peer.local_ip.clone())
         .unwrap_or_else(|| "localhost".into());
     set("SERVER_NAME", server_name);
@@ -627,6 +630,12 @@ fn cgi_env(
         set("HTTPS", "on".into());
     }
     for (k, v) in &req.headers {
+        // X_Real_IP would become HTTP_X_REAL_IP, the variable of the
+        // trusted X-Real-IP a proxy sets: names with `_` are dropped, as
+        // Apache and nginx do.
+        if k.contains('_') {
+            continue;
+        }
         let name = format!("HTTP_{}", k.to_ascii_uppercase().replace('-', "_"));
         // httpoxy: a client's Proxy header must never become HTTP_PROXY.
         // Length and type are given as CONTENT_*; credentials are not passed.
@@ -644,36 +653,76 @@ fn cgi_env(
         }
         match env.iter_mut().find(|(ek, _)| *ek == name) {
             Some((_, ev)) => {
-                ev.push_str(", ");
-                ev.push_str(v);
+                ev.extend_from_slice(b", ");
+                ev.extend_from_slice(v);
             }
             None => env.push((name, v.clone())),
         }
     }
     env.push((
         "PATH".into(),
-        std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+        std::env::var_os("PATH")
+            .map(|p| p.as_bytes().to_vec())
+            .unwrap_or_else(|| b"/usr/local/bin:/usr/bin:/bin".to_vec()),
     ));
     for (k, v) in &opts.env {
         env.retain(|(ek, _)| ek != k);
-        env.push((k.clone(), v.clone()));
+        env.push((k.clone(), v.clone().into_bytes()));
     }
     env.into_iter()
-        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .map(|(k, v)| (OsString::from(k), OsString::from_vec(v)))
         .collect()
+}
+
+/// Whether a variable of jawas-cgi's own environment reaches scripts:
+/// not the UCSPI ones (tcp-environ(5), xinetd's REMOTE_HOST), which
+/// describe the connection in another vocabulary, not the CGI
+/// meta-variables and HTTP_* names, which only the request may set.
+fn inherited(name: &str) -> bool {
+    const CGI: &[&str] = &[
+        "AUTH_TYPE",
+        "CONTENT_LENGTH",
+        "CONTENT_TYPE",
+        "DOCUMENT_ROOT",
+        "GATEWAY_INTERFACE",
+        "HTTPS",
+        "PATH",
+        "PATH_INFO",
+        "PATH_TRANSLATED",
+        "PROTO",
+        "QUERY_STRING",
+        "REMOTE_ADDR",
+        "REMOTE_HOST",
+        "REMOTE_IDENT",
+        "REMOTE_PORT",
+        "REMOTE_USER",
+        "REQUEST_METHOD",
+        "REQUEST_URI",
+        "SCRIPT_FILENAME",
+        "SCRIPT_NAME",
+        "SERVER_NAME",
+        "SERVER_PORT",
+        "SERVER_PROTOCOL",
+        "SERVER_SOFTWARE",
+    ];
+    !(CGI.contains(&name)
+        || name.starts_with("TCP")
+        || name.starts_with("SSL")
+        || name.starts_with("HTTP_"))
 }
 
 /// The script's header block.
 struct ScriptHead {
     status: Option<u16>,
     location: Option<String>,
-    headers: Vec<(String, String)>,
+    /// Values byte for byte as the script wrote them (obs-text included).
+    headers: Vec<(String, Vec<u8>)>,
     location_only_redirect: bool,
 }
 
 /// Reads and checks the CGI header (lines ending in LF or CRLF, up to an
 /// empty line). Errors name what was wrong, for the log.
-fn read_script_head(out: &mut ChannelReader) -> Result<ScriptHead, String> {
+fn read_script_head(out: &mut DeadlineReader) -> Result<ScriptHead, String> {
     let mut raw = Vec::new();
     let end = loop {
         if let Some(p) = find_blank_line(&raw) {
@@ -698,37 +747,53 @@ fn read_script_head(out: &mut ChannelReader) -> Result<ScriptHead, String> {
     let (head, used) = end;
     let rest = raw[used..].to_vec();
     out.unread(rest);
-    let text = std::str::from_utf8(&raw[..head]).map_err(|_| "header is not text".to_string())?;
     let mut h = ScriptHead {
         status: None,
         location: None,
         headers: Vec::new(),
         location_only_redirect: false,
     };
-    for line in text.split('\n') {
-        let line = line.trim_end_matches('\r');
+    for line in raw[..head].split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             continue;
         }
-        let (k, v) = line
-            .split_once(':')
-            .ok_or_else(|| format!("malformed header line '{}'", clean(line)))?;
-        let (k, v) = (k.trim(), v.trim());
-        if k.is_empty() || !k.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(format!("malformed header name '{}'", clean(k)));
+        let shown = String::from_utf8_lossy(line);
+        // A bare CR (or any control but HTAB) would reach the client as a
+        // line break some parsers honour: response splitting.
+        if line.iter().any(|&c| (c < 0x20 && c != b'\t') || c == 0x7f) {
+            return Err(format!(
+                "control character in header line '{}'",
+                clean(&shown)
+            ));
         }
+        let colon = line
+            .iter()
+            .position(|&b| b == b':')
+            .ok_or_else(|| format!("malformed header line '{}'", clean(&shown)))?;
+        let (k, v) = (line[..colon].trim_ascii(), line[colon + 1..].trim_ascii());
+        let k = match std::str::from_utf8(k) {
+            Ok(k) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_graphic()) => k,
+            _ => {
+                let k = String::from_utf8_lossy(k);
+                return Err(format!("malformed header name '{}'", clean(&k)));
+            }
+        };
         if k.eq_ignore_ascii_case("Status") {
-            let code: u16 = v
+            let text = String::from_utf8_lossy(v);
+            let code: u16 = text
                 .split_whitespace()
                 .next()
                 .and_then(|c| c.parse().ok())
                 .filter(|c| (100..600).contains(c))
-                .ok_or_else(|| format!("bad Status '{}'", clean(v)))?;
+                .ok_or_else(|| format!("bad Status '{}'", clean(&text)))?;
             h.status = Some(code);
         } else if k.eq_ignore_ascii_case("Location") {
-            h.location = Some(v.to_string());
+            let loc = std::str::from_utf8(v)
+                .map_err(|_| format!("Location is not text '{}'", clean(&shown)))?;
+            h.location = Some(loc.to_string());
         } else {
-            h.headers.push((k.to_string(), v.to_string()));
+            h.headers.push((k.to_string(), v.to_vec()));
         }
     }
     let has_type = h
@@ -772,92 +837,13 @@ fn clean(s: &str) -> String {
         .collect()
 }
 
-/// Where the script's output comes from.
-enum Source {
-    /// The pipe itself, read here (no request body is being fed to the
-    /// script, so nothing can deadlock).
-    Pipe(std::process::ChildStdout),
-    /// Chunks from a thread that drains the pipe while the request body is
-    /// streamed into the script.
-    Channel(Receiver<io::Result<Vec<u8>>>),
-}
-
-/// The script's output as a Read, with the request deadline: a read
-/// waiting past it fails with TimedOut.
-struct ChannelReader {
-    source: Source,
-    pending: VecDeque<u8>,
-    deadline: Instant,
-}
-
-impl ChannelReader {
-    fn new(source: Source, deadline: Instant) -> Self {
-        ChannelReader {
-            source,
-            pending: VecDeque::new(),
-            deadline,
-        }
-    }
-    fn unread(&mut self, bytes: Vec<u8>) {
-        for b in bytes.into_iter().rev() {
-            self.pending.push_front(b);
-        }
-    }
-}
-
-fn timed_out() -> io::Error {
-    io::Error::new(io::ErrorKind::TimedOut, "script timed out")
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if !self.pending.is_empty() {
-            let n = buf.len().min(self.pending.len());
-            for (i, b) in self.pending.drain(..n).enumerate() {
-                buf[i] = b;
-            }
-            return Ok(n);
-        }
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        match &mut self.source {
-            Source::Pipe(pipe) => {
-                use std::os::fd::AsRawFd;
-                let mut pfd = libc::pollfd {
-                    fd: pipe.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                let ms = left.as_millis().min(i32::MAX as u128) as i32;
-                // SAFETY: poll on one pollfd we own.
-                match unsafe { libc::poll(&mut pfd, 1, ms) } {
-                    0 => Err(timed_out()),
-                    n if n < 0 => Err(io::Error::last_os_error()),
-                    _ => pipe.read(buf),
-                }
-            }
-            Source::Channel(rx) => match rx.recv_timeout(left) {
-                Ok(Ok(chunk)) => {
-                    self.pending.extend(chunk);
-                    self.read(buf)
-                }
-                Ok(Err(e)) => Err(e),
-                Err(RecvTimeoutError::Disconnected) => Ok(0),
-                Err(RecvTimeoutError::Timeout) => Err(timed_out()),
-            },
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn head(text: &str) -> Result<ScriptHead, String> {
-        let (tx, rx) = mpsc::channel();
-        tx.send(Ok(text.as_bytes().to_vec())).unwrap();
-        drop(tx);
-        read_script_head(&mut ChannelReader::new(
-            Source::Channel(rx),
+        read_script_head(&mut DeadlineReader::drained(
+            io::Cursor::new(text.as_bytes().to_vec()),
             Instant::now() + Duration::from_secs(1),
         ))
     }
@@ -879,9 +865,37 @@ mod tests {
             ("just text\n\n", "malformed header line"),
             ("X-Only: 1\n\n", "no Content-Type"),
             ("Status: abc\nContent-Type: a/b\n\n", "bad Status"),
+            (
+                "Content-Type: a/b\nX-A: a\rSet-Cookie: x=1\n\n",
+                "control character",
+            ),
+            ("Content-Type: a/b\r\r\n\r\n", "control character"),
+            ("Content-Type: a/b\nX-A: \0\n\n", "control character"),
+            (
+                "Content-Type: a/b\nBad Name: x\n\n",
+                "malformed header name",
+            ),
         ] {
             let e = head(bad).err().unwrap_or_default();
             assert!(e.contains(why), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn inherited_variables() {
+        for (name, want) in [
+            ("GIT_PROJECT_ROOT", true),
+            ("LANG", true),
+            ("JAWAS_SERVICE", true),
+            ("TCPREMOTEIP", false),
+            ("TCP6LOCALPORT", false),
+            ("PROTO", false),
+            ("REMOTE_HOST", false),
+            ("CONTENT_LENGTH", false),
+            ("HTTP_HOST", false),
+            ("PATH", false),
+        ] {
+            assert_eq!(inherited(name), want, "{name}");
         }
     }
 }

@@ -7,8 +7,6 @@
 //! unsatisfiable range (416), a file that cannot be read (403 or 500).
 //! Usage errors exit 100 before anything is read.
 
-mod http_rules;
-
 use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -20,15 +18,15 @@ use jawas_http::{
     exit, format_http_date, parse_secs, Body, Conn, Limits, Request, Response, Segment,
 };
 
-use crate::http_rules::{
+use jawas_http::path::{html_escape, percent_encode, segments, PathError};
+use jawas_http::rules::{
     accepts_encoding, evaluate, mime_for, parse_range, Condition, Ranges, Validators,
 };
-use jawas_http::path::{html_escape, percent_encode, segments, PathError};
 
 const USAGE: &str =
     "usage: jawas-static --root DIR [--index NAME[,NAME...]] [--listing] [--mime EXT=TYPE]... \
 [--cache-control PATTERN=VALUE]... [--not-found FILE] [--follow-symlinks] [--show-dotfiles] \
-[--idle-timeout SECS] [--request-timeout SECS] [--no-access-log]";
+[--idle-timeout SECS] [--request-timeout SECS] [--send-timeout SECS] [--no-access-log]";
 
 struct Options {
     root: PathBuf,
@@ -94,6 +92,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--follow-symlinks" => o.follow_symlinks = true,
             "--show-dotfiles" => o.show_dotfiles = true,
             "--idle-timeout" => o.limits.idle = parse_secs(&value("--idle-timeout")?)?,
+            "--send-timeout" => o.limits.send = parse_secs(&value("--send-timeout")?)?,
             "--request-timeout" => o.limits.request = parse_secs(&value("--request-timeout")?)?,
             "--no-access-log" => o.access_log = false,
             "-h" | "--help" => return Err(String::new()),
@@ -127,12 +126,8 @@ fn main() {
         conn.log = jawas_http::AccessLog::Off;
     }
     std::process::exit(jawas_http::serve(&mut conn, |conn, req| {
-        // Read (and drop) any body first: its bytes precede the next
-        // pipelined request.
-        if let Err(e) = conn.discard_body(&req) {
-            conn.send_error(&e);
-            return Ok(false);
-        }
+        // A request body is never read: the layer drains it after the
+        // answer (or closes), so it cannot be taken for the next request.
         let resp = server.respond(&req);
         conn.send(Some(&req), resp)
     }));
@@ -200,7 +195,9 @@ impl Server {
             }
             return self.not_found();
         }
-        if !meta.is_file() {
+        // A file named as a directory (`/small.txt/`) is not found, as the
+        // kernel would say (ENOTDIR).
+        if !meta.is_file() || names_a_directory(req.path()) {
             return self.not_found();
         }
         self.file_response(req, &rel, file, meta)
@@ -208,50 +205,62 @@ impl Server {
 
     /// Opens `rel` beneath the root. Unless symlinks may leave the root,
     /// the kernel resolves the path and refuses any escape (openat2 with
-    /// RESOLVE_BENEATH); on kernels without openat2, the canonical path is
-    /// checked instead.
+    /// RESOLVE_BENEATH). RESOLVE_BENEATH also refuses every absolute
+    /// symlink, even one pointing inside the root, so on that refusal the
+    /// canonical path is checked and, when inside, opened with no symlinks
+    /// allowed at all (a link swapped in meanwhile is refused). On kernels
+    /// without openat2, the canonical path is checked instead.
     fn open(&self, rel: &str) -> std::io::Result<File> {
         let rel = if rel.is_empty() { "." } else { rel };
-        let c = CString::new(rel).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-        if !self.opts.follow_symlinks {
-            #[repr(C)]
-            struct OpenHow {
-                flags: u64,
-                mode: u64,
-                resolve: u64,
-            }
-            const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-            const RESOLVE_BENEATH: u64 = 0x08;
-            let how = OpenHow {
-                flags: (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY) as u64,
-                mode: 0,
-                resolve: RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
-            };
-            // SAFETY: openat2 with a valid dirfd, C path and open_how.
-            let fd = unsafe {
-                libc::syscall(
-                    libc::SYS_openat2,
-                    std::os::fd::AsRawFd::as_raw_fd(&self.root_fd),
-                    c.as_ptr(),
-                    &how as *const OpenHow,
-                    std::mem::size_of::<OpenHow>(),
-                )
-            };
-            if fd >= 0 {
-                // SAFETY: a descriptor the kernel just gave us.
-                return Ok(unsafe { File::from_raw_fd(fd as i32) });
-            }
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::ENOSYS) {
-                return Err(e);
-            }
-            let full = std::fs::canonicalize(self.opts.root.join(rel))?;
-            if !full.starts_with(&self.opts.root) {
-                return Err(std::io::Error::from_raw_os_error(libc::EXDEV));
-            }
-            return File::open(full);
+        if self.opts.follow_symlinks {
+            return open_nonblocking(&self.opts.root.join(rel));
         }
-        File::open(self.opts.root.join(rel))
+        match self.open_beneath(rel, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EXDEV) | Some(libc::ENOSYS)) => {
+                let full = std::fs::canonicalize(self.opts.root.join(rel))?;
+                let inside = full
+                    .strip_prefix(&self.opts.root)
+                    .map_err(|_| std::io::Error::from_raw_os_error(libc::EXDEV))?;
+                if e.raw_os_error() == Some(libc::ENOSYS) {
+                    return open_nonblocking(&full);
+                }
+                let inside = inside.to_str().filter(|s| !s.is_empty()).unwrap_or(".");
+                self.open_beneath(inside, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
+            }
+            other => other,
+        }
+    }
+
+    /// openat2(2) of `rel` under the root fd with these RESOLVE_* flags.
+    fn open_beneath(&self, rel: &str, resolve: u64) -> std::io::Result<File> {
+        #[repr(C)]
+        struct OpenHow {
+            flags: u64,
+            mode: u64,
+            resolve: u64,
+        }
+        let c = CString::new(rel).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        let how = OpenHow {
+            flags: OPEN_FLAGS as u64,
+            mode: 0,
+            resolve,
+        };
+        // SAFETY: openat2 with a valid dirfd, C path and open_how, all alive
+        // for the call.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                std::os::fd::AsRawFd::as_raw_fd(&self.root_fd),
+                c.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: a descriptor the kernel just gave us, owned by nobody else.
+        Ok(unsafe { File::from_raw_fd(fd as i32) })
     }
 
     fn open_error(&self, e: &std::io::Error) -> Response {
@@ -359,7 +368,8 @@ impl Server {
             headers.push(("Cache-Control".into(), cc.to_string()));
         }
         let with = |mut r: Response, hs: &[(String, String)]| {
-            r.headers.extend(hs.iter().cloned());
+            r.headers
+                .extend(hs.iter().map(|(k, v)| (k.clone(), v.clone().into_bytes())));
             r
         };
         let range_ok = match evaluate(req, &v) {
@@ -450,7 +460,9 @@ impl Server {
         }
         for (name, is_dir, size) in names {
             let slash = if is_dir { "/" } else { "" };
-            let href = percent_encode(&name);
+            // "./" first: a name such as "javascript:alert(1)" must stay a
+            // relative path, never be read as a URL scheme.
+            let href = html_escape(&format!("./{}", percent_encode(&name)));
             let shown = html_escape(&name);
             let size = if is_dir {
                 String::new()
@@ -466,9 +478,35 @@ impl Server {
     }
 }
 
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+const RESOLVE_BENEATH: u64 = 0x08;
+
+/// Flags for every open under the root. O_NONBLOCK: opening a FIFO
+/// with no writer (or a device) must not block the engine for ever; only
+/// regular files and directories are served, and O_NONBLOCK changes
+/// nothing for those.
+const OPEN_FLAGS: libc::c_int =
+    libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
+
+fn open_nonblocking(path: &std::path::Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(OPEN_FLAGS)
+        .open(path)
+}
+
 fn open_dir(path: &std::path::Path) -> std::io::Result<OwnedFd> {
     let f = File::open(path)?;
     Ok(OwnedFd::from(f))
+}
+
+/// Whether a request path ends as a directory does (`/`, `/.`, also
+/// percent-encoded).
+fn names_a_directory(path: &str) -> bool {
+    let decoded = jawas_http::path::percent_decode(path).unwrap_or_default();
+    decoded.ends_with(b"/") || decoded.ends_with(b"/.")
 }
 
 /// Shell-style match with `*` (any run) and `?` (one character).
@@ -501,7 +539,6 @@ fn glob(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jawas_http::Framing;
 
     #[test]
     fn glob_cases() {
@@ -514,160 +551,6 @@ mod tests {
             ("*", "", true),
         ] {
             assert_eq!(glob(p, t), want, "{p} vs {t}");
-        }
-    }
-
-    fn req(method: &str, headers: &[(&str, &str)]) -> Request {
-        Request {
-            method: method.into(),
-            target: "/f".into(),
-            minor: 1,
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            framing: Framing::None,
-            keep_alive: true,
-            expect_continue: false,
-            started: std::time::Instant::now(),
-        }
-    }
-
-    #[test]
-    fn conditional_precedence() {
-        let v = Validators {
-            etag: "\"abc\"".into(),
-            modified: 784_111_777,
-        };
-        let before = "Sat, 05 Nov 1994 08:49:37 GMT";
-        let at = "Sun, 06 Nov 1994 08:49:37 GMT";
-        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Condition);
-        let cases: &[Case] = &[
-            ("GET", &[], Condition::Proceed { range_ok: true }),
-            (
-                "GET",
-                &[("If-None-Match", "\"abc\"")],
-                Condition::NotModified,
-            ),
-            (
-                "GET",
-                &[("If-None-Match", "W/\"abc\"")],
-                Condition::NotModified,
-            ),
-            (
-                "GET",
-                &[("If-None-Match", "\"x\", \"abc\"")],
-                Condition::NotModified,
-            ),
-            ("GET", &[("If-None-Match", "*")], Condition::NotModified),
-            (
-                "GET",
-                &[("If-None-Match", "\"other\"")],
-                Condition::Proceed { range_ok: true },
-            ),
-            (
-                "DELETE",
-                &[("If-None-Match", "\"abc\"")],
-                Condition::PreconditionFailed,
-            ),
-            (
-                "GET",
-                &[("If-Match", "\"other\"")],
-                Condition::PreconditionFailed,
-            ),
-            (
-                "GET",
-                &[("If-Match", "W/\"abc\"")],
-                Condition::PreconditionFailed,
-            ),
-            (
-                "GET",
-                &[("If-Match", "\"abc\"")],
-                Condition::Proceed { range_ok: true },
-            ),
-            (
-                "GET",
-                &[("If-Unmodified-Since", before)],
-                Condition::PreconditionFailed,
-            ),
-            (
-                "GET",
-                &[("If-Unmodified-Since", at)],
-                Condition::Proceed { range_ok: true },
-            ),
-            // If-Match present: If-Unmodified-Since is not evaluated.
-            (
-                "GET",
-                &[("If-Match", "\"abc\""), ("If-Unmodified-Since", before)],
-                Condition::Proceed { range_ok: true },
-            ),
-            ("GET", &[("If-Modified-Since", at)], Condition::NotModified),
-            (
-                "GET",
-                &[("If-Modified-Since", before)],
-                Condition::Proceed { range_ok: true },
-            ),
-            // If-None-Match present: If-Modified-Since is ignored.
-            (
-                "GET",
-                &[("If-None-Match", "\"other\""), ("If-Modified-Since", at)],
-                Condition::Proceed { range_ok: true },
-            ),
-            (
-                "GET",
-                &[("If-Modified-Since", "garbage")],
-                Condition::Proceed { range_ok: true },
-            ),
-            (
-                "GET",
-                &[("If-Range", "\"abc\"")],
-                Condition::Proceed { range_ok: true },
-            ),
-            (
-                "GET",
-                &[("If-Range", "\"old\"")],
-                Condition::Proceed { range_ok: false },
-            ),
-            (
-                "GET",
-                &[("If-Range", "W/\"abc\"")],
-                Condition::Proceed { range_ok: false },
-            ),
-            (
-                "GET",
-                &[("If-Range", at)],
-                Condition::Proceed { range_ok: true },
-            ),
-            (
-                "GET",
-                &[("If-Range", before)],
-                Condition::Proceed { range_ok: false },
-            ),
-        ];
-        for (method, headers, want) in cases {
-            assert_eq!(
-                evaluate(&req(method, headers), &v),
-                *want,
-                "{method} {headers:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn accept_encoding_cases() {
-        for (h, coding, want) in [
-            ("gzip, br", "br", true),
-            ("gzip;q=0", "gzip", false),
-            ("br;q=0.5", "br", true),
-            ("*", "gzip", true),
-            ("*;q=0, gzip", "br", false),
-            ("identity", "gzip", false),
-        ] {
-            assert_eq!(
-                accepts_encoding(&req("GET", &[("Accept-Encoding", h)]), coding),
-                want,
-                "{h} / {coding}"
-            );
         }
     }
 }

@@ -1,8 +1,12 @@
-//! The pure parts of RFC 9110 a file server needs: entity tags and their
+//! The pure parts of RFC 9110 a server of representations needs (the
+//! static engine, a blog, a caching proxy): entity tags and their
 //! comparison, conditional request evaluation in the standard's order,
 //! Range parsing, Accept-Encoding, and MIME types by extension.
+//!
+//! No I/O: every function decides from a request and a few facts about
+//! the representation, so each is tested by tables.
 
-use jawas_http::{parse_http_date, Request};
+use crate::{parse_http_date, Request};
 
 /// A file's validators.
 #[derive(Debug, Clone)]
@@ -150,7 +154,30 @@ pub fn parse_range(header: &str, len: u64) -> Ranges {
     if out.is_empty() {
         return Ranges::Unsatisfiable;
     }
-    Ranges::Some(out)
+    Ranges::Some(coalesce(out))
+}
+
+/// Merges overlapping and adjacent ranges (RFC 9110 section 14.2 allows
+/// it), so a response never carries a byte twice: sixteen `0-` ranges are
+/// one range, not sixteen copies of the file. Ranges that do not touch
+/// keep the order the client asked for.
+fn coalesce(mut rs: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    let mut sorted = rs.clone();
+    sorted.sort_unstable();
+    let touching = sorted
+        .windows(2)
+        .any(|w| w[1].0 <= w[0].1.saturating_add(1));
+    if !touching {
+        return rs;
+    }
+    rs.clear();
+    for (a, b) in sorted {
+        match rs.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => rs.push((a, b)),
+        }
+    }
+    rs
 }
 
 /// Whether the client accepts `coding` (q > 0), by Accept-Encoding.
@@ -225,6 +252,161 @@ pub fn mime_for(name: &str, extra: &[(String, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Framing;
+
+    fn req(method: &str, headers: &[(&str, &str)]) -> Request {
+        Request {
+            method: method.into(),
+            target: "/f".into(),
+            minor: 1,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                .collect(),
+            framing: Framing::None,
+            keep_alive: true,
+            expect_continue: false,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    #[test]
+    fn conditional_precedence() {
+        let v = Validators {
+            etag: "\"abc\"".into(),
+            modified: 784_111_777,
+        };
+        let before = "Sat, 05 Nov 1994 08:49:37 GMT";
+        let at = "Sun, 06 Nov 1994 08:49:37 GMT";
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Condition);
+        let cases: &[Case] = &[
+            ("GET", &[], Condition::Proceed { range_ok: true }),
+            (
+                "GET",
+                &[("If-None-Match", "\"abc\"")],
+                Condition::NotModified,
+            ),
+            (
+                "GET",
+                &[("If-None-Match", "W/\"abc\"")],
+                Condition::NotModified,
+            ),
+            (
+                "GET",
+                &[("If-None-Match", "\"x\", \"abc\"")],
+                Condition::NotModified,
+            ),
+            ("GET", &[("If-None-Match", "*")], Condition::NotModified),
+            (
+                "GET",
+                &[("If-None-Match", "\"other\"")],
+                Condition::Proceed { range_ok: true },
+            ),
+            (
+                "DELETE",
+                &[("If-None-Match", "\"abc\"")],
+                Condition::PreconditionFailed,
+            ),
+            (
+                "GET",
+                &[("If-Match", "\"other\"")],
+                Condition::PreconditionFailed,
+            ),
+            (
+                "GET",
+                &[("If-Match", "W/\"abc\"")],
+                Condition::PreconditionFailed,
+            ),
+            (
+                "GET",
+                &[("If-Match", "\"abc\"")],
+                Condition::Proceed { range_ok: true },
+            ),
+            (
+                "GET",
+                &[("If-Unmodified-Since", before)],
+                Condition::PreconditionFailed,
+            ),
+            (
+                "GET",
+                &[("If-Unmodified-Since", at)],
+                Condition::Proceed { range_ok: true },
+            ),
+            // If-Match present: If-Unmodified-Since is not evaluated.
+            (
+                "GET",
+                &[("If-Match", "\"abc\""), ("If-Unmodified-Since", before)],
+                Condition::Proceed { range_ok: true },
+            ),
+            ("GET", &[("If-Modified-Since", at)], Condition::NotModified),
+            (
+                "GET",
+                &[("If-Modified-Since", before)],
+                Condition::Proceed { range_ok: true },
+            ),
+            // If-None-Match present: If-Modified-Since is ignored.
+            (
+                "GET",
+                &[("If-None-Match", "\"other\""), ("If-Modified-Since", at)],
+                Condition::Proceed { range_ok: true },
+            ),
+            (
+                "GET",
+                &[("If-Modified-Since", "garbage")],
+                Condition::Proceed { range_ok: true },
+            ),
+            (
+                "GET",
+                &[("If-Range", "\"abc\"")],
+                Condition::Proceed { range_ok: true },
+            ),
+            (
+                "GET",
+                &[("If-Range", "\"old\"")],
+                Condition::Proceed { range_ok: false },
+            ),
+            (
+                "GET",
+                &[("If-Range", "W/\"abc\"")],
+                Condition::Proceed { range_ok: false },
+            ),
+            (
+                "GET",
+                &[("If-Range", at)],
+                Condition::Proceed { range_ok: true },
+            ),
+            (
+                "GET",
+                &[("If-Range", before)],
+                Condition::Proceed { range_ok: false },
+            ),
+        ];
+        for (method, headers, want) in cases {
+            assert_eq!(
+                evaluate(&req(method, headers), &v),
+                *want,
+                "{method} {headers:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn accept_encoding_cases() {
+        for (h, coding, want) in [
+            ("gzip, br", "br", true),
+            ("gzip;q=0", "gzip", false),
+            ("br;q=0.5", "br", true),
+            ("*", "gzip", true),
+            ("*;q=0, gzip", "br", false),
+            ("identity", "gzip", false),
+        ] {
+            assert_eq!(
+                accepts_encoding(&req("GET", &[("Accept-Encoding", h)]), coding),
+                want,
+                "{h} / {coding}"
+            );
+        }
+    }
 
     #[test]
     fn range_cases() {
@@ -243,6 +425,20 @@ mod tests {
             ("bytes=abc", 1000, Ranges::Whole),
             ("bytes=", 1000, Ranges::Whole),
             ("bytes=0-", 0, Ranges::Unsatisfiable),
+            ("bytes=0-,0-,0-", 1000, Ranges::Some(vec![(0, 999)])),
+            ("bytes=0-9,5-20", 1000, Ranges::Some(vec![(0, 20)])),
+            ("bytes=0-9,10-19", 1000, Ranges::Some(vec![(0, 19)])),
+            ("bytes=-10,0-", 1000, Ranges::Some(vec![(0, 999)])),
+            (
+                "bytes=50-59,0-9,5-6",
+                1000,
+                Ranges::Some(vec![(0, 9), (50, 59)]),
+            ),
+            (
+                "bytes=50-59,0-9",
+                1000,
+                Ranges::Some(vec![(50, 59), (0, 9)]),
+            ),
         ];
         for (h, len, want) in cases {
             assert_eq!(parse_range(h, *len), *want, "{h} of {len}");
