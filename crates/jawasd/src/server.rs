@@ -1164,3 +1164,42 @@ fn log_engine_line(service: &str, pid: libc::pid_t, line: &[u8]) -> String {
     info!("engine svc={service} pid={pid}: {text}");
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn parse(text: &str) -> Config {
+        let env = Env {
+            exe_dir: None,
+            path_var: Some(std::ffi::OsStr::new("/usr/bin:/bin")),
+        };
+        Config::parse(text, Path::new("test.toml"), &env).expect("valid config")
+    }
+
+    #[test]
+    fn a_reload_whose_registration_fails_changes_nothing() {
+        let first = parse("[services.a]\nlisten = \"127.0.0.1:0\"\nengine = \"cat\"\n");
+        let mut s = Server::new(first, None, Box::new(|_| Err("unused".into()))).unwrap();
+        let before = s.listener_keys();
+        let addr = s.listener(before[0]).unwrap().local;
+        let second = parse(
+            "[services.a]\nlisten = \"127.0.0.1:0\"\nengine = \"cat\"\n\
+             [services.b]\nlisten = [\"127.0.0.1:0\", \"127.0.0.1:0\"]\nengine = \"cat\"\n",
+        );
+        // The second of b's two new sockets fails to register.
+        s.registry.fail_after = Some(1);
+        assert!(matches!(s.apply(second), Err(StartError::System(..))));
+        s.registry.fail_after = None;
+        assert_eq!(s.listener_keys(), before, "no listener lost or leaked");
+        assert!(s.services.contains_key("a") && !s.services.contains_key("b"));
+        // The kept listener is still watched: a client makes it ready.
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        let mut events = Events::new();
+        s.registry
+            .wait(&mut events, Some(Duration::from_secs(5)))
+            .unwrap();
+        assert!(events.iter().any(|e| e.key == before[0]));
+    }
+}

@@ -1,0 +1,207 @@
+//! System tests for jawasd's behaviour under faults: engines that cannot
+//! start or keep failing, processes engines leave behind, descriptors
+//! running out mid-spawn, reloads that change a listener's address, and
+//! per-source rates.
+
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::time::{Duration, Instant};
+
+use jawas_tests::{connect, exchange, free_port, read_all, script, Jawasd, TempDir};
+
+const T: Duration = Duration::from_secs(10);
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split(' ').nth(1)?.parse().ok()
+}
+
+/// Makes `n` connections from 10 threads, each reading until the server
+/// closes (or a second passes).
+fn hammer(addr: std::net::SocketAddr, n: usize) {
+    let threads: Vec<_> = (0..10)
+        .map(|_| {
+            std::thread::spawn(move || {
+                for _ in 0..n.div_ceil(10) {
+                    let Ok(mut s) =
+                        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+                    else {
+                        continue;
+                    };
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+                    let _ = s.read_to_end(&mut Vec::new());
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
+#[test]
+fn widening_a_listener_on_the_same_port_reloads() {
+    let port = free_port();
+    let config =
+        |host: &str| format!("[services.echo]\nlisten = \"{host}:{port}\"\nengine = \"cat\"\n");
+    let mut d = Jawasd::start(&config("127.0.0.1"));
+    let narrow = d.addr("echo");
+    assert_eq!(exchange(narrow, b"before"), b"before");
+    assert!(d.reload(&config("0.0.0.0")), "widen: {}", d.log());
+    assert_eq!(d.addr("echo").to_string(), format!("0.0.0.0:{port}"));
+    assert_eq!(exchange(narrow, b"after"), b"after", "{}", d.log());
+    assert!(d.reload(&config("127.0.0.1")), "narrow again: {}", d.log());
+    assert_eq!(exchange(narrow, b"again"), b"again");
+}
+
+#[test]
+fn orphans_an_engine_leaves_are_reaped_and_stopped_at_shutdown() {
+    let dir = TempDir::new();
+    // The engine starts a process in a session of its own (escaping its
+    // process group), tells the client its pid, and exits.
+    script(
+        dir.path(),
+        "leaver.sh",
+        "setsid sleep 300 </dev/null >/dev/null 2>&1 &\necho $!",
+    );
+    let mut d = Jawasd::builder(
+        "[services.leave]\nlisten = \"127.0.0.1:0\"\nengine = \"{dir}/leaver.sh\"\n",
+    )
+    .dir(dir)
+    .start();
+    let mut s = connect(d.addr("leave"));
+    let text = String::from_utf8(read_all(&mut s)).unwrap();
+    let orphan: i32 = text.trim().parse().expect("the orphan's pid");
+    assert!(d.wait_log("done svc=leave", T), "{}", d.log());
+    // Its parent, the engine, is gone: it comes back to jawasd, not init.
+    let deadline = Instant::now() + T;
+    while parent_of(orphan) != Some(d.pid()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(parent_of(orphan), Some(d.pid()), "adopted by jawasd");
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(T), Some(0), "{}", d.log());
+    assert!(!alive(orphan), "the orphan was stopped and reaped");
+}
+
+#[test]
+fn an_engine_that_cannot_start_pauses_its_service_and_names_the_cause() {
+    let dir = TempDir::new();
+    script(dir.path(), "gone.sh", "echo never");
+    std::fs::write(
+        dir.path().join("interp.sh"),
+        "#!/nonexistent/bin/interp\necho never\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.path().join("interp.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let d = Jawasd::builder(
+        r#"
+[services.gone]
+listen = "127.0.0.1:0"
+engine = "{dir}/gone.sh"
+
+[services.interp]
+listen = "127.0.0.1:0"
+engine = "{dir}/interp.sh"
+
+[services.fine]
+listen = "127.0.0.1:0"
+engine = "cat"
+"#,
+    )
+    .dir(dir)
+    .start();
+    std::fs::remove_file(d.dir().join("gone.sh")).unwrap();
+    let started = Instant::now();
+    let gone = d.addr("gone");
+    let clients = std::thread::spawn(move || hammer(gone, 100));
+    hammer(d.addr("interp"), 20);
+    // Other services go on.
+    assert_eq!(exchange(d.addr("fine"), b"still here"), b"still here");
+    clients.join().unwrap();
+    let secs = started.elapsed().as_secs_f64().ceil() as usize;
+    assert!(d.wait_log("spawn-failed svc=interp", T), "{}", d.log());
+    let log = d.log();
+    let lines = log.matches("spawn-failed svc=gone").count();
+    assert!(
+        lines >= 1 && lines <= secs + 2,
+        "{lines} spawn-failed lines in about {secs}s: {log}"
+    );
+    assert!(log.contains("does not exist"), "{log}");
+    assert!(
+        log.contains("the interpreter /nonexistent/bin/interp named on the #! line"),
+        "{log}"
+    );
+}
+
+#[test]
+fn engines_failing_at_once_earn_one_warning_quoting_their_stderr() {
+    let dir = TempDir::new();
+    script(
+        dir.path(),
+        "picky.sh",
+        "echo 'picky: error: unknown option --cache-controll' >&2\nexit 100",
+    );
+    let d = Jawasd::builder(
+        "[services.picky]\nlisten = \"127.0.0.1:0\"\nengine = \"{dir}/picky.sh\"\nstderr = \"capture\"\n",
+    )
+    .dir(dir)
+    .start();
+    hammer(d.addr("picky"), 30);
+    assert!(d.wait_log("engines keep failing", T), "{}", d.log());
+    assert!(d.wait_log_count("done svc=picky", 30, T), "{}", d.log());
+    let log = d.log();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("engines keep failing"))
+        .unwrap();
+    assert!(warning.contains("svc=picky"), "{warning}");
+    assert!(
+        warning.contains("unknown option --cache-controll"),
+        "{warning}"
+    );
+    assert_eq!(
+        log.matches("engines keep failing").count(),
+        1,
+        "at most once a minute: {log}"
+    );
+}
+
+#[test]
+fn no_descriptor_for_a_capture_pipe_still_serves_the_client() {
+    let d = Jawasd::builder(
+        "[services.echo]\nlisten = \"127.0.0.1:0\"\nengine = \"cat\"\nstderr = \"capture\"\n",
+    )
+    .nofile(64)
+    .start();
+    let addr = d.addr("echo");
+    assert_eq!(exchange(addr, b"fits"), b"fits");
+    assert!(d.wait_log("done svc=echo", T), "{}", d.log());
+    // Room for the accepted socket, none for the pipe.
+    let held = d.open_fds() as u64;
+    let lim = libc::rlimit {
+        rlim_cur: held + 1,
+        rlim_max: 64,
+    };
+    // SAFETY: prlimit on jawasd's pid with a struct we own.
+    assert_eq!(
+        unsafe { libc::prlimit(d.pid(), libc::RLIMIT_NOFILE, &lim, std::ptr::null_mut()) },
+        0
+    );
+    let mut s = connect(addr);
+    s.write_all(b"squeezed").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_all(&mut s), b"squeezed", "{}", d.log());
+    assert!(d.wait_log("accept paused", T), "{}", d.log());
+}
