@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
-use jawas_tests::{connect, exchange, free_port, read_all, script, Jawasd, TempDir};
+use jawas_tests::{connect, exchange, read_all, script, Jawasd, TempDir};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -47,11 +47,12 @@ fn hammer(addr: std::net::SocketAddr, n: usize) {
 
 #[test]
 fn widening_a_listener_on_the_same_port_reloads() {
-    let port = free_port();
+    // The kernel picks the port, so no other test's socket holds it.
+    let mut d = Jawasd::start("[services.echo]\nlisten = \"127.0.0.1:0\"\nengine = \"cat\"\n");
+    let narrow = d.addr("echo");
+    let port = narrow.port();
     let config =
         |host: &str| format!("[services.echo]\nlisten = \"{host}:{port}\"\nengine = \"cat\"\n");
-    let mut d = Jawasd::start(&config("127.0.0.1"));
-    let narrow = d.addr("echo");
     assert_eq!(exchange(narrow, b"before"), b"before");
     assert!(d.reload(&config("0.0.0.0")), "widen: {}", d.log());
     assert_eq!(d.addr("echo").to_string(), format!("0.0.0.0:{port}"));

@@ -115,7 +115,7 @@ impl Launcher for Exec {
         Ok(Launched {
             pid: spawned.pid,
             pidfd: spawned.pidfd,
-            stderr: pipe.map(|(r, _)| r),
+            stderr: pipe.map(|(r, _)| crate::spawn::keep_high(r)),
         })
     }
 }

@@ -117,6 +117,7 @@ fn main() -> ExitCode {
     }
     spawn::close_inherited_fds();
     spawn::ensure_std_fds();
+    spawn::raise_nofile();
     if let Err(m) = init_logger(&cli) {
         eprintln!("jawasd: error: {m}");
         return ExitCode::from(EXIT_CONFIG);

@@ -62,9 +62,13 @@ const QUICK_EXIT: Duration = Duration::from_secs(2);
 const FAILING_COUNT: usize = 12;
 const FAILING_WINDOW: Duration = Duration::from_secs(10);
 const WARN_EVERY: Duration = Duration::from_secs(60);
-/// How often orphans are looked for when a SIGCHLD may have been merged
-/// with another, and while stopping.
-const SWEEP_EVERY: Duration = Duration::from_millis(200);
+/// How soon children are swept for after an orphan or an engine without a
+/// pidfd ended (its SIGCHLD may have merged with others'), and how often
+/// while stopping.
+const SWEEP_SOON: Duration = Duration::from_millis(200);
+/// How often children are swept for while engines run, as a safety net.
+/// A sweep walks every child (waitpid(-1)), so it is rare.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Everything the loop waits on.
 enum Source {
@@ -468,27 +472,33 @@ impl Server {
     }
 
     /// SIGCHLD from `pid`. An engine with a pidfd is reaped when its pidfd
-    /// fires; anything else (an adopted orphan, an engine without a pidfd)
-    /// is reaped by pid at once. Signals of children that end together
-    /// merge into one, so a sweep follows shortly to catch the rest.
+    /// fires (which may already have happened); anything else (an adopted
+    /// orphan, an engine without a pidfd) is reaped by pid at once.
+    /// SIGCHLDs of children that end together merge into one, so after
+    /// such a child a sweep follows shortly to catch the others.
     fn child_signal(&mut self, pid: libc::pid_t) {
-        let tracked = self.sessions.by_pid(pid);
-        let has_pidfd = tracked
-            .and_then(|id| self.sessions.get(id))
-            .is_some_and(|s| s.pidfd.is_some());
-        if has_pidfd {
+        if self
+            .sessions
+            .by_pid(pid)
+            .is_some_and(|id| self.sessions.has_pidfd(id))
+        {
             return;
         }
         if let Some(status) = reaper::reap_pid(pid) {
             self.reaped(pid, status);
+            self.sweep_within(SWEEP_SOON);
         }
-        let soon = Instant::now() + SWEEP_EVERY;
-        self.sweep_at = Some(self.sweep_at.map_or(soon, |t| t.min(soon)));
     }
 
-    /// Reaps whatever has exited (waitpid(-1) walks every child, so this
-    /// runs at most every `SWEEP_EVERY`), and while stopping, tells new
-    /// orphans to stop too.
+    fn sweep_within(&mut self, delay: Duration) {
+        let at = Instant::now() + delay;
+        self.sweep_at = Some(self.sweep_at.map_or(at, |t| t.min(at)));
+    }
+
+    /// Reaps whatever has exited that no event announced (waitpid(-1)
+    /// walks every child, so this runs rarely: `SWEEP_SOON` after an
+    /// orphan ended, else every `SWEEP_EVERY` while engines run), and
+    /// while stopping, tells new orphans to stop too.
     fn sweep(&mut self) {
         loop {
             match reaper::reap_any() {
@@ -507,7 +517,9 @@ impl Server {
                 libc::SIGTERM
             };
             self.signal_orphans(sig);
-            self.sweep_at = Some(Instant::now() + SWEEP_EVERY);
+            self.sweep_within(SWEEP_SOON);
+        } else if !self.sessions.is_empty() {
+            self.sweep_within(SWEEP_EVERY);
         }
     }
 
@@ -913,6 +925,9 @@ impl Server {
             },
             Instant::now(),
         );
+        if self.sweep_at.is_none() {
+            self.sweep_within(SWEEP_EVERY);
+        }
         if let Some(fd) = launched.pidfd {
             match self.registry.add(Source::Engine(id, fd), true) {
                 Ok(key) => self.sessions.set_pidfd(id, key),

@@ -116,8 +116,8 @@ impl Sessions {
         self.by_pid.get(&pid).copied()
     }
 
-    pub fn get(&self, id: SessionId) -> Option<&Session> {
-        self.by_id.get(&id)
+    pub fn has_pidfd(&self, id: SessionId) -> bool {
+        self.by_id.get(&id).is_some_and(|s| s.pidfd.is_some())
     }
 
     /// Sessions of `service` running now.

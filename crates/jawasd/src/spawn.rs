@@ -99,10 +99,61 @@ pub struct Command<'a> {
     pub umask: Option<libc::mode_t>,
 }
 
+/// jawasd's RLIMIT_NOFILE as it started, when `raise_nofile` raised it:
+/// engines get it back, so a raise meant for jawasd's own descriptors (a
+/// pidfd per engine) never reaches a program that uses select(2).
+static ORIGINAL_NOFILE: std::sync::OnceLock<libc::rlimit> = std::sync::OnceLock::new();
+
+/// Raises jawasd's soft RLIMIT_NOFILE to the hard limit: it holds a pidfd
+/// per running engine (and a pipe per engine whose stderr it captures).
+pub fn raise_nofile() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        let _ = ORIGINAL_NOFILE.set(libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: hard,
+        });
+    }
+}
+
+/// Where descriptors that live as long as an engine (pidfds, stderr pipes)
+/// are kept: above the ones a connection uses briefly (its socket), so a
+/// new engine's descriptor table is copied only up to the connection's
+/// descriptors, however many engines run (see `Spawner::spawn`).
+fn high_fd_base() -> i32 {
+    let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024);
+    (limit / 2).clamp(0, 4096) as i32
+}
+
+/// Moves a long-lived descriptor up to the high range (see
+/// `high_fd_base`); keeps it where it is when there is no room there.
+pub fn keep_high(fd: OwnedFd) -> OwnedFd {
+    use nix::fcntl::{fcntl, FcntlArg};
+    let base = high_fd_base();
+    if fd.as_raw_fd() >= base {
+        return fd;
+    }
+    match fcntl(fd.as_raw_fd(), FcntlArg::F_DUPFD_CLOEXEC(base)) {
+        // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor we own; the
+        // old one closes when `fd` drops.
+        Ok(high) => unsafe { OwnedFd::from_raw_fd(high) },
+        Err(_) => fd,
+    }
+}
+
 /// What the child reads: raw pointers into a live `Command`, and where it
 /// reports a failed step.
 struct Plan<'c, 'a> {
     cmd: &'c Command<'a>,
+    nofile: Option<libc::rlimit>,
+    /// With CLONE_FILES: the child's first step gives it a table of its
+    /// own holding only the descriptors below this one.
+    unshare_below: Option<libc::c_uint>,
     socket: RawFd,
     stderr: Option<RawFd>,
     argv: *const *const libc::c_char,
@@ -132,6 +183,11 @@ pub struct Spawner {
     /// Whether to ask clone for a pidfd (Linux 5.2+); cleared when the
     /// kernel refuses.
     pidfds: bool,
+    /// Whether the kernel has close_range(CLOSE_RANGE_UNSHARE) (5.9+), so
+    /// the child can share jawasd's descriptor table at clone and copy only
+    /// its low part. Without it, clone copies the whole table and exec
+    /// closes it again: a cost that grows with every pidfd jawasd holds.
+    unshare: bool,
 }
 
 const STACK_SIZE: usize = 128 * 1024;
@@ -141,6 +197,7 @@ impl Spawner {
         Spawner {
             stack: vec![0; STACK_SIZE],
             pidfds: true,
+            unshare: close_range_unshare_works(),
         }
     }
 
@@ -152,8 +209,14 @@ impl Spawner {
             stderr: cmd.stderr.map(|fd| fd.as_raw_fd()),
             argv: cmd.argv.as_ptr(),
             envp: cmd.envp.ptrs.as_ptr(),
+            nofile: ORIGINAL_NOFILE.get().copied(),
+            unshare_below: None,
             failure: None,
         };
+        if self.unshare {
+            let top = plan.socket.max(plan.stderr.unwrap_or(0));
+            plan.unshare_below = Some(top as libc::c_uint + 1);
+        }
         let mut pidfd: libc::c_int = -1;
         let mut pid = self.clone_child(&mut plan, &mut pidfd, self.pidfds);
         if pid < 0 && self.pidfds {
@@ -180,7 +243,7 @@ impl Spawner {
         }
         // SAFETY: with CLONE_PIDFD the kernel stored a new descriptor we own
         // in `pidfd`; -1 means none was asked for.
-        let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
+        let pidfd = (pidfd >= 0).then(|| keep_high(unsafe { OwnedFd::from_raw_fd(pidfd) }));
         if let Some((step, errno)) = plan.failure {
             // The child has already exited; reap it here so the event loop
             // never sees a connection that was never served.
@@ -206,6 +269,9 @@ impl Spawner {
         let mut flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
         if want_pidfd {
             flags |= libc::CLONE_PIDFD;
+        }
+        if plan.unshare_below.is_some() {
+            flags |= libc::CLONE_FILES;
         }
         // SAFETY: `child` only makes raw system calls on data `plan` points
         // to, which lives on our stack until clone returns; CLONE_VFORK
@@ -263,6 +329,20 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: every call below is a plain system call on descriptors and
     // C data prepared by the parent; nothing allocates or locks.
     unsafe {
+        // First a descriptor table of its own (until now it shares
+        // jawasd's): only the low descriptors, which hold the connection,
+        // are copied; the rest are jawasd's and close-on-exec anyway.
+        if let Some(below) = plan.unshare_below {
+            if libc::syscall(
+                libc::SYS_close_range,
+                below,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_UNSHARE,
+            ) < 0
+            {
+                return fail(plan, "close_range");
+            }
+        }
         // Its own session and process group, so that limits and shutdown
         // signals reach whatever the engine starts.
         if libc::setsid() < 0 {
@@ -277,6 +357,11 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
         if let Some(fd) = plan.stderr {
             if libc::dup2(fd, 2) < 0 {
                 return fail(plan, "dup2");
+            }
+        }
+        if let Some(lim) = &plan.nofile {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, lim) < 0 {
+                return fail(plan, "setrlimit");
             }
         }
         for &(kind, value) in cmd.rlimits {
@@ -330,6 +415,22 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
         libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut());
         libc::execve(cmd.path.as_ptr(), plan.argv, plan.envp);
         fail(plan, "execve")
+    }
+}
+
+/// Whether close_range(CLOSE_RANGE_UNSHARE) works here. Tried on jawasd
+/// itself with an empty range: it gives jawasd a private copy of its own
+/// table (it has one thread, so nothing changes) or fails on old kernels.
+fn close_range_unshare_works() -> bool {
+    // SAFETY: closes nothing (the range is empty of open descriptors: the
+    // top two possible numbers); at most unshares our own table.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            libc::c_uint::MAX - 1,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_UNSHARE,
+        ) == 0
     }
 }
 
