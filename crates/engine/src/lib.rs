@@ -97,7 +97,7 @@ pub use connection::{Connection, Kind};
 pub use error::{report, status, Error};
 pub use options::{help, parse, parse_secs, suggest, Args, Mode, Opt, Spec, COMMON};
 pub use peer::Peer;
-pub use signals::{install as install_signals, stopping};
+pub use signals::{die_on_sigterm, install as install_signals, stopping};
 
 /// An engine: a description for the command line, a start-up step and a
 /// per-connection step.

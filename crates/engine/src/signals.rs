@@ -47,6 +47,24 @@ pub fn install() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Puts SIGTERM back to its default action (death), for an engine with
+/// nothing to finish or flush, whose threads block in calls that retry on
+/// EINTR (a relay copying bytes both ways): there the flag would only
+/// delay the end until jawasd's SIGKILL.
+pub fn die_on_sigterm() -> std::io::Result<()> {
+    // SAFETY: SIG_DFL needs no handler; sigaction is process-wide and
+    // thread-safe.
+    unsafe {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut dfl.sa_mask);
+        if libc::sigaction(libc::SIGTERM, &dfl, std::ptr::null_mut()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
