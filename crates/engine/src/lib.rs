@@ -20,52 +20,50 @@
 //!
 //! ```no_run
 //! use jawas_engine::{Args, Connection, Engine, Error, Opt};
-//! use std::io::{Read, Write};
+//! use std::io::Write;
 //!
-//! struct Shout {
+//! struct Hello {
 //!     greeting: String,
 //! }
 //!
-//! impl Engine for Shout {
-//!     const NAME: &'static str = "jawas-shout";
+//! impl Engine for Hello {
+//!     const NAME: &'static str = "jawas-hello";
 //!     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 //!     const USAGE: &'static [&'static str] = &[""];
-//!     const ABOUT: &'static str = "Answers every line in capitals.";
-//!     const OPTIONS: &'static [Opt] = &[
-//!         Opt::value("greeting", "TEXT", "Say TEXT first (default: hello).").short('g'),
-//!     ];
+//!     const ABOUT: &'static str = "Greets the client by address and hangs up.";
+//!     const OPTIONS: &'static [Opt] =
+//!         &[Opt::value("greeting", "TEXT", "Say TEXT (default: hello).").short('g')];
 //!
 //!     // Parse and load everything serving needs; touch no connection.
 //!     // An error here is a usage or configuration error, reported as
-//!     // `jawas-shout: error: ...` with exit 100 (also under --check).
+//!     // `jawas-hello: error: ...` with exit 100 (also under --check).
 //!     fn init(args: &Args) -> Result<Self, Error> {
 //!         if let Some(extra) = args.positionals().first() {
 //!             return Err(Error::usage(format!("unexpected argument '{extra}'")));
 //!         }
 //!         let greeting = args.value("greeting").unwrap_or("hello").to_string();
-//!         Ok(Shout { greeting })
+//!         Ok(Hello { greeting })
 //!     }
 //!
 //!     fn serve(&mut self, conn: Connection) -> Result<(), Error> {
-//!         let (mut input, mut output) = conn.into_files();
-//!         let mut text = String::new();
-//!         input.read_to_string(&mut text).map_err(|e| Error::io("read", &e))?;
-//!         write!(output, "{}\n{}", self.greeting, text.to_uppercase())
-//!             .map_err(|e| Error::io("write", &e))
+//!         let who = conn.peer.remote_display().to_string();
+//!         let (_input, mut output) = conn.into_files();
+//!         writeln!(output, "{} {who}", self.greeting).map_err(|e| Error::io("write", &e))
 //!     }
 //! }
 //!
 //! fn main() {
-//!     jawas_engine::run::<Shout>()
+//!     jawas_engine::run::<Hello>()
 //! }
 //! ```
 //!
 //! That engine answers `--help` (usage, `ABOUT`, every option of `OPTIONS`
-//! and the common ones, described), `--version` (`jawas-shout 0.1.0`),
-//! `--check` (runs `init` and [`Engine::check`], prints `jawas-shout: ok`
+//! and the common ones, described), `--version` (`jawas-hello 0.1.0`),
+//! `--check` (runs `init` and [`Engine::check`], prints `jawas-hello: ok`
 //! or the errors, exits 0 or 100), and a mistyped `--greting` with
-//! `jawas-shout: error: unknown option --greting (did you mean
-//! --greeting?)` and exit 100, all without further code.
+//! `jawas-hello: error: unknown option --greting (did you mean
+//! --greeting?)` and exit 100, all without further code. The same example,
+//! and the command-line convention, are in `docs/engine-protocol.md`.
 //!
 //! # Adopting it in an existing engine
 //!
