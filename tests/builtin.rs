@@ -229,6 +229,15 @@ fn bad_arguments_are_named_with_exit_100_under_check_and_when_serving() {
             &["--check=yes", "echo"],
             "--check takes no value (got 'yes')".into(),
         ),
+        // Every problem at once, not only the first.
+        (
+            &["--linger", "0", "--connect-timeout", "-1", "ehco"],
+            format!(
+                "unknown service 'ehco' (did you mean echo?): {services}\n\
+                 jawas-builtin: error: --linger '0': not a positive number of seconds\n\
+                 jawas-builtin: error: --connect-timeout '-1': not a positive number of seconds"
+            ),
+        ),
     ];
     for (args, message) in table {
         let want = format!("jawas-builtin: error: {message}\n");

@@ -76,6 +76,11 @@ impl Connection {
         (File::from(self.input), File::from(self.output))
     }
 
+    /// The descriptors themselves, for a layer that manages its own I/O.
+    pub fn into_fds(self) -> (OwnedFd, OwnedFd) {
+        (self.input, self.output)
+    }
+
     /// Half-closes the output (`shutdown(SHUT_WR)`), so a client sees the
     /// end of the reply while the input stays readable. Closing fd 1 alone
     /// would not do it, as fd 0 is the same socket. Not a socket (a pipe in

@@ -145,6 +145,17 @@ pub fn report(name: &str, e: &Error) -> i32 {
     e.code
 }
 
+/// Both values, or the errors of both: `join(a, join(b, c))` lets `init`
+/// validate every option and report every problem at once under `--check`,
+/// rather than stopping at the first.
+pub fn join<A, B>(a: Result<A, Error>, b: Result<B, Error>) -> Result<(A, B), Error> {
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
+        (Err(e), Err(f)) => Err(e.and(f)),
+    }
+}
+
 /// Turns an exit code into a `Result`: `OK` is `Ok(())`, anything else an
 /// already-reported [`Error::exit_code`].
 pub fn status(code: i32) -> Result<(), Error> {
@@ -207,6 +218,21 @@ mod tests {
                 .unwrap_err()
                 .lines(),
             ["a", "b"]
+        );
+    }
+
+    #[test]
+    fn join_keeps_both_values_or_every_error() {
+        let ok: Result<u8, Error> = Ok(1);
+        let bad = |m: &str| -> Result<u8, Error> { Err(Error::usage(m)) };
+        assert_eq!(join(ok.clone(), ok.clone()), Ok((1, 1)));
+        assert_eq!(join(bad("a"), ok.clone()).unwrap_err().lines(), ["a"]);
+        assert_eq!(join(ok.clone(), bad("b")).unwrap_err().lines(), ["b"]);
+        assert_eq!(
+            join(bad("a"), join(bad("b"), bad("c")))
+                .unwrap_err()
+                .lines(),
+            ["a", "b", "c"]
         );
     }
 

@@ -70,11 +70,20 @@
 //! - Replace the hand-written argument loop with an `OPTIONS` table and
 //!   an `init` reading [`Args`]: [`Args::value`] (last wins),
 //!   [`Args::values`] (repeatable), [`Args::flag`], [`Args::last_of`]
-//!   (`--listing`/`--no-listing`), [`Args::parse`] with a converter such as
-//!   [`parse_secs`] (its error names the option and value).
+//!   (`--listing`/`--no-listing`), [`Args::parse`] and [`Args::parse_all`]
+//!   with a converter such as [`parse_secs`] (errors name the option and
+//!   value). [`join`] combines results so `--check` reports every problem,
+//!   not only the first.
 //! - Put every check that needs no connection in `init` (or `check`, for
 //!   checks a serving process can skip): that is what `--check` runs, and
 //!   what jawasd relies on to report a bad service at load time.
+//! - `serve` gets a [`Connection`]: [`Connection::into_fds`] hands fds 0
+//!   and 1 to a layer that wants to own them (jawas-http's `Conn`), and
+//!   [`Connection::peer`] is the typed [`Peer`] to use instead of reading
+//!   the environment again.
+//! - A library layer that loops on blocking reads (jawas-http) should use
+//!   this crate's [`stopping`] rather than a flag of its own: `run`
+//!   installs the handler that sets this one.
 //! - `serve` returns `Ok(())` (exit 0) or an [`Error`]: [`Error::io`] maps
 //!   a reset to a silent exit 1 and other I/O errors to exit 111 with a
 //!   message; [`status`] turns an existing exit code (such as the one
@@ -92,8 +101,8 @@ mod signals;
 use std::ffi::OsString;
 
 pub use connection::{Connection, Kind};
-pub use error::{report, status, Error};
-pub use options::{help, parse, parse_secs, suggest, Args, Mode, Opt, Spec, COMMON};
+pub use error::{join, report, status, Error};
+pub use options::{help_text, parse_args, parse_secs, suggest, Args, Mode, Opt, Spec, COMMON};
 pub use peer::Peer;
 pub use signals::{die_on_sigterm, install as install_signals, stopping};
 
@@ -158,12 +167,12 @@ pub fn start<E: Engine>(args: impl IntoIterator<Item = OsString>) -> Start<E> {
         E::NAME,
         spec.conflicts()
     );
-    let (mode, args) = match parse(&spec, args) {
+    let (mode, args) = match parse_args(&spec, args) {
         Ok(parsed) => parsed,
         Err(e) => return Start::Exit(report(E::NAME, &e)),
     };
     match mode {
-        Mode::Help => Start::Exit(print(&help(&spec))),
+        Mode::Help => Start::Exit(print(&help_text(&spec))),
         Mode::Version => Start::Exit(print(&format!("{} {}\n", E::NAME, E::VERSION))),
         Mode::Check => Start::Exit(check::<E>(&args)),
         Mode::Serve => match E::init(&args) {

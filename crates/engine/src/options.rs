@@ -160,6 +160,30 @@ impl Args {
             .transpose()
     }
 
+    /// Every value of a repeatable option converted by `f`, or every
+    /// failure (one line each, as for `parse`), so `--check` names them all.
+    pub fn parse_all<T>(
+        &self,
+        long: &str,
+        f: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Vec<T>, Error> {
+        let mut ok = Vec::new();
+        let mut failed: Option<Error> = None;
+        for v in self.values(long) {
+            match f(v) {
+                Ok(t) => ok.push(t),
+                Err(m) => {
+                    let e = Error::usage(format!("--{long} '{v}': {m}"));
+                    failed = Some(match failed {
+                        None => e,
+                        Some(prev) => prev.and(e),
+                    });
+                }
+            }
+        }
+        failed.map_or(Ok(ok), Err)
+    }
+
     /// Which of several opposing flags came last (`--listing` against
     /// `--no-listing`), or `None` if none was given.
     pub fn last_of(&self, longs: &[&str]) -> Option<&'static str> {
@@ -193,7 +217,10 @@ impl Args {
 
 /// Parses `args` (without the program name) against the engine's table
 /// and `COMMON`. `--help` and `--version` win as soon as they are seen.
-pub fn parse(spec: &Spec, args: impl IntoIterator<Item = OsString>) -> Result<(Mode, Args), Error> {
+pub fn parse_args(
+    spec: &Spec,
+    args: impl IntoIterator<Item = OsString>,
+) -> Result<(Mode, Args), Error> {
     let mut p = lexopt::Parser::from_args(args);
     let mut mode = Mode::Serve;
     let mut out = Args {
@@ -342,7 +369,7 @@ fn distance(a: &str, b: &str) -> usize {
 
 /// The `--help` text: usage lines, the description, then every option of
 /// the table and of `COMMON` with its help wrapped beside it.
-pub fn help(spec: &Spec) -> String {
+pub fn help_text(spec: &Spec) -> String {
     let mut s = String::new();
     for (i, u) in spec.usage.iter().enumerate() {
         let lead = if i == 0 { "usage:" } else { "      " };
@@ -454,7 +481,7 @@ mod tests {
     };
 
     fn run(args: &[&str]) -> Result<(Mode, Args), String> {
-        parse(&SPEC, args.iter().map(OsString::from)).map_err(|e| {
+        parse_args(&SPEC, args.iter().map(OsString::from)).map_err(|e| {
             assert_eq!(e.code(), crate::exit::USAGE);
             e.lines().join("\n")
         })
@@ -574,13 +601,44 @@ mod tests {
     }
 
     #[test]
+    fn parse_all_reports_every_bad_value() {
+        let pair = |v: &str| {
+            v.split_once('=')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .ok_or_else(|| "expected PATTERN=VALUE".to_string())
+        };
+        let (_, a) = run(&["--cache-control", "a=1", "--cache-control", "b=2"]).unwrap();
+        assert_eq!(
+            a.parse_all("cache-control", pair).unwrap(),
+            [("a".into(), "1".into()), ("b".into(), "2".into())]
+        );
+        let (_, a) = run(&[
+            "--cache-control",
+            "x",
+            "--cache-control",
+            "a=1",
+            "--cache-control=y",
+        ])
+        .unwrap();
+        assert_eq!(
+            a.parse_all("cache-control", pair).unwrap_err().lines(),
+            [
+                "--cache-control 'x': expected PATTERN=VALUE",
+                "--cache-control 'y': expected PATTERN=VALUE"
+            ]
+        );
+        let (_, none) = run(&[]).unwrap();
+        assert_eq!(none.parse_all("cache-control", pair), Ok(vec![]));
+    }
+
+    #[test]
     fn non_utf8_is_an_error_not_a_panic() {
         use std::os::unix::ffi::OsStringExt;
         let bad = OsString::from_vec(vec![b'/', 0xff]);
-        let e = parse(&SPEC, [OsString::from("--root"), bad.clone()]).unwrap_err();
+        let e = parse_args(&SPEC, [OsString::from("--root"), bad.clone()]).unwrap_err();
         assert!(e.lines()[0].starts_with("--root "), "{e}");
         assert!(e.lines()[0].ends_with("is not valid UTF-8"), "{e}");
-        assert!(parse(&SPEC, [bad]).is_err());
+        assert!(parse_args(&SPEC, [bad]).is_err());
     }
 
     #[test]
@@ -622,7 +680,7 @@ mod tests {
 
     #[test]
     fn help_lists_and_describes_every_option() {
-        let h = help(&SPEC);
+        let h = help_text(&SPEC);
         assert!(
             h.starts_with("usage: jawas-test [OPTION]... --root DIR [FILE]...\n"),
             "{h}"

@@ -24,7 +24,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::Duration;
 
-use jawas_engine::{parse_secs, stopping, Args, Connection, Engine, Error, Kind, Opt};
+use jawas_engine::{join, parse_secs, stopping, Args, Connection, Engine, Error, Kind, Opt};
 
 /// The service names, as given on the command line.
 const SERVICES: [&str; 6] = ["echo", "discard", "chargen", "daytime", "time", "relay"];
@@ -79,9 +79,14 @@ socket again.";
     ];
 
     fn init(args: &Args) -> Result<Self, Error> {
-        let service = parse_service(args.positionals())?;
-        let linger = args.parse("linger", parse_secs)?;
-        let connect_timeout = args.parse("connect-timeout", parse_secs)?;
+        // Every problem at once, for --check.
+        let (service, (linger, connect_timeout)) = join(
+            parse_service(args.positionals()),
+            join(
+                args.parse("linger", parse_secs),
+                args.parse("connect-timeout", parse_secs),
+            ),
+        )?;
         Ok(Builtin {
             service,
             linger: linger.unwrap_or(Duration::from_secs(1)),
