@@ -136,6 +136,10 @@ fn help_describes_every_option() {
                 .unwrap_or_else(|| panic!("no {option} in:\n{out}"));
             assert!(line.contains(says), "{line}");
         }
+        assert!(
+            out.lines().all(|l| l.len() <= 79),
+            "lines over 79 columns:\n{out}"
+        );
         for service in ["echo", "discard", "chargen", "daytime", "time", "relay"] {
             assert!(out.contains(&format!("\n  {service} ")), "{service}: {out}");
         }

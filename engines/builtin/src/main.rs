@@ -57,7 +57,7 @@ impl Engine for Builtin {
 xinetd's internal services as an engine, over the connection on fds 0 and 1:
   echo      RFC 862: sends back what it receives
   discard   RFC 863: reads and ignores
-  chargen   RFC 864: writes the rotating character pattern until the reader goes
+  chargen   RFC 864: writes the rotating character pattern till the reader goes
   daytime   RFC 867: one line, DD MON YYYY HH:MM:SS ZONE, local time
   time      RFC 868: 4 bytes, seconds since 1900-01-01 UTC, big-endian
   relay     copies the connection both ways to ADDRESS:PORT (xinetd's redirect)
