@@ -186,7 +186,9 @@ pub fn start<E: Engine>(args: impl IntoIterator<Item = OsString>) -> Start<E> {
 fn check<E: Engine>(args: &Args) -> i32 {
     match E::init(args).and_then(|e| e.check()) {
         Ok(()) => {
-            eprintln!("{}: ok", E::NAME);
+            // Not eprintln!, which panics when stderr is closed.
+            let line = format!("{}: ok\n", E::NAME);
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
             exit::OK
         }
         Err(e) => report(E::NAME, &e),
