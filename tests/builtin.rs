@@ -1,11 +1,14 @@
 //! jawas-builtin and the example engines: over pipes (no server), through
-//! jawasd over TCP and UDP, and the demo configuration in etc/.
+//! jawasd over TCP and UDP, and the demo configuration in etc/; the
+//! command-line convention of every engine (`--help`, `--version`,
+//! `--check`) and SIGTERM, on the real jawas-builtin binary.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jawas_tests::{bin, exchange, Jawasd};
 
@@ -60,6 +63,293 @@ fn builtin_services_over_pipes() {
     ] {
         assert_eq!(pipe(args, b"").0, code, "{args:?}");
     }
+}
+
+/// Runs `jawas-builtin ARGS` with stdin a pipe held open (so reading it
+/// would hang) and no more than 10 s: (exit code, stdout, stderr).
+fn run(args: &[&str]) -> (i32, String, String) {
+    let mut child = Command::new(bin("jawas-builtin"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take();
+    let code = wait_code(&mut child, T);
+    drop(stdin);
+    let mut out = String::new();
+    let mut err = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (code.expect("exited normally"), out, err)
+}
+
+/// Waits at most `limit` for `child`: its exit code, or `None` if a signal
+/// ended it. Panics (after killing it) if it is still running.
+fn wait_code(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn help_describes_every_option() {
+    for flag in ["--help", "-h"] {
+        let (code, out, err) = run(&[flag]);
+        assert_eq!((code, err.as_str()), (0, ""), "{flag}");
+        assert!(
+            out.starts_with(
+                "usage: jawas-builtin [OPTION]... echo|discard|chargen|daytime|time\n\
+                 \x20      jawas-builtin [OPTION]... relay ADDRESS:PORT\n"
+            ),
+            "{out}"
+        );
+        for (option, says) in [
+            ("--linger SECS", "without a datagram"),
+            ("--connect-timeout SECS", "connecting to the target"),
+            ("--check", "Check the arguments"),
+            ("-h, --help", "Print this help"),
+            ("-V, --version", "name and version"),
+        ] {
+            let line = out
+                .lines()
+                .find(|l| l.trim_start().starts_with(option))
+                .unwrap_or_else(|| panic!("no {option} in:\n{out}"));
+            assert!(line.contains(says), "{line}");
+        }
+        assert!(
+            out.lines().all(|l| l.len() <= 79),
+            "lines over 79 columns:\n{out}"
+        );
+        for service in ["echo", "discard", "chargen", "daytime", "time", "relay"] {
+            assert!(out.contains(&format!("\n  {service} ")), "{service}: {out}");
+        }
+    }
+}
+
+#[test]
+fn version_is_name_and_version() {
+    let want = format!("jawas-builtin {}\n", env!("CARGO_PKG_VERSION"));
+    for flag in ["--version", "-V"] {
+        assert_eq!(run(&[flag]), (0, want.clone(), String::new()), "{flag}");
+    }
+}
+
+#[test]
+fn check_accepts_good_arguments_without_serving() {
+    for args in [
+        &["--check", "echo"][..],
+        &["discard", "--check"],
+        &["--check", "--linger", "0.25", "chargen"],
+        &["--check", "--linger=2", "daytime"],
+        &["--check", "time"],
+        &["--check", "relay", "127.0.0.1:9"],
+        &["--check", "--connect-timeout", "3", "relay", "[::1]:9"],
+    ] {
+        // stdin is an open pipe and stdout is read: checking must neither
+        // wait for the one nor write to the other.
+        let (code, out, err) = run(args);
+        assert_eq!(
+            (code, out.as_str(), err.as_str()),
+            (0, "", "jawas-builtin: ok\n"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_arguments_are_named_with_exit_100_under_check_and_when_serving() {
+    let services = "echo, discard, chargen, daytime, time or relay ADDRESS:PORT";
+    let table: &[(&[&str], String)] = &[
+        (&[], format!("no service given: {services}")),
+        (
+            &["ehco"],
+            format!("unknown service 'ehco' (did you mean echo?): {services}"),
+        ),
+        (&["gopher"], format!("unknown service 'gopher': {services}")),
+        (
+            &["echo", "extra"],
+            "unexpected argument 'extra' after echo".into(),
+        ),
+        (
+            &["relay"],
+            "relay needs a target: relay ADDRESS:PORT".into(),
+        ),
+        (
+            &["relay", "example.com:80"],
+            "relay: 'example.com:80' is not ADDRESS:PORT (an IP address and a port, \
+             such as 192.0.2.1:80 or [::1]:80)"
+                .into(),
+        ),
+        (
+            &["--lingre", "1", "echo"],
+            "unknown option --lingre (did you mean --linger?)".into(),
+        ),
+        (
+            &["--connect-timout=1", "relay", "127.0.0.1:9"],
+            "unknown option --connect-timout (did you mean --connect-timeout?)".into(),
+        ),
+        (
+            &["--frobnicate", "echo"],
+            "unknown option --frobnicate".into(),
+        ),
+        (&["-x", "echo"], "unknown option -x".into()),
+        (
+            &["echo", "--linger"],
+            "--linger needs a value (SECS)".into(),
+        ),
+        (
+            &["--linger", "--connect-timeout", "1", "echo"],
+            "--linger needs a value (SECS) but got the option --connect-timeout".into(),
+        ),
+        (
+            &["--linger", "0", "echo"],
+            "--linger '0': not a positive number of seconds".into(),
+        ),
+        (
+            &["--connect-timeout", "soon", "relay", "127.0.0.1:9"],
+            "--connect-timeout 'soon': not a positive number of seconds".into(),
+        ),
+        (
+            &["--check=yes", "echo"],
+            "--check takes no value (got 'yes')".into(),
+        ),
+        // Every problem at once, not only the first.
+        (
+            &["--linger", "0", "--connect-timeout", "-1", "ehco"],
+            format!(
+                "unknown service 'ehco' (did you mean echo?): {services}\n\
+                 jawas-builtin: error: --linger '0': not a positive number of seconds\n\
+                 jawas-builtin: error: --connect-timeout '-1': not a positive number of seconds"
+            ),
+        ),
+    ];
+    for (args, message) in table {
+        let want = format!("jawas-builtin: error: {message}\n");
+        let checked: Vec<&str> = std::iter::once("--check")
+            .chain(args.iter().copied())
+            .collect();
+        for args in [&checked[..], args] {
+            assert_eq!(run(args), (100, String::new(), want.clone()), "{args:?}");
+        }
+    }
+}
+
+#[test]
+fn sigterm_ends_a_service_cleanly() {
+    // echo waiting for input, and chargen blocked writing to a reader that
+    // has stopped reading: both end with exit 0 on SIGTERM, not by it.
+    for service in ["echo", "chargen"] {
+        let mut child = Command::new(bin("jawas-builtin"))
+            .arg(service)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        stdin.write_all(b"x").unwrap();
+        // Once output comes, the engine is past start-up, in its loop.
+        let mut first = [0u8; 1];
+        stdout.read_exact(&mut first).unwrap();
+        if service == "chargen" {
+            // Let it fill the pipe and block in write.
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // SAFETY: kill sends a signal to our own child, still unreaped.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        assert_eq!(wait_code(&mut child, T), Some(0), "{service}");
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert_eq!(err, "", "{service}");
+    }
+}
+
+#[test]
+fn relay_dies_promptly_on_sigterm() {
+    let target = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = target.local_addr().unwrap().to_string();
+    let mut child = Command::new(bin("jawas-builtin"))
+        .args(["relay", &addr])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut upstream, _) = target.accept().unwrap();
+    upstream.write_all(b"hi").unwrap();
+    let mut got = [0u8; 2];
+    child.stdout.take().unwrap().read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"hi");
+    // SAFETY: kill sends a signal to our own child, still unreaped.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(wait_code(&mut child, T), None, "killed by SIGTERM");
+}
+
+#[test]
+fn a_udp_socket_on_fd_0_is_served_as_datagrams_with_linger() {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(T)).unwrap();
+    client
+        .send_to(b"queued", sock.local_addr().unwrap())
+        .unwrap();
+    let started = Instant::now();
+    let mut child = Command::new(bin("jawas-builtin"))
+        .args(["--linger", "0.3", "echo"])
+        .stdin(Stdio::from(OwnedFd::from(sock)))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = client.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"queued");
+    assert_eq!(wait_code(&mut child, T), Some(0));
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_millis(950),
+        "--linger 0.3 exited after {took:?} (default is 1 s)"
+    );
+}
+
+#[test]
+fn a_listening_socket_on_fd_0_is_a_configuration_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = Command::new(bin("jawas-builtin"))
+        .arg("echo")
+        .stdin(Stdio::from(OwnedFd::from(listener)))
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(100));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "jawas-builtin: error: fd 0 is a listening socket: serve jawas-builtin with wait = false\n"
+    );
 }
 
 #[test]

@@ -8,143 +8,217 @@
 //! `jawas-builtin relay ADDRESS:PORT` copies a connection both ways to
 //! another TCP server (xinetd's `redirect`).
 //!
-//! Failure paths, each one line on stderr and an exit code (s6 convention):
-//! usage error (100), peer reset or broke protocol (1), system failure (111).
-//! A peer that simply goes away while chargen is writing is the normal end
-//! of chargen, so that exits 0.
+//! Start-up, options (`--linger`, `--connect-timeout`, and the common
+//! `--help`, `--version`, `--check`), error reporting and exit codes come
+//! from the shared runtime, jawas-engine.
+//!
+//! Failure paths, each one `jawas-builtin: error: ...` line on stderr and an
+//! exit code (s6 convention): usage error (100), peer reset or broke
+//! protocol (1, silently), system failure (111). A peer that simply goes
+//! away while chargen is writing is the normal end of chargen, and SIGTERM
+//! the normal end of any service (except relay, which it kills), so both
+//! exit 0.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::Duration;
 
-const USAGE: &str = "usage: jawas-builtin echo|discard|chargen|daytime|time | relay ADDRESS:PORT";
+use jawas_engine::{join, parse_secs, stopping, Args, Connection, Engine, Error, Kind, Opt};
 
-/// How long a datagram service waits for another datagram before exiting.
-const UDP_LINGER_MS: i32 = 1000;
+/// The service names, as given on the command line.
+const SERVICES: [&str; 6] = ["echo", "discard", "chargen", "daytime", "time", "relay"];
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Service {
     Echo,
     Discard,
     Chargen,
     Daytime,
     Time,
+    Relay(SocketAddr),
+}
+
+#[derive(Debug)]
+struct Builtin {
+    service: Service,
+    /// How long a datagram service waits for another datagram before exiting.
+    linger: Duration,
+    /// How long relay waits for the target to accept.
+    connect_timeout: Duration,
+}
+
+impl Engine for Builtin {
+    const NAME: &'static str = "jawas-builtin";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const USAGE: &'static [&'static str] =
+        &["echo|discard|chargen|daytime|time", "relay ADDRESS:PORT"];
+    const ABOUT: &'static str = "\
+xinetd's internal services as an engine, over the connection on fds 0 and 1:
+  echo      RFC 862: sends back what it receives
+  discard   RFC 863: reads and ignores
+  chargen   RFC 864: writes the rotating character pattern till the reader goes
+  daytime   RFC 867: one line, DD MON YYYY HH:MM:SS ZONE, local time
+  time      RFC 868: 4 bytes, seconds since 1900-01-01 UTC, big-endian
+  relay     copies the connection both ways to ADDRESS:PORT (xinetd's redirect)
+
+When fd 0 is a UDP socket, each datagram is answered to its sender, and the
+engine exits after --linger without one so the super-server watches the
+socket again.";
+    const OPTIONS: &'static [Opt] = &[
+        Opt::value(
+            "linger",
+            "SECS",
+            "Datagram services: exit after SECS without a datagram (default 1).",
+        ),
+        Opt::value(
+            "connect-timeout",
+            "SECS",
+            "relay: give up connecting to the target after SECS (default 10).",
+        ),
+    ];
+
+    fn init(args: &Args) -> Result<Self, Error> {
+        // Every problem at once, for --check.
+        let (service, (linger, connect_timeout)) = join(
+            parse_service(args.positionals()),
+            join(
+                args.parse("linger", parse_secs),
+                args.parse("connect-timeout", parse_secs),
+            ),
+        )?;
+        Ok(Builtin {
+            service,
+            linger: linger.unwrap_or(Duration::from_secs(1)),
+            connect_timeout: connect_timeout.unwrap_or(Duration::from_secs(10)),
+        })
+    }
+
+    fn serve(&mut self, conn: Connection) -> Result<(), Error> {
+        match (conn.kind(), self.service) {
+            (Kind::Listener, _) => Err(Error::config(
+                "fd 0 is a listening socket: serve jawas-builtin with wait = false",
+            )),
+            (Kind::Datagram, Service::Relay(_)) => {
+                Err(Error::config("relay serves TCP connections, not datagrams"))
+            }
+            (Kind::Datagram, service) => serve_datagrams(conn.input(), service, self.linger),
+            (Kind::Stream, Service::Relay(target)) => relay(conn, target, self.connect_timeout),
+            (Kind::Stream, service) => serve_stream(conn, service),
+        }
+    }
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    // Writing to a closed connection should be an error we handle, not a
-    // silent death, so chargen can tell "peer left" from a crash.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-    let service = match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
+    jawas_engine::run::<Builtin>()
+}
+
+/// The positional arguments: one service name, or `relay ADDRESS:PORT`.
+fn parse_service(args: &[String]) -> Result<Service, Error> {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let service = match words.as_slice() {
+        [] => {
+            return Err(Error::usage(
+                "no service given: echo, discard, chargen, daytime, time or relay ADDRESS:PORT",
+            ))
+        }
         ["echo"] => Service::Echo,
         ["discard"] => Service::Discard,
         ["chargen"] => Service::Chargen,
         ["daytime"] => Service::Daytime,
         ["time"] => Service::Time,
-        ["relay", target] => std::process::exit(relay(target)),
-        ["--help"] | ["-h"] => {
-            println!("{USAGE}");
-            return;
+        ["relay"] => return Err(Error::usage("relay needs a target: relay ADDRESS:PORT")),
+        ["relay", target] => Service::Relay(target.parse().map_err(|_| {
+            Error::usage(format!(
+                "relay: '{target}' is not ADDRESS:PORT (an IP address and a port, such as 192.0.2.1:80 or [::1]:80)"
+            ))
+        })?),
+        [first, extra, ..] if SERVICES.contains(first) => {
+            return Err(Error::usage(format!(
+                "unexpected argument '{extra}' after {first}"
+            )))
         }
-        _ => {
-            eprintln!("jawas-builtin: {USAGE}");
-            std::process::exit(100);
+        [first, ..] => {
+            let hint = jawas_engine::suggest(first, SERVICES)
+                .map(|s| format!(" (did you mean {s}?)"))
+                .unwrap_or_default();
+            return Err(Error::usage(format!(
+                "unknown service '{first}'{hint}: echo, discard, chargen, daytime, time or relay ADDRESS:PORT"
+            )));
         }
     };
-    let code = if is_datagram_socket(0) {
-        serve_datagrams(&service)
-    } else {
-        serve_stream(&service)
-    };
-    std::process::exit(code);
+    Ok(service)
 }
 
-/// fd 0 is a UDP socket.
-fn is_datagram_socket(fd: i32) -> bool {
-    let mut kind: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt into a c_int we own.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_TYPE,
-            (&mut kind as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    rc == 0 && kind == libc::SOCK_DGRAM
-}
-
-fn exit_code_for(e: &io::Error) -> i32 {
-    match e.kind() {
-        io::ErrorKind::BrokenPipe
-        | io::ErrorKind::ConnectionReset
-        | io::ErrorKind::ConnectionAborted => 1,
-        _ => 111,
+/// The service loops' read and write, ended by SIGTERM: once `stopping()`
+/// is set they return `Interrupted` instead of blocking again (a write
+/// interrupted after some bytes returns the count, not EINTR, so the flag
+/// is checked before every call, not only on EINTR).
+fn read_or_stop(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        if stopping() {
+            return Err(io::ErrorKind::Interrupted.into());
+        }
+        match input.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
     }
 }
 
-fn serve_stream(service: &Service) -> i32 {
-    let mut stdin = io::stdin().lock();
-    let mut stdout = io::stdout().lock();
+fn write_or_stop(output: &mut impl Write, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        if stopping() {
+            return Err(io::ErrorKind::Interrupted.into());
+        }
+        match output.write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn serve_stream(conn: Connection, service: Service) -> Result<(), Error> {
+    let (mut input, mut output) = conn.into_files();
     let result = match service {
-        Service::Echo => echo(&mut stdin, &mut stdout),
-        Service::Discard => discard(&mut stdin),
-        Service::Chargen => match chargen(&mut stdout) {
-            // The client hanging up is how chargen ends.
-            Err(e) if exit_code_for(&e) == 1 => Ok(()),
-            other => other,
-        },
-        Service::Daytime => stdout
-            .write_all(daytime(now()).as_bytes())
-            .and_then(|_| stdout.flush()),
-        Service::Time => stdout
-            .write_all(&rfc868(now()))
-            .and_then(|_| stdout.flush()),
+        Service::Echo => echo(&mut input, &mut output),
+        Service::Discard => discard(&mut input),
+        Service::Chargen => chargen(&mut output),
+        Service::Daytime => write_or_stop(&mut output, daytime(now()).as_bytes()),
+        Service::Time => write_or_stop(&mut output, &rfc868(now())),
+        Service::Relay(_) => unreachable!("relay is served by relay()"),
     };
     match result {
-        Ok(()) => 0,
-        Err(e) => {
-            let code = exit_code_for(&e);
-            if code == 111 {
-                eprintln!("jawas-builtin: {e}");
+        Ok(()) => Ok(()),
+        // SIGTERM: jawasd is stopping; ending here is the clean end.
+        Err(_) if stopping() => Ok(()),
+        Err(e) => match Error::io("connection", &e) {
+            // The client hanging up is how chargen ends.
+            gone if service == Service::Chargen && gone.code() == jawas_engine::exit::PEER => {
+                Ok(())
             }
-            code
-        }
+            other => Err(other),
+        },
     }
 }
 
 fn echo(input: &mut impl Read, output: &mut impl Write) -> io::Result<()> {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => return output.flush(),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        output.write_all(&buf[..n])?;
-        output.flush()?;
+        match read_or_stop(input, &mut buf)? {
+            0 => return Ok(()),
+            n => write_or_stop(output, &buf[..n])?,
+        }
     }
 }
 
 fn discard(input: &mut impl Read) -> io::Result<()> {
     let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match input.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    while read_or_stop(input, &mut buf)? > 0 {}
+    Ok(())
 }
 
 /// Line `n` of the RFC 864 pattern: 72 characters of the 95-character ring
@@ -164,14 +238,8 @@ fn chargen(output: &mut impl Write) -> io::Result<()> {
     // One full cycle of the pattern (95 lines), written over and over.
     let cycle: Vec<u8> = (0..95).flat_map(chargen_line).collect();
     loop {
-        output.write_all(&cycle)?;
-        output.flush()?;
+        write_or_stop(output, &cycle)?;
     }
-}
-
-fn now() -> libc::time_t {
-    // SAFETY: time(NULL) has no memory effects.
-    unsafe { libc::time(std::ptr::null_mut()) }
 }
 
 /// RFC 867 leaves the format free; this is xinetd's: "DD MON YYYY HH:MM:SS ZONE\r\n"
@@ -211,36 +279,39 @@ fn rfc868(t: libc::time_t) -> [u8; 4] {
     ((t + EPOCH_OFFSET) as u32).to_be_bytes()
 }
 
-/// Answers datagrams on the UDP socket at fd 0 until none has come for
-/// UDP_LINGER_MS.
-fn serve_datagrams(service: &Service) -> i32 {
+/// Answers datagrams on the UDP socket `sock` until none has come for
+/// `linger`, or SIGTERM.
+fn serve_datagrams(sock: BorrowedFd<'_>, service: Service, linger: Duration) -> Result<(), Error> {
+    let fd = sock.as_raw_fd();
+    let timeout_ms = i32::try_from(linger.as_millis()).unwrap_or(i32::MAX);
     let mut buf = vec![0u8; 65536];
     let mut line = 0usize;
     loop {
         let mut pfd = libc::pollfd {
-            fd: 0,
+            fd,
             events: libc::POLLIN,
             revents: 0,
         };
-        // SAFETY: poll on one pollfd we own.
-        let ready = unsafe { libc::poll(&mut pfd, 1, UDP_LINGER_MS) };
-        if ready == 0 {
-            return 0;
+        // SAFETY: poll on one pollfd we own, for a descriptor the borrow
+        // keeps open.
+        let ready = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if ready == 0 || stopping() {
+            return Ok(());
         }
         if ready < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
-            eprintln!("jawas-builtin: poll: {e}");
-            return 111;
+            return Err(Error::system(format!("poll: {e}")));
         }
+        // SAFETY: sockaddr_storage is plain data; all zeroes is a valid value.
         let mut from: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
         let mut from_len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         // SAFETY: recvfrom into buffers we own, with their true sizes.
         let n = unsafe {
             libc::recvfrom(
-                0,
+                fd,
                 buf.as_mut_ptr().cast(),
                 buf.len(),
                 libc::MSG_DONTWAIT,
@@ -253,7 +324,7 @@ fn serve_datagrams(service: &Service) -> i32 {
         }
         let reply: Vec<u8> = match service {
             Service::Echo => buf[..n as usize].to_vec(),
-            Service::Discard => continue,
+            Service::Discard | Service::Relay(_) => continue,
             // RFC 864 over UDP: one datagram of up to 512 characters.
             Service::Chargen => {
                 let l = chargen_line(line);
@@ -263,10 +334,12 @@ fn serve_datagrams(service: &Service) -> i32 {
             Service::Daytime => daytime(now()).into_bytes(),
             Service::Time => rfc868(now()).to_vec(),
         };
-        // SAFETY: sendto with the sender's own address.
+        // SAFETY: sendto from a buffer we own, to the sender's own address
+        // as recvfrom filled it in. A lost reply is UDP's normal risk, so
+        // the result is not checked.
         unsafe {
             libc::sendto(
-                0,
+                fd,
                 reply.as_ptr().cast(),
                 reply.len(),
                 0,
@@ -277,48 +350,62 @@ fn serve_datagrams(service: &Service) -> i32 {
     }
 }
 
-/// Copies stdin to the target and the target to stdout until both
-/// directions end (xinetd's `redirect`).
-fn relay(target: &str) -> i32 {
-    let addr: SocketAddr = match target.parse() {
-        Ok(a) => a,
-        Err(_) => {
-            eprintln!("jawas-builtin: relay: '{target}' is not ADDRESS:PORT");
-            return 100;
-        }
-    };
-    let upstream = match TcpStream::connect_timeout(&addr, Duration::from_secs(10)) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("jawas-builtin: relay: unable to connect to {addr}: {e}");
-            return 111;
-        }
-    };
-    let down = upstream.try_clone().expect("dup of a socket");
+/// Copies the connection to the target and the target's answer back until
+/// both directions end (xinetd's `redirect`), passing each end on as a
+/// half-close.
+fn relay(conn: Connection, target: SocketAddr, timeout: Duration) -> Result<(), Error> {
+    // Two threads block in copies that retry on EINTR and there is nothing
+    // to flush: SIGTERM's default action is the right end.
+    jawas_engine::die_on_sigterm()
+        .map_err(|e| Error::system(format!("relay: signal set-up: {e}")))?;
+    let upstream = TcpStream::connect_timeout(&target, timeout)
+        .map_err(|e| Error::system(format!("relay: unable to connect to {target}: {e}")))?;
+    let mut down = upstream
+        .try_clone()
+        .map_err(|e| Error::system(format!("relay: {e}")))?;
+    let (mut input, mut output) = conn.into_files();
     // Client to server in a thread; server to client here.
     let forward = std::thread::spawn(move || {
-        // SAFETY: fd 0 is ours for the life of the process.
-        let mut stdin = unsafe { std::fs::File::from_raw_fd(0) };
         let mut up = upstream;
-        let r = io::copy(&mut stdin, &mut up);
+        let r = pump(&mut input, &mut up);
         let _ = up.shutdown(std::net::Shutdown::Write);
-        std::mem::forget(stdin);
         r
     });
-    let mut down = down;
-    // SAFETY: fd 1 is ours for the life of the process.
-    let mut stdout = unsafe { std::fs::File::from_raw_fd(1) };
-    let back = io::copy(&mut down, &mut stdout);
+    let back = pump(&mut down, &mut output);
     // Half-close toward the client so it sees the end of the reply.
-    unsafe { libc::shutdown(stdout.as_raw_fd(), libc::SHUT_WR) };
-    std::mem::forget(stdout);
+    let _ = Connection::shutdown_output(output.as_fd());
     let fwd = forward
         .join()
         .unwrap_or_else(|_| Err(io::Error::other("relay thread panicked")));
     match (fwd, back) {
-        (Ok(_), Ok(_)) => 0,
-        _ => 1,
+        (Ok(_), Ok(_)) => Ok(()),
+        _ => Err(Error::peer_gone()),
     }
+}
+
+/// Copies `from` to `to` until EOF. Not `io::copy`: on Linux that splices
+/// when one side is a pipe, and a splice from a socket waits for data while
+/// holding the pipe's lock, so the reader at the other end cannot take the
+/// bytes already spliced (a relay writing to a pipe stalls until the
+/// target sends more).
+fn pump(from: &mut impl Read, to: &mut impl Write) -> io::Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        to.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}
+
+fn now() -> libc::time_t {
+    // SAFETY: time(NULL) has no memory effects.
+    unsafe { libc::time(std::ptr::null_mut()) }
 }
 
 #[cfg(test)]
