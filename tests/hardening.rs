@@ -206,3 +206,37 @@ fn no_descriptor_for_a_capture_pipe_still_serves_the_client() {
     assert_eq!(read_all(&mut s), b"squeezed", "{}", d.log());
     assert!(d.wait_log("accept paused", T), "{}", d.log());
 }
+
+#[test]
+fn the_demo_config_starts_on_a_host_without_ipv6() {
+    // A network namespace of our own with IPv6 switched off stands for
+    // such a host (user namespaces make this possible without root).
+    let probe = std::process::Command::new("unshare")
+        .args(["-rn", "true"])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: unshare -rn (util-linux) cannot create a network namespace here");
+        return;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let jawasd = jawas_tests::bin("jawasd");
+    let script = format!(
+        "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; \
+         echo 1 > /proc/sys/net/ipv6/conf/lo/disable_ipv6; \
+         exec timeout -s TERM 3 {} --config etc/jawasd.toml",
+        jawasd.display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-rn", "sh", "-c", &script])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains(" ready "), "{log}");
+    assert!(log.contains("web=127.0.0.1:8080"), "{log}");
+    assert!(
+        log.contains("listen=[::1]:8080: skipped, this host has no IPv6"),
+        "{log}"
+    );
+    assert!(log.contains("exit engines=0"), "stopped cleanly: {log}");
+}
