@@ -292,6 +292,7 @@ impl Jawasd {
 
     /// Sends a signal to jawasd.
     pub fn signal(&self, sig: i32) {
+        // SAFETY: kill has no memory effects.
         unsafe { libc::kill(self.pid(), sig) };
     }
 
@@ -359,6 +360,7 @@ impl Jawasd {
 impl Drop for Jawasd {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // SAFETY: kill has no memory effects.
             unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
@@ -409,6 +411,9 @@ pub fn connect_from(local: &str, addr: SocketAddr) -> std::io::Result<TcpStream>
     use std::os::fd::FromRawFd;
     let local: std::net::IpAddr = local.parse().unwrap();
     let bind_to = SocketAddr::new(local, 0);
+    // SAFETY: socket/bind/connect on a descriptor this function owns, with
+    // sockaddr buffers it built and their true lengths; the descriptor is
+    // handed to a TcpStream (or closed) exactly once.
     unsafe {
         let domain = if addr.is_ipv4() {
             libc::AF_INET
@@ -432,6 +437,7 @@ pub fn connect_from(local: &str, addr: SocketAddr) -> std::io::Result<TcpStream>
 }
 
 fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data; all zeroes is a valid value.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     match addr {
         SocketAddr::V4(a) => {
@@ -443,6 +449,8 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
                 },
                 sin_zero: [0; 8],
             };
+            // SAFETY: sockaddr_storage is large and aligned enough for any
+            // sockaddr, sockaddr_in included.
             unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in, sin) };
             (
                 storage,
@@ -459,6 +467,7 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
                 },
                 sin6_scope_id: 0,
             };
+            // SAFETY: as above, for sockaddr_in6.
             unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in6, sin6) };
             (
                 storage,
