@@ -37,6 +37,8 @@ const SERVICE_KEYS: &[&str] = &[
     "per_source",
     "rate",
     "rate_burst",
+    "per_source_rate",
+    "per_source_rate_burst",
     "limit_banner",
     "only_from",
     "no_access",
@@ -81,6 +83,40 @@ const TOP_KEYS: &[&str] = &["server", "defaults", "services"];
 /// shell engines can find ordinary commands without jawasd's own PATH leaking in.
 pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
+/// The largest (and for rates the smallest) value of every number the file
+/// may hold, so no later arithmetic on instants, rates or limits can
+/// overflow. docs/config.md lists the same numbers.
+pub mod limits {
+    use std::time::Duration;
+
+    const DAY: u64 = 24 * 3600;
+    /// `server.shutdown_grace`.
+    pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3600);
+    /// `deny_time` as a duration.
+    pub const DENY_TIME: Duration = Duration::from_secs(365 * DAY);
+    /// What `deny_time = "forever"` means: longer than any jawasd runs, yet
+    /// far from the end of `Instant`'s range.
+    pub const DENY_FOREVER: Duration = Duration::from_secs(u32::MAX as u64);
+    /// `rlimit_cpu`.
+    pub const RLIMIT_CPU: Duration = Duration::from_secs(365 * DAY);
+    /// `rate` and `per_source_rate`, connections per second.
+    pub const RATE_MIN: f64 = 0.001;
+    pub const RATE_MAX: f64 = 1_000_000.0;
+    /// `rate_burst` and `per_source_rate_burst`.
+    pub const BURST: u32 = 1_000_000;
+    /// `max_load`.
+    pub const MAX_LOAD: f64 = 10_000.0;
+    /// `rlimit_as`, `rlimit_data`, `rlimit_rss`, `rlimit_stack`: 1 PiB,
+    /// beyond any machine's memory; `"unlimited"` is RLIM_INFINITY.
+    pub const RLIMIT_SIZE: u64 = 1 << 50;
+    /// `rlimit_nofile`: Linux never allows more open files (`fs.nr_open`'s ceiling).
+    pub const RLIMIT_NOFILE: u32 = 1 << 30;
+    /// `max_connections`, `instances`, `per_source`.
+    pub const COUNT: u32 = u32::MAX;
+    /// Errors printed for one file; the rest are counted.
+    pub const REPORTED_ERRORS: usize = 100;
+}
+
 /// Server-wide settings.
 #[derive(Debug, Clone)]
 pub struct Server {
@@ -120,6 +156,11 @@ pub struct Service {
     pub instances: Option<u32>,
     pub per_source: Option<u32>,
     pub rate: Option<Rate>,
+    /// New connections per second from one client IP address (a token
+    /// bucket per address): unlike `rate`, it isolates clients.
+    // Parsed here; enforced by server.rs.
+    #[allow(dead_code)]
+    pub per_source_rate: Option<Rate>,
     pub limit_banner: Option<Vec<u8>>,
     pub acl: Acl,
     pub creds: Option<Creds>,
@@ -222,7 +263,10 @@ pub struct ConfigErrors {
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.errors.iter().enumerate() {
+        // A file with thousands of errors needs its first ones fixed, not
+        // a screenful of the same mistake.
+        let shown = self.errors.len().min(limits::REPORTED_ERRORS);
+        for (i, e) in self.errors[..shown].iter().enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
@@ -231,6 +275,14 @@ impl fmt::Display for ConfigErrors {
             } else {
                 write!(f, "{}:{}: {}", self.path.display(), e.line, e.message)?;
             }
+        }
+        if self.errors.len() > shown {
+            write!(
+                f,
+                "\n{}: and {} more errors",
+                self.path.display(),
+                self.errors.len() - shown
+            )?;
         }
         Ok(())
     }
@@ -289,6 +341,7 @@ impl Config {
             env,
             lenient,
             dropped: Vec::new(),
+            lines: LineIndex::new(text),
         };
         let config = p.document();
         let mut errors = p.errors;
@@ -322,21 +375,47 @@ struct Parser<'t, 'e> {
     lenient: bool,
     /// In lenient mode, the errors of the services left out.
     dropped: Vec<ConfigError>,
+    lines: LineIndex,
+}
+
+/// Byte offsets where each line starts, computed once, so turning an
+/// error's offset into a line number is a binary search: reporting N errors
+/// costs O(N log L), not a rescan of the file per error.
+pub struct LineIndex {
+    /// `starts[i]` is the offset of line i + 1; `starts[0]` is 0.
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> LineIndex {
+        let mut starts = vec![0];
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        LineIndex { starts }
+    }
+
+    /// The 1-based line holding byte `offset` (offsets past the end are on the last line).
+    pub fn line_of(&self, offset: usize) -> usize {
+        // The number of line starts at or before `offset` is its line number.
+        self.starts.partition_point(|&s| s <= offset)
+    }
 }
 
 impl<'t> Parser<'t, '_> {
     fn line_of(&self, span: Range<usize>) -> usize {
-        let end = span.start.min(self.text.len());
-        self.text.as_bytes()[..end]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1
+        self.lines.line_of(span.start)
     }
 
     fn error(&mut self, span: Range<usize>, message: String) {
         let line = self.line_of(span);
-        self.errors.push(ConfigError { line, message });
+        self.errors.push(ConfigError {
+            line,
+            message: one_line(&message),
+        });
     }
 
     fn document(&mut self) -> Option<(Server, Vec<Service>)> {
@@ -344,7 +423,10 @@ impl<'t> Parser<'t, '_> {
         for e in parse_errors {
             let line = e.span().map(|s| self.line_of(s)).unwrap_or(0);
             let message = format!("TOML syntax: {}", e.message().trim());
-            self.errors.push(ConfigError { line, message });
+            self.errors.push(ConfigError {
+                line,
+                message: one_line(&message),
+            });
         }
         if !self.errors.is_empty() {
             return None;
@@ -482,9 +564,9 @@ impl<'t> Parser<'t, '_> {
             }
             let key = format!("server.{}", k.get_ref());
             match k.get_ref().as_ref() {
-                "max_connections" => server.max_connections = self.count(&key, v),
+                "max_connections" => server.max_connections = self.count(&key, v, limits::COUNT),
                 "shutdown_grace" => {
-                    if let Some(d) = self.duration(&key, v) {
+                    if let Some(d) = self.duration(&key, v, limits::SHUTDOWN_GRACE) {
                         server.shutdown_grace = d;
                     }
                 }
@@ -654,37 +736,12 @@ impl<'t> Parser<'t, '_> {
         env.entry("PATH".into())
             .or_insert_with(|| DEFAULT_PATH.into());
 
-        let instances = get("instances").and_then(|v| self.count(&key("instances"), v));
-        let per_source = get("per_source").and_then(|v| self.count(&key("per_source"), v));
-        let rate = get("rate").and_then(|v| {
-            let per_second = self.number(&key("rate"), v)?;
-            if per_second <= 0.0 {
-                self.error(
-                    v.span(),
-                    format!(
-                        "{}: must be more than 0 connections per second",
-                        key("rate")
-                    ),
-                );
-                return None;
-            }
-            Some(per_second)
-        });
-        let burst = get("rate_burst").and_then(|v| self.count(&key("rate_burst"), v));
-        if burst.is_some() && rate.is_none() {
-            let span = get("rate_burst").map(|v| v.span()).unwrap_or_default();
-            self.error(
-                span,
-                format!(
-                    "{}: set 'rate' too; a burst means nothing without it",
-                    key("rate_burst")
-                ),
-            );
-        }
-        let rate = rate.map(|per_second| Rate {
-            per_second,
-            burst: burst.unwrap_or((per_second.ceil() as u32).max(1)),
-        });
+        let instances =
+            get("instances").and_then(|v| self.count(&key("instances"), v, limits::COUNT));
+        let per_source =
+            get("per_source").and_then(|v| self.count(&key("per_source"), v, limits::COUNT));
+        let rate = self.rate(name, "rate", "rate_burst", &merged);
+        let per_source_rate = self.rate(name, "per_source_rate", "per_source_rate_burst", &merged);
         let limit_banner = get("limit_banner")
             .and_then(|v| self.string(&key("limit_banner"), v))
             .map(|s| s.into_bytes());
@@ -723,12 +780,8 @@ impl<'t> Parser<'t, '_> {
         let workdir = get("workdir").and_then(|v| self.path_value(&key("workdir"), v));
         let umask = get("umask").and_then(|v| self.umask(&key("umask"), v));
         let nice = get("nice").and_then(|v| {
-            let n = self.integer(&key("nice"), v)?;
-            if !(-20..=19).contains(&n) {
-                self.error(v.span(), format!("{}: must be from -20 to 19", key("nice")));
-                return None;
-            }
-            Some(n as i32)
+            let n = self.in_range(&key("nice"), v, -20, 19)?;
+            i32::try_from(n).ok()
         });
         let mut rlimits = Vec::new();
         if let Some(v) = get("rlimit_as") {
@@ -737,12 +790,15 @@ impl<'t> Parser<'t, '_> {
             }
         }
         if let Some(v) = get("rlimit_cpu") {
-            if let Some(d) = self.duration(&key("rlimit_cpu"), v) {
+            let unlimited = matches!(v.get_ref(), DeValue::String(s) if s == "unlimited");
+            if unlimited {
+                rlimits.push((RlimitKind::Cpu, libc::RLIM_INFINITY));
+            } else if let Some(d) = self.duration(&key("rlimit_cpu"), v, limits::RLIMIT_CPU) {
                 rlimits.push((RlimitKind::Cpu, d.as_secs().max(1)));
             }
         }
         if let Some(v) = get("rlimit_nofile") {
-            if let Some(n) = self.count(&key("rlimit_nofile"), v) {
+            if let Some(n) = self.count(&key("rlimit_nofile"), v, limits::RLIMIT_NOFILE) {
                 rlimits.push((RlimitKind::Nofile, u64::from(n)));
             }
         }
@@ -821,10 +877,24 @@ impl<'t> Parser<'t, '_> {
                 }
             }
         }
-        let max_load = get("max_load").and_then(|v| self.number(&key("max_load"), v));
+        let max_load = get("max_load").and_then(|v| {
+            let l = self.number(&key("max_load"), v)?;
+            if !(l > 0.0 && l <= limits::MAX_LOAD) {
+                self.error(
+                    v.span(),
+                    format!(
+                        "{}: must be more than 0 and at most {}",
+                        key("max_load"),
+                        limits::MAX_LOAD
+                    ),
+                );
+                return None;
+            }
+            Some(l)
+        });
         let deny_time = get("deny_time").and_then(|v| match v.get_ref() {
-            DeValue::String(s) if s == "forever" => Some(Duration::from_secs(u64::from(u32::MAX))),
-            _ => self.duration(&key("deny_time"), v),
+            DeValue::String(s) if s == "forever" => Some(limits::DENY_FOREVER),
+            _ => self.duration(&key("deny_time"), v, limits::DENY_TIME),
         });
         let log_fields = |p: &mut Self, k: &str| -> Option<Vec<String>> {
             let v = get(k)?;
@@ -905,6 +975,7 @@ impl<'t> Parser<'t, '_> {
             instances,
             per_source,
             rate,
+            per_source_rate,
             limit_banner,
             acl,
             creds,
@@ -1087,7 +1158,10 @@ impl<'t> Parser<'t, '_> {
             DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
                 Ok(n) => Some(n),
                 Err(_) => {
-                    self.error(v.span(), format!("{key}: integer out of range"));
+                    self.error(
+                        v.span(),
+                        format!("{key}: integer out of range (at most {})", i64::MAX),
+                    );
                     None
                 }
             },
@@ -1101,65 +1175,162 @@ impl<'t> Parser<'t, '_> {
         }
     }
 
-    /// A positive count (limits): 1 to 2^32-1.
-    fn count(&mut self, key: &str, v: &Value<'_>) -> Option<u32> {
-        let n = self.integer(key, v)?;
-        match u32::try_from(n) {
-            Ok(n) if n > 0 => Some(n),
+    /// An integer from `lo` to `hi`, the error naming both.
+    fn in_range(&mut self, key: &str, v: &Value<'_>, lo: i64, hi: i64) -> Option<i64> {
+        let n = match v.get_ref() {
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok(),
+            _ => return self.integer(key, v),
+        };
+        match n {
+            Some(n) if (lo..=hi).contains(&n) => Some(n),
             _ => {
-                self.error(v.span(), format!("{key}: must be a whole number from 1 to {}; leave the key out for no limit", u32::MAX));
+                self.error(v.span(), format!("{key}: must be from {lo} to {hi}"));
                 None
             }
         }
     }
 
-    fn number(&mut self, key: &str, v: &Value<'_>) -> Option<f64> {
-        match v.get_ref() {
-            DeValue::Float(f) => f.as_str().replace('_', "").parse().ok(),
-            DeValue::Integer(_) => self.integer(key, v).map(|n| n as f64),
-            other => {
+    /// A positive count (limits): 1 to `max`.
+    fn count(&mut self, key: &str, v: &Value<'_>, max: u32) -> Option<u32> {
+        let n = match v.get_ref() {
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok(),
+            _ => return self.integer(key, v).and(None),
+        };
+        match n.and_then(|n| u32::try_from(n).ok()) {
+            Some(n) if n > 0 && n <= max => Some(n),
+            _ => {
                 self.error(
                     v.span(),
-                    format!("{key}: expected a number, found {}", other.type_str()),
+                    format!(
+                        "{key}: must be a whole number from 1 to {max}; leave the key out for no limit"
+                    ),
                 );
                 None
             }
         }
     }
 
-    /// Seconds as a number, or a string with a unit: "500ms", "5s", "2m".
-    fn duration(&mut self, key: &str, v: &Value<'_>) -> Option<Duration> {
+    /// A finite number; TOML's `nan` and `inf` are refused here.
+    fn number(&mut self, key: &str, v: &Value<'_>) -> Option<f64> {
+        let n = match v.get_ref() {
+            DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
+            DeValue::Integer(_) => self.integer(key, v).map(|n| n as f64),
+            other => {
+                self.error(
+                    v.span(),
+                    format!("{key}: expected a number, found {}", other.type_str()),
+                );
+                return None;
+            }
+        };
+        match n {
+            Some(n) if n.is_finite() => Some(n),
+            Some(_) => {
+                self.error(v.span(), format!("{key}: must be a finite number"));
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// `rate_key` (connections per second) with its `burst_key` as a token
+    /// bucket, both bounded so the bucket's arithmetic stays finite.
+    fn rate(
+        &mut self,
+        name: &str,
+        rate_key: &str,
+        burst_key: &str,
+        merged: &BTreeMap<String, Value<'_>>,
+    ) -> Option<Rate> {
+        let key = |k: &str| format!("services.{name}.{k}");
+        let per_second = merged.get(rate_key).and_then(|v| {
+            let n = self.number(&key(rate_key), v)?;
+            if !(limits::RATE_MIN..=limits::RATE_MAX).contains(&n) {
+                self.error(
+                    v.span(),
+                    format!(
+                        "{}: must be from {} to {} connections per second",
+                        key(rate_key),
+                        limits::RATE_MIN,
+                        limits::RATE_MAX
+                    ),
+                );
+                return None;
+            }
+            Some(n)
+        });
+        let burst_value = merged.get(burst_key);
+        let burst = burst_value.and_then(|v| self.count(&key(burst_key), v, limits::BURST));
+        if let (Some(v), None) = (burst_value, merged.get(rate_key)) {
+            self.error(
+                v.span(),
+                format!(
+                    "{}: set '{rate_key}' too; a burst means nothing without it",
+                    key(burst_key)
+                ),
+            );
+        }
+        // RATE_MAX bounds the cast: ceil(per_second) fits a u32.
+        per_second.map(|per_second| Rate {
+            per_second,
+            burst: burst.unwrap_or((per_second.ceil() as u32).max(1)),
+        })
+    }
+
+    /// Seconds as a number, or a string with a unit: "500ms", "5s", "2m",
+    /// "1h", "1d"; at most `max`.
+    fn duration(&mut self, key: &str, v: &Value<'_>, max: Duration) -> Option<Duration> {
         let parsed = match v.get_ref() {
             DeValue::String(s) => parse_duration(s),
             DeValue::Integer(_) | DeValue::Float(_) => {
                 let n = self.number(key, v)?;
-                (n >= 0.0 && n.is_finite()).then(|| Duration::from_secs_f64(n))
+                if n < 0.0 {
+                    Err(DurationError::Negative)
+                } else {
+                    Duration::try_from_secs_f64(n).map_err(|_| DurationError::TooLong)
+                }
             }
-            _ => None,
+            _ => Err(DurationError::Syntax),
         };
-        if parsed.is_none() {
-            self.error(
-                v.span(),
-                format!("{key}: expected a duration such as 5, \"500ms\", \"30s\" or \"2m\""),
-            );
-        }
-        parsed
+        let message = match parsed {
+            Ok(d) if d <= max => return Some(d),
+            Ok(_) | Err(DurationError::TooLong) => {
+                format!("{key}: too long; at most {}", duration_text(max))
+            }
+            Err(DurationError::Negative) => format!("{key}: must not be negative"),
+            Err(DurationError::Syntax) => format!(
+                "{key}: expected a duration such as 5, \"500ms\", \"30s\", \"2m\", \"1h\" or \"1d\""
+            ),
+        };
+        self.error(v.span(), message);
+        None
     }
 
-    /// Bytes as an integer, or a string with a K/M/G suffix (powers of 1024).
+    /// Bytes as an integer, a string with a K/M/G/T suffix (powers of
+    /// 1024), or "unlimited"; at most `limits::RLIMIT_SIZE`.
     fn size(&mut self, key: &str, v: &Value<'_>) -> Option<u64> {
         let parsed = match v.get_ref() {
-            DeValue::String(s) => parse_size(s),
-            DeValue::Integer(_) => self.integer(key, v).and_then(|n| u64::try_from(n).ok()),
-            _ => None,
+            DeValue::String(s) if s == "unlimited" => return Some(libc::RLIM_INFINITY),
+            DeValue::String(s) => parse_size(s).ok_or_else(|| size_is_numeric(s)),
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+                .ok()
+                .and_then(|n| u64::try_from(n).ok())
+                // Only a positive number can fail to parse by being too large.
+                .ok_or(!i.as_str().starts_with('-')),
+            _ => Err(false),
         };
-        if parsed.is_none() {
-            self.error(
-                v.span(),
-                format!("{key}: expected a size such as 268435456 or \"256M\""),
-            );
-        }
-        parsed
+        let message = match parsed {
+            Ok(n) if n <= limits::RLIMIT_SIZE => return Some(n),
+            Ok(_) | Err(true) => format!(
+                "{key}: too large; at most {} (\"1024T\"), or \"unlimited\"",
+                limits::RLIMIT_SIZE
+            ),
+            Err(false) => {
+                format!("{key}: expected a size such as 268435456, \"256M\" or \"unlimited\"")
+            }
+        };
+        self.error(v.span(), message);
+        None
     }
 
     fn umask(&mut self, key: &str, v: &Value<'_>) -> Option<libc::mode_t> {
@@ -1238,21 +1409,47 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     })
 }
 
-pub fn parse_duration(s: &str) -> Option<Duration> {
+/// Why a duration was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurationError {
+    Syntax,
+    Negative,
+    /// Beyond what a `Duration` holds (the caller's maximum is smaller still).
+    TooLong,
+}
+
+/// `"500ms"`, `"5s"`, `"5"`, `"2m"`, `"1h"`, `"1d"`; never panics, however long.
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let s = s.trim();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
+    // Digits and at most one dot: a huge number parses as a huge (or
+    // infinite) float, caught below, never as an error of its own.
+    let n: f64 = num.parse().map_err(|_| DurationError::Syntax)?;
     let secs = match unit.trim() {
         "" | "s" => n,
         "ms" => n / 1000.0,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return None,
+        "d" => n * 86400.0,
+        _ => return Err(DurationError::Syntax),
     };
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).map_err(|_| DurationError::TooLong)
+}
+
+/// A maximum as the file would say it: `"1h" (3600 seconds)`.
+fn duration_text(d: Duration) -> String {
+    let secs = d.as_secs();
+    let short = if secs.is_multiple_of(86400) {
+        format!("{}d", secs / 86400)
+    } else if secs.is_multiple_of(3600) {
+        format!("{}h", secs / 3600)
+    } else {
+        format!("{secs}s")
+    };
+    format!("\"{short}\" ({secs} seconds)")
 }
 
 /// `HH:MM-HH:MM` as minutes of the day.
@@ -1303,15 +1500,28 @@ pub fn parse_syslog(s: &str) -> Option<(libc::c_int, libc::c_int)> {
     Some((facility, level))
 }
 
+/// Bytes with an optional K, M, G or T suffix (powers of 1024); `None` when
+/// malformed or beyond u64.
 pub fn parse_size(s: &str) -> Option<u64> {
+    let (num, mult) = split_size(s)?;
+    num.parse::<u64>().ok()?.checked_mul(mult)
+}
+
+fn split_size(s: &str) -> Option<(&str, u64)> {
     let s = s.trim();
     let (num, mult) = match s.as_bytes().last()? {
         b'K' | b'k' => (&s[..s.len() - 1], 1u64 << 10),
         b'M' | b'm' => (&s[..s.len() - 1], 1 << 20),
         b'G' | b'g' => (&s[..s.len() - 1], 1 << 30),
+        b'T' | b't' => (&s[..s.len() - 1], 1 << 40),
         _ => (s, 1),
     };
-    num.trim().parse::<u64>().ok()?.checked_mul(mult)
+    Some((num.trim(), mult))
+}
+
+/// Whether a size `parse_size` refused is well formed, and so too large.
+fn size_is_numeric(s: &str) -> bool {
+    split_size(s).is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn lookup_user(name: &str) -> Result<(libc::uid_t, libc::gid_t, Vec<libc::gid_t>), String> {
@@ -1349,30 +1559,72 @@ fn lookup_group(name: &str) -> Result<libc::gid_t, String> {
     }
 }
 
+/// Longest message text kept from one error: values quoted from the file
+/// are cut so a megabyte-long string cannot become a megabyte-long line.
+const MAX_MESSAGE: usize = 400;
+
+/// `message` as one printable line: control characters (a newline in a
+/// quoted key, say) escaped, and cut at `MAX_MESSAGE` bytes.
+pub fn one_line(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(MAX_MESSAGE + 3));
+    for c in message.chars() {
+        if out.len() >= MAX_MESSAGE {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.push_str(&c.escape_default().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The closest allowed key within edit distance 2 (or a third of the length).
 pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    // No key is this long; comparing would cost length x key length per
+    // candidate for nothing.
+    if word.len() > 64 {
+        return None;
+    }
     let limit = (word.len() / 3).max(2);
     candidates
         .iter()
-        .map(|c| (edit_distance(word, c), *c))
-        .filter(|(d, _)| *d <= limit)
+        .filter_map(|c| Some((edit_distance(word.as_bytes(), c.as_bytes(), limit)?, *c)))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
+/// Levenshtein distance of `a` and `b` (bytes: keys are ASCII), or `None`
+/// once it must exceed `limit`. Both are at most 64 bytes (`did_you_mean`
+/// checks), so two rows on the stack do: a file of 20,000 unknown keys
+/// costs no allocation per comparison.
+fn edit_distance(a: &[u8], b: &[u8], limit: usize) -> Option<usize> {
+    const MAX: usize = 64;
+    if a.len() > MAX || b.len() > MAX || a.len().abs_diff(b.len()) > limit {
+        return None;
+    }
+    let mut prev = [0usize; MAX + 1];
+    let mut cur = [0usize; MAX + 1];
+    for (j, p) in prev.iter_mut().enumerate().take(b.len() + 1) {
+        *p = j;
+    }
     for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1];
+        cur[0] = i + 1;
+        let mut row_min = cur[0];
         for (j, cb) in b.iter().enumerate() {
             let sub = prev[j] + usize::from(ca != cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+            row_min = row_min.min(cur[j + 1]);
         }
-        prev = cur;
+        // Distances never shrink down the rows.
+        if row_min > limit {
+            return None;
+        }
+        std::mem::swap(&mut prev, &mut cur);
     }
-    prev[b.len()]
+    Some(prev[b.len()]).filter(|&d| d <= limit)
 }
 
 #[cfg(test)]
@@ -1465,6 +1717,143 @@ mod tests {
         }
     }
 
+    /// Every number the file holds is bounded, the error naming the key,
+    /// its line and the maximum; none of these may panic.
+    #[test]
+    fn absurd_values_are_errors_naming_the_maximum() {
+        let svc = "[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n";
+        let cases: &[(&str, &str)] = &[
+            ("[server]\nshutdown_grace = 1e20\n", "/etc/j.toml:2: server.shutdown_grace: too long; at most \"1h\" (3600 seconds)"),
+            ("[server]\nshutdown_grace = \"99999999999999999999999s\"\n", "/etc/j.toml:2: server.shutdown_grace: too long; at most \"1h\""),
+            ("[server]\nshutdown_grace = 3601\n", "/etc/j.toml:2: server.shutdown_grace: too long; at most \"1h\""),
+            ("[server]\nshutdown_grace = \"2h\"\n", "server.shutdown_grace: too long"),
+            ("[server]\nshutdown_grace = -1\n", "/etc/j.toml:2: server.shutdown_grace: must not be negative"),
+            ("[server]\nshutdown_grace = nan\n", "/etc/j.toml:2: server.shutdown_grace: must be a finite number"),
+            ("[server]\nshutdown_grace = inf\n", "/etc/j.toml:2: server.shutdown_grace: must be a finite number"),
+            ("[server]\nshutdown_grace = \"1e3s\"\n", "server.shutdown_grace: expected a duration"),
+            ("[server]\nshutdown_grace = 99999999999999999999\n", "server.shutdown_grace: integer out of range"),
+            ("[server]\nmax_connections = 4294967296\n", "server.max_connections: must be a whole number from 1 to 4294967295"),
+            ("[server]\nmax_connections = 99999999999999999999\n", "server.max_connections: must be a whole number from 1 to 4294967295"),
+            ("[defaults]\ndeny_time = \"160000000000000000m\"\n", "/etc/j.toml:2: services.a.deny_time: too long; at most \"365d\" (31536000 seconds)"),
+            ("[defaults]\ndeny_time = \"366d\"\n", "services.a.deny_time: too long; at most \"365d\""),
+            ("[defaults]\nrate = 0\n", "/etc/j.toml:2: services.a.rate: must be from 0.001 to 1000000 connections per second"),
+            ("[defaults]\nrate = 1e300\n", "services.a.rate: must be from 0.001 to 1000000"),
+            ("[defaults]\nrate = nan\n", "services.a.rate: must be a finite number"),
+            ("[defaults]\nrate = -inf\n", "services.a.rate: must be a finite number"),
+            ("[defaults]\nrate = 5\nrate_burst = 1000001\n", "/etc/j.toml:3: services.a.rate_burst: must be a whole number from 1 to 1000000"),
+            ("[defaults]\nper_source_rate = 2000000\n", "services.a.per_source_rate: must be from 0.001 to 1000000"),
+            ("[defaults]\nper_source_rate_burst = 3\n", "services.a.per_source_rate_burst: set 'per_source_rate' too"),
+            ("[defaults]\nmax_load = 0\n", "services.a.max_load: must be more than 0 and at most 10000"),
+            ("[defaults]\nmax_load = nan\n", "services.a.max_load: must be a finite number"),
+            ("[defaults]\nnice = 99999999999999999999\n", "services.a.nice: must be from -20 to 19"),
+            ("[defaults]\nrlimit_cpu = \"400d\"\n", "services.a.rlimit_cpu: too long; at most \"365d\""),
+            ("[defaults]\nrlimit_nofile = 1073741825\n", "services.a.rlimit_nofile: must be a whole number from 1 to 1073741824"),
+            ("[defaults]\nrlimit_as = \"99999999999999999999G\"\n", "services.a.rlimit_as: too large; at most 1125899906842624"),
+            ("[defaults]\nrlimit_as = \"1025T\"\n", "services.a.rlimit_as: too large"),
+            ("[defaults]\nrlimit_as = 99999999999999999999\n", "services.a.rlimit_as: too large"),
+            ("[defaults]\nrlimit_stack = -1\n", "services.a.rlimit_stack: expected a size"),
+            ("[defaults]\ninstances = 0\n", "services.a.instances: must be a whole number from 1 to 4294967295"),
+            ("[defaults]\n\"bad\\nkey\" = 1\n", "/etc/j.toml:2: defaults.bad\\nkey: unknown key"),
+        ];
+        for (head, want) in cases {
+            let got = check(&format!("{head}{svc}"));
+            assert!(
+                got.contains(want),
+                "input:\n{head}\nwant: {want}\ngot:  {got}"
+            );
+            assert_eq!(got.lines().count(), 1, "one error, one line: {got}");
+        }
+    }
+
+    #[test]
+    fn largest_values_are_accepted() {
+        let text = "[server]\nshutdown_grace = \"1h\"\nmax_connections = 4294967295\n[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\nsensor = true\ndeny_time = \"365d\"\nrate = 1000000\nrate_burst = 1000000\nper_source_rate = 0.5\nper_source_rate_burst = 3\nmax_load = 10000\nrlimit_cpu = \"unlimited\"\nrlimit_as = \"1024T\"\nrlimit_data = \"unlimited\"\nrlimit_nofile = 1073741824\n";
+        let c = Config::parse(text, Path::new("/etc/j.toml"), &env()).unwrap();
+        assert_eq!(c.server.shutdown_grace, Duration::from_secs(3600));
+        let a = &c.services[0];
+        assert_eq!(a.deny_time, Some(limits::DENY_TIME));
+        assert_eq!(
+            a.rate.map(|r| (r.per_second, r.burst)),
+            Some((1e6, 1_000_000))
+        );
+        let psr = a.per_source_rate.unwrap();
+        assert_eq!((psr.per_second, psr.burst), (0.5, 3));
+        assert_eq!(
+            a.rlimits,
+            vec![
+                (RlimitKind::As, 1 << 50),
+                (RlimitKind::Cpu, libc::RLIM_INFINITY),
+                (RlimitKind::Nofile, 1 << 30),
+                (RlimitKind::Data, libc::RLIM_INFINITY),
+            ]
+        );
+        // A per-source rate without a burst gets ceil(rate), at least 1.
+        let text = "[defaults]\nper_source_rate = 2.5\n[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n";
+        let c = Config::parse(text, Path::new("/etc/j.toml"), &env()).unwrap();
+        assert_eq!(c.services[0].per_source_rate.map(|r| r.burst), Some(3));
+        assert!(c.services[0].rate.is_none());
+    }
+
+    #[test]
+    fn line_index_matches_a_recount() {
+        let texts = ["", "a", "a\n", "\n\n", "ab\ncd\n\nef", "\nx"];
+        for t in texts {
+            let index = LineIndex::new(t);
+            for offset in 0..=t.len() + 2 {
+                let want = t.as_bytes()[..offset.min(t.len())]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count()
+                    + 1;
+                assert_eq!(index.line_of(offset), want, "{t:?} at {offset}");
+            }
+        }
+    }
+
+    /// 20,000 errors in 1.5 MB: linear reporting, and only the first
+    /// `REPORTED_ERRORS` printed.
+    #[test]
+    fn many_errors_are_reported_fast_and_capped() {
+        let mut text = String::from("[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n");
+        for i in 0..20_000 {
+            text.push_str(&format!(
+                "unknown_key_number_{i:05} = \"{}\"\n",
+                "x".repeat(40)
+            ));
+        }
+        assert!(text.len() > 1_400_000, "{}", text.len());
+        let started = std::time::Instant::now();
+        let err = Config::parse(&text, Path::new("/etc/j.toml"), &env()).unwrap_err();
+        let shown = err.to_string();
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(err.errors.len(), 20_000);
+        assert_eq!(shown.lines().count(), limits::REPORTED_ERRORS + 1);
+        assert!(
+            shown.starts_with("/etc/j.toml:4: services.a.unknown_key_number_00000: unknown key")
+        );
+        assert!(
+            shown.ends_with("/etc/j.toml: and 19900 more errors"),
+            "{}",
+            &shown[shown.len() - 100..]
+        );
+    }
+
+    #[test]
+    fn messages_are_one_short_line() {
+        assert_eq!(one_line("a\nb\tc\u{7}"), "a\\nb\\tc\\u{7}");
+        let long = one_line(&"é".repeat(1000));
+        assert!(
+            long.len() <= MAX_MESSAGE + 5 && long.ends_with("..."),
+            "{}",
+            long.len()
+        );
+        assert_eq!(did_you_mean(&"x".repeat(100_000), SERVICE_KEYS), None);
+    }
+
     #[test]
     fn defaults_apply_and_services_override() {
         let text = "[defaults]\ninstances = 7\nper_source = 2\n[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n[services.b]\nlisten = \"127.0.0.1:2\"\nengine = \"true\"\ninstances = 9\nenv = { FOO = \"bar\" }\n";
@@ -1484,15 +1873,30 @@ mod tests {
 
     #[test]
     fn units() {
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("3"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_duration("3 fortnights"), None);
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("3 fortnights"), Err(DurationError::Syntax));
         assert_eq!(parse_size("256M"), Some(256 << 20));
         assert_eq!(parse_size("1g"), Some(1 << 30));
         assert_eq!(parse_size("12"), Some(12));
         assert_eq!(parse_size("lots"), None);
         assert_eq!(did_you_mean("per_sorce", SERVICE_KEYS), Some("per_source"));
         assert_eq!(did_you_mean("zzzzzz", SERVICE_KEYS), None);
+        let distances: &[(&str, &str, usize, Option<usize>)] = &[
+            ("", "", 2, Some(0)),
+            ("abc", "abc", 2, Some(0)),
+            ("kitten", "sitting", 3, Some(3)),
+            ("kitten", "sitting", 2, None),
+            ("a", "abcd", 2, None),
+            ("rate_brust", "rate_burst", 3, Some(2)),
+        ];
+        for &(a, b, limit, want) in distances {
+            assert_eq!(
+                edit_distance(a.as_bytes(), b.as_bytes(), limit),
+                want,
+                "{a} {b}"
+            );
+        }
     }
 }

@@ -132,7 +132,7 @@ fn main() -> ExitCode {
             let stayalive = cli.stayalive;
             Box::new(move |env: &Env<'_>| {
                 let (config, findings) = load_xinetd(&path, env);
-                for f in &findings {
+                for f in shown(&findings) {
                     log::warn!("{f}");
                 }
                 match config {
@@ -214,7 +214,7 @@ fn check(cli: &Cli, env: &Env<'_>) -> ExitCode {
         }
         (None, None) => unreachable!("clap requires one of them"),
     };
-    for f in &findings {
+    for f in shown(&findings) {
         eprintln!("{f}");
     }
     if !findings.is_empty() {
@@ -231,6 +231,19 @@ fn check(cli: &Cli, env: &Env<'_>) -> ExitCode {
         if services == 1 { "" } else { "s" }
     );
     ExitCode::SUCCESS
+}
+
+/// The findings worth printing: the first `REPORTED_ERRORS`, then a count
+/// of the rest, so a file with thousands of errors neither floods the log
+/// nor holds up a reload while it is written out.
+fn shown(findings: &[String]) -> impl Iterator<Item = std::borrow::Cow<'_, str>> {
+    let limit = config::limits::REPORTED_ERRORS;
+    let more = findings.len().saturating_sub(limit);
+    findings
+        .iter()
+        .take(limit)
+        .map(|f| std::borrow::Cow::Borrowed(f.as_str()))
+        .chain((more > 0).then(|| format!("and {more} more findings").into()))
 }
 
 /// Reads an xinetd configuration: its findings (with the user's files and

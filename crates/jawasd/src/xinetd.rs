@@ -59,7 +59,12 @@ impl std::fmt::Display for Finding {
             Severity::Warning => "warning",
             Severity::Error => "error",
         };
-        write!(f, "{}: {sev}: {}", self.origin, self.message)
+        write!(
+            f,
+            "{}: {sev}: {}",
+            self.origin,
+            crate::config::one_line(&self.message)
+        )
     }
 }
 
@@ -375,7 +380,11 @@ fn apply(
         }
         Op::Set => entry.0 = a.values.clone(),
         Op::Add => entry.0.extend(a.values.iter().cloned()),
-        Op::Remove => entry.0.retain(|v| !a.values.contains(v)),
+        Op::Remove => {
+            // A set: `-=` with thousands of values must not cost their square.
+            let gone: BTreeSet<&String> = a.values.iter().collect();
+            entry.0.retain(|v| !gone.contains(v));
+        }
     }
     entry.1 = a.origin.clone();
 }
@@ -633,7 +642,13 @@ fn service(
             }
         })
         .collect();
-    out.line(&format!("[services.{}]", table_name), Some(block_origin));
+    // Quoted: a '.' in a bare TOML key would nest tables.
+    let table_key = if table_name.contains('.') {
+        q(&table_name)
+    } else {
+        table_name.clone()
+    };
+    out.line(&format!("[services.{table_key}]"), Some(block_origin));
     if table_name != name {
         out.comment(&format!("xinetd service '{name}', id '{id}'"));
     }
@@ -923,16 +938,20 @@ fn service(
         let rate: f64 = v
             .first()
             .and_then(|s| s.parse().ok())
-            .filter(|n: &f64| *n > 0.0)
+            .filter(|n: &f64| n.is_finite() && *n > 0.0)
             .ok_or_else(|| err(o, "cps = RATE WAIT expected; left out".into()))?;
-        out.line(&format!("rate = {rate}"), Some(o));
+        // `{:?}` keeps 1e300 a TOML float instead of 301 digits of integer;
+        // the range is config's to check.
+        out.line(&format!("rate = {rate:?}"), Some(o));
         out.comment("jawasd: over the cps rate, connections are refused and logged; the service is never switched off (xinetd's wait time is not used)");
     }
     if let Some((v, o)) = r.one("max_load") {
         let l: f64 = v
             .parse()
-            .map_err(|_| err(o, format!("max_load = {v}: expected a number; left out")))?;
-        out.line(&format!("max_load = {l}"), Some(o));
+            .ok()
+            .filter(|l: &f64| l.is_finite())
+            .ok_or_else(|| err(o, format!("max_load = {v}: expected a number; left out")))?;
+        out.line(&format!("max_load = {l:?}"), Some(o));
     }
     if let Some((v, o)) = r.one("nice") {
         let n: i32 = v
@@ -961,17 +980,18 @@ fn service(
             if v == "UNLIMITED" {
                 continue;
             }
-            let ok = crate::config::parse_size(v).is_some();
-            if !ok {
+            let Some(n) = crate::config::parse_size(v) else {
                 return Err(err(
                     o,
                     format!(
                         "{key} = {v}: expected a number (K or M suffix) or UNLIMITED; left out"
                     ),
                 ));
-            }
+            };
+            // Files and CPU seconds are plain numbers in TOML ("10K" files
+            // is 10240); sizes keep the user's spelling. config checks ranges.
             let value = if key == "rlimit_files" || key == "rlimit_cpu" {
-                v.to_string()
+                n.to_string()
             } else {
                 q(v)
             };
@@ -1026,13 +1046,19 @@ fn service(
         None => out.line("pass_env = [\"*\"]", None),
     }
     if let Some((v, o)) = r.get("env") {
-        let mut pairs = Vec::new();
+        // A map: a name given twice keeps its last value, as xinetd's
+        // environment does, and TOML refuses duplicate keys.
+        let mut pairs = BTreeMap::new();
         for item in v {
             let Some((k, val)) = item.split_once('=') else {
                 return Err(err(o, format!("env: '{item}' is not NAME=VALUE; left out")));
             };
-            pairs.push(format!("{} = {}", q(k), q(val)));
+            pairs.insert(k, val);
         }
+        let pairs: Vec<String> = pairs
+            .into_iter()
+            .map(|(k, val)| format!("{} = {}", q(k), q(val)))
+            .collect();
         out.line(&format!("env = {{ {} }}", pairs.join(", ")), Some(o));
     }
     out.line("remote_host_env = true", None);
