@@ -22,6 +22,10 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::acl::{Acl, Cidr};
+use crate::engine_check::{self, Check, Verdict};
+
+/// Runs engine checks: `engine_check::run`, or a stand-in in tests.
+pub type Runner<'a> = dyn Fn(&[Check]) -> Vec<engine_check::Ran> + 'a;
 
 /// Keys allowed in `[server]`.
 const SERVER_KEYS: &[&str] = &["max_connections", "shutdown_grace"];
@@ -104,8 +108,8 @@ pub mod limits {
     pub const RATE_MAX: f64 = 1_000_000.0;
     /// `rate_burst` and `per_source_rate_burst`.
     pub const BURST: u32 = 1_000_000;
-    /// `max_load`.
-    pub const MAX_LOAD: f64 = 10_000.0;
+    /// `max_load` (0 refuses always).
+    pub const MAX_LOAD: f64 = 1_000_000.0;
     /// `rlimit_as`, `rlimit_data`, `rlimit_rss`, `rlimit_stack`: 1 PiB,
     /// beyond any machine's memory; `"unlimited"` is RLIM_INFINITY.
     pub const RLIMIT_SIZE: u64 = 1 << 50;
@@ -312,9 +316,10 @@ impl Config {
         Config::parse(&text, path, env)
     }
 
-    /// Checks `text` as if it were the contents of `path`.
+    /// Checks `text` as if it were the contents of `path`, bundled
+    /// engines' own checks included.
     pub fn parse(text: &str, path: &Path, env: &Env<'_>) -> Result<Config, ConfigErrors> {
-        Config::parse_with(text, path, env, false).map(|(c, _)| c)
+        Config::parse_with(text, path, env, false, &engine_check::run).map(|(c, _)| c)
     }
 
     /// As `parse`, but as xinetd does: a service with errors is left out
@@ -325,14 +330,18 @@ impl Config {
         path: &Path,
         env: &Env<'_>,
     ) -> Result<(Config, Vec<ConfigError>), ConfigErrors> {
-        Config::parse_with(text, path, env, true)
+        Config::parse_with(text, path, env, true, &engine_check::run)
     }
 
+    /// Parses, then (only if the file itself is sound) has the bundled
+    /// engines check their arguments through `runner`: a separate stage, so
+    /// tests can hand in a runner that starts no process.
     fn parse_with(
         text: &str,
         path: &Path,
         env: &Env<'_>,
         lenient: bool,
+        runner: &Runner<'_>,
     ) -> Result<(Config, Vec<ConfigError>), ConfigErrors> {
         let mut p = Parser {
             text,
@@ -342,9 +351,30 @@ impl Config {
             lenient,
             dropped: Vec::new(),
             lines: LineIndex::new(text),
+            check_at: Vec::new(),
         };
         let config = p.document();
         let mut errors = p.errors;
+        let mut dropped = p.dropped;
+        let mut config = config.filter(|_| errors.is_empty());
+        if let Some((_, services)) = config.as_mut() {
+            let failed = check_engines(services, &p.check_at, path, runner);
+            if lenient {
+                // As with any other error: the service is left out.
+                let mut gone = std::collections::BTreeSet::new();
+                for (i, e) in failed {
+                    gone.insert(i);
+                    dropped.push(e);
+                }
+                let mut i = 0;
+                services.retain(|_| {
+                    i += 1;
+                    !gone.contains(&(i - 1))
+                });
+            } else {
+                errors.extend(failed.into_iter().map(|(_, e)| e));
+            }
+        }
         errors.sort();
         errors.dedup();
         match config {
@@ -354,7 +384,7 @@ impl Config {
                     server: services.0,
                     services: services.1,
                 },
-                p.dropped,
+                dropped,
             )),
             _ => Err(ConfigErrors {
                 path: path.to_path_buf(),
@@ -376,6 +406,9 @@ struct Parser<'t, 'e> {
     /// In lenient mode, the errors of the services left out.
     dropped: Vec<ConfigError>,
     lines: LineIndex,
+    /// For each service kept, in order, where an engine check's findings
+    /// point: its `args` line (or `engine` line) and that key.
+    check_at: Vec<(usize, &'static str)>,
 }
 
 /// Byte offsets where each line starts, computed once, so turning an
@@ -501,6 +534,13 @@ impl<'t> Parser<'t, '_> {
                                 self.error(span, format!("services.{}.listen: {addr} is already the address of service '{other}'", svc.name));
                             }
                         }
+                        // Findings about the arguments point at them.
+                        let at = ["args", "engine"].into_iter().find_map(|k| {
+                            let v = table.get(k).or_else(|| defaults.get(k))?;
+                            Some((self.line_of(v.span()), k))
+                        });
+                        self.check_at
+                            .push(at.unwrap_or((self.line_of(name.span()), "engine")));
                         services.push(svc);
                     }
                 }
@@ -879,11 +919,11 @@ impl<'t> Parser<'t, '_> {
         }
         let max_load = get("max_load").and_then(|v| {
             let l = self.number(&key("max_load"), v)?;
-            if !(l > 0.0 && l <= limits::MAX_LOAD) {
+            if !(0.0..=limits::MAX_LOAD).contains(&l) {
                 self.error(
                     v.span(),
                     format!(
-                        "{}: must be more than 0 and at most {}",
+                        "{}: must be from 0 to {}",
                         key("max_load"),
                         limits::MAX_LOAD
                     ),
@@ -1090,8 +1130,9 @@ impl<'t> Parser<'t, '_> {
         let gid = gid?;
         // Switching identity needs privilege; say so now rather than failing
         // every connection later.
-        let euid = unsafe { libc::geteuid() };
-        if euid != 0 && (uid.is_some_and(|u| u != euid) || gid != unsafe { libc::getegid() }) {
+        let euid = nix::unistd::geteuid().as_raw();
+        let egid = nix::unistd::getegid().as_raw();
+        if euid != 0 && (uid.is_some_and(|u| u != euid) || gid != egid) {
             let span = user.or(group).map(|(_, s)| s).unwrap_or_default();
             self.error(span, format!("services.{name}: jawasd runs as uid {euid} and cannot change to another user or group; run it as root or drop 'user'/'group'"));
             return None;
@@ -1372,6 +1413,63 @@ impl<'t> Parser<'t, '_> {
             }
         }
     }
+}
+
+/// The engine-check stage: every service whose engine is a bundled one (and
+/// not chrooted, as the check runs outside any jail) runs `ENGINE --check
+/// ARGS` as it would run; identical checks run once. Returns the errors
+/// with the index of their service; inconclusive checks are logged as
+/// warnings and never fail the config.
+fn check_engines(
+    services: &[Service],
+    at: &[(usize, &'static str)],
+    path: &Path,
+    runner: &Runner<'_>,
+) -> Vec<(usize, ConfigError)> {
+    let mut groups: BTreeMap<Check, Vec<usize>> = BTreeMap::new();
+    for (i, svc) in services.iter().enumerate() {
+        let check = Check {
+            engine: svc.engine.clone(),
+            argv: svc.argv.clone(),
+            env: svc.env.clone(),
+            workdir: svc.workdir.clone(),
+            uid: svc.creds.as_ref().and_then(|c| c.uid),
+            gid: svc.creds.as_ref().map(|c| c.gid),
+        };
+        if svc.chroot.is_none() && engine_check::BUNDLED.contains(&check.name().as_str()) {
+            groups.entry(check).or_default().push(i);
+        }
+    }
+    if groups.is_empty() {
+        return Vec::new();
+    }
+    let checks: Vec<Check> = groups.keys().cloned().collect();
+    let results = runner(&checks);
+    let mut errors = Vec::new();
+    for ((check, users), ran) in groups.iter().zip(results) {
+        match engine_check::judge(&check.name(), &ran) {
+            Verdict::Valid | Verdict::Unsupported => {}
+            Verdict::Invalid(lines) => {
+                for &i in users {
+                    let (line, key) = at.get(i).copied().unwrap_or((0, "engine"));
+                    for l in &lines {
+                        let message =
+                            format!("services.{}.{key}: engine check: {l}", services[i].name);
+                        errors.push((i, ConfigError { line, message }));
+                    }
+                }
+            }
+            Verdict::Inconclusive(why) => {
+                let names: Vec<&str> = users.iter().map(|&i| services[i].name.as_str()).collect();
+                log::warn!(
+                    "{}: services {}: {why}; arguments not checked",
+                    path.display(),
+                    names.join(", ")
+                );
+            }
+        }
+    }
+    errors
 }
 
 fn is_executable(p: &Path) -> Result<(), String> {
@@ -1743,7 +1841,8 @@ mod tests {
             ("[defaults]\nrate = 5\nrate_burst = 1000001\n", "/etc/j.toml:3: services.a.rate_burst: must be a whole number from 1 to 1000000"),
             ("[defaults]\nper_source_rate = 2000000\n", "services.a.per_source_rate: must be from 0.001 to 1000000"),
             ("[defaults]\nper_source_rate_burst = 3\n", "services.a.per_source_rate_burst: set 'per_source_rate' too"),
-            ("[defaults]\nmax_load = 0\n", "services.a.max_load: must be more than 0 and at most 10000"),
+            ("[defaults]\nmax_load = -1\n", "services.a.max_load: must be from 0 to 1000000"),
+            ("[defaults]\nmax_load = 1e7\n", "services.a.max_load: must be from 0 to 1000000"),
             ("[defaults]\nmax_load = nan\n", "services.a.max_load: must be a finite number"),
             ("[defaults]\nnice = 99999999999999999999\n", "services.a.nice: must be from -20 to 19"),
             ("[defaults]\nrlimit_cpu = \"400d\"\n", "services.a.rlimit_cpu: too long; at most \"365d\""),
@@ -1767,7 +1866,7 @@ mod tests {
 
     #[test]
     fn largest_values_are_accepted() {
-        let text = "[server]\nshutdown_grace = \"1h\"\nmax_connections = 4294967295\n[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\nsensor = true\ndeny_time = \"365d\"\nrate = 1000000\nrate_burst = 1000000\nper_source_rate = 0.5\nper_source_rate_burst = 3\nmax_load = 10000\nrlimit_cpu = \"unlimited\"\nrlimit_as = \"1024T\"\nrlimit_data = \"unlimited\"\nrlimit_nofile = 1073741824\n";
+        let text = "[server]\nshutdown_grace = \"1h\"\nmax_connections = 4294967295\n[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\nsensor = true\ndeny_time = \"365d\"\nrate = 1000000\nrate_burst = 1000000\nper_source_rate = 0.5\nper_source_rate_burst = 3\nmax_load = 1000000\nrlimit_cpu = \"unlimited\"\nrlimit_as = \"1024T\"\nrlimit_data = \"unlimited\"\nrlimit_nofile = 1073741824\n";
         let c = Config::parse(text, Path::new("/etc/j.toml"), &env()).unwrap();
         assert_eq!(c.server.shutdown_grace, Duration::from_secs(3600));
         let a = &c.services[0];
@@ -1852,6 +1951,103 @@ mod tests {
             long.len()
         );
         assert_eq!(did_you_mean(&"x".repeat(100_000), SERVICE_KEYS), None);
+    }
+
+    /// The engine-check stage with a stand-in runner: which services are
+    /// checked, with what, and where their findings point.
+    #[test]
+    fn engine_checks_point_at_the_service_args() {
+        use engine_check::{Exit, Ran};
+        use std::cell::RefCell;
+        let dir = std::env::temp_dir().join(format!("jawas-config-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fake = dir.join("jawas-static");
+        let _ = std::fs::remove_file(&fake);
+        std::os::unix::fs::symlink("/bin/true", &fake).unwrap();
+        let text = format!(
+            "[defaults]\nengine = \"{f}\"\n[services.a]\nlisten = \"127.0.0.1:1\"\nargs = [\"--cache-controll\"]\n[services.b]\nlisten = \"127.0.0.1:2\"\nargs = [\"--cache-controll\"]\n[services.c]\nlisten = \"127.0.0.1:3\"\n[services.d]\nlisten = \"127.0.0.1:4\"\nengine = \"true\"\n[services.e]\nlisten = \"127.0.0.1:5\"\nargs = [\"--slow\"]\n",
+            f = fake.display()
+        );
+        let seen = RefCell::new(Vec::new());
+        let runner = |checks: &[Check]| -> Vec<Ran> {
+            seen.borrow_mut().extend(checks.iter().cloned());
+            checks
+                .iter()
+                .map(|c| {
+                    let args: Vec<&[u8]> = c.argv.iter().map(|a| a.as_bytes()).collect();
+                    let (exit, stderr) = match &args[1..] {
+                        [b"--cache-controll"] => (
+                            Exit::Code(100),
+                            "jawas-static: error: unknown option '--cache-controll'\n",
+                        ),
+                        [b"--slow"] => (Exit::TimedOut, ""),
+                        _ => (Exit::Code(0), ""),
+                    };
+                    Ran {
+                        exit,
+                        stderr: stderr.into(),
+                    }
+                })
+                .collect()
+        };
+        let path = dir.join("j.toml");
+        let err = Config::parse_with(&text, &path, &env(), false, &runner).unwrap_err();
+        let want = [
+            (5, "services.a.args: engine check: jawas-static: error: unknown option '--cache-controll'"),
+            (8, "services.b.args: engine check: jawas-static: error: unknown option '--cache-controll'"),
+        ];
+        let got: Vec<(usize, &str)> = err
+            .errors
+            .iter()
+            .map(|e| (e.line, e.message.as_str()))
+            .collect();
+        assert_eq!(got, want);
+        // a and b share one check; d's engine is not bundled; c and e are
+        // checked, e's timeout is no error.
+        let argvs: Vec<Vec<String>> = seen
+            .borrow()
+            .iter()
+            .map(|c| {
+                c.argv
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(argvs.len(), 3, "{argvs:?}");
+        assert!(seen
+            .borrow()
+            .iter()
+            .all(|c| c.env.iter().any(|e| e.as_bytes().starts_with(b"PATH="))));
+        // Leniently (xinetd), the broken services are left out, the rest run.
+        seen.borrow_mut().clear();
+        let (c, dropped) = Config::parse_with(&text, &path, &env(), true, &runner).unwrap();
+        let names: Vec<&str> = c.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["c", "d", "e"]);
+        assert_eq!(dropped.len(), 2);
+        // Without args, the finding points at the engine line.
+        let text = format!(
+            "[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"{}\"\n",
+            fake.display()
+        );
+        let refuse = |checks: &[Check]| -> Vec<Ran> {
+            checks
+                .iter()
+                .map(|_| Ran {
+                    exit: Exit::Code(100),
+                    stderr: b"jawas-static: error: --root is required\n".to_vec(),
+                })
+                .collect()
+        };
+        let err = Config::parse_with(&text, &path, &env(), false, &refuse).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}:3: services.a.engine: engine check: jawas-static: error: --root is required",
+                path.display()
+            )
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 mod acl;
 mod config;
+mod engine_check;
 mod server;
 mod spawn;
 mod xinetd;
