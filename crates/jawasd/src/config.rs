@@ -1460,9 +1460,12 @@ fn check_engines(
                 }
             }
             Verdict::Inconclusive(why) => {
-                let names: Vec<&str> = users.iter().map(|&i| services[i].name.as_str()).collect();
+                let names: Vec<String> = users
+                    .iter()
+                    .map(|&i| format!("services.{}", services[i].name))
+                    .collect();
                 log::warn!(
-                    "{}: services {}: {why}; arguments not checked",
+                    "{}: {}: {why}; arguments not checked",
                     path.display(),
                     names.join(", ")
                 );
