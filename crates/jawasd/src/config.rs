@@ -117,6 +117,10 @@ pub mod limits {
     pub const RLIMIT_NOFILE: u32 = 1 << 30;
     /// `max_connections`, `instances`, `per_source`.
     pub const COUNT: u32 = u32::MAX;
+    /// `[defaults]` bytes times services: the most a file may expand to.
+    pub const EXPANDED: usize = 16 << 20;
+    /// Bytes of one configuration file (or xinetd include).
+    pub const FILE: usize = 16 << 20;
     /// Errors printed for one file; the rest are counted.
     pub const REPORTED_ERRORS: usize = 100;
 }
@@ -306,12 +310,17 @@ pub struct Env<'a> {
 impl Config {
     /// Reads and checks `path`.
     pub fn load(path: &Path, env: &Env<'_>) -> Result<Config, ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        let fail = |message: String| ConfigErrors {
             path: path.to_path_buf(),
-            errors: vec![ConfigError {
-                line: 0,
-                message: format!("unable to read: {}", crate::errno_text(&e)),
-            }],
+            errors: vec![ConfigError { line: 0, message }],
+        };
+        let bytes =
+            read_capped(path, limits::FILE).map_err(|m| fail(format!("unable to read: {m}")))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            fail(format!(
+                "not UTF-8 text (byte {})",
+                e.utf8_error().valid_up_to()
+            ))
         })?;
         Config::parse(&text, path, env)
     }
@@ -466,12 +475,14 @@ impl<'t> Parser<'t, '_> {
         }
         let doc = doc.into_inner();
         let mut server_table = None;
+        let mut defaults_span = None;
         let mut defaults = BTreeMap::new();
         let mut services_table = None;
         for (key, value) in doc.iter() {
             match key.get_ref().as_ref() {
                 "server" => server_table = self.table(key.get_ref(), value),
                 "defaults" => {
+                    defaults_span = Some(key.span());
                     if let Some(t) = self.table(key.get_ref(), value) {
                         for (k, v) in t.iter() {
                             let name = k.get_ref().as_ref();
@@ -501,6 +512,7 @@ impl<'t> Parser<'t, '_> {
                 line: 0,
                 message: "no [services.NAME] table: nothing to serve".into(),
             }),
+            Some(table) if self.defaults_too_big(&defaults, table.len(), defaults_span) => {}
             Some(table) => {
                 for (name, value) in table.iter() {
                     let name_text = name.get_ref().to_string();
@@ -553,6 +565,30 @@ impl<'t> Parser<'t, '_> {
             });
         }
         Some((server, services))
+    }
+
+    /// Every service gets its own copy of `[defaults]`, so a large defaults
+    /// table times many services is quadratic work and memory in the size of
+    /// the file (a megabyte could expand to gigabytes). Refuses the file,
+    /// saying why, when that product is over `limits::EXPANDED`.
+    fn defaults_too_big(
+        &mut self,
+        defaults: &BTreeMap<String, Value<'_>>,
+        services: usize,
+        span: Option<Range<usize>>,
+    ) -> bool {
+        let bytes: usize = defaults.values().map(|v| v.span().len()).sum();
+        if bytes.saturating_mul(services) <= limits::EXPANDED {
+            return false;
+        }
+        self.error(
+            span.unwrap_or_default(),
+            format!(
+                "defaults: {bytes} bytes of values copied into {services} services is over the {} MiB a file may expand to; set large values (long only_from lists, say) in the services that need them",
+                limits::EXPANDED >> 20
+            ),
+        );
+        true
     }
 
     fn table<'a, 'i>(&mut self, key: &str, value: &'a Value<'i>) -> Option<&'a DeTable<'i>> {
@@ -1473,6 +1509,21 @@ fn check_engines(
         }
     }
     errors
+}
+
+/// Reads `path`, refusing more than `max` bytes: a mistaken path such as
+/// /dev/zero is an error, not a hang that eats memory.
+pub fn read_capped(path: &Path, max: usize) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| crate::errno_text(&e))?;
+    let mut bytes = Vec::new();
+    file.take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| crate::errno_text(&e))?;
+    if bytes.len() > max {
+        return Err(format!("larger than {max} bytes"));
+    }
+    Ok(bytes)
 }
 
 fn is_executable(p: &Path) -> Result<(), String> {

@@ -181,13 +181,13 @@ fn parse_file(path: &Path, out: &mut Parsed, seen: &mut BTreeSet<PathBuf>, depth
         });
         return;
     }
-    let text = match std::fs::read(path) {
+    let text = match crate::config::read_capped(path, crate::config::limits::FILE) {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-        Err(e) => {
+        Err(m) => {
             out.findings.push(Finding {
                 origin: here,
                 severity: Severity::Error,
-                message: format!("unable to read: {}", crate::errno_text(&e)),
+                message: format!("unable to read: {m}"),
             });
             return;
         }
@@ -389,6 +389,18 @@ fn apply(
     entry.1 = a.origin.clone();
 }
 
+/// Keeps the first of each repeated value of the cumulative attributes:
+/// they are sets (addresses, log fields, variables), and repeated `+=`
+/// lines, copied into every service, would otherwise multiply.
+fn dedup_cumulative(values: &mut BTreeMap<String, (Vec<String>, Origin)>) {
+    for name in CUMULATIVE {
+        if let Some((list, _)) = values.get_mut(*name) {
+            let mut seen = BTreeSet::new();
+            list.retain(|v| seen.insert(v.clone()));
+        }
+    }
+}
+
 /// The result of translating a file tree.
 pub struct Translation {
     /// The native configuration, as TOML.
@@ -453,6 +465,20 @@ fn list(items: &[String]) -> String {
     )
 }
 
+/// Most TOML one translation may produce; services past it are left out.
+const MAX_TRANSLATION: usize = 4 << 20;
+/// Most default values copied into services, all services together.
+const MAX_COPIED_VALUES: usize = 1 << 20;
+/// Longest banner file.
+const MAX_BANNER: usize = 64 << 10;
+
+fn over_translation() -> String {
+    format!(
+        "the translation would exceed {} MiB of TOML (defaults are copied into every service); left out",
+        MAX_TRANSLATION >> 20
+    )
+}
+
 /// Internal services jawas-builtin provides.
 const BUILTIN: &[&str] = &["echo", "discard", "chargen", "daytime", "time"];
 
@@ -483,6 +509,7 @@ pub fn translate(path: &Path, services_db: &Path) -> Translation {
             apply(&mut defaults, a, &all);
         }
     }
+    dedup_cumulative(&mut defaults);
     let enabled: Option<BTreeSet<String>> = defaults
         .get("enabled")
         .map(|(v, _)| v.iter().cloned().collect());
@@ -493,7 +520,29 @@ pub fn translate(path: &Path, services_db: &Path) -> Translation {
 
     let from_defaults: BTreeSet<String> = defaults.keys().cloned().collect();
     let mut ids = BTreeSet::new();
+    let mut overflowed = false;
+    // Every service starts from a copy of the defaults: bound that work,
+    // which a megabyte of defaults and thousands of services make quadratic.
+    let copied: usize = defaults.values().map(|(v, _)| v.len()).sum();
+    let blocks = parsed.blocks.iter().filter(|b| !b.is_defaults).count();
+    if copied.saturating_mul(blocks) > MAX_COPIED_VALUES {
+        let origin = parsed
+            .blocks
+            .iter()
+            .find(|b| b.is_defaults)
+            .map(|b| b.origin.clone())
+            .unwrap_or(Origin {
+                file: path.to_path_buf(),
+                line: 0,
+            });
+        findings.push(err(&origin, format!("defaults: {copied} values copied into {blocks} services is over the {MAX_COPIED_VALUES} this translation allows; every service is left out (set long lists in the services that need them)")));
+        overflowed = true;
+    }
     for b in parsed.blocks.iter().filter(|b| !b.is_defaults) {
+        if overflowed {
+            findings.push(err(&b.origin, over_translation()));
+            continue;
+        }
         let mut values = BTreeMap::new();
         for (k, v) in &defaults {
             if !["enabled", "disabled"].contains(&k.as_str()) {
@@ -518,6 +567,7 @@ pub fn translate(path: &Path, services_db: &Path) -> Translation {
             }
             apply(&mut values, a, &from_defaults);
         }
+        dedup_cumulative(&mut values);
         let r = Resolved { values };
         let id = r
             .one("id")
@@ -549,15 +599,30 @@ pub fn translate(path: &Path, services_db: &Path) -> Translation {
             text: String::new(),
             origins: Vec::new(),
         };
-        match service(
-            &b.name,
-            &id,
-            &r,
-            &b.origin,
-            services_db,
-            &mut svc,
-            &mut findings,
-        ) {
+        // Once one service did not fit, none after it is translated (above):
+        // each would cost as much only to be refused.
+        let translated = {
+            service(
+                &b.name,
+                &id,
+                &r,
+                &b.origin,
+                services_db,
+                &mut svc,
+                &mut findings,
+            )
+            .and_then(|()| {
+                // Defaults are copied into every service: a large defaults block
+                // and many services could expand a small file without bound.
+                if out.text.len() + svc.text.len() > MAX_TRANSLATION {
+                    overflowed = true;
+                    Err(err(&b.origin, over_translation()))
+                } else {
+                    Ok(())
+                }
+            })
+        };
+        match translated {
             Ok(()) => {
                 out.text.push_str(&svc.text);
                 out.origins.extend(svc.origins);
@@ -1003,7 +1068,13 @@ fn service(
     for key in ["only_from", "no_access"] {
         if let Some((v, o)) = r.get(key) {
             let mut blocks = Vec::new();
+            let mut seen = BTreeSet::new();
             for item in v {
+                // Each form once: defaults' lists are added to every
+                // service, and `+=` repeats pile up.
+                if !seen.insert(item) {
+                    continue;
+                }
                 match xinetd_address(item) {
                     Ok(list) => blocks.extend(list),
                     Err(m) => return Err(err(o, format!("{key}: {m}; left out"))),
@@ -1071,16 +1142,12 @@ fn service(
         ("banner_fail", "limit_banner"),
     ] {
         if let Some((f, o)) = r.one(key) {
-            match std::fs::read(f) {
+            match crate::config::read_capped(Path::new(f), MAX_BANNER) {
                 Ok(bytes) => out.line(
                     &format!("{native} = {}", q(&String::from_utf8_lossy(&bytes))),
                     Some(o),
                 ),
-                Err(e) => warn(
-                    findings,
-                    o,
-                    format!("{key} = {f}: {}; no banner", crate::errno_text(&e)),
-                ),
+                Err(m) => warn(findings, o, format!("{key} = {f}: {m}; no banner")),
             }
         }
     }
