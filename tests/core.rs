@@ -1033,3 +1033,30 @@ fn engine_check_at_reload_keeps_the_old_config() {
     );
     assert_eq!(exchange(addr, b"still"), b"still");
 }
+
+/// A short run of the config fuzzer (tests/fuzz): mutated configurations
+/// never panic jawasd --check nor take over 5 s.
+#[test]
+fn config_fuzz_smoke() {
+    let dir = TempDir::new();
+    let out = Command::new(bin("config-fuzz"))
+        .args([
+            "--runs",
+            "200",
+            "--seconds",
+            "15",
+            "--seed",
+            "42",
+            "--quiet",
+        ])
+        .arg("--jawasd")
+        .arg(bin("jawasd"))
+        .arg("--findings")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains(" 0 findings"), "{text}");
+}

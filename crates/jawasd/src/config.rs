@@ -2104,6 +2104,57 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// Found by config-fuzz: 400 kB of [defaults] copied into 15,000
+    /// services took over a minute; now one error, at once.
+    #[test]
+    fn defaults_times_services_is_bounded() {
+        let acl: Vec<String> = (0..25_000)
+            .map(|i| format!("\"10.{}.{}.0/24\"", i / 256, i % 256))
+            .collect();
+        let mut text = format!(
+            "[defaults]\nengine = \"true\"\nonly_from = [{}]\n",
+            acl.join(",")
+        );
+        for i in 0..15_000 {
+            text.push_str(&format!("[services.s{i}]\nlisten = \"127.0.0.1:0\"\n"));
+        }
+        let started = std::time::Instant::now();
+        let got = check(&text);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(got.starts_with("/etc/j.toml:1: defaults: "), "{got}");
+        assert!(
+            got.contains("bytes of values copied into 15000 services is over the 16 MiB"),
+            "{got}"
+        );
+        // The same defaults for a few services are fine.
+        let text = format!("[defaults]\nengine = \"true\"\nonly_from = [{}]\n[services.a]\nlisten = \"127.0.0.1:0\"\n", acl.join(","));
+        assert_eq!(check(&text), "ok");
+    }
+
+    #[test]
+    fn reads_are_capped() {
+        assert_eq!(
+            read_capped(Path::new("/dev/zero"), 1000),
+            Err("larger than 1000 bytes".into())
+        );
+        assert_eq!(
+            read_capped(Path::new("/nonexistent"), 1000),
+            Err("no such file or directory".into())
+        );
+        let err = Config::load(Path::new("/dev/zero"), &env()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "/dev/zero: unable to read: larger than {} bytes",
+                limits::FILE
+            )
+        );
+    }
+
     #[test]
     fn defaults_apply_and_services_override() {
         let text = "[defaults]\ninstances = 7\nper_source = 2\n[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n[services.b]\nlisten = \"127.0.0.1:2\"\nengine = \"true\"\ninstances = 9\nenv = { FOO = \"bar\" }\n";

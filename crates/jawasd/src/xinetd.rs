@@ -1349,6 +1349,112 @@ mod tests {
         }
     }
 
+    /// Translates `text` (written to a temp file) with an empty services db.
+    fn translate_text(name: &str, text: &str) -> Translation {
+        let dir =
+            std::env::temp_dir().join(format!("jawas-xinetd-unit-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("xinetd.conf");
+        std::fs::write(&path, text).unwrap();
+        let t = translate(&path, Path::new("/nonexistent"));
+        let _ = std::fs::remove_dir_all(&dir);
+        t
+    }
+
+    fn svc(i: usize) -> String {
+        format!("service s{i}\n{{\n type = UNLISTED\n socket_type = stream\n wait = no\n port = {}\n server = /bin/cat\n}}\n", 1000 + i)
+    }
+
+    /// Found by config-fuzz: repeated `+=` lines in defaults, copied into
+    /// thousands of services, made a 1 MB file 38 MB of TOML.
+    #[test]
+    fn repeated_values_are_copied_once() {
+        let mut text = String::from("defaults\n{\n");
+        text.push_str(&" log_on_success += PID HOST\n only_from += 10.0.0.0\n".repeat(1000));
+        text.push_str("}\n");
+        text.push_str(&svc(1));
+        let t = translate_text("dedup", &text);
+        assert!(
+            t.toml.contains("only_from = [\"10.0.0.0/8\"]\n"),
+            "{}",
+            t.toml
+        );
+        assert!(
+            t.toml.contains("log_on_success = [\"PID\", \"HOST\"]\n"),
+            "{}",
+            t.toml
+        );
+    }
+
+    /// Found by config-fuzz: a large defaults block times thousands of
+    /// services took minutes; now refused at once, by name.
+    #[test]
+    fn defaults_times_services_is_bounded() {
+        let addrs: Vec<String> = (0..20_000)
+            .map(|i| format!("10.{}.{}.1", i / 256 % 256, i % 256))
+            .collect();
+        let mut text = format!("defaults\n{{\n only_from = {}\n}}\n", addrs.join(" "));
+        for i in 0..100 {
+            text.push_str(&svc(i));
+        }
+        let started = std::time::Instant::now();
+        let t = translate_text("copies", &text);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        let first = t
+            .findings
+            .first()
+            .map(|f| f.to_string())
+            .unwrap_or_default();
+        assert!(
+            first.contains(
+                ":1: error: defaults: 20000 values copied into 100 services is over the 1048576"
+            ),
+            "{first}"
+        );
+        assert_eq!(t.findings.len(), 101);
+        assert!(!t.toml.contains("[services."));
+        // Under the copy limit but over the TOML limit: the first services
+        // are kept, the rest refused without being translated.
+        let mut text = format!("defaults\n{{\n only_from = {}\n}}\n", addrs.join(" "));
+        for i in 0..50 {
+            text.push_str(&svc(i));
+        }
+        let t = translate_text("toml", &text);
+        let kept = t.toml.matches("[services.").count();
+        assert!(kept > 0 && kept < 50, "{kept}");
+        assert!(t.toml.len() <= MAX_TRANSLATION);
+        assert_eq!(
+            t.findings
+                .iter()
+                .filter(|f| f.message.contains("would exceed 4 MiB"))
+                .count(),
+            50 - kept
+        );
+    }
+
+    #[test]
+    fn endless_files_are_errors_not_hangs() {
+        let t = translate_text("zero", &format!("include /dev/zero\nservice s\n{{\n type = UNLISTED\n socket_type = stream\n wait = no\n port = 7\n server = /bin/cat\n banner = /dev/zero\n}}\n"));
+        let findings: Vec<String> = t.findings.iter().map(|f| f.to_string()).collect();
+        assert!(
+            findings.contains(&format!(
+                "/dev/zero: error: unable to read: larger than {} bytes",
+                crate::config::limits::FILE
+            )),
+            "{findings:?}"
+        );
+        assert!(
+            findings.iter().any(|f| f
+                .ends_with(":9: warning: banner = /dev/zero: larger than 65536 bytes; no banner")),
+            "{findings:?}"
+        );
+        assert!(t.toml.contains("[services.s]"));
+    }
+
     #[test]
     fn toml_quoting() {
         assert_eq!(q("a\"b\\c\r\n"), "\"a\\\"b\\\\c\\r\\n\"");
