@@ -1438,7 +1438,7 @@ mod tests {
 
     #[test]
     fn endless_files_are_errors_not_hangs() {
-        let t = translate_text("zero", &format!("include /dev/zero\nservice s\n{{\n type = UNLISTED\n socket_type = stream\n wait = no\n port = 7\n server = /bin/cat\n banner = /dev/zero\n}}\n"));
+        let t = translate_text("zero", "include /dev/zero\nservice s\n{\n type = UNLISTED\n socket_type = stream\n wait = no\n port = 7\n server = /bin/cat\n banner = /dev/zero\n}\n");
         let findings: Vec<String> = t.findings.iter().map(|f| f.to_string()).collect();
         assert!(
             findings.contains(&format!(
