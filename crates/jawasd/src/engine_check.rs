@@ -136,8 +136,9 @@ pub fn judge(name: &str, ran: &Ran) -> Verdict {
             first_line(&lines)
         )),
         Exit::TimedOut => Verdict::Inconclusive(format!(
-            "{name} --check took longer than {}s and was killed",
-            TIMEOUT.as_secs()
+            "{name} --check took longer than {}s (or than all checks may, {}s) and was killed",
+            TIMEOUT.as_secs(),
+            TOTAL.as_secs()
         )),
         Exit::NotRun(why) => Verdict::Inconclusive(format!("{name} --check not run: {why}")),
         Exit::Skipped => Verdict::Unsupported,
@@ -183,7 +184,9 @@ pub fn run_all(checks: &[Check]) -> Vec<Ran> {
                 let why = format!("all checks took over {}s", TOTAL.as_secs());
                 results[next] = Some(not_run(why));
             } else {
-                match Running::start(&checks[next], next) {
+                // None outlives TOTAL: a check started late gets less time.
+                let deadline = (Instant::now() + TIMEOUT).min(started + TOTAL);
+                match Running::start(&checks[next], next, deadline) {
                     Ok(r) => running.push(r),
                     Err(why) => results[next] = Some(not_run(why)),
                 }
@@ -227,7 +230,7 @@ struct Running {
 }
 
 impl Running {
-    fn start(check: &Check, index: usize) -> Result<Running, String> {
+    fn start(check: &Check, index: usize, deadline: Instant) -> Result<Running, String> {
         let os = |c: &CString| OsStr::from_bytes(c.as_bytes()).to_os_string();
         let mut cmd = Command::new(os(&check.engine));
         if let Some(argv0) = check.argv.first() {
@@ -275,7 +278,7 @@ impl Running {
             stderr,
             text: Vec::new(),
             eof: false,
-            deadline: Instant::now() + TIMEOUT,
+            deadline,
         })
     }
 
@@ -393,7 +396,7 @@ mod tests {
             ),
             (
                 ran(Exit::TimedOut, ""),
-                Verdict::Inconclusive("jawas-static --check took longer than 5s and was killed".into()),
+                Verdict::Inconclusive("jawas-static --check took longer than 5s (or than all checks may, 10s) and was killed".into()),
             ),
             (
                 ran(Exit::NotRun("permission denied".into()), ""),
