@@ -1514,8 +1514,31 @@ fn check_engines(
 /// Reads `path`, refusing more than `max` bytes: a mistaken path such as
 /// /dev/zero is an error, not a hang that eats memory.
 pub fn read_capped(path: &Path, max: usize) -> Result<Vec<u8>, String> {
-    use std::io::Read;
     let file = std::fs::File::open(path).map_err(|e| crate::errno_text(&e))?;
+    read_file_capped(file, max)
+}
+
+/// As `read_capped`, for files a configuration merely names (xinetd
+/// includes, banners): only a regular file will do, so a FIFO or a device
+/// like /proc/kmsg, which never ends or never answers, is an error too.
+pub fn read_regular_capped(path: &Path, max: usize) -> Result<Vec<u8>, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking, so opening a FIFO does not wait for a writer.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| crate::errno_text(&e))?;
+    let meta = file.metadata().map_err(|e| crate::errno_text(&e))?;
+    // /proc files are "regular" yet endless or blocking; they are no config.
+    if !meta.is_file() || path.starts_with("/proc") {
+        return Err("not a regular file".into());
+    }
+    read_file_capped(file, max)
+}
+
+fn read_file_capped(file: std::fs::File, max: usize) -> Result<Vec<u8>, String> {
+    use std::io::Read;
     let mut bytes = Vec::new();
     file.take(max as u64 + 1)
         .read_to_end(&mut bytes)
@@ -2141,6 +2164,11 @@ mod tests {
             read_capped(Path::new("/dev/zero"), 1000),
             Err("larger than 1000 bytes".into())
         );
+        assert_eq!(
+            read_regular_capped(Path::new("/dev/zero"), 1000),
+            Err("not a regular file".into())
+        );
+        assert!(read_regular_capped(Path::new("/proc/kmsg"), 1000).is_err());
         assert_eq!(
             read_capped(Path::new("/nonexistent"), 1000),
             Err("no such file or directory".into())

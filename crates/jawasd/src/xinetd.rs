@@ -181,7 +181,7 @@ fn parse_file(path: &Path, out: &mut Parsed, seen: &mut BTreeSet<PathBuf>, depth
         });
         return;
     }
-    let text = match crate::config::read_capped(path, crate::config::limits::FILE) {
+    let text = match crate::config::read_regular_capped(path, crate::config::limits::FILE) {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(m) => {
             out.findings.push(Finding {
@@ -1142,7 +1142,7 @@ fn service(
         ("banner_fail", "limit_banner"),
     ] {
         if let Some((f, o)) = r.one(key) {
-            match crate::config::read_capped(Path::new(f), MAX_BANNER) {
+            match crate::config::read_regular_capped(Path::new(f), MAX_BANNER) {
                 Ok(bytes) => out.line(
                     &format!("{native} = {}", q(&String::from_utf8_lossy(&bytes))),
                     Some(o),
@@ -1438,20 +1438,27 @@ mod tests {
 
     #[test]
     fn endless_files_are_errors_not_hangs() {
-        let t = translate_text("zero", "include /dev/zero\nservice s\n{\n type = UNLISTED\n socket_type = stream\n wait = no\n port = 7\n server = /bin/cat\n banner = /dev/zero\n}\n");
+        let big =
+            std::env::temp_dir().join(format!("jawas-xinetd-unit-{}-banner", std::process::id()));
+        std::fs::write(&big, vec![b'x'; MAX_BANNER + 1]).unwrap();
+        let text = format!("include /dev/zero\ninclude /proc/self/environ\nservice s\n{{\n type = UNLISTED\n socket_type = stream\n wait = no\n port = 7\n server = /bin/cat\n banner = /dev/zero\n banner_success = {}\n}}\n", big.display());
+        let t = translate_text("zero", &text);
+        let _ = std::fs::remove_file(&big);
         let findings: Vec<String> = t.findings.iter().map(|f| f.to_string()).collect();
-        assert!(
-            findings.contains(&format!(
-                "/dev/zero: error: unable to read: larger than {} bytes",
-                crate::config::limits::FILE
-            )),
-            "{findings:?}"
-        );
-        assert!(
-            findings.iter().any(|f| f
-                .ends_with(":9: warning: banner = /dev/zero: larger than 65536 bytes; no banner")),
-            "{findings:?}"
-        );
+        let wants = [
+            "/dev/zero: error: unable to read: not a regular file".to_string(),
+            "/proc/self/environ: error: unable to read: not a regular file".to_string(),
+        ];
+        for w in wants {
+            assert!(findings.contains(&w), "{w}: {findings:?}");
+        }
+        for w in [
+            ":10: warning: banner = /dev/zero: not a regular file; no banner",
+            ":11: warning: banner_success = ",
+            ": larger than 65536 bytes; no banner",
+        ] {
+            assert!(findings.iter().any(|f| f.contains(w)), "{w}: {findings:?}");
+        }
         assert!(t.toml.contains("[services.s]"));
     }
 
