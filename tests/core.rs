@@ -1060,3 +1060,21 @@ fn config_fuzz_smoke() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains(" 0 findings"), "{text}");
 }
+
+/// The same 20,000-error file at SIGHUP: refused quickly (it froze the
+/// loop for 6.6 s), the old config still serving.
+#[test]
+fn reload_with_twenty_thousand_errors_is_quick() {
+    let mut d = Jawasd::start(CAT);
+    let addr = d.addr("echo");
+    let mut config = String::from(CAT);
+    for i in 0..20_000 {
+        config.push_str(&format!("unknown_key_{i:05} = \"{}\"\n", "v".repeat(56)));
+    }
+    let started = Instant::now();
+    assert!(!d.reload(&config));
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert!(d.log().contains("and 19900 more errors"), "{}", d.log());
+    assert_eq!(exchange(addr, b"still"), b"still");
+}
