@@ -2,12 +2,18 @@
 //!
 //! Owns reading the file, validating every key, resolving what can be resolved
 //! once (engine paths, user and group ids, the engine's base environment and
-//! argv) so the accept path never does a lookup. It does not bind sockets or
-//! touch processes.
+//! argv) so the accept path never does a lookup. It does not bind sockets.
+//!
+//! After parsing, a separate stage has the bundled engines check their own
+//! arguments (`engine_check`), so their refusals are config errors too; those
+//! checks are the only processes it starts.
 //!
 //! Invariants: a `Config` exists only if the file had no error; every error is
-//! reported, not just the first, each as `FILE:LINE: KEY: message`; unknown
-//! keys are errors with a did-you-mean where one is close.
+//! reported, not just the first, each as `FILE:LINE: KEY: message` on one
+//! line; unknown keys are errors with a did-you-mean where one is close;
+//! every number is finite and within `limits`, so nothing downstream can
+//! overflow; no input panics, and work is linear in the file's size (line
+//! numbers by binary search, `[defaults]` copies bounded).
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
