@@ -878,3 +878,41 @@ fn xinetd_command_line_pidfile_filelog_stayalive_and_signals() {
     assert!(log.contains("stop signal=SIGQUIT"), "{log}");
     assert!(!pidfile.exists(), "pidfile removed at exit");
 }
+
+/// Absurd numbers in an xinetd file leave only their service out, with the
+/// user's file and line; never a panic (exit 101), never the whole file
+/// lost to TOML the translation could not write.
+#[test]
+fn absurd_values_leave_only_their_service_out() {
+    let good = "service good\n{\n type = UNLISTED\n socket_type = stream\n wait = no\n port = 9\n server = /bin/cat\n}\n";
+    let bad = |attr: &str| {
+        format!("service bad\n{{\n type = UNLISTED\n socket_type = stream\n wait = no\n port = 10\n server = /bin/cat\n flags = SENSOR\n {attr}\n}}\n")
+    };
+    let cases: &[(&str, &str)] = &[
+        ("deny_time = 160000000000000000", "xinetd.conf:17: error: services.bad.deny_time: too long; at most \"365d\" (31536000 seconds) (service left out)"),
+        ("deny_time = 600000", "xinetd.conf:17: error: services.bad.deny_time: too long"),
+        ("cps = 1e300 10", "xinetd.conf:17: error: services.bad.rate: must be from 0.001 to 1000000 connections per second"),
+        ("cps = inf 10", "xinetd.conf:17: error: cps = RATE WAIT expected; left out"),
+        ("max_load = NaN", "xinetd.conf:17: error: max_load = NaN: expected a number; left out"),
+        ("max_load = 1e300", "xinetd.conf:17: error: services.bad.max_load: must be from 0 to 1000000"),
+        ("rlimit_files = 2G", "xinetd.conf:17: error: services.bad.rlimit_nofile: must be a whole number from 1 to 1073741824"),
+        ("rlimit_cpu = 99999999999999", "xinetd.conf:17: error: services.bad.rlimit_cpu: too long; at most \"365d\""),
+        ("rlimit_as = 99999999999999999999", "xinetd.conf:17: error: rlimit_as = 99999999999999999999: expected a number"),
+        ("env = A=1 A=2", ""),
+        ("rlimit_files = 10K", ""),
+    ];
+    for (attr, want) in cases {
+        let dir = TempDir::new();
+        let path = dir.path().join("xinetd.conf");
+        std::fs::write(&path, format!("{good}{}", bad(attr))).unwrap();
+        let (code, text) = check(&path);
+        assert!(!text.contains("panicked"), "{attr}: {text}");
+        if want.is_empty() {
+            assert_eq!(code, 0, "{attr}: {text}");
+            continue;
+        }
+        assert_eq!(code, 100, "{attr}: {text}");
+        assert!(text.contains(want), "{attr}: want {want:?} got:\n{text}");
+        assert!(text.contains("1 service(s) would run"), "{attr}: {text}");
+    }
+}

@@ -2,12 +2,18 @@
 //!
 //! Owns reading the file, validating every key, resolving what can be resolved
 //! once (engine paths, user and group ids, the engine's base environment and
-//! argv) so the accept path never does a lookup. It does not bind sockets or
-//! touch processes.
+//! argv) so the accept path never does a lookup. It does not bind sockets.
+//!
+//! After parsing, a separate stage has the bundled engines check their own
+//! arguments (`engine_check`), so their refusals are config errors too; those
+//! checks are the only processes it starts.
 //!
 //! Invariants: a `Config` exists only if the file had no error; every error is
-//! reported, not just the first, each as `FILE:LINE: KEY: message`; unknown
-//! keys are errors with a did-you-mean where one is close.
+//! reported, not just the first, each as `FILE:LINE: KEY: message` on one
+//! line; unknown keys are errors with a did-you-mean where one is close;
+//! every number is finite and within `limits`, so nothing downstream can
+//! overflow; no input panics, and work is linear in the file's size (line
+//! numbers by binary search, `[defaults]` copies bounded).
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -22,6 +28,10 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::acl::{Acl, Cidr};
+use crate::engine_check::{self, Check, Verdict};
+
+/// Runs engine checks: `engine_check::run`, or a stand-in in tests.
+pub type Runner<'a> = dyn Fn(&[Check]) -> Vec<engine_check::Ran> + 'a;
 
 /// Keys allowed in `[server]`.
 const SERVER_KEYS: &[&str] = &["max_connections", "shutdown_grace"];
@@ -37,6 +47,8 @@ const SERVICE_KEYS: &[&str] = &[
     "per_source",
     "rate",
     "rate_burst",
+    "per_source_rate",
+    "per_source_rate_burst",
     "limit_banner",
     "only_from",
     "no_access",
@@ -81,6 +93,44 @@ const TOP_KEYS: &[&str] = &["server", "defaults", "services"];
 /// shell engines can find ordinary commands without jawasd's own PATH leaking in.
 pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
+/// The largest (and for rates the smallest) value of every number the file
+/// may hold, so no later arithmetic on instants, rates or limits can
+/// overflow. docs/config.md lists the same numbers.
+pub mod limits {
+    use std::time::Duration;
+
+    const DAY: u64 = 24 * 3600;
+    /// `server.shutdown_grace`.
+    pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3600);
+    /// `deny_time` as a duration.
+    pub const DENY_TIME: Duration = Duration::from_secs(365 * DAY);
+    /// What `deny_time = "forever"` means: longer than any jawasd runs, yet
+    /// far from the end of `Instant`'s range.
+    pub const DENY_FOREVER: Duration = Duration::from_secs(u32::MAX as u64);
+    /// `rlimit_cpu`.
+    pub const RLIMIT_CPU: Duration = Duration::from_secs(365 * DAY);
+    /// `rate` and `per_source_rate`, connections per second.
+    pub const RATE_MIN: f64 = 0.001;
+    pub const RATE_MAX: f64 = 1_000_000.0;
+    /// `rate_burst` and `per_source_rate_burst`.
+    pub const BURST: u32 = 1_000_000;
+    /// `max_load` (0 refuses always).
+    pub const MAX_LOAD: f64 = 1_000_000.0;
+    /// `rlimit_as`, `rlimit_data`, `rlimit_rss`, `rlimit_stack`: 1 PiB,
+    /// beyond any machine's memory; `"unlimited"` is RLIM_INFINITY.
+    pub const RLIMIT_SIZE: u64 = 1 << 50;
+    /// `rlimit_nofile`: Linux never allows more open files (`fs.nr_open`'s ceiling).
+    pub const RLIMIT_NOFILE: u32 = 1 << 30;
+    /// `max_connections`, `instances`, `per_source`.
+    pub const COUNT: u32 = u32::MAX;
+    /// `[defaults]` bytes times services: the most a file may expand to.
+    pub const EXPANDED: usize = 16 << 20;
+    /// Bytes of one configuration file (or xinetd include).
+    pub const FILE: usize = 16 << 20;
+    /// Errors printed for one file; the rest are counted.
+    pub const REPORTED_ERRORS: usize = 100;
+}
+
 /// Server-wide settings.
 #[derive(Debug, Clone)]
 pub struct Server {
@@ -120,7 +170,8 @@ pub struct Service {
     pub instances: Option<u32>,
     pub per_source: Option<u32>,
     pub rate: Option<Rate>,
-    /// The same limit for each client address of the service.
+    /// New connections per second from one client IP address (a token
+    /// bucket per address): unlike `rate`, it isolates clients.
     pub per_source_rate: Option<Rate>,
     pub limit_banner: Option<Vec<u8>>,
     pub acl: Acl,
@@ -224,7 +275,10 @@ pub struct ConfigErrors {
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.errors.iter().enumerate() {
+        // A file with thousands of errors needs its first ones fixed, not
+        // a screenful of the same mistake.
+        let shown = self.errors.len().min(limits::REPORTED_ERRORS);
+        for (i, e) in self.errors[..shown].iter().enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
@@ -233,6 +287,14 @@ impl fmt::Display for ConfigErrors {
             } else {
                 write!(f, "{}:{}: {}", self.path.display(), e.line, e.message)?;
             }
+        }
+        if self.errors.len() > shown {
+            write!(
+                f,
+                "\n{}: and {} more errors",
+                self.path.display(),
+                self.errors.len() - shown
+            )?;
         }
         Ok(())
     }
@@ -252,19 +314,25 @@ pub struct Env<'a> {
 impl Config {
     /// Reads and checks `path`.
     pub fn load(path: &Path, env: &Env<'_>) -> Result<Config, ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        let fail = |message: String| ConfigErrors {
             path: path.to_path_buf(),
-            errors: vec![ConfigError {
-                line: 0,
-                message: format!("unable to read: {}", crate::errno_text(&e)),
-            }],
+            errors: vec![ConfigError { line: 0, message }],
+        };
+        let bytes =
+            read_capped(path, limits::FILE).map_err(|m| fail(format!("unable to read: {m}")))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            fail(format!(
+                "not UTF-8 text (byte {})",
+                e.utf8_error().valid_up_to()
+            ))
         })?;
         Config::parse(&text, path, env)
     }
 
-    /// Checks `text` as if it were the contents of `path`.
+    /// Checks `text` as if it were the contents of `path`, bundled
+    /// engines' own checks included.
     pub fn parse(text: &str, path: &Path, env: &Env<'_>) -> Result<Config, ConfigErrors> {
-        Config::parse_with(text, path, env, false).map(|(c, _)| c)
+        Config::parse_with(text, path, env, false, &engine_check::run).map(|(c, _)| c)
     }
 
     /// As `parse`, but as xinetd does: a service with errors is left out
@@ -275,14 +343,18 @@ impl Config {
         path: &Path,
         env: &Env<'_>,
     ) -> Result<(Config, Vec<ConfigError>), ConfigErrors> {
-        Config::parse_with(text, path, env, true)
+        Config::parse_with(text, path, env, true, &engine_check::run)
     }
 
+    /// Parses, then (only if the file itself is sound) has the bundled
+    /// engines check their arguments through `runner`: a separate stage, so
+    /// tests can hand in a runner that starts no process.
     fn parse_with(
         text: &str,
         path: &Path,
         env: &Env<'_>,
         lenient: bool,
+        runner: &Runner<'_>,
     ) -> Result<(Config, Vec<ConfigError>), ConfigErrors> {
         let mut p = Parser {
             text,
@@ -291,9 +363,31 @@ impl Config {
             env,
             lenient,
             dropped: Vec::new(),
+            lines: LineIndex::new(text),
+            check_at: Vec::new(),
         };
         let config = p.document();
         let mut errors = p.errors;
+        let mut dropped = p.dropped;
+        let mut config = config.filter(|_| errors.is_empty());
+        if let Some((_, services)) = config.as_mut() {
+            let failed = check_engines(services, &p.check_at, path, runner);
+            if lenient {
+                // As with any other error: the service is left out.
+                let mut gone = std::collections::BTreeSet::new();
+                for (i, e) in failed {
+                    gone.insert(i);
+                    dropped.push(e);
+                }
+                let mut i = 0;
+                services.retain(|_| {
+                    i += 1;
+                    !gone.contains(&(i - 1))
+                });
+            } else {
+                errors.extend(failed.into_iter().map(|(_, e)| e));
+            }
+        }
         errors.sort();
         errors.dedup();
         match config {
@@ -303,7 +397,7 @@ impl Config {
                     server: services.0,
                     services: services.1,
                 },
-                p.dropped,
+                dropped,
             )),
             _ => Err(ConfigErrors {
                 path: path.to_path_buf(),
@@ -324,21 +418,50 @@ struct Parser<'t, 'e> {
     lenient: bool,
     /// In lenient mode, the errors of the services left out.
     dropped: Vec<ConfigError>,
+    lines: LineIndex,
+    /// For each service kept, in order, where an engine check's findings
+    /// point: its `args` line (or `engine` line) and that key.
+    check_at: Vec<(usize, &'static str)>,
+}
+
+/// Byte offsets where each line starts, computed once, so turning an
+/// error's offset into a line number is a binary search: reporting N errors
+/// costs O(N log L), not a rescan of the file per error.
+pub struct LineIndex {
+    /// `starts[i]` is the offset of line i + 1; `starts[0]` is 0.
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> LineIndex {
+        let mut starts = vec![0];
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        LineIndex { starts }
+    }
+
+    /// The 1-based line holding byte `offset` (offsets past the end are on the last line).
+    pub fn line_of(&self, offset: usize) -> usize {
+        // The number of line starts at or before `offset` is its line number.
+        self.starts.partition_point(|&s| s <= offset)
+    }
 }
 
 impl<'t> Parser<'t, '_> {
     fn line_of(&self, span: Range<usize>) -> usize {
-        let end = span.start.min(self.text.len());
-        self.text.as_bytes()[..end]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1
+        self.lines.line_of(span.start)
     }
 
     fn error(&mut self, span: Range<usize>, message: String) {
         let line = self.line_of(span);
-        self.errors.push(ConfigError { line, message });
+        self.errors.push(ConfigError {
+            line,
+            message: one_line(&message),
+        });
     }
 
     fn document(&mut self) -> Option<(Server, Vec<Service>)> {
@@ -346,19 +469,24 @@ impl<'t> Parser<'t, '_> {
         for e in parse_errors {
             let line = e.span().map(|s| self.line_of(s)).unwrap_or(0);
             let message = format!("TOML syntax: {}", e.message().trim());
-            self.errors.push(ConfigError { line, message });
+            self.errors.push(ConfigError {
+                line,
+                message: one_line(&message),
+            });
         }
         if !self.errors.is_empty() {
             return None;
         }
         let doc = doc.into_inner();
         let mut server_table = None;
+        let mut defaults_span = None;
         let mut defaults = BTreeMap::new();
         let mut services_table = None;
         for (key, value) in doc.iter() {
             match key.get_ref().as_ref() {
                 "server" => server_table = self.table(key.get_ref(), value),
                 "defaults" => {
+                    defaults_span = Some(key.span());
                     if let Some(t) = self.table(key.get_ref(), value) {
                         for (k, v) in t.iter() {
                             let name = k.get_ref().as_ref();
@@ -388,6 +516,7 @@ impl<'t> Parser<'t, '_> {
                 line: 0,
                 message: "no [services.NAME] table: nothing to serve".into(),
             }),
+            Some(table) if self.defaults_too_big(&defaults, table.len(), defaults_span) => {}
             Some(table) => {
                 for (name, value) in table.iter() {
                     let name_text = name.get_ref().to_string();
@@ -421,6 +550,13 @@ impl<'t> Parser<'t, '_> {
                                 self.error(span, format!("services.{}.listen: {addr} is already the address of service '{other}'", svc.name));
                             }
                         }
+                        // Findings about the arguments point at them.
+                        let at = ["args", "engine"].into_iter().find_map(|k| {
+                            let v = table.get(k).or_else(|| defaults.get(k))?;
+                            Some((self.line_of(v.span()), k))
+                        });
+                        self.check_at
+                            .push(at.unwrap_or((self.line_of(name.span()), "engine")));
                         services.push(svc);
                     }
                 }
@@ -433,6 +569,30 @@ impl<'t> Parser<'t, '_> {
             });
         }
         Some((server, services))
+    }
+
+    /// Every service gets its own copy of `[defaults]`, so a large defaults
+    /// table times many services is quadratic work and memory in the size of
+    /// the file (a megabyte could expand to gigabytes). Refuses the file,
+    /// saying why, when that product is over `limits::EXPANDED`.
+    fn defaults_too_big(
+        &mut self,
+        defaults: &BTreeMap<String, Value<'_>>,
+        services: usize,
+        span: Option<Range<usize>>,
+    ) -> bool {
+        let bytes: usize = defaults.values().map(|v| v.span().len()).sum();
+        if bytes.saturating_mul(services) <= limits::EXPANDED {
+            return false;
+        }
+        self.error(
+            span.unwrap_or_default(),
+            format!(
+                "defaults: {bytes} bytes of values copied into {services} services is over the {} MiB a file may expand to; set large values (long only_from lists, say) in the services that need them",
+                limits::EXPANDED >> 20
+            ),
+        );
+        true
     }
 
     fn table<'a, 'i>(&mut self, key: &str, value: &'a Value<'i>) -> Option<&'a DeTable<'i>> {
@@ -484,9 +644,9 @@ impl<'t> Parser<'t, '_> {
             }
             let key = format!("server.{}", k.get_ref());
             match k.get_ref().as_ref() {
-                "max_connections" => server.max_connections = self.count(&key, v),
+                "max_connections" => server.max_connections = self.count(&key, v, limits::COUNT),
                 "shutdown_grace" => {
-                    if let Some(d) = self.duration(&key, v) {
+                    if let Some(d) = self.duration(&key, v, limits::SHUTDOWN_GRACE) {
                         server.shutdown_grace = d;
                     }
                 }
@@ -656,37 +816,12 @@ impl<'t> Parser<'t, '_> {
         env.entry("PATH".into())
             .or_insert_with(|| DEFAULT_PATH.into());
 
-        let instances = get("instances").and_then(|v| self.count(&key("instances"), v));
-        let per_source = get("per_source").and_then(|v| self.count(&key("per_source"), v));
-        let rate = get("rate").and_then(|v| {
-            let per_second = self.number(&key("rate"), v)?;
-            if per_second <= 0.0 {
-                self.error(
-                    v.span(),
-                    format!(
-                        "{}: must be more than 0 connections per second",
-                        key("rate")
-                    ),
-                );
-                return None;
-            }
-            Some(per_second)
-        });
-        let burst = get("rate_burst").and_then(|v| self.count(&key("rate_burst"), v));
-        if burst.is_some() && rate.is_none() {
-            let span = get("rate_burst").map(|v| v.span()).unwrap_or_default();
-            self.error(
-                span,
-                format!(
-                    "{}: set 'rate' too; a burst means nothing without it",
-                    key("rate_burst")
-                ),
-            );
-        }
-        let rate = rate.map(|per_second| Rate {
-            per_second,
-            burst: burst.unwrap_or((per_second.ceil() as u32).max(1)),
-        });
+        let instances =
+            get("instances").and_then(|v| self.count(&key("instances"), v, limits::COUNT));
+        let per_source =
+            get("per_source").and_then(|v| self.count(&key("per_source"), v, limits::COUNT));
+        let rate = self.rate(name, "rate", "rate_burst", &merged);
+        let per_source_rate = self.rate(name, "per_source_rate", "per_source_rate_burst", &merged);
         let limit_banner = get("limit_banner")
             .and_then(|v| self.string(&key("limit_banner"), v))
             .map(|s| s.into_bytes());
@@ -725,12 +860,8 @@ impl<'t> Parser<'t, '_> {
         let workdir = get("workdir").and_then(|v| self.path_value(&key("workdir"), v));
         let umask = get("umask").and_then(|v| self.umask(&key("umask"), v));
         let nice = get("nice").and_then(|v| {
-            let n = self.integer(&key("nice"), v)?;
-            if !(-20..=19).contains(&n) {
-                self.error(v.span(), format!("{}: must be from -20 to 19", key("nice")));
-                return None;
-            }
-            Some(n as i32)
+            let n = self.in_range(&key("nice"), v, -20, 19)?;
+            i32::try_from(n).ok()
         });
         let mut rlimits = Vec::new();
         if let Some(v) = get("rlimit_as") {
@@ -739,12 +870,15 @@ impl<'t> Parser<'t, '_> {
             }
         }
         if let Some(v) = get("rlimit_cpu") {
-            if let Some(d) = self.duration(&key("rlimit_cpu"), v) {
+            let unlimited = matches!(v.get_ref(), DeValue::String(s) if s == "unlimited");
+            if unlimited {
+                rlimits.push((RlimitKind::Cpu, libc::RLIM_INFINITY));
+            } else if let Some(d) = self.duration(&key("rlimit_cpu"), v, limits::RLIMIT_CPU) {
                 rlimits.push((RlimitKind::Cpu, d.as_secs().max(1)));
             }
         }
         if let Some(v) = get("rlimit_nofile") {
-            if let Some(n) = self.count(&key("rlimit_nofile"), v) {
+            if let Some(n) = self.count(&key("rlimit_nofile"), v, limits::RLIMIT_NOFILE) {
                 rlimits.push((RlimitKind::Nofile, u64::from(n)));
             }
         }
@@ -823,10 +957,24 @@ impl<'t> Parser<'t, '_> {
                 }
             }
         }
-        let max_load = get("max_load").and_then(|v| self.number(&key("max_load"), v));
+        let max_load = get("max_load").and_then(|v| {
+            let l = self.number(&key("max_load"), v)?;
+            if !(0.0..=limits::MAX_LOAD).contains(&l) {
+                self.error(
+                    v.span(),
+                    format!(
+                        "{}: must be from 0 to {}",
+                        key("max_load"),
+                        limits::MAX_LOAD
+                    ),
+                );
+                return None;
+            }
+            Some(l)
+        });
         let deny_time = get("deny_time").and_then(|v| match v.get_ref() {
-            DeValue::String(s) if s == "forever" => Some(Duration::from_secs(u64::from(u32::MAX))),
-            _ => self.duration(&key("deny_time"), v),
+            DeValue::String(s) if s == "forever" => Some(limits::DENY_FOREVER),
+            _ => self.duration(&key("deny_time"), v, limits::DENY_TIME),
         });
         let log_fields = |p: &mut Self, k: &str| -> Option<Vec<String>> {
             let v = get(k)?;
@@ -907,7 +1055,7 @@ impl<'t> Parser<'t, '_> {
             instances,
             per_source,
             rate,
-            per_source_rate: None,
+            per_source_rate,
             limit_banner,
             acl,
             creds,
@@ -1022,8 +1170,9 @@ impl<'t> Parser<'t, '_> {
         let gid = gid?;
         // Switching identity needs privilege; say so now rather than failing
         // every connection later.
-        let euid = unsafe { libc::geteuid() };
-        if euid != 0 && (uid.is_some_and(|u| u != euid) || gid != unsafe { libc::getegid() }) {
+        let euid = nix::unistd::geteuid().as_raw();
+        let egid = nix::unistd::getegid().as_raw();
+        if euid != 0 && (uid.is_some_and(|u| u != euid) || gid != egid) {
             let span = user.or(group).map(|(_, s)| s).unwrap_or_default();
             self.error(span, format!("services.{name}: jawasd runs as uid {euid} and cannot change to another user or group; run it as root or drop 'user'/'group'"));
             return None;
@@ -1090,7 +1239,10 @@ impl<'t> Parser<'t, '_> {
             DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
                 Ok(n) => Some(n),
                 Err(_) => {
-                    self.error(v.span(), format!("{key}: integer out of range"));
+                    self.error(
+                        v.span(),
+                        format!("{key}: integer out of range (at most {})", i64::MAX),
+                    );
                     None
                 }
             },
@@ -1104,65 +1256,162 @@ impl<'t> Parser<'t, '_> {
         }
     }
 
-    /// A positive count (limits): 1 to 2^32-1.
-    fn count(&mut self, key: &str, v: &Value<'_>) -> Option<u32> {
-        let n = self.integer(key, v)?;
-        match u32::try_from(n) {
-            Ok(n) if n > 0 => Some(n),
+    /// An integer from `lo` to `hi`, the error naming both.
+    fn in_range(&mut self, key: &str, v: &Value<'_>, lo: i64, hi: i64) -> Option<i64> {
+        let n = match v.get_ref() {
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok(),
+            _ => return self.integer(key, v),
+        };
+        match n {
+            Some(n) if (lo..=hi).contains(&n) => Some(n),
             _ => {
-                self.error(v.span(), format!("{key}: must be a whole number from 1 to {}; leave the key out for no limit", u32::MAX));
+                self.error(v.span(), format!("{key}: must be from {lo} to {hi}"));
                 None
             }
         }
     }
 
-    fn number(&mut self, key: &str, v: &Value<'_>) -> Option<f64> {
-        match v.get_ref() {
-            DeValue::Float(f) => f.as_str().replace('_', "").parse().ok(),
-            DeValue::Integer(_) => self.integer(key, v).map(|n| n as f64),
-            other => {
+    /// A positive count (limits): 1 to `max`.
+    fn count(&mut self, key: &str, v: &Value<'_>, max: u32) -> Option<u32> {
+        let n = match v.get_ref() {
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok(),
+            _ => return self.integer(key, v).and(None),
+        };
+        match n.and_then(|n| u32::try_from(n).ok()) {
+            Some(n) if n > 0 && n <= max => Some(n),
+            _ => {
                 self.error(
                     v.span(),
-                    format!("{key}: expected a number, found {}", other.type_str()),
+                    format!(
+                        "{key}: must be a whole number from 1 to {max}; leave the key out for no limit"
+                    ),
                 );
                 None
             }
         }
     }
 
-    /// Seconds as a number, or a string with a unit: "500ms", "5s", "2m".
-    fn duration(&mut self, key: &str, v: &Value<'_>) -> Option<Duration> {
+    /// A finite number; TOML's `nan` and `inf` are refused here.
+    fn number(&mut self, key: &str, v: &Value<'_>) -> Option<f64> {
+        let n = match v.get_ref() {
+            DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
+            DeValue::Integer(_) => self.integer(key, v).map(|n| n as f64),
+            other => {
+                self.error(
+                    v.span(),
+                    format!("{key}: expected a number, found {}", other.type_str()),
+                );
+                return None;
+            }
+        };
+        match n {
+            Some(n) if n.is_finite() => Some(n),
+            Some(_) => {
+                self.error(v.span(), format!("{key}: must be a finite number"));
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// `rate_key` (connections per second) with its `burst_key` as a token
+    /// bucket, both bounded so the bucket's arithmetic stays finite.
+    fn rate(
+        &mut self,
+        name: &str,
+        rate_key: &str,
+        burst_key: &str,
+        merged: &BTreeMap<String, Value<'_>>,
+    ) -> Option<Rate> {
+        let key = |k: &str| format!("services.{name}.{k}");
+        let per_second = merged.get(rate_key).and_then(|v| {
+            let n = self.number(&key(rate_key), v)?;
+            if !(limits::RATE_MIN..=limits::RATE_MAX).contains(&n) {
+                self.error(
+                    v.span(),
+                    format!(
+                        "{}: must be from {} to {} connections per second",
+                        key(rate_key),
+                        limits::RATE_MIN,
+                        limits::RATE_MAX
+                    ),
+                );
+                return None;
+            }
+            Some(n)
+        });
+        let burst_value = merged.get(burst_key);
+        let burst = burst_value.and_then(|v| self.count(&key(burst_key), v, limits::BURST));
+        if let (Some(v), None) = (burst_value, merged.get(rate_key)) {
+            self.error(
+                v.span(),
+                format!(
+                    "{}: set '{rate_key}' too; a burst means nothing without it",
+                    key(burst_key)
+                ),
+            );
+        }
+        // RATE_MAX bounds the cast: ceil(per_second) fits a u32.
+        per_second.map(|per_second| Rate {
+            per_second,
+            burst: burst.unwrap_or((per_second.ceil() as u32).max(1)),
+        })
+    }
+
+    /// Seconds as a number, or a string with a unit: "500ms", "5s", "2m",
+    /// "1h", "1d"; at most `max`.
+    fn duration(&mut self, key: &str, v: &Value<'_>, max: Duration) -> Option<Duration> {
         let parsed = match v.get_ref() {
             DeValue::String(s) => parse_duration(s),
             DeValue::Integer(_) | DeValue::Float(_) => {
                 let n = self.number(key, v)?;
-                (n >= 0.0 && n.is_finite()).then(|| Duration::from_secs_f64(n))
+                if n < 0.0 {
+                    Err(DurationError::Negative)
+                } else {
+                    Duration::try_from_secs_f64(n).map_err(|_| DurationError::TooLong)
+                }
             }
-            _ => None,
+            _ => Err(DurationError::Syntax),
         };
-        if parsed.is_none() {
-            self.error(
-                v.span(),
-                format!("{key}: expected a duration such as 5, \"500ms\", \"30s\" or \"2m\""),
-            );
-        }
-        parsed
+        let message = match parsed {
+            Ok(d) if d <= max => return Some(d),
+            Ok(_) | Err(DurationError::TooLong) => {
+                format!("{key}: too long; at most {}", duration_text(max))
+            }
+            Err(DurationError::Negative) => format!("{key}: must not be negative"),
+            Err(DurationError::Syntax) => format!(
+                "{key}: expected a duration such as 5, \"500ms\", \"30s\", \"2m\", \"1h\" or \"1d\""
+            ),
+        };
+        self.error(v.span(), message);
+        None
     }
 
-    /// Bytes as an integer, or a string with a K/M/G suffix (powers of 1024).
+    /// Bytes as an integer, a string with a K/M/G/T suffix (powers of
+    /// 1024), or "unlimited"; at most `limits::RLIMIT_SIZE`.
     fn size(&mut self, key: &str, v: &Value<'_>) -> Option<u64> {
         let parsed = match v.get_ref() {
-            DeValue::String(s) => parse_size(s),
-            DeValue::Integer(_) => self.integer(key, v).and_then(|n| u64::try_from(n).ok()),
-            _ => None,
+            DeValue::String(s) if s == "unlimited" => return Some(libc::RLIM_INFINITY),
+            DeValue::String(s) => parse_size(s).ok_or_else(|| size_is_numeric(s)),
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+                .ok()
+                .and_then(|n| u64::try_from(n).ok())
+                // Only a positive number can fail to parse by being too large.
+                .ok_or(!i.as_str().starts_with('-')),
+            _ => Err(false),
         };
-        if parsed.is_none() {
-            self.error(
-                v.span(),
-                format!("{key}: expected a size such as 268435456 or \"256M\""),
-            );
-        }
-        parsed
+        let message = match parsed {
+            Ok(n) if n <= limits::RLIMIT_SIZE => return Some(n),
+            Ok(_) | Err(true) => format!(
+                "{key}: too large; at most {} (\"1024T\"), or \"unlimited\"",
+                limits::RLIMIT_SIZE
+            ),
+            Err(false) => {
+                format!("{key}: expected a size such as 268435456, \"256M\" or \"unlimited\"")
+            }
+        };
+        self.error(v.span(), message);
+        None
     }
 
     fn umask(&mut self, key: &str, v: &Value<'_>) -> Option<libc::mode_t> {
@@ -1206,6 +1455,104 @@ impl<'t> Parser<'t, '_> {
     }
 }
 
+/// The engine-check stage: every service whose engine is a bundled one (and
+/// not chrooted, as the check runs outside any jail) runs `ENGINE --check
+/// ARGS` as it would run; identical checks run once. Returns the errors
+/// with the index of their service; inconclusive checks are logged as
+/// warnings and never fail the config.
+fn check_engines(
+    services: &[Service],
+    at: &[(usize, &'static str)],
+    path: &Path,
+    runner: &Runner<'_>,
+) -> Vec<(usize, ConfigError)> {
+    let mut groups: BTreeMap<Check, Vec<usize>> = BTreeMap::new();
+    for (i, svc) in services.iter().enumerate() {
+        let check = Check {
+            engine: svc.engine.clone(),
+            argv: svc.argv.clone(),
+            env: svc.env.clone(),
+            workdir: svc.workdir.clone(),
+            uid: svc.creds.as_ref().and_then(|c| c.uid),
+            gid: svc.creds.as_ref().map(|c| c.gid),
+        };
+        if svc.chroot.is_none() && engine_check::BUNDLED.contains(&check.name().as_str()) {
+            groups.entry(check).or_default().push(i);
+        }
+    }
+    if groups.is_empty() {
+        return Vec::new();
+    }
+    let checks: Vec<Check> = groups.keys().cloned().collect();
+    let results = runner(&checks);
+    let mut errors = Vec::new();
+    for ((check, users), ran) in groups.iter().zip(results) {
+        match engine_check::judge(&check.name(), &ran) {
+            Verdict::Valid | Verdict::Unsupported => {}
+            Verdict::Invalid(lines) => {
+                for &i in users {
+                    let (line, key) = at.get(i).copied().unwrap_or((0, "engine"));
+                    for l in &lines {
+                        let message =
+                            format!("services.{}.{key}: engine check: {l}", services[i].name);
+                        errors.push((i, ConfigError { line, message }));
+                    }
+                }
+            }
+            Verdict::Inconclusive(why) => {
+                let names: Vec<String> = users
+                    .iter()
+                    .map(|&i| format!("services.{}", services[i].name))
+                    .collect();
+                log::warn!(
+                    "{}: {}: {why}; arguments not checked",
+                    path.display(),
+                    names.join(", ")
+                );
+            }
+        }
+    }
+    errors
+}
+
+/// Reads `path`, refusing more than `max` bytes: a mistaken path such as
+/// /dev/zero is an error, not a hang that eats memory.
+pub fn read_capped(path: &Path, max: usize) -> Result<Vec<u8>, String> {
+    let file = std::fs::File::open(path).map_err(|e| crate::errno_text(&e))?;
+    read_file_capped(file, max)
+}
+
+/// As `read_capped`, for files a configuration merely names (xinetd
+/// includes, banners): only a regular file will do, so a FIFO or a device
+/// like /proc/kmsg, which never ends or never answers, is an error too.
+pub fn read_regular_capped(path: &Path, max: usize) -> Result<Vec<u8>, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking, so opening a FIFO does not wait for a writer.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| crate::errno_text(&e))?;
+    let meta = file.metadata().map_err(|e| crate::errno_text(&e))?;
+    // /proc files are "regular" yet endless or blocking; they are no config.
+    if !meta.is_file() || path.starts_with("/proc") {
+        return Err("not a regular file".into());
+    }
+    read_file_capped(file, max)
+}
+
+fn read_file_capped(file: std::fs::File, max: usize) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    file.take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| crate::errno_text(&e))?;
+    if bytes.len() > max {
+        return Err(format!("larger than {max} bytes"));
+    }
+    Ok(bytes)
+}
+
 fn is_executable(p: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(p).map_err(|e| crate::errno_text(&e))?;
@@ -1241,21 +1588,47 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     })
 }
 
-pub fn parse_duration(s: &str) -> Option<Duration> {
+/// Why a duration was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurationError {
+    Syntax,
+    Negative,
+    /// Beyond what a `Duration` holds (the caller's maximum is smaller still).
+    TooLong,
+}
+
+/// `"500ms"`, `"5s"`, `"5"`, `"2m"`, `"1h"`, `"1d"`; never panics, however long.
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let s = s.trim();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
+    // Digits and at most one dot: a huge number parses as a huge (or
+    // infinite) float, caught below, never as an error of its own.
+    let n: f64 = num.parse().map_err(|_| DurationError::Syntax)?;
     let secs = match unit.trim() {
         "" | "s" => n,
         "ms" => n / 1000.0,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return None,
+        "d" => n * 86400.0,
+        _ => return Err(DurationError::Syntax),
     };
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).map_err(|_| DurationError::TooLong)
+}
+
+/// A maximum as the file would say it: `"1h" (3600 seconds)`.
+fn duration_text(d: Duration) -> String {
+    let secs = d.as_secs();
+    let short = if secs.is_multiple_of(86400) {
+        format!("{}d", secs / 86400)
+    } else if secs.is_multiple_of(3600) {
+        format!("{}h", secs / 3600)
+    } else {
+        format!("{secs}s")
+    };
+    format!("\"{short}\" ({secs} seconds)")
 }
 
 /// `HH:MM-HH:MM` as minutes of the day.
@@ -1306,15 +1679,28 @@ pub fn parse_syslog(s: &str) -> Option<(libc::c_int, libc::c_int)> {
     Some((facility, level))
 }
 
+/// Bytes with an optional K, M, G or T suffix (powers of 1024); `None` when
+/// malformed or beyond u64.
 pub fn parse_size(s: &str) -> Option<u64> {
+    let (num, mult) = split_size(s)?;
+    num.parse::<u64>().ok()?.checked_mul(mult)
+}
+
+fn split_size(s: &str) -> Option<(&str, u64)> {
     let s = s.trim();
     let (num, mult) = match s.as_bytes().last()? {
         b'K' | b'k' => (&s[..s.len() - 1], 1u64 << 10),
         b'M' | b'm' => (&s[..s.len() - 1], 1 << 20),
         b'G' | b'g' => (&s[..s.len() - 1], 1 << 30),
+        b'T' | b't' => (&s[..s.len() - 1], 1 << 40),
         _ => (s, 1),
     };
-    num.trim().parse::<u64>().ok()?.checked_mul(mult)
+    Some((num.trim(), mult))
+}
+
+/// Whether a size `parse_size` refused is well formed, and so too large.
+fn size_is_numeric(s: &str) -> bool {
+    split_size(s).is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn lookup_user(name: &str) -> Result<(libc::uid_t, libc::gid_t, Vec<libc::gid_t>), String> {
@@ -1352,30 +1738,72 @@ fn lookup_group(name: &str) -> Result<libc::gid_t, String> {
     }
 }
 
+/// Longest message text kept from one error: values quoted from the file
+/// are cut so a megabyte-long string cannot become a megabyte-long line.
+const MAX_MESSAGE: usize = 400;
+
+/// `message` as one printable line: control characters (a newline in a
+/// quoted key, say) escaped, and cut at `MAX_MESSAGE` bytes.
+pub fn one_line(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(MAX_MESSAGE + 3));
+    for c in message.chars() {
+        if out.len() >= MAX_MESSAGE {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.push_str(&c.escape_default().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The closest allowed key within edit distance 2 (or a third of the length).
 pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    // No key is this long; comparing would cost length x key length per
+    // candidate for nothing.
+    if word.len() > 64 {
+        return None;
+    }
     let limit = (word.len() / 3).max(2);
     candidates
         .iter()
-        .map(|c| (edit_distance(word, c), *c))
-        .filter(|(d, _)| *d <= limit)
+        .filter_map(|c| Some((edit_distance(word.as_bytes(), c.as_bytes(), limit)?, *c)))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
+/// Levenshtein distance of `a` and `b` (bytes: keys are ASCII), or `None`
+/// once it must exceed `limit`. Both are at most 64 bytes (`did_you_mean`
+/// checks), so two rows on the stack do: a file of 20,000 unknown keys
+/// costs no allocation per comparison.
+fn edit_distance(a: &[u8], b: &[u8], limit: usize) -> Option<usize> {
+    const MAX: usize = 64;
+    if a.len() > MAX || b.len() > MAX || a.len().abs_diff(b.len()) > limit {
+        return None;
+    }
+    let mut prev = [0usize; MAX + 1];
+    let mut cur = [0usize; MAX + 1];
+    for (j, p) in prev.iter_mut().enumerate().take(b.len() + 1) {
+        *p = j;
+    }
     for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1];
+        cur[0] = i + 1;
+        let mut row_min = cur[0];
         for (j, cb) in b.iter().enumerate() {
             let sub = prev[j] + usize::from(ca != cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+            row_min = row_min.min(cur[j + 1]);
         }
-        prev = cur;
+        // Distances never shrink down the rows.
+        if row_min > limit {
+            return None;
+        }
+        std::mem::swap(&mut prev, &mut cur);
     }
-    prev[b.len()]
+    Some(prev[b.len()]).filter(|&d| d <= limit)
 }
 
 #[cfg(test)]
@@ -1468,6 +1896,297 @@ mod tests {
         }
     }
 
+    /// Every number the file holds is bounded, the error naming the key,
+    /// its line and the maximum; none of these may panic.
+    #[test]
+    fn absurd_values_are_errors_naming_the_maximum() {
+        let svc = "[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n";
+        let cases: &[(&str, &str)] = &[
+            ("[server]\nshutdown_grace = 1e20\n", "/etc/j.toml:2: server.shutdown_grace: too long; at most \"1h\" (3600 seconds)"),
+            ("[server]\nshutdown_grace = \"99999999999999999999999s\"\n", "/etc/j.toml:2: server.shutdown_grace: too long; at most \"1h\""),
+            ("[server]\nshutdown_grace = 3601\n", "/etc/j.toml:2: server.shutdown_grace: too long; at most \"1h\""),
+            ("[server]\nshutdown_grace = \"2h\"\n", "server.shutdown_grace: too long"),
+            ("[server]\nshutdown_grace = -1\n", "/etc/j.toml:2: server.shutdown_grace: must not be negative"),
+            ("[server]\nshutdown_grace = nan\n", "/etc/j.toml:2: server.shutdown_grace: must be a finite number"),
+            ("[server]\nshutdown_grace = inf\n", "/etc/j.toml:2: server.shutdown_grace: must be a finite number"),
+            ("[server]\nshutdown_grace = \"1e3s\"\n", "server.shutdown_grace: expected a duration"),
+            ("[server]\nshutdown_grace = 99999999999999999999\n", "server.shutdown_grace: integer out of range"),
+            ("[server]\nmax_connections = 4294967296\n", "server.max_connections: must be a whole number from 1 to 4294967295"),
+            ("[server]\nmax_connections = 99999999999999999999\n", "server.max_connections: must be a whole number from 1 to 4294967295"),
+            ("[defaults]\ndeny_time = \"160000000000000000m\"\n", "/etc/j.toml:2: services.a.deny_time: too long; at most \"365d\" (31536000 seconds)"),
+            ("[defaults]\ndeny_time = \"366d\"\n", "services.a.deny_time: too long; at most \"365d\""),
+            ("[defaults]\nrate = 0\n", "/etc/j.toml:2: services.a.rate: must be from 0.001 to 1000000 connections per second"),
+            ("[defaults]\nrate = 1e300\n", "services.a.rate: must be from 0.001 to 1000000"),
+            ("[defaults]\nrate = nan\n", "services.a.rate: must be a finite number"),
+            ("[defaults]\nrate = -inf\n", "services.a.rate: must be a finite number"),
+            ("[defaults]\nrate = 5\nrate_burst = 1000001\n", "/etc/j.toml:3: services.a.rate_burst: must be a whole number from 1 to 1000000"),
+            ("[defaults]\nper_source_rate = 2000000\n", "services.a.per_source_rate: must be from 0.001 to 1000000"),
+            ("[defaults]\nper_source_rate_burst = 3\n", "services.a.per_source_rate_burst: set 'per_source_rate' too"),
+            ("[defaults]\nmax_load = -1\n", "services.a.max_load: must be from 0 to 1000000"),
+            ("[defaults]\nmax_load = 1e7\n", "services.a.max_load: must be from 0 to 1000000"),
+            ("[defaults]\nmax_load = nan\n", "services.a.max_load: must be a finite number"),
+            ("[defaults]\nnice = 99999999999999999999\n", "services.a.nice: must be from -20 to 19"),
+            ("[defaults]\nrlimit_cpu = \"400d\"\n", "services.a.rlimit_cpu: too long; at most \"365d\""),
+            ("[defaults]\nrlimit_nofile = 1073741825\n", "services.a.rlimit_nofile: must be a whole number from 1 to 1073741824"),
+            ("[defaults]\nrlimit_as = \"99999999999999999999G\"\n", "services.a.rlimit_as: too large; at most 1125899906842624"),
+            ("[defaults]\nrlimit_as = \"1025T\"\n", "services.a.rlimit_as: too large"),
+            ("[defaults]\nrlimit_as = 99999999999999999999\n", "services.a.rlimit_as: too large"),
+            ("[defaults]\nrlimit_stack = -1\n", "services.a.rlimit_stack: expected a size"),
+            ("[defaults]\ninstances = 0\n", "services.a.instances: must be a whole number from 1 to 4294967295"),
+            ("[defaults]\n\"bad\\nkey\" = 1\n", "/etc/j.toml:2: defaults.bad\\nkey: unknown key"),
+        ];
+        for (head, want) in cases {
+            let got = check(&format!("{head}{svc}"));
+            assert!(
+                got.contains(want),
+                "input:\n{head}\nwant: {want}\ngot:  {got}"
+            );
+            assert_eq!(got.lines().count(), 1, "one error, one line: {got}");
+        }
+    }
+
+    #[test]
+    fn largest_values_are_accepted() {
+        let text = "[server]\nshutdown_grace = \"1h\"\nmax_connections = 4294967295\n[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\nsensor = true\ndeny_time = \"365d\"\nrate = 1000000\nrate_burst = 1000000\nper_source_rate = 0.5\nper_source_rate_burst = 3\nmax_load = 1000000\nrlimit_cpu = \"unlimited\"\nrlimit_as = \"1024T\"\nrlimit_data = \"unlimited\"\nrlimit_nofile = 1073741824\n";
+        let c = Config::parse(text, Path::new("/etc/j.toml"), &env()).unwrap();
+        assert_eq!(c.server.shutdown_grace, Duration::from_secs(3600));
+        let a = &c.services[0];
+        assert_eq!(a.deny_time, Some(limits::DENY_TIME));
+        assert_eq!(
+            a.rate.map(|r| (r.per_second, r.burst)),
+            Some((1e6, 1_000_000))
+        );
+        let psr = a.per_source_rate.unwrap();
+        assert_eq!((psr.per_second, psr.burst), (0.5, 3));
+        assert_eq!(
+            a.rlimits,
+            vec![
+                (RlimitKind::As, 1 << 50),
+                (RlimitKind::Cpu, libc::RLIM_INFINITY),
+                (RlimitKind::Nofile, 1 << 30),
+                (RlimitKind::Data, libc::RLIM_INFINITY),
+            ]
+        );
+        // A per-source rate without a burst gets ceil(rate), at least 1.
+        let text = "[defaults]\nper_source_rate = 2.5\n[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n";
+        let c = Config::parse(text, Path::new("/etc/j.toml"), &env()).unwrap();
+        assert_eq!(c.services[0].per_source_rate.map(|r| r.burst), Some(3));
+        assert!(c.services[0].rate.is_none());
+    }
+
+    #[test]
+    fn line_index_matches_a_recount() {
+        let texts = ["", "a", "a\n", "\n\n", "ab\ncd\n\nef", "\nx"];
+        for t in texts {
+            let index = LineIndex::new(t);
+            for offset in 0..=t.len() + 2 {
+                let want = t.as_bytes()[..offset.min(t.len())]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count()
+                    + 1;
+                assert_eq!(index.line_of(offset), want, "{t:?} at {offset}");
+            }
+        }
+    }
+
+    /// 20,000 errors in 1.5 MB: linear reporting, and only the first
+    /// `REPORTED_ERRORS` printed.
+    #[test]
+    fn many_errors_are_reported_fast_and_capped() {
+        let mut text = String::from("[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n");
+        for i in 0..20_000 {
+            text.push_str(&format!(
+                "unknown_key_number_{i:05} = \"{}\"\n",
+                "x".repeat(40)
+            ));
+        }
+        assert!(text.len() > 1_400_000, "{}", text.len());
+        let started = std::time::Instant::now();
+        let err = Config::parse(&text, Path::new("/etc/j.toml"), &env()).unwrap_err();
+        let shown = err.to_string();
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(err.errors.len(), 20_000);
+        assert_eq!(shown.lines().count(), limits::REPORTED_ERRORS + 1);
+        assert!(
+            shown.starts_with("/etc/j.toml:4: services.a.unknown_key_number_00000: unknown key")
+        );
+        assert!(
+            shown.ends_with("/etc/j.toml: and 19900 more errors"),
+            "{}",
+            &shown[shown.len() - 100..]
+        );
+    }
+
+    #[test]
+    fn messages_are_one_short_line() {
+        assert_eq!(one_line("a\nb\tc\u{7}"), "a\\nb\\tc\\u{7}");
+        let long = one_line(&"é".repeat(1000));
+        assert!(
+            long.len() <= MAX_MESSAGE + 5 && long.ends_with("..."),
+            "{}",
+            long.len()
+        );
+        assert_eq!(did_you_mean(&"x".repeat(100_000), SERVICE_KEYS), None);
+    }
+
+    /// The engine-check stage with a stand-in runner: which services are
+    /// checked, with what, and where their findings point.
+    #[test]
+    fn engine_checks_point_at_the_service_args() {
+        use engine_check::{Exit, Ran};
+        use std::cell::RefCell;
+        let dir = std::env::temp_dir().join(format!("jawas-config-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fake = dir.join("jawas-static");
+        let _ = std::fs::remove_file(&fake);
+        std::os::unix::fs::symlink("/bin/true", &fake).unwrap();
+        let text = format!(
+            "[defaults]\nengine = \"{f}\"\n[services.a]\nlisten = \"127.0.0.1:1\"\nargs = [\"--cache-controll\"]\n[services.b]\nlisten = \"127.0.0.1:2\"\nargs = [\"--cache-controll\"]\n[services.c]\nlisten = \"127.0.0.1:3\"\n[services.d]\nlisten = \"127.0.0.1:4\"\nengine = \"true\"\n[services.e]\nlisten = \"127.0.0.1:5\"\nargs = [\"--slow\"]\n",
+            f = fake.display()
+        );
+        let seen = RefCell::new(Vec::new());
+        let runner = |checks: &[Check]| -> Vec<Ran> {
+            seen.borrow_mut().extend(checks.iter().cloned());
+            checks
+                .iter()
+                .map(|c| {
+                    let args: Vec<&[u8]> = c.argv.iter().map(|a| a.as_bytes()).collect();
+                    let (exit, stderr) = match &args[1..] {
+                        [b"--cache-controll"] => (
+                            Exit::Code(100),
+                            "jawas-static: error: unknown option '--cache-controll'\n",
+                        ),
+                        [b"--slow"] => (Exit::TimedOut, ""),
+                        _ => (Exit::Code(0), ""),
+                    };
+                    Ran {
+                        exit,
+                        stderr: stderr.into(),
+                    }
+                })
+                .collect()
+        };
+        let path = dir.join("j.toml");
+        let err = Config::parse_with(&text, &path, &env(), false, &runner).unwrap_err();
+        let want = [
+            (5, "services.a.args: engine check: jawas-static: error: unknown option '--cache-controll'"),
+            (8, "services.b.args: engine check: jawas-static: error: unknown option '--cache-controll'"),
+        ];
+        let got: Vec<(usize, &str)> = err
+            .errors
+            .iter()
+            .map(|e| (e.line, e.message.as_str()))
+            .collect();
+        assert_eq!(got, want);
+        // a and b share one check; d's engine is not bundled; c and e are
+        // checked, e's timeout is no error.
+        let argvs: Vec<Vec<String>> = seen
+            .borrow()
+            .iter()
+            .map(|c| {
+                c.argv
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(argvs.len(), 3, "{argvs:?}");
+        assert!(seen
+            .borrow()
+            .iter()
+            .all(|c| c.env.iter().any(|e| e.as_bytes().starts_with(b"PATH="))));
+        // Leniently (xinetd), the broken services are left out, the rest run.
+        seen.borrow_mut().clear();
+        let (c, dropped) = Config::parse_with(&text, &path, &env(), true, &runner).unwrap();
+        let names: Vec<&str> = c.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["c", "d", "e"]);
+        assert_eq!(dropped.len(), 2);
+        // Without args, the finding points at the engine line.
+        let text = format!(
+            "[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"{}\"\n",
+            fake.display()
+        );
+        let refuse = |checks: &[Check]| -> Vec<Ran> {
+            checks
+                .iter()
+                .map(|_| Ran {
+                    exit: Exit::Code(100),
+                    stderr: b"jawas-static: error: --root is required\n".to_vec(),
+                })
+                .collect()
+        };
+        let err = Config::parse_with(&text, &path, &env(), false, &refuse).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}:3: services.a.engine: engine check: jawas-static: error: --root is required",
+                path.display()
+            )
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Found by config-fuzz: 400 kB of [defaults] copied into 15,000
+    /// services took over a minute; now one error, at once.
+    #[test]
+    fn defaults_times_services_is_bounded() {
+        let acl: Vec<String> = (0..25_000)
+            .map(|i| format!("\"10.{}.{}.0/24\"", i / 256, i % 256))
+            .collect();
+        let mut text = format!(
+            "[defaults]\nengine = \"true\"\nonly_from = [{}]\n",
+            acl.join(",")
+        );
+        for i in 0..15_000 {
+            text.push_str(&format!("[services.s{i}]\nlisten = \"127.0.0.1:0\"\n"));
+        }
+        let started = std::time::Instant::now();
+        let got = check(&text);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(got.starts_with("/etc/j.toml:1: defaults: "), "{got}");
+        assert!(
+            got.contains("bytes of values copied into 15000 services is over the 16 MiB"),
+            "{got}"
+        );
+        // The same defaults for a few services are fine.
+        let text = format!("[defaults]\nengine = \"true\"\nonly_from = [{}]\n[services.a]\nlisten = \"127.0.0.1:0\"\n", acl.join(","));
+        assert_eq!(check(&text), "ok");
+    }
+
+    #[test]
+    fn reads_are_capped() {
+        assert_eq!(
+            read_capped(Path::new("/dev/zero"), 1000),
+            Err("larger than 1000 bytes".into())
+        );
+        assert_eq!(
+            read_regular_capped(Path::new("/dev/zero"), 1000),
+            Err("not a regular file".into())
+        );
+        assert!(read_regular_capped(Path::new("/proc/kmsg"), 1000).is_err());
+        assert_eq!(
+            read_capped(Path::new("/nonexistent"), 1000),
+            Err("no such file or directory".into())
+        );
+        let err = Config::load(Path::new("/dev/zero"), &env()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "/dev/zero: unable to read: larger than {} bytes",
+                limits::FILE
+            )
+        );
+    }
+
     #[test]
     fn defaults_apply_and_services_override() {
         let text = "[defaults]\ninstances = 7\nper_source = 2\n[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n[services.b]\nlisten = \"127.0.0.1:2\"\nengine = \"true\"\ninstances = 9\nenv = { FOO = \"bar\" }\n";
@@ -1487,15 +2206,30 @@ mod tests {
 
     #[test]
     fn units() {
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("3"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_duration("3 fortnights"), None);
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("3 fortnights"), Err(DurationError::Syntax));
         assert_eq!(parse_size("256M"), Some(256 << 20));
         assert_eq!(parse_size("1g"), Some(1 << 30));
         assert_eq!(parse_size("12"), Some(12));
         assert_eq!(parse_size("lots"), None);
         assert_eq!(did_you_mean("per_sorce", SERVICE_KEYS), Some("per_source"));
         assert_eq!(did_you_mean("zzzzzz", SERVICE_KEYS), None);
+        let distances: &[(&str, &str, usize, Option<usize>)] = &[
+            ("", "", 2, Some(0)),
+            ("abc", "abc", 2, Some(0)),
+            ("kitten", "sitting", 3, Some(3)),
+            ("kitten", "sitting", 2, None),
+            ("a", "abcd", 2, None),
+            ("rate_brust", "rate_burst", 3, Some(2)),
+        ];
+        for &(a, b, limit, want) in distances {
+            assert_eq!(
+                edit_distance(a.as_bytes(), b.as_bytes(), limit),
+                want,
+                "{a} {b}"
+            );
+        }
     }
 }

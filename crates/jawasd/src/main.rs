@@ -9,6 +9,7 @@ mod acl;
 mod admission;
 mod clock;
 mod config;
+mod engine_check;
 mod events;
 mod launcher;
 mod listeners;
@@ -141,7 +142,7 @@ fn main() -> ExitCode {
             let stayalive = cli.stayalive;
             Box::new(move |env: &Env<'_>| {
                 let (config, findings) = load_xinetd(&path, env);
-                for f in &findings {
+                for f in shown(&path, &findings) {
                     log::warn!("{f}");
                 }
                 match config {
@@ -223,7 +224,7 @@ fn check(cli: &Cli, env: &Env<'_>) -> ExitCode {
         }
         (None, None) => unreachable!("clap requires one of them"),
     };
-    for f in &findings {
+    for f in shown(path, &findings) {
         eprintln!("{f}");
     }
     if !findings.is_empty() {
@@ -240,6 +241,23 @@ fn check(cli: &Cli, env: &Env<'_>) -> ExitCode {
         if services == 1 { "" } else { "s" }
     );
     ExitCode::SUCCESS
+}
+
+/// The findings worth printing: the first `REPORTED_ERRORS`, then a count
+/// of the rest, so a file with thousands of errors neither floods the log
+/// nor holds up a reload while it is written out.
+fn shown<'a>(
+    path: &Path,
+    findings: &'a [String],
+) -> impl Iterator<Item = std::borrow::Cow<'a, str>> {
+    let limit = config::limits::REPORTED_ERRORS;
+    let more = findings.len().saturating_sub(limit);
+    let rest = (more > 0).then(|| format!("{}: and {more} more findings", path.display()));
+    findings
+        .iter()
+        .take(limit)
+        .map(|f| std::borrow::Cow::Borrowed(f.as_str()))
+        .chain(rest.map(std::borrow::Cow::Owned))
 }
 
 /// Reads an xinetd configuration: its findings (with the user's files and
@@ -414,6 +432,25 @@ pub fn escape(bytes: &[u8], max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn shown_caps_findings() {
+        let path = std::path::Path::new("/etc/x.conf");
+        for (n, lines, last) in [
+            (0, 0, None),
+            (3, 3, Some("f2")),
+            (100, 100, Some("f99")),
+            (101, 101, Some("/etc/x.conf: and 1 more findings")),
+            (5000, 101, Some("/etc/x.conf: and 4900 more findings")),
+        ] {
+            let findings: Vec<String> = (0..n).map(|i| format!("f{i}")).collect();
+            let got: Vec<String> = super::shown(path, &findings)
+                .map(|c| c.into_owned())
+                .collect();
+            assert_eq!(got.len(), lines, "{n}");
+            assert_eq!(got.last().map(String::as_str), last, "{n}");
+        }
+    }
+
     #[test]
     fn escape_cases() {
         let cases: [(&[u8], usize, &str); 4] = [

@@ -59,7 +59,12 @@ impl std::fmt::Display for Finding {
             Severity::Warning => "warning",
             Severity::Error => "error",
         };
-        write!(f, "{}: {sev}: {}", self.origin, self.message)
+        write!(
+            f,
+            "{}: {sev}: {}",
+            self.origin,
+            crate::config::one_line(&self.message)
+        )
     }
 }
 
@@ -176,13 +181,13 @@ fn parse_file(path: &Path, out: &mut Parsed, seen: &mut BTreeSet<PathBuf>, depth
         });
         return;
     }
-    let text = match std::fs::read(path) {
+    let text = match crate::config::read_regular_capped(path, crate::config::limits::FILE) {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-        Err(e) => {
+        Err(m) => {
             out.findings.push(Finding {
                 origin: here,
                 severity: Severity::Error,
-                message: format!("unable to read: {}", crate::errno_text(&e)),
+                message: format!("unable to read: {m}"),
             });
             return;
         }
@@ -375,9 +380,25 @@ fn apply(
         }
         Op::Set => entry.0 = a.values.clone(),
         Op::Add => entry.0.extend(a.values.iter().cloned()),
-        Op::Remove => entry.0.retain(|v| !a.values.contains(v)),
+        Op::Remove => {
+            // A set: `-=` with thousands of values must not cost their square.
+            let gone: BTreeSet<&String> = a.values.iter().collect();
+            entry.0.retain(|v| !gone.contains(v));
+        }
     }
     entry.1 = a.origin.clone();
+}
+
+/// Keeps the first of each repeated value of the cumulative attributes:
+/// they are sets (addresses, log fields, variables), and repeated `+=`
+/// lines, copied into every service, would otherwise multiply.
+fn dedup_cumulative(values: &mut BTreeMap<String, (Vec<String>, Origin)>) {
+    for name in CUMULATIVE {
+        if let Some((list, _)) = values.get_mut(*name) {
+            let mut seen = BTreeSet::new();
+            list.retain(|v| seen.insert(v.clone()));
+        }
+    }
 }
 
 /// The result of translating a file tree.
@@ -444,6 +465,20 @@ fn list(items: &[String]) -> String {
     )
 }
 
+/// Most TOML one translation may produce; services past it are left out.
+const MAX_TRANSLATION: usize = 4 << 20;
+/// Most default values copied into services, all services together.
+const MAX_COPIED_VALUES: usize = 1 << 20;
+/// Longest banner file.
+const MAX_BANNER: usize = 64 << 10;
+
+fn over_translation() -> String {
+    format!(
+        "the translation would exceed {} MiB of TOML (defaults are copied into every service); left out",
+        MAX_TRANSLATION >> 20
+    )
+}
+
 /// Internal services jawas-builtin provides.
 const BUILTIN: &[&str] = &["echo", "discard", "chargen", "daytime", "time"];
 
@@ -474,6 +509,7 @@ pub fn translate(path: &Path, services_db: &Path) -> Translation {
             apply(&mut defaults, a, &all);
         }
     }
+    dedup_cumulative(&mut defaults);
     let enabled: Option<BTreeSet<String>> = defaults
         .get("enabled")
         .map(|(v, _)| v.iter().cloned().collect());
@@ -484,7 +520,29 @@ pub fn translate(path: &Path, services_db: &Path) -> Translation {
 
     let from_defaults: BTreeSet<String> = defaults.keys().cloned().collect();
     let mut ids = BTreeSet::new();
+    let mut overflowed = false;
+    // Every service starts from a copy of the defaults: bound that work,
+    // which a megabyte of defaults and thousands of services make quadratic.
+    let copied: usize = defaults.values().map(|(v, _)| v.len()).sum();
+    let blocks = parsed.blocks.iter().filter(|b| !b.is_defaults).count();
+    if copied.saturating_mul(blocks) > MAX_COPIED_VALUES {
+        let origin = parsed
+            .blocks
+            .iter()
+            .find(|b| b.is_defaults)
+            .map(|b| b.origin.clone())
+            .unwrap_or(Origin {
+                file: path.to_path_buf(),
+                line: 0,
+            });
+        findings.push(err(&origin, format!("defaults: {copied} values copied into {blocks} services is over the {MAX_COPIED_VALUES} this translation allows; every service is left out (set long lists in the services that need them)")));
+        overflowed = true;
+    }
     for b in parsed.blocks.iter().filter(|b| !b.is_defaults) {
+        if overflowed {
+            findings.push(err(&b.origin, over_translation()));
+            continue;
+        }
         let mut values = BTreeMap::new();
         for (k, v) in &defaults {
             if !["enabled", "disabled"].contains(&k.as_str()) {
@@ -509,6 +567,7 @@ pub fn translate(path: &Path, services_db: &Path) -> Translation {
             }
             apply(&mut values, a, &from_defaults);
         }
+        dedup_cumulative(&mut values);
         let r = Resolved { values };
         let id = r
             .one("id")
@@ -540,15 +599,30 @@ pub fn translate(path: &Path, services_db: &Path) -> Translation {
             text: String::new(),
             origins: Vec::new(),
         };
-        match service(
-            &b.name,
-            &id,
-            &r,
-            &b.origin,
-            services_db,
-            &mut svc,
-            &mut findings,
-        ) {
+        // Once one service did not fit, none after it is translated (above):
+        // each would cost as much only to be refused.
+        let translated = {
+            service(
+                &b.name,
+                &id,
+                &r,
+                &b.origin,
+                services_db,
+                &mut svc,
+                &mut findings,
+            )
+            .and_then(|()| {
+                // Defaults are copied into every service: a large defaults block
+                // and many services could expand a small file without bound.
+                if out.text.len() + svc.text.len() > MAX_TRANSLATION {
+                    overflowed = true;
+                    Err(err(&b.origin, over_translation()))
+                } else {
+                    Ok(())
+                }
+            })
+        };
+        match translated {
             Ok(()) => {
                 out.text.push_str(&svc.text);
                 out.origins.extend(svc.origins);
@@ -633,7 +707,13 @@ fn service(
             }
         })
         .collect();
-    out.line(&format!("[services.{}]", table_name), Some(block_origin));
+    // Quoted: a '.' in a bare TOML key would nest tables.
+    let table_key = if table_name.contains('.') {
+        q(&table_name)
+    } else {
+        table_name.clone()
+    };
+    out.line(&format!("[services.{table_key}]"), Some(block_origin));
     if table_name != name {
         out.comment(&format!("xinetd service '{name}', id '{id}'"));
     }
@@ -923,16 +1003,20 @@ fn service(
         let rate: f64 = v
             .first()
             .and_then(|s| s.parse().ok())
-            .filter(|n: &f64| *n > 0.0)
+            .filter(|n: &f64| n.is_finite() && *n > 0.0)
             .ok_or_else(|| err(o, "cps = RATE WAIT expected; left out".into()))?;
-        out.line(&format!("rate = {rate}"), Some(o));
+        // `{:?}` keeps 1e300 a TOML float instead of 301 digits of integer;
+        // the range is config's to check.
+        out.line(&format!("rate = {rate:?}"), Some(o));
         out.comment("jawasd: over the cps rate, connections are refused and logged; the service is never switched off (xinetd's wait time is not used)");
     }
     if let Some((v, o)) = r.one("max_load") {
         let l: f64 = v
             .parse()
-            .map_err(|_| err(o, format!("max_load = {v}: expected a number; left out")))?;
-        out.line(&format!("max_load = {l}"), Some(o));
+            .ok()
+            .filter(|l: &f64| l.is_finite())
+            .ok_or_else(|| err(o, format!("max_load = {v}: expected a number; left out")))?;
+        out.line(&format!("max_load = {l:?}"), Some(o));
     }
     if let Some((v, o)) = r.one("nice") {
         let n: i32 = v
@@ -961,17 +1045,18 @@ fn service(
             if v == "UNLIMITED" {
                 continue;
             }
-            let ok = crate::config::parse_size(v).is_some();
-            if !ok {
+            let Some(n) = crate::config::parse_size(v) else {
                 return Err(err(
                     o,
                     format!(
                         "{key} = {v}: expected a number (K or M suffix) or UNLIMITED; left out"
                     ),
                 ));
-            }
+            };
+            // Files and CPU seconds are plain numbers in TOML ("10K" files
+            // is 10240); sizes keep the user's spelling. config checks ranges.
             let value = if key == "rlimit_files" || key == "rlimit_cpu" {
-                v.to_string()
+                n.to_string()
             } else {
                 q(v)
             };
@@ -983,7 +1068,13 @@ fn service(
     for key in ["only_from", "no_access"] {
         if let Some((v, o)) = r.get(key) {
             let mut blocks = Vec::new();
+            let mut seen = BTreeSet::new();
             for item in v {
+                // Each form once: defaults' lists are added to every
+                // service, and `+=` repeats pile up.
+                if !seen.insert(item) {
+                    continue;
+                }
                 match xinetd_address(item) {
                     Ok(list) => blocks.extend(list),
                     Err(m) => return Err(err(o, format!("{key}: {m}; left out"))),
@@ -1026,13 +1117,19 @@ fn service(
         None => out.line("pass_env = [\"*\"]", None),
     }
     if let Some((v, o)) = r.get("env") {
-        let mut pairs = Vec::new();
+        // A map: a name given twice keeps its last value, as xinetd's
+        // environment does, and TOML refuses duplicate keys.
+        let mut pairs = BTreeMap::new();
         for item in v {
             let Some((k, val)) = item.split_once('=') else {
                 return Err(err(o, format!("env: '{item}' is not NAME=VALUE; left out")));
             };
-            pairs.push(format!("{} = {}", q(k), q(val)));
+            pairs.insert(k, val);
         }
+        let pairs: Vec<String> = pairs
+            .into_iter()
+            .map(|(k, val)| format!("{} = {}", q(k), q(val)))
+            .collect();
         out.line(&format!("env = {{ {} }}", pairs.join(", ")), Some(o));
     }
     out.line("remote_host_env = true", None);
@@ -1045,16 +1142,12 @@ fn service(
         ("banner_fail", "limit_banner"),
     ] {
         if let Some((f, o)) = r.one(key) {
-            match std::fs::read(f) {
+            match crate::config::read_regular_capped(Path::new(f), MAX_BANNER) {
                 Ok(bytes) => out.line(
                     &format!("{native} = {}", q(&String::from_utf8_lossy(&bytes))),
                     Some(o),
                 ),
-                Err(e) => warn(
-                    findings,
-                    o,
-                    format!("{key} = {f}: {}; no banner", crate::errno_text(&e)),
-                ),
+                Err(m) => warn(findings, o, format!("{key} = {f}: {m}; no banner")),
             }
         }
     }
@@ -1254,6 +1347,119 @@ mod tests {
         for bad in ["10.1.{2,300}", ".example.com", "10.0.0.0/40", "1.2.{3"] {
             assert!(xinetd_address(bad).is_err(), "{bad} should be refused");
         }
+    }
+
+    /// Translates `text` (written to a temp file) with an empty services db.
+    fn translate_text(name: &str, text: &str) -> Translation {
+        let dir =
+            std::env::temp_dir().join(format!("jawas-xinetd-unit-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("xinetd.conf");
+        std::fs::write(&path, text).unwrap();
+        let t = translate(&path, Path::new("/nonexistent"));
+        let _ = std::fs::remove_dir_all(&dir);
+        t
+    }
+
+    fn svc(i: usize) -> String {
+        format!("service s{i}\n{{\n type = UNLISTED\n socket_type = stream\n wait = no\n port = {}\n server = /bin/cat\n}}\n", 1000 + i)
+    }
+
+    /// Found by config-fuzz: repeated `+=` lines in defaults, copied into
+    /// thousands of services, made a 1 MB file 38 MB of TOML.
+    #[test]
+    fn repeated_values_are_copied_once() {
+        let mut text = String::from("defaults\n{\n");
+        text.push_str(&" log_on_success += PID HOST\n only_from += 10.0.0.0\n".repeat(1000));
+        text.push_str("}\n");
+        text.push_str(&svc(1));
+        let t = translate_text("dedup", &text);
+        assert!(
+            t.toml.contains("only_from = [\"10.0.0.0/8\"]\n"),
+            "{}",
+            t.toml
+        );
+        assert!(
+            t.toml.contains("log_on_success = [\"PID\", \"HOST\"]\n"),
+            "{}",
+            t.toml
+        );
+    }
+
+    /// Found by config-fuzz: a large defaults block times thousands of
+    /// services took minutes; now refused at once, by name.
+    #[test]
+    fn defaults_times_services_is_bounded() {
+        let addrs: Vec<String> = (0..20_000)
+            .map(|i| format!("10.{}.{}.1", i / 256 % 256, i % 256))
+            .collect();
+        let mut text = format!("defaults\n{{\n only_from = {}\n}}\n", addrs.join(" "));
+        for i in 0..100 {
+            text.push_str(&svc(i));
+        }
+        let started = std::time::Instant::now();
+        let t = translate_text("copies", &text);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        let first = t
+            .findings
+            .first()
+            .map(|f| f.to_string())
+            .unwrap_or_default();
+        assert!(
+            first.contains(
+                ":1: error: defaults: 20000 values copied into 100 services is over the 1048576"
+            ),
+            "{first}"
+        );
+        assert_eq!(t.findings.len(), 101);
+        assert!(!t.toml.contains("[services."));
+        // Under the copy limit but over the TOML limit: the first services
+        // are kept, the rest refused without being translated.
+        let mut text = format!("defaults\n{{\n only_from = {}\n}}\n", addrs.join(" "));
+        for i in 0..50 {
+            text.push_str(&svc(i));
+        }
+        let t = translate_text("toml", &text);
+        let kept = t.toml.matches("[services.").count();
+        assert!(kept > 0 && kept < 50, "{kept}");
+        assert!(t.toml.len() <= MAX_TRANSLATION);
+        assert_eq!(
+            t.findings
+                .iter()
+                .filter(|f| f.message.contains("would exceed 4 MiB"))
+                .count(),
+            50 - kept
+        );
+    }
+
+    #[test]
+    fn endless_files_are_errors_not_hangs() {
+        let big =
+            std::env::temp_dir().join(format!("jawas-xinetd-unit-{}-banner", std::process::id()));
+        std::fs::write(&big, vec![b'x'; MAX_BANNER + 1]).unwrap();
+        let text = format!("include /dev/zero\ninclude /proc/self/environ\nservice s\n{{\n type = UNLISTED\n socket_type = stream\n wait = no\n port = 7\n server = /bin/cat\n banner = /dev/zero\n banner_success = {}\n}}\n", big.display());
+        let t = translate_text("zero", &text);
+        let _ = std::fs::remove_file(&big);
+        let findings: Vec<String> = t.findings.iter().map(|f| f.to_string()).collect();
+        let wants = [
+            "/dev/zero: error: unable to read: not a regular file".to_string(),
+            "/proc/self/environ: error: unable to read: not a regular file".to_string(),
+        ];
+        for w in wants {
+            assert!(findings.contains(&w), "{w}: {findings:?}");
+        }
+        for w in [
+            ":10: warning: banner = /dev/zero: not a regular file; no banner",
+            ":11: warning: banner_success = ",
+            ": larger than 65536 bytes; no banner",
+        ] {
+            assert!(findings.iter().any(|f| f.contains(w)), "{w}: {findings:?}");
+        }
+        assert!(t.toml.contains("[services.s]"));
     }
 
     #[test]
