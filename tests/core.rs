@@ -592,8 +592,9 @@ fn port_in_use_is_a_clear_startup_error() {
     assert_eq!(out.status.code(), Some(111));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("service e: ")
-            && err.contains(&format!("unable to bind {busy}: address already in use")),
+        err.contains(&format!(
+            "j.toml:2: service e: unable to bind {busy}: address already in use"
+        )),
         "{err}"
     );
 }

@@ -240,3 +240,54 @@ fn the_demo_config_starts_on_a_host_without_ipv6() {
     );
     assert!(log.contains("exit engines=0"), "stopped cleanly: {log}");
 }
+
+#[test]
+fn a_flooding_source_does_not_lock_out_other_clients() {
+    // The service's own rate would let the flood through; the per-source
+    // bucket stops it at its burst, and another address is still served.
+    let d = Jawasd::start(
+        r#"
+[services.echo]
+listen = "127.0.0.1:0"
+engine = "cat"
+rate = 1000
+per_source_rate = 0.01
+per_source_rate_burst = 3
+"#,
+    );
+    let addr = d.addr("echo");
+    let flood = |from: &str| {
+        let mut served = 0;
+        for _ in 0..20 {
+            let mut s = jawas_tests::connect_from(from, addr).unwrap();
+            s.write_all(b"x").unwrap();
+            s.shutdown(Shutdown::Write).unwrap();
+            if read_all(&mut s) == b"x" {
+                served += 1;
+            }
+        }
+        served
+    };
+    assert_eq!(flood("127.0.0.2"), 3, "{}", d.log());
+    assert!(d.log().contains("reason=per_source_rate"), "{}", d.log());
+    assert_eq!(flood("127.0.0.3"), 3, "another client has its own bucket");
+}
+
+#[test]
+fn a_reload_that_cannot_bind_names_the_file_and_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap();
+    let mut d = Jawasd::start("[services.echo]\nlisten = \"127.0.0.1:0\"\nengine = \"cat\"\n");
+    let before = d.addr("echo");
+    let config =
+        format!("[services.echo]\nlisten = \"127.0.0.1:0\"\nengine = \"cat\"\n\n[services.more]\nengine = \"cat\"\nlisten = \"{busy}\"\n");
+    assert!(!d.reload(&config), "{}", d.log());
+    let log = d.log();
+    assert!(
+        log.contains(&format!(
+            "jawasd.toml:7: service more: unable to bind {busy}: address already in use"
+        )),
+        "{log}"
+    );
+    assert_eq!(exchange(before, b"still"), b"still");
+}

@@ -160,6 +160,11 @@ pub struct Creds {
 pub struct Service {
     pub name: String,
     pub listen: Vec<SocketAddr>,
+    /// Where each `listen` address was written (`FILE:LINE`), for errors
+    /// such as a bind failure; filled in once the file's name is known.
+    pub listen_at: Vec<String>,
+    /// The line of each `listen` address in the parsed text.
+    pub listen_lines: Vec<usize>,
     /// Absolute path of the engine executable.
     pub engine: CString,
     /// argv, argv[0] being the engine as written in the config.
@@ -391,14 +396,23 @@ impl Config {
         errors.sort();
         errors.dedup();
         match config {
-            Some(services) if errors.is_empty() => Ok((
-                Config {
-                    path: path.to_path_buf(),
-                    server: services.0,
-                    services: services.1,
-                },
-                dropped,
-            )),
+            Some((server, mut services)) if errors.is_empty() => {
+                for svc in &mut services {
+                    svc.listen_at = svc
+                        .listen_lines
+                        .iter()
+                        .map(|l| format!("{}:{l}", path.display()))
+                        .collect();
+                }
+                Ok((
+                    Config {
+                        path: path.to_path_buf(),
+                        server,
+                        services,
+                    },
+                    dropped,
+                ))
+            }
             _ => Err(ConfigErrors {
                 path: path.to_path_buf(),
                 errors,
@@ -680,6 +694,7 @@ impl<'t> Parser<'t, '_> {
             }
         }
 
+        let mut listen_lines = Vec::new();
         let listen = match get("listen") {
             None => {
                 self.error(
@@ -692,7 +707,10 @@ impl<'t> Parser<'t, '_> {
                 let mut addrs = Vec::new();
                 for (text, span) in self.strings(&key("listen"), v, true) {
                     match parse_listen(&text) {
-                        Ok(a) => addrs.push(a),
+                        Ok(a) => {
+                            addrs.push(a);
+                            listen_lines.push(self.line_of(span));
+                        }
                         Err(m) => self.error(span, format!("{}: {m}", key("listen"))),
                     }
                 }
@@ -1049,6 +1067,8 @@ impl<'t> Parser<'t, '_> {
         Some(Service {
             name: name.to_string(),
             listen,
+            listen_at: Vec::new(),
+            listen_lines,
             engine,
             argv,
             env,

@@ -57,6 +57,8 @@ pub struct Listener {
 pub struct Wanted {
     pub binding: Binding,
     pub service: Rc<str>,
+    /// Where the address was written (`FILE:LINE`).
+    pub at: String,
 }
 
 /// The outcome of the first phase: nothing running has changed yet.
@@ -75,6 +77,7 @@ pub struct Plan {
 #[derive(Debug)]
 pub struct BindError {
     pub service: Rc<str>,
+    pub at: String,
     pub addr: SocketAddr,
     pub error: io::Error,
 }
@@ -138,6 +141,7 @@ pub fn plan(running: &[(Key, &Listener)], wanted: Vec<Wanted>) -> Result<Plan, B
             Err(error) => {
                 return Err(BindError {
                     service: w.service,
+                    at: w.at,
                     addr: w.binding.addr,
                     error,
                 })
@@ -288,6 +292,7 @@ mod tests {
                 wait: false,
             },
             service: Rc::from(service),
+            at: "test.toml:1".into(),
         }
     }
 

@@ -271,7 +271,11 @@ fn load_xinetd(path: &Path, env: &Env<'_>) -> (Option<Config>, Vec<String>) {
             .unwrap_or_else(|| path.display().to_string())
     };
     match Config::parse_lenient(&t.toml, path, env) {
-        Ok((config, dropped)) => {
+        Ok((mut config, dropped)) => {
+            // Point at the user's xinetd file, not the translation.
+            for svc in &mut config.services {
+                svc.listen_at = svc.listen_lines.iter().map(|l| at(*l)).collect();
+            }
             for e in dropped {
                 findings.push(format!(
                     "{}: error: {} (service left out)",

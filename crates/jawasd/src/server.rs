@@ -175,16 +175,17 @@ pub const HANDLED_SIGNALS: [libc::c_int; 6] = [
 /// Start-up failures, mapped to exit codes by `main`.
 #[derive(Debug)]
 pub enum StartError {
-    Bind(Rc<str>, SocketAddr, io::Error),
+    /// Where the address was written, the service, the address, why.
+    Bind(String, Rc<str>, SocketAddr, io::Error),
     System(&'static str, io::Error),
 }
 
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StartError::Bind(svc, a, e) => write!(
+            StartError::Bind(at, svc, a, e) => write!(
                 f,
-                "service {svc}: unable to bind {a}: {}",
+                "{at}: service {svc}: unable to bind {a}: {}",
                 crate::errno_text(e)
             ),
             StartError::System(what, e) => write!(f, "unable to {what}: {}", crate::errno_text(e)),
@@ -269,13 +270,14 @@ impl Server {
             .iter()
             .flat_map(|svc| {
                 let name: Rc<str> = Rc::from(svc.name.as_str());
-                svc.listen.iter().map(move |addr| Wanted {
+                svc.listen.iter().enumerate().map(move |(i, addr)| Wanted {
                     binding: Binding {
                         addr: *addr,
                         udp: svc.protocol == Protocol::Udp,
                         wait: svc.wait,
                     },
                     service: name.clone(),
+                    at: svc.listen_at.get(i).cloned().unwrap_or_default(),
                 })
             })
             .collect();
@@ -285,7 +287,7 @@ impl Server {
             .filter_map(|k| self.listener(*k).map(|l| (*k, l)))
             .collect();
         let plan = listeners::plan(&running, wanted)
-            .map_err(|e| StartError::Bind(e.service, e.addr, e.error))?;
+            .map_err(|e| StartError::Bind(e.at, e.service, e.addr, e.error))?;
         let mut added = Vec::new();
         for l in plan.fresh {
             match self.registry.add(Source::Listener(l), false) {
