@@ -7,6 +7,8 @@
 //! Invariant: a `Cidr` is stored with its host bits cleared, so matching is a
 //! masked compare.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 use std::net::IpAddr;
 

@@ -15,6 +15,8 @@
 //! overflow; no input panics, and work is linear in the file's size (line
 //! numbers by binary search, `[defaults]` copies bounded).
 
+#![forbid(unsafe_code)]
+
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fmt;

@@ -12,6 +12,8 @@
 //! is at most a warning, so jawasd keeps working with any engine. A check
 //! never gets the connection's fds: stdin and stdout are /dev/null.
 
+#![forbid(unsafe_code)]
+
 use std::ffi::{CString, OsStr};
 use std::io::Read;
 use std::os::fd::AsRawFd;

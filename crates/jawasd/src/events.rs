@@ -208,6 +208,19 @@ impl Sink {
     }
 }
 
+/// Makes syslog(3) lines of jawasd's own log say `jawasd[PID]`, with
+/// `facility` as the default; each service's lines carry their own.
+pub fn openlog(facility: libc::c_int) {
+    // SAFETY: openlog keeps the ident pointer, which is a static C string.
+    unsafe {
+        libc::openlog(
+            c"jawasd".as_ptr(),
+            libc::LOG_PID | libc::LOG_NDELAY,
+            facility,
+        )
+    };
+}
+
 /// Sends one line to syslog(3) with `priority` (facility | level).
 pub fn syslog(priority: libc::c_int, line: &str) {
     if let Ok(c) = CString::new(line) {

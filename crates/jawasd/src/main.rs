@@ -329,14 +329,7 @@ fn init_logger(cli: &Cli) -> Result<(), String> {
         let (facility, _) = config::parse_syslog(&format!("{facility}.info")).ok_or_else(|| {
             format!("--syslog {facility}: not a syslog facility such as daemon or local0")
         })?;
-        // SAFETY: openlog keeps the pointer; the ident is a static C string.
-        unsafe {
-            libc::openlog(
-                c"jawasd".as_ptr(),
-                libc::LOG_PID | libc::LOG_NDELAY,
-                facility,
-            )
-        };
+        events::openlog(facility);
         builder.format(|buf, record| {
             writeln!(
                 buf,
@@ -395,10 +388,7 @@ impl Write for Syslog {
             } else {
                 libc::LOG_INFO
             };
-            if let Ok(c) = std::ffi::CString::new(text) {
-                // SAFETY: a "%s" format with one C string argument.
-                unsafe { libc::syslog(priority, c"%s".as_ptr(), c.as_ptr()) };
-            }
+            events::syslog(priority, &String::from_utf8_lossy(text));
         }
         Ok(buf.len())
     }

@@ -15,6 +15,8 @@
 //! xinetd file and line it came from, so an error found later by `config`
 //! still points at the user's file.
 
+#![forbid(unsafe_code)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::IpAddr;
