@@ -38,9 +38,10 @@ const BUFFER_MAX: usize = 4096;
 const BUFFER_AGE: Duration = Duration::from_secs(1);
 
 impl AccessLog {
-    /// Stderr (buffered), unless fd 2 is the same open file as fd 1.
-    pub fn detect() -> AccessLog {
-        if same_file(1, 2) {
+    /// Stderr (buffered), unless fd 2 is the same open file as `output`,
+    /// the descriptor responses go to.
+    pub fn detect(output: i32) -> AccessLog {
+        if same_file(output, 2) {
             AccessLog::Syslog
         } else {
             AccessLog::Stderr(RefCell::new(Buffer::default()))
@@ -86,7 +87,7 @@ impl AccessLog {
         }
         // Built in one reused string: this runs once per request.
         let mut line = String::with_capacity(160);
-        line.push_str(peer.ip.as_deref().unwrap_or("-"));
+        push_client(&mut line, peer);
         line.push_str(" - - [");
         clf_time(&mut line);
         line.push_str("] \"");
@@ -105,7 +106,7 @@ impl AccessLog {
             return;
         }
         let mut line = String::with_capacity(160);
-        line.push_str(peer.ip.as_deref().unwrap_or("-"));
+        push_client(&mut line, peer);
         line.push_str(" - - [");
         clf_time(&mut line);
         let _ = write!(line, "] \"-\" {status} 0 - ");
@@ -146,6 +147,17 @@ impl AccessLog {
             }
             AccessLog::Off => {}
         }
+    }
+}
+
+/// The client's address as the log has always shown it: IPv4 dotted,
+/// IPv6 in its compact form (no brackets, no port), `-` when unknown.
+fn push_client(line: &mut String, peer: &Peer) {
+    match peer.remote_ip {
+        Some(ip) => {
+            let _ = write!(line, "{ip}");
+        }
+        None => line.push('-'),
     }
 }
 
@@ -221,6 +233,33 @@ fn clf_time(out: &mut String) {
 
 #[cfg(test)]
 mod tests {
+    use crate::Peer;
+
+    #[test]
+    fn client_address_as_logged() {
+        // (TCPREMOTEIP, REMOTE_HOST, logged)
+        let table = [
+            (Some("192.0.2.7"), None, "192.0.2.7"),
+            (Some("::1"), None, "::1"),
+            (Some("2001:0db8:0:0:0:0:0:0001"), None, "2001:db8::1"),
+            (Some("::ffff:10.0.0.1"), None, "10.0.0.1"),
+            (None, Some("203.0.113.5"), "203.0.113.5"),
+            (None, None, "-"),
+            (Some("not an address"), None, "-"),
+        ];
+        for (ip, host, want) in table {
+            let peer = Peer::from_vars(|k| match k {
+                "TCPREMOTEIP" => ip.map(String::from),
+                "TCPREMOTEPORT" => Some("4711".into()),
+                "REMOTE_HOST" => host.map(String::from),
+                _ => None,
+            });
+            let mut line = String::new();
+            super::push_client(&mut line, &peer);
+            assert_eq!(line, want, "{ip:?} {host:?}");
+        }
+    }
+
     #[test]
     fn clean_cases() {
         let clean = |s: &str, max: usize| {
