@@ -152,7 +152,10 @@ pub struct Conn {
     pos: usize,
     end: usize,
     pub limits: Limits,
-    pub peer: Peer,
+    peer: Peer,
+    /// The client as the access log shows it, formatted once per
+    /// connection rather than once per request.
+    client: String,
     pub log: AccessLog,
     /// Deadline of the request being read.
     deadline: Option<Instant>,
@@ -235,6 +238,7 @@ impl Conn {
             pos: 0,
             end: 0,
             limits,
+            client: AccessLog::client_text(&peer),
             peer,
             log,
             deadline: None,
@@ -244,6 +248,11 @@ impl Conn {
             date: (0, String::new()),
             _owned: None,
         }
+    }
+
+    /// The two ends of the connection, as given when it was made.
+    pub fn peer(&self) -> &Peer {
+        &self.peer
     }
 
     /// Waits until fd 0 is readable or `deadline` passes.
@@ -648,7 +657,7 @@ impl Conn {
         if let Some(r) = req {
             let body_sent = (self.out.written - before).saturating_sub(head_len);
             self.log
-                .request(&self.peer, r, resp.status, body_sent, r.started.elapsed());
+                .request(&self.client, r, resp.status, body_sent, r.started.elapsed());
         }
         self.served += 1;
         self.deadline = None;
@@ -803,7 +812,7 @@ impl Conn {
     /// still carry an answer, and logs it.
     pub fn send_error(&mut self, e: &HttpError) {
         if let Some(status) = e.status() {
-            self.log.failure(&self.peer, status, &e.to_string());
+            self.log.failure(&self.client, status, &e.to_string());
             // After a request that could not be read, the rest of the
             // input cannot be trusted: answer and close.
             let mut resp = Response::error(status);

@@ -59,6 +59,13 @@ impl AccessLog {
         }
     }
 
+    /// The client's address as the log has always shown it: IPv4 dotted,
+    /// IPv6 in its compact form (no brackets, no port), `-` when unknown.
+    pub fn client_text(peer: &Peer) -> String {
+        peer.remote_ip
+            .map_or_else(|| "-".to_string(), |ip| ip.to_string())
+    }
+
     /// Writes out buffered lines.
     pub fn flush(&self) {
         if let AccessLog::Stderr(b) = self {
@@ -81,13 +88,14 @@ impl AccessLog {
     }
 
     /// `192.0.2.7 - - [24/Nov/2026:13:45:12 +0000] "GET / HTTP/1.1" 200 1234 0.000123`
-    pub fn request(&self, peer: &Peer, req: &Request, status: u16, bytes: u64, took: Duration) {
+    /// `client` is `client_text` of the connection's peer.
+    pub fn request(&self, client: &str, req: &Request, status: u16, bytes: u64, took: Duration) {
         if matches!(self, AccessLog::Off) {
             return;
         }
         // Built in one reused string: this runs once per request.
         let mut line = String::with_capacity(160);
-        push_client(&mut line, peer);
+        line.push_str(client);
         line.push_str(" - - [");
         clf_time(&mut line);
         line.push_str("] \"");
@@ -101,12 +109,12 @@ impl AccessLog {
     }
 
     /// A line for a request that could not be parsed.
-    pub fn failure(&self, peer: &Peer, status: u16, why: &str) {
+    pub fn failure(&self, client: &str, status: u16, why: &str) {
         if matches!(self, AccessLog::Off) {
             return;
         }
         let mut line = String::with_capacity(160);
-        push_client(&mut line, peer);
+        line.push_str(client);
         line.push_str(" - - [");
         clf_time(&mut line);
         let _ = write!(line, "] \"-\" {status} 0 - ");
@@ -147,17 +155,6 @@ impl AccessLog {
             }
             AccessLog::Off => {}
         }
-    }
-}
-
-/// The client's address as the log has always shown it: IPv4 dotted,
-/// IPv6 in its compact form (no brackets, no port), `-` when unknown.
-fn push_client(line: &mut String, peer: &Peer) {
-    match peer.remote_ip {
-        Some(ip) => {
-            let _ = write!(line, "{ip}");
-        }
-        None => line.push('-'),
     }
 }
 
@@ -254,8 +251,7 @@ mod tests {
                 "REMOTE_HOST" => host.map(String::from),
                 _ => None,
             });
-            let mut line = String::new();
-            super::push_client(&mut line, &peer);
+            let line = super::AccessLog::client_text(&peer);
             assert_eq!(line, want, "{ip:?} {host:?}");
         }
     }

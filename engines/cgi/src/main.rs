@@ -733,7 +733,7 @@ fn cgi_env(
             format!("{}{}", doc_root.display(), t.path_info),
         );
     }
-    let peer = &conn.peer;
+    let peer = conn.peer();
     let server_name = opts
         .server_name
         .clone()
