@@ -505,6 +505,8 @@ struct Script {
 impl Script {
     fn kill(&mut self) {
         // The script leads its own process group: take its children too.
+        // SAFETY: kill(2) takes plain integers and touches no memory; the
+        // child is not yet reaped, so its group id is still ours to signal.
         unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
     }
 
