@@ -1027,6 +1027,15 @@ fn version_is_name_and_version() {
 /// A root with a 404 page, a file and a subdirectory, for `--check`.
 fn check_site() -> TempDir {
     let dir = TempDir::new();
+    let fifo = std::ffi::CString::new(
+        dir.path()
+            .join("fifo")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
+    // SAFETY: mkfifo with a NUL-terminated path we own.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
     std::fs::create_dir_all(dir.path().join("www/sub")).unwrap();
     std::fs::write(dir.path().join("www/missing.html"), "gone\n").unwrap();
     std::fs::write(dir.path().join("file.txt"), "not a dir\n").unwrap();
@@ -1217,6 +1226,8 @@ fn check_insists_on_a_readable_not_found_page_serving_falls_back() {
             format!("{www}/nope.html: No such file or directory"),
         ),
         ("sub", format!("{www}/sub is not a regular file")),
+        // A FIFO with no writer: refused at once, never waited on.
+        ("../fifo", format!("{www}/../fifo is not a regular file")),
         (
             "/no/such.html",
             "/no/such.html: No such file or directory".into(),
@@ -1225,12 +1236,33 @@ fn check_insists_on_a_readable_not_found_page_serving_falls_back() {
         let got = run(&["--check", "--root", www, "--not-found", page]);
         let want = format!("jawas-static: error: --not-found '{page}': {why}\n");
         assert_eq!(got, (100, String::new(), want, true), "{page}");
-        // Serving, a missing page is the built-in 404, not a failure.
-        let out = pipe(
-            Path::new(www),
-            b"GET /absent HTTP/1.0\r\n\r\n",
-            &["--not-found", page],
-        );
+        // Serving, a missing page is the built-in 404, not a failure, and
+        // a FIFO is not waited on.
+        let (stdin_r, mut stdin_w) = std::io::pipe().unwrap();
+        stdin_w.write_all(b"GET /absent HTTP/1.0\r\n\r\n").unwrap();
+        drop(stdin_w);
+        let mut child = Command::new(bin("jawas-static"))
+            .args(["--root", www, "--not-found", page])
+            .stdin(stdin_r)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + T;
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("--not-found {page}: still serving after {T:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
         assert!(
             out.starts_with("HTTP/1.1 404 Not Found\r\n"),
             "{page}: {out}"

@@ -136,7 +136,8 @@ per request on stderr (syslog when stderr is the connection).";
             return Ok(());
         };
         let path = self.server.opts.root.join(page);
-        let readable = File::open(&path).and_then(|f| f.metadata());
+        // Non-blocking, so a FIFO there is refused at once, not waited on.
+        let readable = open_nonblocking(&path).and_then(|f| f.metadata());
         match readable {
             Ok(m) if m.is_file() => Ok(()),
             Ok(_) => Err(Error::config(format!(
@@ -440,7 +441,7 @@ impl Server {
             } else {
                 self.opts.root.join(page)
             };
-            if let Ok(body) = std::fs::read(&path) {
+            if let Some(body) = read_regular(&path) {
                 return Response::new(404)
                     .bytes(&mime_for(&path.to_string_lossy(), &self.opts.mime), body);
             }
@@ -657,6 +658,20 @@ fn open_nonblocking(path: &std::path::Path) -> std::io::Result<File> {
         .read(true)
         .custom_flags(OPEN_FLAGS)
         .open(path)
+}
+
+/// The contents of a regular file; `None` for anything else. Opened
+/// non-blocking, so a FIFO named as the 404 page cannot hang the engine.
+fn read_regular(path: &std::path::Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut f = open_nonblocking(path).ok()?;
+    let meta = f.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let mut body = Vec::with_capacity(meta.len() as usize);
+    f.read_to_end(&mut body).ok()?;
+    Some(body)
 }
 
 /// Whether a request path ends as a directory does (`/`, `/.`, also
