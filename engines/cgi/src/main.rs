@@ -986,6 +986,53 @@ mod tests {
         ))
     }
 
+    /// What parsing `--env` gives: (NAME, VALUE) or the message.
+    type EnvParsed = Result<(&'static str, &'static str), &'static str>;
+
+    #[test]
+    fn option_values() {
+        let env: &[(&str, EnvParsed)] = &[
+            (
+                "GIT_PROJECT_ROOT=/srv/git",
+                Ok(("GIT_PROJECT_ROOT", "/srv/git")),
+            ),
+            ("A=b=c", Ok(("A", "b=c"))),
+            ("EMPTY=", Ok(("EMPTY", ""))),
+            ("NOVALUE", Err("expected NAME=VALUE")),
+            ("=x", Err("expected NAME=VALUE with a NAME")),
+            ("A=\0", Err("a NUL byte cannot be in the environment")),
+        ];
+        for (v, want) in env {
+            let got = parse_env(v);
+            let got = got
+                .as_ref()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .map_err(String::as_str);
+            assert_eq!(got, *want, "--env {v:?}");
+        }
+        let prefix: &[(Option<&str>, Option<&str>)] = &[
+            (None, Some("")),
+            (Some("/"), Some("")),
+            (Some("/git/"), Some("/git")),
+            (Some("/a/b"), Some("/a/b")),
+            (Some("app"), None),
+        ];
+        for (v, want) in prefix {
+            let got = parse_prefix(*v).ok();
+            assert_eq!(got.as_deref(), *want, "--prefix {v:?}");
+        }
+        let bytes: &[(&str, Option<u64>)] = &[
+            ("0", Some(0)),
+            ("100000000", Some(100_000_000)),
+            ("1k", None),
+            ("-1", None),
+            ("", None),
+        ];
+        for (v, want) in bytes {
+            assert_eq!(parse_bytes(v).ok(), *want, "--max-body {v:?}");
+        }
+    }
+
     #[test]
     fn script_head_cases() {
         let h = head("Content-Type: text/plain\r\n\r\nbody").unwrap();

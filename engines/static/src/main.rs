@@ -712,6 +712,52 @@ fn glob(pattern: &str, text: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// What parsing one option value gives.
+    type Parsed = Result<(String, String), String>;
+
+    #[test]
+    fn value_pairs() {
+        let ok = |a: &str, b: &str| Ok((a.to_string(), b.to_string()));
+        let mime: &[(&str, Parsed)] = &[
+            ("foo=text/x-foo", ok("foo", "text/x-foo")),
+            (".svg=image/svg+xml", ok("svg", "image/svg+xml")),
+            ("foo", Err("expected EXT=TYPE".into())),
+            (
+                "=text/plain",
+                Err("expected EXT=TYPE with a file extension such as css".into()),
+            ),
+            (
+                "a/b=text/plain",
+                Err("expected EXT=TYPE with a file extension such as css".into()),
+            ),
+            ("foo=", Err("TYPE is empty".into())),
+            (
+                "foo=text/plain\r\nX: y",
+                Err("TYPE has a control character".into()),
+            ),
+        ];
+        for (v, want) in mime {
+            assert_eq!(&parse_mime(v), want, "--mime {v:?}");
+        }
+        let cache: &[(&str, Parsed)] = &[
+            ("*.css=max-age=60", ok("*.css", "max-age=60")),
+            (
+                "/static/*=public, max-age=31536000",
+                ok("/static/*", "public, max-age=31536000"),
+            ),
+            ("max-age", Err("expected PATTERN=VALUE".into())),
+            (
+                "=max-age=60",
+                Err("expected PATTERN=VALUE with a PATTERN such as *.css".into()),
+            ),
+            ("*.css= ", Err("VALUE is empty".into())),
+            ("*.css=a\nb", Err("VALUE has a control character".into())),
+        ];
+        for (v, want) in cache {
+            assert_eq!(&parse_cache_control(v), want, "--cache-control {v:?}");
+        }
+    }
+
     #[test]
     fn glob_cases() {
         for (p, t, want) in [
