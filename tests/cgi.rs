@@ -5,10 +5,10 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use jawas_tests::{read_all, script, Jawasd, TempDir};
+use jawas_tests::{bin, read_all, script, Jawasd, TempDir};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -680,4 +680,266 @@ fn a_client_that_stops_reading_ends_the_script_and_the_engine() {
     );
     assert!(d.wait_log("client stopped reading", T), "{}", d.log());
     drop(s);
+}
+
+/// What a client sent that the engine must leave alone under `--check`,
+/// `--help`, `--version` and a usage error.
+const WAITING: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+
+/// Runs `jawas-cgi ARGS` with `WAITING` on stdin, a pipe held open (so
+/// reading it would succeed and reading on would hang), for at most 10 s:
+/// (exit code, stdout, stderr, whether stdin was left unread).
+fn run(args: &[&str]) -> (i32, String, String, bool) {
+    let (stdin_r, mut stdin_w) = std::io::pipe().unwrap();
+    stdin_w.write_all(WAITING).unwrap();
+    let mut child = Command::new(bin("jawas-cgi"))
+        .args(args)
+        .stdin(Stdio::from(stdin_r.try_clone().unwrap()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + T;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{args:?}: still running after {T:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    drop(stdin_w);
+    let mut left = Vec::new();
+    let mut stdin_r = stdin_r;
+    stdin_r.read_to_end(&mut left).unwrap();
+    let mut out = String::new();
+    let mut err = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let code = status.code().expect("exited, not killed");
+    (code, out, err, left == WAITING)
+}
+
+#[test]
+fn help_describes_every_option() {
+    for flag in ["--help", "-h"] {
+        let (code, out, err, untouched) = run(&[flag]);
+        assert_eq!((code, err.as_str(), untouched), (0, "", true), "{flag}");
+        assert!(
+            out.starts_with(
+                "usage: jawas-cgi [OPTION]... --root DIR\n\
+                 \x20      jawas-cgi [OPTION]... --script FILE\n"
+            ),
+            "{out}"
+        );
+        for (option, says) in [
+            ("--root DIR", "first executable file"),
+            ("--script FILE", "for every request"),
+            ("--prefix /PATH", "URL paths under /PATH"),
+            ("--index NAME", "the script to run"),
+            ("--env NAME=VALUE", "Set NAME to VALUE"),
+            ("--timeout SECS", "504"),
+            ("--max-body BYTES", "413"),
+            ("--server-name NAME", "SERVER_NAME"),
+            ("--idle-timeout SECS", "idle"),
+            ("--send-timeout SECS", "takes no"),
+            ("--check", "Check the arguments"),
+            ("-h, --help", "Print this help"),
+            ("-V, --version", "name and version"),
+        ] {
+            let line = out
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{option} ")))
+                .unwrap_or_else(|| panic!("no {option} in:\n{out}"));
+            assert!(line.contains(says), "{option}: {line}");
+        }
+        assert!(
+            out.lines().all(|l| l.len() <= 79),
+            "lines over 79 columns:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn version_is_name_and_version() {
+    let want = format!("jawas-cgi {}\n", env!("CARGO_PKG_VERSION"));
+    for flag in ["--version", "-V"] {
+        let (code, out, err, untouched) = run(&[flag]);
+        assert_eq!(
+            (code, out, err, untouched),
+            (0, want.clone(), String::new(), true)
+        );
+    }
+}
+
+#[test]
+fn check_accepts_every_argument_form_in_use_without_serving() {
+    let dir = TempDir::new();
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let env_sh = script(&www, "env.sh", "env");
+    let (www, env_sh) = (www.to_str().unwrap(), env_sh.to_str().unwrap());
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engines/examples");
+    let root_eq = format!("--root={www}");
+    let table: &[&[&str]] = &[
+        &["--check", "--root", www],
+        &["--root", www, "--check"],
+        &[
+            "--check",
+            "--root",
+            www,
+            "--timeout",
+            "1",
+            "--max-body",
+            "100000000",
+        ],
+        &[
+            "--check",
+            "--root",
+            www,
+            "--timeout",
+            "60",
+            "--send-timeout",
+            "1",
+        ],
+        &["--check", "--script", env_sh, "--prefix", "/app"],
+        // The git http-backend service of the tests and docs/cgi.md.
+        &[
+            "--check",
+            "--script",
+            env_sh,
+            "--prefix",
+            "/git",
+            "--env",
+            "GIT_PROJECT_ROOT=/srv/git",
+            "--env",
+            "GIT_HTTP_EXPORT_ALL=1",
+        ],
+        &["--check", &root_eq],
+        &[
+            "--check",
+            "--root",
+            www,
+            "--prefix=/cgi/",
+            "--index",
+            "env.sh",
+            "--env=EMPTY=",
+            "--server-name",
+            "example.org",
+            "--idle-timeout",
+            "2.5",
+        ],
+        // etc/jawasd.toml's cgi service.
+        &["--check", "--root", examples.to_str().unwrap()],
+    ];
+    for args in table {
+        let got = run(args);
+        assert_eq!(
+            got,
+            (0, String::new(), "jawas-cgi: ok\n".into(), true),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_arguments_are_named_with_exit_100_under_check_and_when_serving() {
+    let dir = TempDir::new();
+    let d = dir.path().to_str().unwrap().to_string();
+    let plain = format!("{d}/plain.sh");
+    std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+    let exe = script(dir.path(), "ok.sh", "env");
+    let exe = exe.to_str().unwrap();
+    let table: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec!["--script", "/no/such/script"],
+            "--script '/no/such/script': No such file or directory".into(),
+        ),
+        (
+            vec!["--script", &plain],
+            format!("--script '{plain}': not an executable file"),
+        ),
+        (
+            vec!["--script", &d],
+            format!("--script '{d}': not an executable file"),
+        ),
+        (
+            vec!["--root", "/no/such/dir"],
+            "--root '/no/such/dir': No such file or directory".into(),
+        ),
+        (
+            vec!["--root", exe],
+            format!("--root '{exe}': not a directory"),
+        ),
+        (vec![], "--root DIR or --script FILE is required".into()),
+        (
+            vec!["--root", &d, "--script", exe],
+            "give --root or --script, not both".into(),
+        ),
+        (
+            vec!["--root", &d, "--timout", "5"],
+            "unknown option --timout (did you mean --timeout?)".into(),
+        ),
+        (
+            vec!["--root", &d, "--timeout", "soon"],
+            "--timeout 'soon': not a positive number of seconds".into(),
+        ),
+        (
+            vec!["--root", &d, "--max-body", "1k"],
+            "--max-body '1k': not a whole number of bytes".into(),
+        ),
+        (
+            vec!["--root", &d, "--env", "NOVALUE"],
+            "--env 'NOVALUE': expected NAME=VALUE".into(),
+        ),
+        (
+            vec!["--root", &d, "--prefix", "app"],
+            "--prefix 'app': a URL path starting with /, such as /app".into(),
+        ),
+        (vec!["--script"], "--script needs a value (FILE)".into()),
+        (
+            vec!["--root", &d, "extra"],
+            "unexpected argument 'extra'".into(),
+        ),
+        // Every problem at once, not only the first.
+        (
+            vec![
+                "--script",
+                "/no/such/script",
+                "--send-timeout",
+                "0",
+                "--env",
+                "=x",
+            ],
+            "--script '/no/such/script': No such file or directory\n\
+             jawas-cgi: error: --send-timeout '0': not a positive number of seconds\n\
+             jawas-cgi: error: --env '=x': expected NAME=VALUE with a NAME"
+                .into(),
+        ),
+    ];
+    for (args, message) in &table {
+        let want = format!("jawas-cgi: error: {message}\n");
+        let checked: Vec<&str> = std::iter::once("--check")
+            .chain(args.iter().copied())
+            .collect();
+        for args in [&checked[..], &args[..]] {
+            assert_eq!(
+                run(args),
+                (100, String::new(), want.clone(), true),
+                "{args:?}"
+            );
+        }
+    }
 }

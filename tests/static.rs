@@ -916,3 +916,409 @@ fn a_file_with_a_slash_is_not_found_and_absolute_links_inside_are_followed() {
     let (h, _) = curl(&[], &url(&d, "/escape.txt"));
     assert_eq!(status(&h), 404, "an absolute link out of the root: {h}");
 }
+
+/// What a client sent that the engine must leave alone under `--check`,
+/// `--help`, `--version` and a usage error.
+const WAITING: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+
+/// Runs `jawas-static ARGS` in `cwd` with `WAITING` on stdin, a pipe held
+/// open (so reading it would succeed and reading on would hang), for at
+/// most 10 s: (exit code, stdout, stderr, whether stdin was left unread).
+fn run_in(cwd: &Path, args: &[&str]) -> (i32, String, String, bool) {
+    let (stdin_r, mut stdin_w) = std::io::pipe().unwrap();
+    stdin_w.write_all(WAITING).unwrap();
+    let mut child = Command::new(bin("jawas-static"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::from(stdin_r.try_clone().unwrap()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + T;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{args:?}: still running after {T:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    drop(stdin_w);
+    let mut left = Vec::new();
+    let mut stdin_r = stdin_r;
+    stdin_r.read_to_end(&mut left).unwrap();
+    let mut out = String::new();
+    let mut err = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let code = status.code().expect("exited, not killed");
+    (code, out, err, left == WAITING)
+}
+
+fn run(args: &[&str]) -> (i32, String, String, bool) {
+    run_in(Path::new("/"), args)
+}
+
+#[test]
+fn help_describes_every_option() {
+    for flag in ["--help", "-h"] {
+        let (code, out, err, untouched) = run(&[flag]);
+        assert_eq!((code, err.as_str(), untouched), (0, "", true), "{flag}");
+        assert!(
+            out.starts_with("usage: jawas-static [OPTION]... --root DIR\n"),
+            "{out}"
+        );
+        for (option, says) in [
+            ("--root DIR", "Serve the files under DIR"),
+            ("--index NAMES", "index file names"),
+            ("--listing", "List a directory"),
+            ("--no-listing", "404"),
+            ("--mime EXT=TYPE", "Content-Type TYPE"),
+            ("--cache-control PATTERN=VALUE", "Cache-Control: VALUE"),
+            ("--not-found FILE", "404 answers"),
+            ("--follow-symlinks", "leave the root"),
+            ("--show-dotfiles", "starting with '.'"),
+            ("--idle-timeout SECS", "idle"),
+            ("--request-timeout SECS", "408"),
+            ("--send-timeout SECS", "takes no"),
+            ("--no-access-log", "no access log"),
+            ("--check", "Check the arguments"),
+            ("-h, --help", "Print this help"),
+            ("-V, --version", "name and version"),
+        ] {
+            let line = out
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{option} ")))
+                .unwrap_or_else(|| panic!("no {option} in:\n{out}"));
+            assert!(line.contains(says), "{option}: {line}");
+        }
+        assert!(
+            out.lines().all(|l| l.len() <= 79),
+            "lines over 79 columns:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn version_is_name_and_version() {
+    let want = format!("jawas-static {}\n", env!("CARGO_PKG_VERSION"));
+    for flag in ["--version", "-V"] {
+        let (code, out, err, untouched) = run(&[flag]);
+        assert_eq!(
+            (code, out, err, untouched),
+            (0, want.clone(), String::new(), true)
+        );
+    }
+}
+
+/// A root with a 404 page, a file and a subdirectory, for `--check`.
+fn check_site() -> TempDir {
+    let dir = TempDir::new();
+    let fifo = std::ffi::CString::new(
+        dir.path()
+            .join("fifo")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
+    // SAFETY: mkfifo with a NUL-terminated path we own.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    std::fs::create_dir_all(dir.path().join("www/sub")).unwrap();
+    std::fs::write(dir.path().join("www/missing.html"), "gone\n").unwrap();
+    std::fs::write(dir.path().join("file.txt"), "not a dir\n").unwrap();
+    dir
+}
+
+#[test]
+fn check_accepts_every_argument_form_in_use_without_serving() {
+    let dir = check_site();
+    let www = dir.path().join("www");
+    let www = www.to_str().unwrap();
+    let page = format!("{www}/missing.html");
+    let table: &[&[&str]] = &[
+        &["--check", "--root", www],
+        &["--root", www, "--check"],
+        &["--check", "--root", "www"],
+        &["--check", "--root=www"],
+        // tests/static.rs's site() and etc/jawasd.toml.
+        &[
+            "--check",
+            "--root",
+            www,
+            "--mime",
+            "foo=text/x-foo",
+            "--cache-control",
+            "*.css=max-age=60",
+            "--not-found",
+            "missing.html",
+            "--listing",
+            "--request-timeout",
+            "1",
+            "--idle-timeout",
+            "1",
+            "--send-timeout",
+            "1",
+        ],
+        &[
+            "--check",
+            "--root",
+            "www",
+            "--cache-control",
+            "*.css=max-age=3600",
+        ],
+        &[
+            "--check",
+            "--root",
+            www,
+            "--no-access-log",
+            "--index",
+            "index.html,index.htm",
+            "--listing",
+            "--no-listing",
+            "--mime",
+            ".md=text/markdown",
+            "--mime=svg=image/svg+xml",
+            "--cache-control=/static/*=max-age=31536000, immutable",
+            "--not-found",
+            &page,
+            "--follow-symlinks",
+            "--show-dotfiles",
+            "--idle-timeout=2.5",
+        ],
+    ];
+    for args in table {
+        let got = run_in(dir.path(), args);
+        assert_eq!(
+            got,
+            (0, String::new(), "jawas-static: ok\n".into(), true),
+            "{args:?}"
+        );
+    }
+    // The demo configuration's own arguments, from where it runs them.
+    let etc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc");
+    let got = run_in(
+        &etc,
+        &[
+            "--check",
+            "--root",
+            "www",
+            "--cache-control",
+            "*.css=max-age=3600",
+        ],
+    );
+    assert_eq!(got.0, 0, "etc/jawasd.toml's web service: {got:?}");
+}
+
+#[test]
+fn bad_arguments_are_named_with_exit_100_under_check_and_when_serving() {
+    let dir = check_site();
+    let d = dir.path().to_str().unwrap().to_string();
+    let www = format!("{d}/www");
+    let file = format!("{d}/file.txt");
+    let table: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec!["--cache-controll", "*.css=max-age=60", "--root", &www],
+            "unknown option --cache-controll (did you mean --cache-control?)".into(),
+        ),
+        (
+            vec!["--root", &www, "--no-acces-log"],
+            "unknown option --no-acces-log (did you mean --no-access-log?)".into(),
+        ),
+        (vec![], "--root DIR is required".into()),
+        (
+            vec!["--root", "/no/such/dir"],
+            "--root '/no/such/dir': No such file or directory".into(),
+        ),
+        (
+            vec!["--root", &file],
+            format!("--root '{file}': not a directory"),
+        ),
+        (vec!["--root"], "--root needs a value (DIR)".into()),
+        (
+            vec!["--root", "--listing"],
+            "--root needs a value (DIR) but got the option --listing".into(),
+        ),
+        (
+            vec!["--root", &www, "--listing=yes"],
+            "--listing takes no value (got 'yes')".into(),
+        ),
+        (
+            vec!["--root", &www, "--mime", "foo"],
+            "--mime 'foo': expected EXT=TYPE".into(),
+        ),
+        (
+            vec!["--root", &www, "--mime", "foo="],
+            "--mime 'foo=': TYPE is empty".into(),
+        ),
+        (
+            vec!["--root", &www, "--cache-control", "max-age"],
+            "--cache-control 'max-age': expected PATTERN=VALUE".into(),
+        ),
+        (
+            vec!["--root", &www, "--cache-control", "*.css=a\rb"],
+            // The message stays one line: the CR is shown as a space.
+            "--cache-control '*.css=a b': VALUE has a control character".into(),
+        ),
+        (
+            vec!["--root", &www, "--idle-timeout", "soon"],
+            "--idle-timeout 'soon': not a positive number of seconds".into(),
+        ),
+        (
+            vec!["--root", &www, "--send-timeout", "0"],
+            "--send-timeout '0': not a positive number of seconds".into(),
+        ),
+        (
+            vec!["--root", &www, "extra"],
+            "unexpected argument 'extra'".into(),
+        ),
+        // Every problem at once, not only the first.
+        (
+            vec![
+                "--root",
+                "/no/such/dir",
+                "--request-timeout",
+                "-1",
+                "--mime",
+                "x",
+            ],
+            "--root '/no/such/dir': No such file or directory\n\
+             jawas-static: error: --request-timeout '-1': not a positive number of seconds\n\
+             jawas-static: error: --mime 'x': expected EXT=TYPE"
+                .into(),
+        ),
+    ];
+    for (args, message) in &table {
+        let want = format!("jawas-static: error: {message}\n");
+        let checked: Vec<&str> = std::iter::once("--check")
+            .chain(args.iter().copied())
+            .collect();
+        for args in [&checked[..], &args[..]] {
+            assert_eq!(
+                run(args),
+                (100, String::new(), want.clone(), true),
+                "{args:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn check_insists_on_a_readable_not_found_page_serving_falls_back() {
+    let dir = check_site();
+    let www = dir.path().join("www");
+    let www = www.to_str().unwrap();
+    for (page, why) in [
+        (
+            "nope.html",
+            format!("{www}/nope.html: No such file or directory"),
+        ),
+        ("sub", format!("{www}/sub is not a regular file")),
+        // A FIFO with no writer: refused at once, never waited on.
+        ("../fifo", format!("{www}/../fifo is not a regular file")),
+        (
+            "/no/such.html",
+            "/no/such.html: No such file or directory".into(),
+        ),
+    ] {
+        let got = run(&["--check", "--root", www, "--not-found", page]);
+        let want = format!("jawas-static: error: --not-found '{page}': {why}\n");
+        assert_eq!(got, (100, String::new(), want, true), "{page}");
+        // Serving, a missing page is the built-in 404, not a failure, and
+        // a FIFO is not waited on.
+        let (stdin_r, mut stdin_w) = std::io::pipe().unwrap();
+        stdin_w.write_all(b"GET /absent HTTP/1.0\r\n\r\n").unwrap();
+        drop(stdin_w);
+        let mut child = Command::new(bin("jawas-static"))
+            .args(["--root", www, "--not-found", page])
+            .stdin(stdin_r)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + T;
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("--not-found {page}: still serving after {T:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        assert!(
+            out.starts_with("HTTP/1.1 404 Not Found\r\n"),
+            "{page}: {out}"
+        );
+    }
+}
+
+#[test]
+fn access_log_names_the_client_as_before_ipv4_ipv6_or_a_dash() {
+    let d = site("");
+    let addrs = d.addrs("web");
+    for (addr, tag) in [(addrs[0], "v4"), (addrs[1], "v6")] {
+        let (h, _) = curl(&[], &format!("http://{addr}/hello.txt?{tag}"));
+        assert_eq!(status(&h), 200, "{addr}");
+    }
+    for (tag, client) in [("v4", "127.0.0.1"), ("v6", "::1")] {
+        let request = format!("\"GET /hello.txt?{tag} HTTP/1.1\" 200");
+        assert!(d.wait_log(&request, T), "{request}: {}", d.log());
+        let log = d.log();
+        let line = log.lines().find(|l| l.contains(&request)).unwrap();
+        assert!(
+            line.contains(&format!(" {client} - - ["))
+                || line.starts_with(&format!("{client} - - [")),
+            "{line}"
+        );
+    }
+    // From a pipe: whatever form the environment gives, the compact form;
+    // nothing usable, a dash.
+    let dir = TempDir::new();
+    std::fs::write(dir.path().join("index.html"), "x\n").unwrap();
+    for (ip, logged) in [
+        (Some("2001:0db8:0000::0001"), "2001:db8::1 - - ["),
+        (Some("192.0.2.9"), "192.0.2.9 - - ["),
+        (Some("not-an-address"), "- - - ["),
+        (None, "- - - ["),
+    ] {
+        let mut cmd = Command::new(bin("jawas-static"));
+        cmd.arg("--root")
+            .arg(dir.path())
+            .env_remove("TCPREMOTEIP")
+            .env_remove("REMOTE_HOST")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(ip) = ip {
+            cmd.env("TCPREMOTEIP", ip);
+        }
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"GET / HTTP/1.0\r\n\r\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with(logged), "{ip:?}: {err}");
+    }
+}

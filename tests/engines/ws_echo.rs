@@ -3,7 +3,10 @@
 //! request; the handler answers 101 on the layer, takes the connection
 //! (`Conn::hand_off`, with the bytes already read past the head) and lets
 //! tungstenite echo text and binary frames until the client closes.
+//! Start-up (`--help`, `--version`, `--check`, exit codes) is the engine
+//! runtime's, reached through jawas-http's re-export of jawas-engine.
 
+use jawas_http::jawas_engine::{self, Args, Connection, Engine, Error, Opt};
 use jawas_http::{Conn, Limits, Request, Response};
 use tungstenite::handshake::derive_accept_key;
 use tungstenite::protocol::Role;
@@ -38,12 +41,28 @@ fn handle(conn: &mut Conn, req: Request) -> std::io::Result<bool> {
     }
 }
 
+struct WsEcho;
+
+impl Engine for WsEcho {
+    const NAME: &'static str = "jawas-test-ws-echo";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const USAGE: &'static [&'static str] = &[""];
+    const ABOUT: &'static str = "A WebSocket echo server for the system tests.";
+    const OPTIONS: &'static [Opt] = &[];
+
+    fn init(args: &Args) -> Result<Self, Error> {
+        match args.positionals().first() {
+            Some(a) => Err(Error::usage(format!("unexpected argument '{a}'"))),
+            None => Ok(WsEcho),
+        }
+    }
+
+    fn serve(&mut self, conn: Connection) -> Result<(), Error> {
+        let mut conn = Conn::from_connection(conn, Limits::default());
+        jawas_engine::status(jawas_http::serve(&mut conn, handle))
+    }
+}
+
 fn main() {
-    jawas_http::engine_start(
-        "jawas-test-ws-echo",
-        "usage: jawas-test-ws-echo",
-        |_| Ok(()),
-    );
-    let mut conn = Conn::stdio(Limits::default());
-    std::process::exit(jawas_http::serve(&mut conn, handle));
+    jawas_engine::run::<WsEcho>()
 }

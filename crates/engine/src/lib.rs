@@ -78,7 +78,8 @@
 //!   checks a serving process can skip): that is what `--check` runs, and
 //!   what jawasd relies on to report a bad service at load time.
 //! - `serve` gets a [`Connection`]: [`Connection::into_fds`] hands fds 0
-//!   and 1 to a layer that wants to own them (jawas-http's `Conn`), and
+//!   and 1 to a layer that wants to own them (jawas-http's
+//!   `Conn::from_connection` does, as jawas-static and jawas-cgi use it), and
 //!   [`Connection::peer`] is the typed [`Peer`] to use instead of reading
 //!   the environment again.
 //! - A library layer that loops on blocking reads (jawas-http) should use

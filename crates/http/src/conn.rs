@@ -13,7 +13,7 @@
 //! request; after a 101 or `hand_off` the connection is never read as HTTP.
 
 use std::io::{self, Read};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use crate::handoff::{Duplex, Upgraded};
@@ -152,7 +152,10 @@ pub struct Conn {
     pos: usize,
     end: usize,
     pub limits: Limits,
-    pub peer: Peer,
+    peer: Peer,
+    /// The client as the access log shows it, formatted once per
+    /// connection rather than once per request.
+    client: String,
     pub log: AccessLog,
     /// Deadline of the request being read.
     deadline: Option<Instant>,
@@ -168,14 +171,27 @@ pub struct Conn {
     pub served: u64,
     /// Date header, cached per second.
     date: (i64, String),
+    /// The descriptors, when the `Conn` owns them (`from_connection`):
+    /// held only to close them when it is dropped.
+    _owned: Option<(OwnedFd, OwnedFd)>,
 }
 
 impl Conn {
-    /// A connection on fds 0 and 1, the client from the environment.
-    pub fn stdio(limits: Limits) -> Conn {
-        Conn::new(0, 1, limits, Peer::from_env(), AccessLog::detect())
+    /// HTTP over the connection an engine was given (`Engine::serve`):
+    /// takes its descriptors (closed when the `Conn` is dropped) and its
+    /// peer; the access log goes to stderr, or to syslog when stderr is
+    /// the connection itself.
+    pub fn from_connection(conn: jawas_engine::Connection, limits: Limits) -> Conn {
+        let peer = conn.peer;
+        let (input, output) = conn.into_fds();
+        let log = AccessLog::detect(output.as_raw_fd());
+        let mut c = Conn::new(input.as_raw_fd(), output.as_raw_fd(), limits, peer, log);
+        c._owned = Some((input, output));
+        c
     }
 
+    /// HTTP over two descriptors the caller keeps open (and closes) for as
+    /// long as the `Conn` lives; they may be the same.
     pub fn new(input: RawFd, output: RawFd, limits: Limits, peer: Peer, log: AccessLog) -> Conn {
         let (is_socket, out_blocking) = socket_kind(output);
         if is_socket {
@@ -222,6 +238,7 @@ impl Conn {
             pos: 0,
             end: 0,
             limits,
+            client: AccessLog::client_text(&peer),
             peer,
             log,
             deadline: None,
@@ -229,7 +246,13 @@ impl Conn {
             handed_off: false,
             served: 0,
             date: (0, String::new()),
+            _owned: None,
         }
+    }
+
+    /// The two ends of the connection, as given when it was made.
+    pub fn peer(&self) -> &Peer {
+        &self.peer
     }
 
     /// Waits until fd 0 is readable or `deadline` passes.
@@ -280,7 +303,7 @@ impl Conn {
             self.wait_readable(deadline)?;
         }
         loop {
-            if crate::stopping() {
+            if jawas_engine::stopping() {
                 return Err(HttpError::Io(io::ErrorKind::Interrupted.into()));
             }
             if self.timed_reads && Instant::now() >= deadline {
@@ -634,7 +657,7 @@ impl Conn {
         if let Some(r) = req {
             let body_sent = (self.out.written - before).saturating_sub(head_len);
             self.log
-                .request(&self.peer, r, resp.status, body_sent, r.started.elapsed());
+                .request(&self.client, r, resp.status, body_sent, r.started.elapsed());
         }
         self.served += 1;
         self.deadline = None;
@@ -789,7 +812,7 @@ impl Conn {
     /// still carry an answer, and logs it.
     pub fn send_error(&mut self, e: &HttpError) {
         if let Some(status) = e.status() {
-            self.log.failure(&self.peer, status, &e.to_string());
+            self.log.failure(&self.client, status, &e.to_string());
             // After a request that could not be read, the rest of the
             // input cannot be trusted: answer and close.
             let mut resp = Response::error(status);

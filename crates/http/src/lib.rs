@@ -5,12 +5,14 @@
 //! crate owns everything between those bytes and a request handler: reading
 //! request heads and bodies within limits and deadlines, keep-alive and
 //! pipelining, writing responses (Date, framing, HEAD, Connection), error
-//! responses, the client address from the UCSPI environment, the access
-//! log, and handing the connection to a handler after an upgrade. It also
+//! responses, the access log, and handing the connection to a handler
+//! after an upgrade. It also
 //! holds what engines share beyond the connection: RFC 9110's conditional
 //! and range rules (`rules`), the client side for a proxy (`client`) and a
 //! deadline reader for local producers (`pipe`). It does not decide what
-//! to answer: that is the engine's handler.
+//! to answer: that is the engine's handler. Start-up, options, exit codes,
+//! the typed client address (`Peer`) and the SIGTERM flag belong to the
+//! engine runtime, jawas-engine, which this layer builds on.
 //!
 //! Invariants: a response is always complete and correctly framed, or the
 //! connection is closed; nothing but HTTP is ever written to fd 1 (the log
@@ -35,6 +37,15 @@ pub use handoff::{Duplex, Upgraded};
 pub use log::AccessLog;
 pub use request::{split_host, Framing, Request};
 pub use response::{reason, Body, Response, Segment};
+
+/// The engine runtime this layer is built on, re-exported because its
+/// types are part of this crate's interface (`Conn::from_connection`
+/// takes its `Connection`, `Conn::peer` is its `Peer`): an engine written
+/// on jawas-http needs no second dependency to implement `Engine`.
+pub use jawas_engine;
+pub use jawas_engine::Peer;
+
+use jawas_engine::exit;
 
 use std::fmt;
 use std::io;
@@ -105,87 +116,11 @@ impl From<io::Error> for HttpError {
     }
 }
 
-/// The client, from the UCSPI environment (TCPREMOTEIP/TCPREMOTEPORT), as
-/// set by jawasd and tcpserver; xinetd's REMOTE_HOST as a fallback.
-#[derive(Debug, Clone, Default)]
-pub struct Peer {
-    pub ip: Option<String>,
-    pub port: Option<String>,
-    pub local_ip: Option<String>,
-    pub local_port: Option<String>,
-}
-
-impl Peer {
-    pub fn from_env() -> Peer {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        Peer {
-            ip: var("TCPREMOTEIP").or_else(|| var("REMOTE_HOST")),
-            port: var("TCPREMOTEPORT"),
-            local_ip: var("TCPLOCALIP"),
-            local_port: var("TCPLOCALPORT"),
-        }
-    }
-}
-
-/// Parses a positive number of seconds, for options such as `--timeout 2.5`.
-pub fn parse_secs(v: &str) -> Result<std::time::Duration, String> {
-    v.parse::<f64>()
-        .ok()
-        .filter(|n| *n > 0.0 && n.is_finite())
-        .map(std::time::Duration::from_secs_f64)
-        .ok_or(format!("'{v}' is not a number of seconds"))
-}
-
-/// The start every engine shares: parse the command line with `parse`
-/// (an `Err("")` asks for help), print `usage` and exit 100 on a usage
-/// error, and ignore SIGPIPE so a client that went away is an error return,
-/// not a silent death.
-pub fn engine_start<O>(
-    name: &str,
-    usage: &str,
-    parse: impl FnOnce(&[String]) -> Result<O, String>,
-) -> O {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let opts = match parse(&args) {
-        Ok(o) => o,
-        Err(m) if m.is_empty() => {
-            println!("{usage}");
-            std::process::exit(exit::OK);
-        }
-        Err(m) => {
-            eprintln!("{name}: {m}\n{name}: {usage}");
-            std::process::exit(exit::USAGE);
-        }
-    };
-    // SAFETY: setting dispositions before any thread exists; the SIGTERM
-    // handler only stores to an atomic. Without SA_RESTART a blocking read
-    // returns EINTR, so the request loop sees the flag, writes out its
-    // buffered log lines and exits.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_sigterm as *const () as libc::sighandler_t;
-        libc::sigemptyset(&mut sa.sa_mask);
-        libc::sigaction(libc::SIGTERM, &sa, std::ptr::null_mut());
-    }
-    opts
-}
-
-static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-extern "C" fn on_sigterm(_: libc::c_int) {
-    STOPPING.store(true, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// SIGTERM arrived: finish up and exit.
-pub fn stopping() -> bool {
-    STOPPING.load(std::sync::atomic::Ordering::Relaxed)
-}
-
 /// Answers requests until the connection ends: reads each request (an
 /// unreadable one is answered and ends the connection), hands it to
 /// `handler`, which answers it and says whether the connection may carry
-/// another. Returns the engine's exit code.
+/// another. Returns the engine's exit code (`jawas_engine::exit`), which
+/// `jawas_engine::status` turns into what `Engine::serve` returns.
 pub fn serve(
     conn: &mut Conn,
     handler: impl FnMut(&mut Conn, Request) -> std::io::Result<bool>,
@@ -203,7 +138,7 @@ fn serve_requests(
         let req = match conn.next_request() {
             Ok(Some(r)) => r,
             Ok(None) => return exit::OK,
-            Err(HttpError::Io(_)) if stopping() => return exit::OK,
+            Err(HttpError::Io(_)) if jawas_engine::stopping() => return exit::OK,
             Err(HttpError::Io(_)) => return exit::PEER,
             Err(e) => {
                 conn.send_error(&e);
@@ -222,13 +157,4 @@ fn serve_requests(
             Err(_) => return exit::PEER,
         }
     }
-}
-
-/// Exit codes for engines (the s6 convention): 0 done, 1 the peer broke
-/// the protocol or went away, 100 usage error, 111 system failure.
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const PEER: i32 = 1;
-    pub const USAGE: i32 = 100;
-    pub const SYSTEM: i32 = 111;
 }

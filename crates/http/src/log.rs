@@ -38,9 +38,10 @@ const BUFFER_MAX: usize = 4096;
 const BUFFER_AGE: Duration = Duration::from_secs(1);
 
 impl AccessLog {
-    /// Stderr (buffered), unless fd 2 is the same open file as fd 1.
-    pub fn detect() -> AccessLog {
-        if same_file(1, 2) {
+    /// Stderr (buffered), unless fd 2 is the same open file as `output`,
+    /// the descriptor responses go to.
+    pub fn detect(output: i32) -> AccessLog {
+        if same_file(output, 2) {
             AccessLog::Syslog
         } else {
             AccessLog::Stderr(RefCell::new(Buffer::default()))
@@ -56,6 +57,13 @@ impl AccessLog {
             }
             other => other,
         }
+    }
+
+    /// The client's address as the log has always shown it: IPv4 dotted,
+    /// IPv6 in its compact form (no brackets, no port), `-` when unknown.
+    pub fn client_text(peer: &Peer) -> String {
+        peer.remote_ip
+            .map_or_else(|| "-".to_string(), |ip| ip.to_string())
     }
 
     /// Writes out buffered lines.
@@ -80,13 +88,14 @@ impl AccessLog {
     }
 
     /// `192.0.2.7 - - [24/Nov/2026:13:45:12 +0000] "GET / HTTP/1.1" 200 1234 0.000123`
-    pub fn request(&self, peer: &Peer, req: &Request, status: u16, bytes: u64, took: Duration) {
+    /// `client` is `client_text` of the connection's peer.
+    pub fn request(&self, client: &str, req: &Request, status: u16, bytes: u64, took: Duration) {
         if matches!(self, AccessLog::Off) {
             return;
         }
         // Built in one reused string: this runs once per request.
         let mut line = String::with_capacity(160);
-        line.push_str(peer.ip.as_deref().unwrap_or("-"));
+        line.push_str(client);
         line.push_str(" - - [");
         clf_time(&mut line);
         line.push_str("] \"");
@@ -100,12 +109,12 @@ impl AccessLog {
     }
 
     /// A line for a request that could not be parsed.
-    pub fn failure(&self, peer: &Peer, status: u16, why: &str) {
+    pub fn failure(&self, client: &str, status: u16, why: &str) {
         if matches!(self, AccessLog::Off) {
             return;
         }
         let mut line = String::with_capacity(160);
-        line.push_str(peer.ip.as_deref().unwrap_or("-"));
+        line.push_str(client);
         line.push_str(" - - [");
         clf_time(&mut line);
         let _ = write!(line, "] \"-\" {status} 0 - ");
@@ -221,6 +230,32 @@ fn clf_time(out: &mut String) {
 
 #[cfg(test)]
 mod tests {
+    use crate::Peer;
+
+    #[test]
+    fn client_address_as_logged() {
+        // (TCPREMOTEIP, REMOTE_HOST, logged)
+        let table = [
+            (Some("192.0.2.7"), None, "192.0.2.7"),
+            (Some("::1"), None, "::1"),
+            (Some("2001:0db8:0:0:0:0:0:0001"), None, "2001:db8::1"),
+            (Some("::ffff:10.0.0.1"), None, "10.0.0.1"),
+            (None, Some("203.0.113.5"), "203.0.113.5"),
+            (None, None, "-"),
+            (Some("not an address"), None, "-"),
+        ];
+        for (ip, host, want) in table {
+            let peer = Peer::from_vars(|k| match k {
+                "TCPREMOTEIP" => ip.map(String::from),
+                "TCPREMOTEPORT" => Some("4711".into()),
+                "REMOTE_HOST" => host.map(String::from),
+                _ => None,
+            });
+            let line = super::AccessLog::client_text(&peer);
+            assert_eq!(line, want, "{ip:?} {host:?}");
+        }
+    }
+
     #[test]
     fn clean_cases() {
         let clean = |s: &str, max: usize| {

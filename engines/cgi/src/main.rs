@@ -8,7 +8,13 @@
 //! script that cannot be started, dies before its header or writes a
 //! malformed one (500), a script that runs past the timeout (504, its
 //! process group killed). A failure after the header was sent can only
-//! close the connection.
+//! close the connection. Usage and configuration errors exit 100 before
+//! anything is read, with one `jawas-cgi: error: ...` line each.
+//!
+//! Start-up, options (one table that also writes `--help`), `--version`,
+//! `--check` and exit codes come from the engine runtime, jawas-engine:
+//! `init` validates every option (the root is a directory, the script an
+//! executable file); `serve` runs the HTTP loop of jawas-http.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -19,19 +25,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use jawas_engine::{join, parse_secs, Args, Connection, Engine, Error, Opt};
 use jawas_http::path::{segments, PathError};
 use jawas_http::pipe::DeadlineReader;
-use jawas_http::{parse_secs, Body, Conn, Framing, HttpError, Limits, Request, Response};
-
-const USAGE: &str = "usage: jawas-cgi (--root DIR | --script FILE) [--prefix /PATH] [--index NAME] \
-[--env NAME=VALUE]... [--timeout SECS] [--max-body BYTES] [--server-name NAME] [--idle-timeout SECS] \
-[--send-timeout SECS]";
+use jawas_http::{Body, Conn, Framing, HttpError, Limits, Request, Response};
 
 /// Longest script header block.
 const MAX_SCRIPT_HEAD: usize = 64 * 1024;
 /// Local redirects followed before giving up (a loop).
 const MAX_LOCAL_REDIRECTS: usize = 5;
 
+/// Invariant: exactly one of `root` and `script` is set, canonical.
 struct Options {
     root: Option<PathBuf>,
     script: Option<PathBuf>,
@@ -43,92 +47,225 @@ struct Options {
     limits: Limits,
 }
 
-fn parse_args(args: &[String]) -> Result<Options, String> {
-    let mut o = Options {
-        root: None,
-        script: None,
-        prefix: String::new(),
-        index: None,
-        env: Vec::new(),
-        timeout: Duration::from_secs(60),
-        server_name: None,
-        limits: Limits {
-            max_body: 1 << 30,
-            ..Limits::default()
-        },
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match a.as_str() {
-            "--root" => o.root = Some(PathBuf::from(value("--root")?)),
-            "--script" => o.script = Some(PathBuf::from(value("--script")?)),
-            "--prefix" => o.prefix = value("--prefix")?.trim_end_matches('/').to_string(),
-            "--index" => o.index = Some(value("--index")?),
-            "--env" => {
-                let v = value("--env")?;
-                let (k, val) = v
-                    .split_once('=')
-                    .ok_or(format!("--env {v}: expected NAME=VALUE"))?;
-                o.env.push((k.to_string(), val.to_string()));
-            }
-            "--timeout" => o.timeout = parse_secs(&value("--timeout")?)?,
-            "--idle-timeout" => o.limits.idle = parse_secs(&value("--idle-timeout")?)?,
-            "--send-timeout" => o.limits.send = parse_secs(&value("--send-timeout")?)?,
-            "--max-body" => {
-                o.limits.max_body = value("--max-body")?
-                    .parse()
-                    .map_err(|_| "--max-body: expected bytes")?
-            }
-            "--server-name" => o.server_name = Some(value("--server-name")?),
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown option '{other}'")),
-        }
+const OPTIONS: &[Opt] = &[
+    Opt::value(
+        "root",
+        "DIR",
+        "Run the first executable file along the URL path under DIR; the rest \
+         of the path is PATH_INFO.",
+    ),
+    Opt::value(
+        "script",
+        "FILE",
+        "Run FILE for every request; the path after the prefix is PATH_INFO \
+         (as git http-backend is mounted).",
+    ),
+    Opt::value(
+        "prefix",
+        "/PATH",
+        "Serve only URL paths under /PATH, which becomes the start of \
+         SCRIPT_NAME (default: the whole site).",
+    ),
+    Opt::value(
+        "index",
+        "NAME",
+        "With --root, the script to run for a path that ends at a directory \
+         (default: none, 404).",
+    ),
+    Opt::value(
+        "env",
+        "NAME=VALUE",
+        "Set NAME to VALUE in every script's environment. Repeatable.",
+    ),
+    Opt::value(
+        "timeout",
+        "SECS",
+        "Answer 504 and kill the script when its header has not come within \
+         SECS (default 60).",
+    ),
+    Opt::value(
+        "max-body",
+        "BYTES",
+        "Answer 413 to a request body over BYTES (default 1073741824).",
+    ),
+    Opt::value(
+        "server-name",
+        "NAME",
+        "SERVER_NAME for scripts (default: the Host of the request, else the \
+         local address).",
+    ),
+    Opt::value(
+        "idle-timeout",
+        "SECS",
+        "Close a kept-alive connection idle for SECS (default 15).",
+    ),
+    Opt::value(
+        "send-timeout",
+        "SECS",
+        "Close the connection when the client takes no bytes for SECS \
+         (default 60).",
+    ),
+];
+
+struct Cgi {
+    opts: Options,
+}
+
+impl Engine for Cgi {
+    const NAME: &'static str = "jawas-cgi";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const USAGE: &'static [&'static str] = &["--root DIR", "--script FILE"];
+    const ABOUT: &'static str = "\
+CGI/1.1 (RFC 3875) over HTTP/1.1 on the connection on fds 0 and 1, keep-alive
+across requests. Each request runs a program: with --root DIR, the first
+executable file along the URL path (paths never leave DIR, names starting with
+'.' are hidden); with --script FILE, always FILE. The request body goes to its
+stdin, its stdout is the response (a CGI header block, or a whole HTTP
+response for programs named nph-*), its stderr goes to the engine's stderr.";
+    const OPTIONS: &'static [Opt] = OPTIONS;
+
+    fn init(args: &Args) -> Result<Self, Error> {
+        Ok(Cgi {
+            opts: options(args)?,
+        })
     }
-    match (&o.root, &o.script) {
-        (Some(_), Some(_)) => return Err("give --root or --script, not both".into()),
-        (None, None) => return Err("--root DIR or --script FILE is required".into()),
-        (Some(r), None) => {
-            let c = std::fs::canonicalize(r).map_err(|e| format!("--root {}: {e}", r.display()))?;
-            if !c.is_dir() {
-                return Err(format!("--root {}: not a directory", r.display()));
+
+    fn serve(&mut self, conn: Connection) -> Result<(), Error> {
+        let opts = &self.opts;
+        let mut conn = Conn::from_connection(conn, opts.limits.clone());
+        jawas_engine::status(jawas_http::serve(&mut conn, |conn, req| {
+            match handle(opts, conn, &req) {
+                Ok(Outcome::Continue) => Ok(true),
+                Ok(Outcome::Close) => Ok(false),
+                Err(e) => {
+                    conn.log.line(&format!("jawas-cgi: {e}"));
+                    Err(e)
+                }
             }
-            o.root = Some(c);
+        }))
+    }
+}
+
+fn main() {
+    jawas_engine::run::<Cgi>()
+}
+
+/// Every option checked, all problems reported at once.
+fn options(args: &Args) -> Result<Options, Error> {
+    let extra = match args.positionals().first() {
+        Some(a) => Err(Error::usage(format!("unexpected argument '{a}'"))),
+        None => Ok(()),
+    };
+    let secs = join(
+        args.parse("timeout", parse_secs),
+        join(
+            args.parse("idle-timeout", parse_secs),
+            args.parse("send-timeout", parse_secs),
+        ),
+    );
+    let rest = join(
+        args.parse_all("env", parse_env),
+        join(args.parse("max-body", parse_bytes), extra),
+    );
+    let ((program, prefix), (secs, rest)) = join(
+        join(program(args), parse_prefix(args.value("prefix"))),
+        join(secs, rest),
+    )?;
+    let (timeout, (idle, send)) = secs;
+    let (env, (max_body, ())) = rest;
+    let defaults = Limits::default();
+    let timeout = timeout.unwrap_or(Duration::from_secs(60));
+    let (root, script) = program;
+    Ok(Options {
+        root,
+        script,
+        prefix,
+        index: args.value("index").map(String::from),
+        env,
+        timeout,
+        server_name: args.value("server-name").map(String::from),
+        limits: Limits {
+            max_body: max_body.unwrap_or(1 << 30),
+            idle: idle.unwrap_or(defaults.idle),
+            send: send.unwrap_or(defaults.send),
+            // A request may take as long as its script may.
+            request: defaults.request.max(timeout),
+            ..defaults
+        },
+    })
+}
+
+/// `--root DIR` (a directory) or `--script FILE` (an executable file), one
+/// of the two, canonical.
+fn program(args: &Args) -> Result<(Option<PathBuf>, Option<PathBuf>), Error> {
+    let canonical = |opt: &str, p: &str| {
+        std::fs::canonicalize(p)
+            .map_err(|e| Error::config(format!("--{opt} '{p}': {}", os_text(&e))))
+    };
+    match (args.value("root"), args.value("script")) {
+        (Some(_), Some(_)) => Err(Error::usage("give --root or --script, not both")),
+        (None, None) => Err(Error::usage("--root DIR or --script FILE is required")),
+        (Some(r), None) => {
+            let c = canonical("root", r)?;
+            if !c.is_dir() {
+                return Err(Error::config(format!("--root '{r}': not a directory")));
+            }
+            Ok((Some(c), None))
         }
         (None, Some(s)) => {
-            let c =
-                std::fs::canonicalize(s).map_err(|e| format!("--script {}: {e}", s.display()))?;
+            let c = canonical("script", s)?;
             if !is_executable(&c) {
-                return Err(format!("--script {}: not an executable file", s.display()));
+                return Err(Error::config(format!(
+                    "--script '{s}': not an executable file"
+                )));
             }
-            o.script = Some(c);
+            Ok((None, Some(c)))
         }
     }
-    o.limits.request = o.limits.request.max(o.timeout);
-    Ok(o)
+}
+
+/// `--prefix /PATH`: a URL path (trailing slashes dropped), or nothing.
+fn parse_prefix(v: Option<&str>) -> Result<String, Error> {
+    let prefix = v.unwrap_or("").trim_end_matches('/');
+    if !prefix.is_empty() && !prefix.starts_with('/') {
+        return Err(Error::usage(format!(
+            "--prefix '{}': a URL path starting with /, such as /app",
+            v.unwrap_or("")
+        )));
+    }
+    Ok(prefix.to_string())
+}
+
+/// `--env NAME=VALUE`: NAME not empty; neither holds a NUL (which no
+/// environment can carry).
+fn parse_env(v: &str) -> Result<(String, String), String> {
+    let (k, val) = v.split_once('=').ok_or("expected NAME=VALUE")?;
+    if k.is_empty() {
+        return Err("expected NAME=VALUE with a NAME".into());
+    }
+    if v.contains('\0') {
+        return Err("a NUL byte cannot be in the environment".into());
+    }
+    Ok((k.to_string(), val.to_string()))
+}
+
+/// A whole number of bytes: `--max-body 1048576`.
+fn parse_bytes(v: &str) -> Result<u64, String> {
+    v.parse()
+        .map_err(|_| "not a whole number of bytes".to_string())
+}
+
+/// An I/O error's text without the "(os error N)" Rust appends.
+fn os_text(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
 }
 
 fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-fn main() {
-    let opts = jawas_http::engine_start("jawas-cgi", USAGE, parse_args);
-    let mut conn = Conn::stdio(opts.limits.clone());
-    std::process::exit(jawas_http::serve(&mut conn, |conn, req| {
-        match handle(&opts, conn, &req) {
-            Ok(Outcome::Continue) => Ok(true),
-            Ok(Outcome::Close) => Ok(false),
-            Err(e) => {
-                conn.log.line(&format!("jawas-cgi: {e}"));
-                Err(e)
-            }
-        }
-    }));
 }
 
 enum Outcome {
@@ -368,6 +505,8 @@ struct Script {
 impl Script {
     fn kill(&mut self) {
         // The script leads its own process group: take its children too.
+        // SAFETY: kill(2) takes plain integers and touches no memory; the
+        // child is not yet reaped, so its group id is still ours to signal.
         unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
     }
 
@@ -596,24 +735,23 @@ fn cgi_env(
             format!("{}{}", doc_root.display(), t.path_info),
         );
     }
+    let peer = conn.peer();
     let server_name = opts
         .server_name
         .clone()
         .or_else(|| req.host_name().map(str::to_string))
-        .or_else(|| conn.peer.local_ip.clone())
+        .or_else(|| peer.local_ip.map(|ip| ip.to_string()))
         .unwrap_or_else(|| "localhost".into());
     set("SERVER_NAME", server_name);
-    set(
-        "SERVER_PORT",
-        conn.peer.local_port.clone().unwrap_or_else(|| "80".into()),
-    );
-    if let Some(ip) = &conn.peer.ip {
+    set("SERVER_PORT", peer.local_port.unwrap_or(80).to_string());
+    if let Some(ip) = peer.remote_ip {
+        let ip = ip.to_string();
         set("REMOTE_ADDR", ip.clone());
         // No name lookups: REMOTE_HOST is the address, as RFC 3875 allows.
-        set("REMOTE_HOST", ip.clone());
+        set("REMOTE_HOST", ip);
     }
-    if let Some(p) = &conn.peer.port {
-        set("REMOTE_PORT", p.clone());
+    if let Some(p) = peer.remote_port {
+        set("REMOTE_PORT", p.to_string());
     }
     if let Some(n) = content_length {
         set("CONTENT_LENGTH", n.to_string());
@@ -846,6 +984,53 @@ mod tests {
             io::Cursor::new(text.as_bytes().to_vec()),
             Instant::now() + Duration::from_secs(1),
         ))
+    }
+
+    /// What parsing `--env` gives: (NAME, VALUE) or the message.
+    type EnvParsed = Result<(&'static str, &'static str), &'static str>;
+
+    #[test]
+    fn option_values() {
+        let env: &[(&str, EnvParsed)] = &[
+            (
+                "GIT_PROJECT_ROOT=/srv/git",
+                Ok(("GIT_PROJECT_ROOT", "/srv/git")),
+            ),
+            ("A=b=c", Ok(("A", "b=c"))),
+            ("EMPTY=", Ok(("EMPTY", ""))),
+            ("NOVALUE", Err("expected NAME=VALUE")),
+            ("=x", Err("expected NAME=VALUE with a NAME")),
+            ("A=\0", Err("a NUL byte cannot be in the environment")),
+        ];
+        for (v, want) in env {
+            let got = parse_env(v);
+            let got = got
+                .as_ref()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .map_err(String::as_str);
+            assert_eq!(got, *want, "--env {v:?}");
+        }
+        let prefix: &[(Option<&str>, Option<&str>)] = &[
+            (None, Some("")),
+            (Some("/"), Some("")),
+            (Some("/git/"), Some("/git")),
+            (Some("/a/b"), Some("/a/b")),
+            (Some("app"), None),
+        ];
+        for (v, want) in prefix {
+            let got = parse_prefix(*v).ok();
+            assert_eq!(got.as_deref(), *want, "--prefix {v:?}");
+        }
+        let bytes: &[(&str, Option<u64>)] = &[
+            ("0", Some(0)),
+            ("100000000", Some(100_000_000)),
+            ("1k", None),
+            ("-1", None),
+            ("", None),
+        ];
+        for (v, want) in bytes {
+            assert_eq!(parse_bytes(v).ok(), *want, "--max-body {v:?}");
+        }
     }
 
     #[test]

@@ -1,11 +1,17 @@
 //! jawas-static: serves files from one directory over HTTP/1.1, one
 //! connection per process (stdin/stdout), keep-alive and pipelining within it.
 //!
+//! Start-up, options (one table that also writes `--help`), `--version`,
+//! `--check` and exit codes come from the engine runtime, jawas-engine:
+//! `init` validates every option and opens the root once; `serve` runs the
+//! HTTP loop of jawas-http on the connection.
+//!
 //! Failure paths, each one HTTP answer: a path that cannot be parsed (400),
 //! a path that is hidden, missing or leaves the root (404), a method other
 //! than GET/HEAD/OPTIONS (405 with Allow), failed preconditions (412), an
 //! unsatisfiable range (416), a file that cannot be read (403 or 500).
-//! Usage errors exit 100 before anything is read.
+//! Usage and configuration errors exit 100 before anything is read, with
+//! one `jawas-static: error: ...` line each.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -14,19 +20,13 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use jawas_http::{
-    exit, format_http_date, parse_secs, Body, Conn, Limits, Request, Response, Segment,
-};
+use jawas_engine::{join, parse_secs, Args, Connection, Engine, Error, Opt};
+use jawas_http::{format_http_date, Body, Conn, Limits, Request, Response, Segment};
 
 use jawas_http::path::{html_escape, percent_encode, segments, PathError};
 use jawas_http::rules::{
     accepts_encoding, evaluate, mime_for, parse_range, Condition, Ranges, Validators,
 };
-
-const USAGE: &str =
-    "usage: jawas-static --root DIR [--index NAME[,NAME...]] [--listing] [--mime EXT=TYPE]... \
-[--cache-control PATTERN=VALUE]... [--not-found FILE] [--follow-symlinks] [--show-dotfiles] \
-[--idle-timeout SECS] [--request-timeout SECS] [--send-timeout SECS] [--no-access-log]";
 
 struct Options {
     root: PathBuf,
@@ -41,96 +41,259 @@ struct Options {
     access_log: bool,
 }
 
-fn parse_args(args: &[String]) -> Result<Options, String> {
-    let mut o = Options {
-        root: PathBuf::new(),
-        index: vec!["index.html".into()],
-        listing: false,
-        mime: Vec::new(),
-        cache_control: Vec::new(),
-        not_found: None,
-        follow_symlinks: false,
-        show_dotfiles: false,
-        limits: Limits::default(),
-        access_log: true,
-    };
-    let mut root = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{name} needs a value"))
+const OPTIONS: &[Opt] = &[
+    Opt::value("root", "DIR", "Serve the files under DIR (required)."),
+    Opt::value(
+        "index",
+        "NAMES",
+        "Comma-separated index file names, tried in order for a directory \
+         (default index.html).",
+    ),
+    Opt::flag(
+        "listing",
+        "List a directory without an index file as an HTML page.",
+    ),
+    Opt::flag(
+        "no-listing",
+        "Answer 404 for a directory without an index file (the default).",
+    ),
+    Opt::value(
+        "mime",
+        "EXT=TYPE",
+        "Send Content-Type TYPE for files ending in .EXT, adding to or \
+         overriding the built-in types. Repeatable.",
+    ),
+    Opt::value(
+        "cache-control",
+        "PATTERN=VALUE",
+        "Send Cache-Control: VALUE for files whose URL path or name matches \
+         PATTERN (* and ? wildcards), e.g. '*.css=max-age=3600'. Repeatable; \
+         the first match wins.",
+    ),
+    Opt::value(
+        "not-found",
+        "FILE",
+        "Body of 404 answers: FILE, relative to the root or absolute \
+         (default: a built-in page).",
+    ),
+    Opt::flag(
+        "follow-symlinks",
+        "Follow symbolic links that leave the root.",
+    ),
+    Opt::flag("show-dotfiles", "Serve names starting with '.'."),
+    Opt::value(
+        "idle-timeout",
+        "SECS",
+        "Close a kept-alive connection idle for SECS (default 15).",
+    ),
+    Opt::value(
+        "request-timeout",
+        "SECS",
+        "Answer 408 to a request not complete within SECS (default 30).",
+    ),
+    Opt::value(
+        "send-timeout",
+        "SECS",
+        "Close the connection when the client takes no bytes for SECS \
+         (default 60).",
+    ),
+    Opt::flag("no-access-log", "Write no access log lines."),
+];
+
+/// The engine: its options and the root, opened once by `init`.
+struct Static {
+    server: Server,
+}
+
+impl Engine for Static {
+    const NAME: &'static str = "jawas-static";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const USAGE: &'static [&'static str] = &["--root DIR"];
+    const ABOUT: &'static str = "\
+Serves the files under DIR over HTTP/1.1 on the connection on fds 0 and 1
+(keep-alive and pipelining within it): GET, HEAD and OPTIONS, conditional
+requests, ranges, precompressed FILE.br and FILE.gz siblings, index files and
+optional listings. Paths never leave DIR (openat2 RESOLVE_BENEATH) unless
+--follow-symlinks; names starting with '.' are hidden. One access log line
+per request on stderr (syslog when stderr is the connection).";
+    const OPTIONS: &'static [Opt] = OPTIONS;
+
+    fn init(args: &Args) -> Result<Self, Error> {
+        let (opts, root_fd) = options(args)?;
+        Ok(Static {
+            server: Server {
+                opts,
+                root_fd,
+                no_siblings: std::cell::RefCell::new(None),
+            },
+        })
+    }
+
+    /// The 404 page is looked for at every 404 (a missing one falls back to
+    /// the built-in page), so only `--check` insists that it be readable.
+    fn check(&self) -> Result<(), Error> {
+        let Some(page) = &self.server.opts.not_found else {
+            return Ok(());
         };
-        match a.as_str() {
-            "--root" => root = Some(PathBuf::from(value("--root")?)),
-            "--index" => {
-                o.index = value("--index")?
-                    .split(',')
-                    .map(String::from)
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            }
-            "--listing" => o.listing = true,
-            "--no-listing" => o.listing = false,
-            "--mime" => {
-                let v = value("--mime")?;
-                let (e, t) = v
-                    .split_once('=')
-                    .ok_or(format!("--mime {v}: expected EXT=TYPE"))?;
-                o.mime
-                    .push((e.trim_start_matches('.').to_string(), t.to_string()));
-            }
-            "--cache-control" => {
-                let v = value("--cache-control")?;
-                let (p, c) = v
-                    .split_once('=')
-                    .ok_or(format!("--cache-control {v}: expected PATTERN=VALUE"))?;
-                o.cache_control.push((p.to_string(), c.to_string()));
-            }
-            "--not-found" => o.not_found = Some(PathBuf::from(value("--not-found")?)),
-            "--follow-symlinks" => o.follow_symlinks = true,
-            "--show-dotfiles" => o.show_dotfiles = true,
-            "--idle-timeout" => o.limits.idle = parse_secs(&value("--idle-timeout")?)?,
-            "--send-timeout" => o.limits.send = parse_secs(&value("--send-timeout")?)?,
-            "--request-timeout" => o.limits.request = parse_secs(&value("--request-timeout")?)?,
-            "--no-access-log" => o.access_log = false,
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown option '{other}'")),
+        let path = self.server.opts.root.join(page);
+        // Non-blocking, so a FIFO there is refused at once, not waited on.
+        let readable = open_nonblocking(&path).and_then(|f| f.metadata());
+        match readable {
+            Ok(m) if m.is_file() => Ok(()),
+            Ok(_) => Err(Error::config(format!(
+                "--not-found '{}': {} is not a regular file",
+                page.display(),
+                path.display()
+            ))),
+            Err(e) => Err(Error::config(format!(
+                "--not-found '{}': {}: {}",
+                page.display(),
+                path.display(),
+                os_text(&e)
+            ))),
         }
     }
-    let root = root.ok_or("--root DIR is required")?;
-    o.root = std::fs::canonicalize(&root).map_err(|e| format!("--root {}: {e}", root.display()))?;
-    if !o.root.is_dir() {
-        return Err(format!("--root {}: not a directory", root.display()));
+
+    fn serve(&mut self, conn: Connection) -> Result<(), Error> {
+        let server = &self.server;
+        let mut conn = Conn::from_connection(conn, server.opts.limits.clone());
+        if !server.opts.access_log {
+            conn.log = jawas_http::AccessLog::Off;
+        }
+        jawas_engine::status(jawas_http::serve(&mut conn, |conn, req| {
+            // A request body is never read: the layer drains it after the
+            // answer (or closes), so it cannot be taken for the next request.
+            let resp = server.respond(&req);
+            conn.send(Some(&req), resp)
+        }))
     }
-    Ok(o)
 }
 
 fn main() {
-    let opts = jawas_http::engine_start("jawas-static", USAGE, parse_args);
-    let root_fd = match open_dir(&opts.root) {
-        Ok(fd) => fd,
-        Err(e) => {
-            eprintln!("jawas-static: --root {}: {e}", opts.root.display());
-            std::process::exit(exit::SYSTEM);
+    jawas_engine::run::<Static>()
+}
+
+/// Every option checked (all problems reported at once), and the root
+/// opened.
+fn options(args: &Args) -> Result<(Options, OwnedFd), Error> {
+    let extra = match args.positionals().first() {
+        Some(a) => Err(Error::usage(format!("unexpected argument '{a}'"))),
+        None => Ok(()),
+    };
+    let limits = join(
+        args.parse("idle-timeout", parse_secs),
+        join(
+            args.parse("request-timeout", parse_secs),
+            args.parse("send-timeout", parse_secs),
+        ),
+    );
+    let pairs = join(
+        args.parse_all("mime", parse_mime),
+        args.parse_all("cache-control", parse_cache_control),
+    );
+    let ((root, root_fd), ((limits, pairs), ())) = join(
+        open_root(args.value("root")),
+        join(join(limits, pairs), extra),
+    )?;
+    let (idle, (request, send)) = limits;
+    let (mime, cache_control) = pairs;
+    let defaults = Limits::default();
+    let index = args.value("index").map_or_else(
+        || vec!["index.html".to_string()],
+        |v| {
+            v.split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        },
+    );
+    let opts = Options {
+        root,
+        index,
+        listing: args.last_of(&["listing", "no-listing"]) == Some("listing"),
+        mime,
+        cache_control,
+        not_found: args.value("not-found").map(PathBuf::from),
+        follow_symlinks: args.flag("follow-symlinks"),
+        show_dotfiles: args.flag("show-dotfiles"),
+        limits: Limits {
+            idle: idle.unwrap_or(defaults.idle),
+            request: request.unwrap_or(defaults.request),
+            send: send.unwrap_or(defaults.send),
+            ..defaults
+        },
+        access_log: !args.flag("no-access-log"),
+    };
+    Ok((opts, root_fd))
+}
+
+/// `--root DIR`: required, a directory; its canonical path (for the
+/// symlink checks) and the directory opened, beneath which every file is.
+fn open_root(root: Option<&str>) -> Result<(PathBuf, OwnedFd), Error> {
+    let root = root.ok_or_else(|| Error::usage("--root DIR is required"))?;
+    let fail = |e: std::io::Error| {
+        let msg = format!("--root '{root}': {}", os_text(&e));
+        match e.raw_os_error() {
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM) => Error::system(msg),
+            _ => Error::config(msg),
         }
     };
-    let server = Server {
-        opts,
-        root_fd,
-        no_siblings: std::cell::RefCell::new(None),
-    };
-    let mut conn = Conn::stdio(server.opts.limits.clone());
-    if !server.opts.access_log {
-        conn.log = jawas_http::AccessLog::Off;
+    let canonical = std::fs::canonicalize(root).map_err(fail)?;
+    if !std::fs::metadata(&canonical).map_err(fail)?.is_dir() {
+        return Err(Error::config(format!("--root '{root}': not a directory")));
     }
-    std::process::exit(jawas_http::serve(&mut conn, |conn, req| {
-        // A request body is never read: the layer drains it after the
-        // answer (or closes), so it cannot be taken for the next request.
-        let resp = server.respond(&req);
-        conn.send(Some(&req), resp)
-    }));
+    // O_DIRECTORY: should a FIFO be swapped in meanwhile, fail rather
+    // than block in open.
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(&canonical)
+        .map_err(fail)?;
+    Ok((canonical, OwnedFd::from(dir)))
+}
+
+/// `--mime EXT=TYPE`: a leading dot on EXT is allowed and dropped.
+fn parse_mime(v: &str) -> Result<(String, String), String> {
+    let (ext, ty) = v.split_once('=').ok_or("expected EXT=TYPE")?;
+    let ext = ext.trim_start_matches('.');
+    if ext.is_empty() || ext.contains(['/', ' ']) {
+        return Err("expected EXT=TYPE with a file extension such as css".into());
+    }
+    header_value(ty).map_err(|why| format!("TYPE {why}"))?;
+    Ok((ext.to_string(), ty.to_string()))
+}
+
+/// `--cache-control PATTERN=VALUE`, split at the first `=` (the value may
+/// hold more: `max-age=60`).
+fn parse_cache_control(v: &str) -> Result<(String, String), String> {
+    let (pattern, value) = v.split_once('=').ok_or("expected PATTERN=VALUE")?;
+    if pattern.is_empty() {
+        return Err("expected PATTERN=VALUE with a PATTERN such as *.css".into());
+    }
+    header_value(value).map_err(|why| format!("VALUE {why}"))?;
+    Ok((pattern.to_string(), value.to_string()))
+}
+
+/// Whether `v` can be sent as a header value: not empty, no control
+/// characters (a CR or LF would split the response).
+fn header_value(v: &str) -> Result<(), &'static str> {
+    if v.trim().is_empty() {
+        Err("is empty")
+    } else if v.chars().any(|c| c.is_control() && c != '\t') {
+        Err("has a control character")
+    } else {
+        Ok(())
+    }
+}
+
+/// An I/O error's text without the "(os error N)" Rust appends.
+fn os_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
 }
 
 struct Server {
@@ -278,7 +441,7 @@ impl Server {
             } else {
                 self.opts.root.join(page)
             };
-            if let Ok(body) = std::fs::read(&path) {
+            if let Some(body) = read_regular(&path) {
                 return Response::new(404)
                     .bytes(&mime_for(&path.to_string_lossy(), &self.opts.mime), body);
             }
@@ -497,9 +660,18 @@ fn open_nonblocking(path: &std::path::Path) -> std::io::Result<File> {
         .open(path)
 }
 
-fn open_dir(path: &std::path::Path) -> std::io::Result<OwnedFd> {
-    let f = File::open(path)?;
-    Ok(OwnedFd::from(f))
+/// The contents of a regular file; `None` for anything else. Opened
+/// non-blocking, so a FIFO named as the 404 page cannot hang the engine.
+fn read_regular(path: &std::path::Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut f = open_nonblocking(path).ok()?;
+    let meta = f.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let mut body = Vec::with_capacity(meta.len() as usize);
+    f.read_to_end(&mut body).ok()?;
+    Some(body)
 }
 
 /// Whether a request path ends as a directory does (`/`, `/.`, also
@@ -539,6 +711,52 @@ fn glob(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What parsing one option value gives.
+    type Parsed = Result<(String, String), String>;
+
+    #[test]
+    fn value_pairs() {
+        let ok = |a: &str, b: &str| Ok((a.to_string(), b.to_string()));
+        let mime: &[(&str, Parsed)] = &[
+            ("foo=text/x-foo", ok("foo", "text/x-foo")),
+            (".svg=image/svg+xml", ok("svg", "image/svg+xml")),
+            ("foo", Err("expected EXT=TYPE".into())),
+            (
+                "=text/plain",
+                Err("expected EXT=TYPE with a file extension such as css".into()),
+            ),
+            (
+                "a/b=text/plain",
+                Err("expected EXT=TYPE with a file extension such as css".into()),
+            ),
+            ("foo=", Err("TYPE is empty".into())),
+            (
+                "foo=text/plain\r\nX: y",
+                Err("TYPE has a control character".into()),
+            ),
+        ];
+        for (v, want) in mime {
+            assert_eq!(&parse_mime(v), want, "--mime {v:?}");
+        }
+        let cache: &[(&str, Parsed)] = &[
+            ("*.css=max-age=60", ok("*.css", "max-age=60")),
+            (
+                "/static/*=public, max-age=31536000",
+                ok("/static/*", "public, max-age=31536000"),
+            ),
+            ("max-age", Err("expected PATTERN=VALUE".into())),
+            (
+                "=max-age=60",
+                Err("expected PATTERN=VALUE with a PATTERN such as *.css".into()),
+            ),
+            ("*.css= ", Err("VALUE is empty".into())),
+            ("*.css=a\nb", Err("VALUE has a control character".into())),
+        ];
+        for (v, want) in cache {
+            assert_eq!(&parse_cache_control(v), want, "--cache-control {v:?}");
+        }
+    }
 
     #[test]
     fn glob_cases() {
