@@ -533,6 +533,7 @@ fn demo_config_checks_and_serves() {
     assert!(String::from_utf8(exchange(addr("hello-sh"), b"quit\n"))
         .unwrap()
         .contains("hello 127.0.0.1"));
+    // SAFETY: kill has no memory effects.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }

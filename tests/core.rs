@@ -155,6 +155,7 @@ fn killing_one_engine_leaves_its_neighbours_alone() {
         .unwrap()
         .parse()
         .unwrap();
+    // SAFETY: kill has no memory effects.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     assert!(
         d.wait_log(&format!("pid={pid} {needle} signal=SIGKILL"), T),
@@ -613,10 +614,9 @@ fn tiny_rlimit_nofile_backs_off_and_recovers() {
         rlim_cur: held,
         rlim_max: 32,
     };
-    assert_eq!(
-        unsafe { libc::prlimit(d.pid(), libc::RLIMIT_NOFILE, &lim, std::ptr::null_mut()) },
-        0
-    );
+    // SAFETY: prlimit on jawasd's pid with a struct we own.
+    let rc = unsafe { libc::prlimit(d.pid(), libc::RLIMIT_NOFILE, &lim, std::ptr::null_mut()) };
+    assert_eq!(rc, 0);
     let ticks_before = d.cpu_ticks();
     let mut waiting = connect(addr);
     waiting.write_all(b"queued").unwrap();
@@ -632,10 +632,9 @@ fn tiny_rlimit_nofile_backs_off_and_recovers() {
         rlim_cur: 32,
         rlim_max: 32,
     };
-    assert_eq!(
-        unsafe { libc::prlimit(d.pid(), libc::RLIMIT_NOFILE, &lim, std::ptr::null_mut()) },
-        0
-    );
+    // SAFETY: prlimit on jawasd's pid with a struct we own.
+    let rc = unsafe { libc::prlimit(d.pid(), libc::RLIMIT_NOFILE, &lim, std::ptr::null_mut()) };
+    assert_eq!(rc, 0);
     assert_eq!(read_all(&mut waiting), b"queued", "{}", d.log());
     assert_eq!(exchange(addr, b"after"), b"after");
 }
@@ -712,6 +711,7 @@ engine = "/bin/sh"
 args = ["-c", "echo $(id -u) $(id -g)"]
 user = "nobody"
 "#;
+    // SAFETY: geteuid only reads our credentials.
     if unsafe { libc::geteuid() } == 0 {
         let d = Jawasd::start(config);
         let out = String::from_utf8(exchange(d.addr("who"), b"")).unwrap();
@@ -824,6 +824,7 @@ fn chroot_confines_the_engine() {
     .dir(dir)
     .start();
     let out = String::from_utf8(exchange(d.addr("jailed"), b"")).unwrap();
+    // SAFETY: geteuid only reads our credentials.
     if unsafe { libc::geteuid() } == 0 {
         assert_eq!(
             out.trim(),

@@ -196,10 +196,8 @@ fn no_descriptor_for_a_capture_pipe_still_serves_the_client() {
         rlim_max: 64,
     };
     // SAFETY: prlimit on jawasd's pid with a struct we own.
-    assert_eq!(
-        unsafe { libc::prlimit(d.pid(), libc::RLIMIT_NOFILE, &lim, std::ptr::null_mut()) },
-        0
-    );
+    let rc = unsafe { libc::prlimit(d.pid(), libc::RLIMIT_NOFILE, &lim, std::ptr::null_mut()) };
+    assert_eq!(rc, 0);
     let mut s = connect(addr);
     s.write_all(b"squeezed").unwrap();
     s.shutdown(Shutdown::Write).unwrap();
@@ -290,4 +288,54 @@ fn a_reload_that_cannot_bind_names_the_file_and_line() {
         "{log}"
     );
     assert_eq!(exchange(before, b"still"), b"still");
+}
+
+#[test]
+fn bundled_engines_check_their_arguments_at_check_time() {
+    let dir = TempDir::new();
+    std::fs::create_dir(dir.path().join("www")).unwrap();
+    let path = dir.path().join("j.toml");
+    std::fs::write(
+        &path,
+        r#"[services.web]
+listen = "127.0.0.1:0"
+engine = "jawas-static"
+workdir = "."
+args = ["--root", "www", "--cache-controll", "*.css=max-age=60"]
+
+[services.cgi]
+listen = "127.0.0.1:0"
+engine = "jawas-cgi"
+args = ["--root", "/nonexistent/cgi-bin"]
+
+[services.echo]
+listen = "127.0.0.1:0"
+engine = "jawas-builtin"
+args = ["ecko"]
+
+[services.fine]
+listen = "127.0.0.1:0"
+engine = "jawas-static"
+workdir = "."
+args = ["--root", "www"]
+"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(jawas_tests::bin("jawasd"))
+        .arg("--check")
+        .arg("--config")
+        .arg(&path)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(100), "{err}");
+    for want in [
+        "j.toml:5: services.web.args: engine check: jawas-static: error: unknown option --cache-controll (did you mean --cache-control?)",
+        "j.toml:10: services.cgi.args: engine check: jawas-cgi: error:",
+        "j.toml:15: services.echo.args: engine check: jawas-builtin: error: unknown service 'ecko' (did you mean echo?)",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert!(!err.contains("services.fine"), "{err}");
 }

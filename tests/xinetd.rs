@@ -868,8 +868,10 @@ fn xinetd_command_line_pidfile_filelog_stayalive_and_signals() {
         .parse()
         .unwrap();
     assert_eq!(pid, child.id() as i32);
+    // SAFETY: kill has no memory effects.
     unsafe { libc::kill(pid, libc::SIGUSR1) };
     std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: as above.
     unsafe { libc::kill(pid, libc::SIGQUIT) };
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
