@@ -301,10 +301,16 @@ impl Server {
                 }
             }
         }
-        // Commit. Connections already queued on a socket that closes are
-        // served first, by the configuration they arrived under.
+        // Commit. Connections already queued on a TCP listener that closes
+        // are served first, by the configuration they arrived under (a
+        // wait or UDP socket is simply closed, as before).
         for key in plan.close {
-            self.accept_ready(key);
+            if self
+                .listener(key)
+                .is_some_and(|l| !l.binding.wait && !l.binding.udp)
+            {
+                self.accept_ready(key);
+            }
             if let Some(Source::Listener(l)) = self.registry.remove(key) {
                 info!("close svc={} listen={}", l.service, l.local);
             }
