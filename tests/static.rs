@@ -919,53 +919,9 @@ fn a_file_with_a_slash_is_not_found_and_absolute_links_inside_are_followed() {
 
 /// What a client sent that the engine must leave alone under `--check`,
 /// `--help`, `--version` and a usage error.
-const WAITING: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
-
-/// Runs `jawas-static ARGS` in `cwd` with `WAITING` on stdin, a pipe held
-/// open (so reading it would succeed and reading on would hang), for at
-/// most 10 s: (exit code, stdout, stderr, whether stdin was left unread).
+/// Runs `jawas-static ARGS` in `cwd` (see `run_engine`).
 fn run_in(cwd: &Path, args: &[&str]) -> (i32, String, String, bool) {
-    let (stdin_r, mut stdin_w) = std::io::pipe().unwrap();
-    stdin_w.write_all(WAITING).unwrap();
-    let mut child = Command::new(bin("jawas-static"))
-        .args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::from(stdin_r.try_clone().unwrap()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + T;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{args:?}: still running after {T:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    drop(stdin_w);
-    let mut left = Vec::new();
-    let mut stdin_r = stdin_r;
-    stdin_r.read_to_end(&mut left).unwrap();
-    let mut out = String::new();
-    let mut err = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    let code = status.code().expect("exited, not killed");
-    (code, out, err, left == WAITING)
+    jawas_tests::run_engine("jawas-static", cwd, args)
 }
 
 fn run(args: &[&str]) -> (i32, String, String, bool) {

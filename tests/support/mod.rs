@@ -533,3 +533,55 @@ pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
     }
     false
 }
+
+/// A request waiting on an engine's stdin that `run_engine` checks is
+/// left unread.
+pub const WAITING: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+
+/// Runs the engine binary `name` with ARGS in `cwd`, with `WAITING` on
+/// stdin, a pipe held open (so reading it would succeed and reading on
+/// would hang), for at most 10 s: (exit code, stdout, stderr, whether
+/// stdin was left unread). For `--help`, `--version` and `--check`.
+pub fn run_engine(name: &str, cwd: &Path, args: &[&str]) -> (i32, String, String, bool) {
+    let (stdin_r, mut stdin_w) = std::io::pipe().unwrap();
+    stdin_w.write_all(WAITING).unwrap();
+    let mut child = Command::new(bin(name))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::from(stdin_r.try_clone().unwrap()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{args:?}: still running after 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    drop(stdin_w);
+    let mut left = Vec::new();
+    let mut stdin_r = stdin_r;
+    stdin_r.read_to_end(&mut left).unwrap();
+    let mut out = String::new();
+    let mut err = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let code = status.code().expect("exited, not killed");
+    (code, out, err, left == WAITING)
+}
