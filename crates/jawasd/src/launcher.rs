@@ -281,3 +281,48 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[cfg(test)]
+mod explain_tests {
+    use super::*;
+    use crate::config::{Config, Env};
+
+    #[test]
+    fn causes_in_words() {
+        let env = Env {
+            exe_dir: None,
+            path_var: Some(std::ffi::OsStr::new("/usr/bin:/bin")),
+        };
+        let config = Config::parse(
+            "[services.a]\nlisten = \"127.0.0.1:0\"\nengine = \"/bin/sh\"\n",
+            std::path::Path::new("t.toml"),
+            &env,
+        )
+        .unwrap();
+        let svc = &config.services[0];
+        let err = |step, errno| SpawnError {
+            step,
+            error: io::Error::from_raw_os_error(errno),
+        };
+        let cases = [
+            (err("clone", libc::EAGAIN), "process limit reached"),
+            (
+                err("execve", libc::EACCES),
+                "permission denied executing /bin/sh",
+            ),
+            (err("execve", libc::ENOEXEC), "not in an executable format"),
+            (
+                err("execve", libc::ENOENT),
+                "/bin/sh exists but cannot be executed",
+            ),
+            (
+                err("setuid", libc::EPERM),
+                "setuid: operation not permitted",
+            ),
+        ];
+        for (e, want) in cases {
+            let got = explain(svc, &e);
+            assert!(got.contains(want), "{} {:?}: {got}", e.step, e.error);
+        }
+    }
+}
