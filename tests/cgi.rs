@@ -67,6 +67,18 @@ fn server(extra: &str) -> Jawasd {
         "big.sh",
         "printf 'Content-Type: application/octet-stream\\r\\n\\r\\n'; head -c 3000000 /dev/zero",
     );
+    script(
+        &bin,
+        "trickle.sh",
+        // A body that takes longer than --timeout (1 s) but never goes
+        // quiet for that long.
+        "printf 'Content-Type: text/plain\\r\\n\\r\\n'; for i in 1 2 3 4 5 6; do echo line $i; sleep 0.4; done",
+    );
+    script(
+        &bin,
+        "interim.sh",
+        "printf 'Status: 100 Continue\\r\\n\\r\\n'",
+    );
     std::fs::write(bin.join("not-exec.sh"), "#!/bin/sh\necho no\n").unwrap();
     let config = format!(
         "[services.cgi]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-cgi\"\nargs = [\"--root\", \"{{dir}}/www\", \"--timeout\", \"1\" {extra}]\ncapture_stderr = true\n"
@@ -899,4 +911,21 @@ fn bad_arguments_are_named_with_exit_100_under_check_and_when_serving() {
             );
         }
     }
+}
+
+#[test]
+fn the_timeout_bounds_the_header_not_a_long_body() {
+    let d = server("");
+    let (status, _, body) = curl(&[], &u(&d, "/cgi-bin/trickle.sh"));
+    assert_eq!(status, 200);
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("line 6"), "the whole body arrived: {body}");
+}
+
+#[test]
+fn an_interim_status_from_a_script_is_an_error() {
+    let d = server("");
+    let (status, _, _) = curl(&[], &u(&d, "/cgi-bin/interim.sh"));
+    assert_eq!(status, 500, "{}", d.log());
+    assert!(d.wait_log("bad Status '100 Continue'", T), "{}", d.log());
 }

@@ -342,3 +342,56 @@ args = ["--root", "www"]
     }
     assert!(!err.contains("services.fine"), "{err}");
 }
+
+#[test]
+fn an_engine_flooding_its_captured_stderr_does_not_stall_the_loop() {
+    let d = Jawasd::start(
+        r#"
+[services.flood]
+listen = "127.0.0.1:0"
+engine = "sh"
+args = ["-c", "exec yes flood >&2"]
+stderr = "capture"
+
+[services.echo]
+listen = "127.0.0.1:0"
+engine = "cat"
+"#,
+    );
+    let _flood = connect(d.addr("flood"));
+    assert!(d.wait_log("engine svc=flood", T), "{}", d.log().len());
+    // While the flood goes on, another service still answers at once.
+    for _ in 0..3 {
+        let started = Instant::now();
+        assert_eq!(exchange(d.addr("echo"), b"still here"), b"still here");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+}
+
+#[test]
+fn an_orphan_left_after_an_idle_sweep_is_still_stopped_at_shutdown() {
+    let dir = TempDir::new();
+    script(
+        dir.path(),
+        "leaver.sh",
+        "setsid sh -c 'trap \"\" TERM; exec sleep 300' </dev/null >/dev/null 2>&1 &\necho $!",
+    );
+    let mut d = Jawasd::builder(
+        "[server]\nshutdown_grace = \"1s\"\n[services.leave]\nlisten = \"127.0.0.1:0\"\nengine = \"{dir}/leaver.sh\"\n[services.echo]\nlisten = \"127.0.0.1:0\"\nengine = \"cat\"\n",
+    )
+    .dir(dir)
+    .start();
+    // One engine, then the 5 s sweep that finds jawasd without children.
+    assert_eq!(exchange(d.addr("echo"), b"x"), b"x");
+    std::thread::sleep(Duration::from_millis(5600));
+    let mut s = connect(d.addr("leave"));
+    let orphan: i32 = String::from_utf8(read_all(&mut s))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(d.wait_log("done svc=leave", T), "{}", d.log());
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(T), Some(0), "{}", d.log());
+    assert!(!alive(orphan), "the orphan (ignoring SIGTERM) was killed");
+}

@@ -161,6 +161,10 @@ pub struct Conn {
     deadline: Option<Instant>,
     /// The body of the current request, until it has been read.
     body_pending: Option<PendingBody>,
+    /// Reading a body failed part way (over the limit, bad framing, too
+    /// slow): where the next request would start is unknown, so no other
+    /// request is read on this connection.
+    poisoned: bool,
     /// A handler took the connection (`hand_off`): no more HTTP on it.
     handed_off: bool,
     /// Input is a blocking socket with SO_RCVTIMEO set: reads block with a
@@ -243,6 +247,7 @@ impl Conn {
             log,
             deadline: None,
             body_pending: None,
+            poisoned: false,
             handed_off: false,
             served: 0,
             date: (0, String::new()),
@@ -339,6 +344,14 @@ impl Conn {
     /// Reads the next request head. `Ok(None)` when the client closed the
     /// connection (or stayed idle past the idle timeout) between requests.
     pub fn next_request(&mut self) -> Result<Option<Request>, HttpError> {
+        // A body nobody read, or one that failed part way, must never be
+        // parsed as requests.
+        if self.body_pending.is_some() && !self.poisoned && self.discard_pending().is_err() {
+            self.poisoned = true;
+        }
+        if self.poisoned || self.body_pending.is_some() {
+            return Ok(None);
+        }
         let idle_deadline = Instant::now() + self.limits.idle;
         // Skip the empty lines a client may send between requests.
         loop {
@@ -426,6 +439,7 @@ impl Conn {
             .unwrap_or_else(|| Instant::now() + self.limits.request);
         if let Framing::Length(n) = req.framing {
             if n > self.limits.max_body {
+                self.poisoned = true;
                 return Err(HttpError::PayloadTooLarge);
             }
         }
@@ -433,12 +447,20 @@ impl Conn {
             self.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
         }
         let n = match req.framing {
-            Framing::None => 0,
-            Framing::Length(n) => self.pass_exact(n, deadline, sink).map(|_| n)?,
-            Framing::Chunked => self.read_chunked(deadline, sink)?,
+            Framing::None => Ok(0),
+            Framing::Length(n) => self.pass_exact(n, deadline, sink).map(|_| n),
+            Framing::Chunked => self.read_chunked(deadline, sink),
         };
-        self.body_pending = None;
-        Ok(n)
+        match n {
+            Ok(n) => {
+                self.body_pending = None;
+                Ok(n)
+            }
+            Err(e) => {
+                self.poisoned = true;
+                Err(e)
+            }
+        }
     }
 
     /// Whether a body the handler left unread can be drained so the
@@ -446,6 +468,9 @@ impl Conn {
     /// not when the client waits for `100 Continue` (it may never send the
     /// body; closing is the safe answer, as nginx does).
     fn body_drainable(&self) -> bool {
+        if self.poisoned {
+            return false;
+        }
         match self.body_pending {
             None => true,
             Some(p) if p.expect_continue => false,
@@ -968,5 +993,57 @@ mod tests {
                 assert!(out.contains("Connection: close\r\n"), "{out}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod desync_tests {
+    use super::*;
+    use std::io::Write as _;
+    use std::os::fd::AsRawFd;
+
+    /// A handler that answers 413 itself after `read_body` refused a chunked
+    /// body over the limit: the rest of the body (which hides a request)
+    /// must not be read as the next request.
+    #[test]
+    fn a_body_refused_part_way_is_never_parsed_as_requests() {
+        let smuggled = "0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+        let input = format!(
+            "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{smuggled}\r\n0\r\n\r\n",
+            smuggled.len()
+        );
+        let (in_r, mut in_w) = std::io::pipe().unwrap();
+        let (mut out_r, out_w) = std::io::pipe().unwrap();
+        in_w.write_all(input.as_bytes()).unwrap();
+        drop(in_w);
+        let limits = Limits {
+            max_body: 10,
+            ..Limits::default()
+        };
+        let mut conn = Conn::new(
+            in_r.as_raw_fd(),
+            out_w.as_raw_fd(),
+            limits,
+            Peer::default(),
+            AccessLog::Off,
+        );
+        crate::serve(&mut conn, |conn, req| {
+            if req.method == "POST" {
+                let e = conn.read_body(&req, &mut |_| Ok(())).unwrap_err();
+                assert!(matches!(e, HttpError::PayloadTooLarge));
+                return conn.send(Some(&req), Response::error(413));
+            }
+            let path = req.path().to_string();
+            conn.send(Some(&req), Response::new(200).bytes("text/plain", path))
+        });
+        drop((conn, in_r, out_w));
+        let mut out = String::new();
+        out_r.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
+        assert!(out.contains("Connection: close"), "{out}");
+        assert!(
+            !out.contains("/smuggled"),
+            "body parsed as a request:\n{out}"
+        );
     }
 }

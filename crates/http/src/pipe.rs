@@ -2,9 +2,10 @@
 //! under a deadline, for engines that stream another program's output to
 //! the client.
 //!
-//! Owns the producer's descriptor (or a thread draining it) and bytes put
-//! back after a look-ahead. Invariant: no read waits past the deadline; one
-//! that would fails with `TimedOut`.
+//! Owns the producer's descriptor (or a thread draining it, at most
+//! `DRAIN_AHEAD` chunks ahead) and bytes put back after a look-ahead.
+//! Invariant: no read waits past the deadline (or, after `idle_after`,
+//! longer than the idle time); one that would fails with `TimedOut`.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -29,7 +30,15 @@ pub struct DeadlineReader {
     source: Source,
     pending: VecDeque<u8>,
     deadline: Instant,
+    /// Once set (`idle_after`), each read may wait this long from its own
+    /// start instead of up to the fixed deadline.
+    idle: Option<std::time::Duration>,
 }
+
+/// Chunks a drain thread may gather ahead of the reader: bounds its memory
+/// (32 KiB each) whatever the producer writes and however slowly the
+/// client reads.
+const DRAIN_AHEAD: usize = 64;
 
 fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "timed out")
@@ -42,13 +51,14 @@ impl DeadlineReader {
             source: Source::Fd(File::from(fd.into())),
             pending: VecDeque::new(),
             deadline,
+            idle: None,
         }
     }
 
     /// Drains `reader` on a thread of its own from now on; reads here take
     /// what it gathered.
     pub fn drained(mut reader: impl Read + Send + 'static, deadline: Instant) -> DeadlineReader {
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::sync_channel(DRAIN_AHEAD);
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 32 * 1024];
             loop {
@@ -71,7 +81,15 @@ impl DeadlineReader {
             source: Source::Channel(rx),
             pending: VecDeque::new(),
             deadline,
+            idle: None,
         }
+    }
+
+    /// From now on each read waits at most `idle` (a producer that goes
+    /// quiet that long times out) rather than up to the fixed deadline: for
+    /// a long body after a head that had to come in time.
+    pub fn idle_after(&mut self, idle: std::time::Duration) {
+        self.idle = Some(idle);
     }
 
     /// Puts bytes back in front (what a look-ahead read too far).
@@ -95,7 +113,10 @@ impl Read for DeadlineReader {
             }
             return Ok(n);
         }
-        let left = self.deadline.saturating_duration_since(Instant::now());
+        let left = match self.idle {
+            Some(idle) => idle,
+            None => self.deadline.saturating_duration_since(Instant::now()),
+        };
         match &mut self.source {
             Source::Fd(f) => {
                 let mut pfd = libc::pollfd {

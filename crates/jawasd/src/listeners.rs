@@ -18,7 +18,8 @@ use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, Sockadd
 
 use crate::registry::Key;
 
-const BACKLOG: i32 = 1024;
+/// The listen(2) backlog of every TCP listener.
+pub const BACKLOG: i32 = 1024;
 
 /// A bound socket: a TCP listener, or a UDP socket.
 pub enum Socket {
@@ -241,16 +242,39 @@ pub fn bind(b: &Binding, reuseport: bool) -> io::Result<Socket> {
     Ok(Socket::Tcp(TcpListener::from(fd)))
 }
 
-/// The sender of the next queued datagram, without taking it. Called only
-/// when epoll says a datagram is queued, so it does not block.
+/// The sender of the next queued datagram, without taking it and without
+/// blocking: the socket itself is blocking (it is meant for an engine),
+/// and something else holding it (a process an engine left) may have taken
+/// the datagram since epoll said it was there.
 pub fn peek_sender(u: &UdpSocket) -> io::Result<SocketAddr> {
+    use nix::sys::socket::{recvmsg, MsgFlags};
     let mut byte = [0u8; 1];
-    u.peek_from(&mut byte).map(|(_, from)| from)
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let msg = recvmsg::<SockaddrStorage>(
+        std::os::fd::AsRawFd::as_raw_fd(u),
+        &mut iov,
+        None,
+        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+    )?;
+    let from = msg
+        .address
+        .ok_or_else(|| io::Error::other("datagram without a sender"))?;
+    if let Some(v4) = from.as_sockaddr_in() {
+        return Ok(SocketAddr::V4((*v4).into()));
+    }
+    if let Some(v6) = from.as_sockaddr_in6() {
+        return Ok(SocketAddr::V6((*v6).into()));
+    }
+    Err(io::Error::other("not an IP address"))
 }
 
-/// Takes the next datagram off the socket and drops it.
+/// Takes the next datagram off the socket and drops it, without blocking.
 pub fn drop_datagram(u: &UdpSocket) {
-    let _ = u.recv_from(&mut [0u8; 1]);
+    let _ = socket::recv(
+        std::os::fd::AsRawFd::as_raw_fd(u),
+        &mut [0u8; 1],
+        nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+    );
 }
 
 /// Writes a banner without blocking: the socket's buffer is empty, and a

@@ -50,6 +50,8 @@ pub const READY_TARGET: &str = "jawasd::ready";
 /// Connections accepted from one listener before the loop looks at its
 /// other sources again, so a flood on one port cannot starve the rest.
 const ACCEPT_BATCH: usize = 32;
+/// Reads of one stderr pipe per loop wakeup.
+const PIPE_READS: usize = 4;
 /// Longest stderr line kept from an engine before it is cut.
 const MAX_LOG_LINE: usize = 4096;
 /// First and longest pause of accepting after a resource error or a failed
@@ -309,7 +311,12 @@ impl Server {
                 .listener(key)
                 .is_some_and(|l| !l.binding.wait && !l.binding.udp)
             {
-                self.accept_ready(key);
+                // The whole backlog, a batch at a time (bounded by it).
+                for _ in 0..listeners::BACKLOG as usize / ACCEPT_BATCH + 1 {
+                    if !self.accept_ready(key) {
+                        break;
+                    }
+                }
             }
             if let Some(Source::Listener(l)) = self.registry.remove(key) {
                 info!("close svc={} listen={}", l.service, l.local);
@@ -408,7 +415,9 @@ impl Server {
             for key in keys {
                 match self.registry.get(key) {
                     Some(Source::Signals(_)) => self.signals_ready(),
-                    Some(Source::Listener(_)) => self.accept_ready(key),
+                    Some(Source::Listener(_)) => {
+                        self.accept_ready(key);
+                    }
                     Some(Source::Pipe(_)) => self.pipe_ready(key),
                     Some(Source::Engine(..)) => self.engine_exited(key),
                     None => {}
@@ -420,9 +429,9 @@ impl Server {
 
     fn timeout(&self) -> Option<Duration> {
         let now = Instant::now();
-        let stop = self
-            .stopping
-            .filter(|_| !self.killed || !self.sessions.is_empty());
+        // Once SIGKILL went out, nothing is left to time: waiting on the
+        // passed deadline would spin until the last engine is reaped.
+        let stop = self.stopping.filter(|_| !self.killed);
         [self.registry.next_deadline(), stop, self.sweep_at]
             .into_iter()
             .flatten()
@@ -485,6 +494,9 @@ impl Server {
     /// SIGCHLDs of children that end together merge into one, so after
     /// such a child a sweep follows shortly to catch the others.
     fn child_signal(&mut self, pid: libc::pid_t) {
+        // A child signalled, so jawasd may have children again (an orphan
+        // adopted since the last sweep found none).
+        self.childless = false;
         if self
             .sessions
             .by_pid(pid)
@@ -595,24 +607,26 @@ impl Server {
         }
     }
 
-    fn accept_ready(&mut self, key: Key) {
+    /// Serves what is ready on a listener; true when a TCP listener gave a
+    /// whole batch (more may be queued).
+    fn accept_ready(&mut self, key: Key) -> bool {
         let Some(listener) = self.listener(key) else {
-            return;
+            return false;
         };
         if listener.binding.wait {
             self.hand_over(key);
-            return;
+            return false;
         }
         if listener.binding.udp {
             self.udp_per_sender(key);
-            return;
+            return false;
         }
         for _ in 0..ACCEPT_BATCH {
             let Some(listener) = self.listener(key) else {
-                return;
+                return false;
             };
             let Socket::Tcp(socket) = &listener.socket else {
-                return;
+                return false;
             };
             // A listener bound to one address knows the local address of
             // every connection; only a wildcard one must ask (getsockname).
@@ -623,16 +637,17 @@ impl Server {
                     self.accept_backoff = BACKOFF_MIN;
                     self.admit(&service, stream, remote, local);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if is_resource_exhaustion(&e) => {
                     self.pause_accepting(&e);
-                    return;
+                    return false;
                 }
                 // ECONNABORTED, EPROTO, EPERM (firewall) and friends concern
                 // one connection only.
                 Err(e) => debug!("accept failed: {e}"),
             }
         }
+        true
     }
 
     /// Out of descriptors or memory: stop watching listeners for a while
@@ -690,19 +705,16 @@ impl Server {
             },
             Socket::Tcp(_) => None,
         };
-        if let Some(from) = remote {
-            if let Err(r) = self.check(&service, Some(from)) {
-                self.refused(&service, Some(from), r);
+        if let Err(r) = self.check(&service, remote) {
+            self.refused(&service, remote, r);
+            match self.listener(key).map(|l| &l.socket) {
                 // Drop the refused datagram so it is not seen again.
-                if let Some(Listener {
-                    socket: Socket::Udp(u),
-                    ..
-                }) = self.listener(key)
-                {
-                    listeners::drop_datagram(u);
-                }
-                return;
+                Some(Socket::Udp(u)) => listeners::drop_datagram(u),
+                // A TCP wait service's engine accepts for itself: try again
+                // after a pause instead of spinning on the ready listener.
+                _ => self.pause_service(&service),
             }
+            return;
         }
         let launched = {
             let Some(state) = self.services.get(&service) else {
@@ -796,11 +808,21 @@ impl Server {
             local: old.local,
             service: old.service.clone(),
         };
-        if let Err((_, e)) = self.registry.add(Source::Listener(replacement), true) {
-            error!(
+        match self.registry.add(Source::Listener(replacement), false) {
+            Ok(new_key) => {
+                // Paused like the others if a pause is running.
+                let pause = self
+                    .registry
+                    .keys_where(|s| matches!(s, Source::Listener(l) if l.service == service))
+                    .into_iter()
+                    .find_map(|k| self.registry.deadline(k));
+                self.registry.set_deadline(new_key, pause);
+                self.rearm_listeners();
+            }
+            Err((_, e)) => error!(
                 "svc={service} listen={local}: unable to watch the fresh socket: {}",
                 crate::errno_text(&e)
-            );
+            ),
         }
         let Socket::Udp(old) = old.socket else { return };
         if let Err(e) = old.connect(from) {
@@ -929,10 +951,10 @@ impl Server {
                 pid,
                 remote,
                 waiting_on,
-                pidfd: None,
             },
             Instant::now(),
         );
+        self.childless = false;
         if self.sweep_at.is_none() {
             self.sweep_within(SWEEP_EVERY);
         }
@@ -1016,7 +1038,15 @@ impl Server {
         };
         let mut buf = [0u8; 16384];
         let mut last = None;
+        // A few reads per wakeup: an engine writing stderr faster than
+        // jawasd logs must not keep the loop here (epoll is level
+        // triggered, so the rest is read on the next round).
+        let mut reads = 0;
         let eof = loop {
+            reads += 1;
+            if reads > PIPE_READS {
+                break false;
+            }
             match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&pipe.fd), &mut buf) {
                 Ok(0) => break true,
                 Ok(n) => {

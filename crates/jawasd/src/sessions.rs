@@ -55,7 +55,6 @@ pub struct NewSession {
     pub pid: libc::pid_t,
     pub remote: Option<SocketAddr>,
     pub waiting_on: Option<Key>,
-    pub pidfd: Option<Key>,
 }
 
 #[derive(Default)]
@@ -78,7 +77,7 @@ impl Sessions {
             remote: new.remote,
             started: now,
             waiting_on: new.waiting_on,
-            pidfd: new.pidfd,
+            pidfd: None,
         };
         *self.per_service.entry(session.service.clone()).or_insert(0) += 1;
         if let Some(ip) = session.source() {
@@ -165,7 +164,6 @@ mod tests {
             pid,
             remote: Some(remote.parse().unwrap()),
             waiting_on: None,
-            pidfd: None,
         }
     }
 

@@ -124,10 +124,15 @@ pub fn raise_nofile() {
 /// new engine's descriptor table is copied only up to the connection's
 /// descriptors, however many engines run (see `Spawner::spawn`).
 fn high_fd_base() -> i32 {
-    let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        .map(|(soft, _)| soft)
-        .unwrap_or(1024);
-    (limit / 2).clamp(0, 4096) as i32
+    // Read once (after `raise_nofile`): a limit lowered later only makes
+    // the move fail, and the descriptor stays where it is.
+    static BASE: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| {
+        let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map(|(soft, _)| soft)
+            .unwrap_or(1024);
+        (limit / 2).clamp(0, 4096) as i32
+    })
 }
 
 /// Moves a long-lived descriptor up to the high range (see

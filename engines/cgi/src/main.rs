@@ -81,7 +81,8 @@ const OPTIONS: &[Opt] = &[
         "timeout",
         "SECS",
         "Answer 504 and kill the script when its header has not come within \
-         SECS (default 60).",
+         SECS (default 60); after the header, the body may take as long as \
+         it needs, but the script may not go quiet for SECS.",
     ),
     Opt::value(
         "max-body",
@@ -414,7 +415,14 @@ fn handle(opts: &Options, conn: &mut Conn, req: &Request) -> io::Result<Outcome>
         }
         let mut out = script.output.take().expect("output");
         let head = match read_script_head(&mut out) {
-            Ok(h) => h,
+            Ok(h) => {
+                // The head came in time; the body may take as long as it
+                // needs, as long as the script never goes quiet for the
+                // whole timeout (a long download, git http-backend).
+                out.idle_after(opts.timeout);
+                script.deadline = None;
+                h
+            }
             Err(why) => {
                 let timed_out = why.contains("timed out");
                 script.kill();
@@ -450,7 +458,9 @@ fn handle(opts: &Options, conn: &mut Conn, req: &Request) -> io::Result<Outcome>
         resp.headers.extend(head.headers);
         let length = resp
             .get_header("Content-Length")
-            .and_then(|v| v.trim().parse::<u64>().ok());
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|v| v.parse::<u64>().ok());
         resp.headers
             .retain(|(k, _)| !k.eq_ignore_ascii_case("Content-Length"));
         if resp.get_header("Content-Type").is_none() && head.location_only_redirect {
@@ -497,7 +507,11 @@ enum Failure {
 struct Script {
     child: Child,
     output: Option<DeadlineReader>,
-    deadline: Instant,
+    /// When the script is killed if it has not ended; `None` once its head
+    /// came in time (then `reap` gives it `timeout` from the end of its
+    /// output, and it is killed at once if the client goes away).
+    deadline: Option<Instant>,
+    timeout: Duration,
     started: Instant,
     path: PathBuf,
 }
@@ -518,6 +532,9 @@ impl Script {
         let pidfd =
             unsafe { libc::syscall(libc::SYS_pidfd_open, self.child.id() as libc::pid_t, 0) }
                 as i32;
+        let deadline = self
+            .deadline
+            .unwrap_or_else(|| Instant::now() + self.timeout);
         loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => {
@@ -530,7 +547,7 @@ impl Script {
                     }
                     break;
                 }
-                Ok(None) if Instant::now() >= self.deadline => {
+                Ok(None) if Instant::now() >= deadline => {
                     conn.log.line(&format!(
                         "jawas-cgi: {} killed at the timeout",
                         self.path.display()
@@ -540,7 +557,7 @@ impl Script {
                     break;
                 }
                 Ok(None) if pidfd >= 0 => {
-                    let left = self.deadline.saturating_duration_since(Instant::now());
+                    let left = deadline.saturating_duration_since(Instant::now());
                     let mut pfd = libc::pollfd {
                         fd: pidfd,
                         events: libc::POLLIN,
@@ -634,7 +651,8 @@ fn start(
     let mut script = Script {
         child,
         output: Some(output),
-        deadline,
+        deadline: Some(deadline),
+        timeout: opts.timeout,
         started: Instant::now(),
         path: target.script.clone(),
     };
@@ -923,7 +941,9 @@ fn read_script_head(out: &mut DeadlineReader) -> Result<ScriptHead, String> {
                 .split_whitespace()
                 .next()
                 .and_then(|c| c.parse().ok())
-                .filter(|c| (100..600).contains(c))
+                // A script answers with a final status: 1xx (101
+                // included) would leave the client waiting for another.
+                .filter(|c| (200..600).contains(c))
                 .ok_or_else(|| format!("bad Status '{}'", clean(&text)))?;
             h.status = Some(code);
         } else if k.eq_ignore_ascii_case("Location") {
