@@ -395,3 +395,40 @@ fn an_orphan_left_after_an_idle_sweep_is_still_stopped_at_shutdown() {
     assert_eq!(d.wait_exit(T), Some(0), "{}", d.log());
     assert!(!alive(orphan), "the orphan (ignoring SIGTERM) was killed");
 }
+
+#[test]
+fn a_udp_engine_answers_only_the_sender_it_was_started_for() {
+    // Datagrams from a refused address that queued before the socket was
+    // connected to the admitted sender must not be answered.
+    let d = Jawasd::start(
+        r#"
+[services.echo]
+listen = "127.0.0.1:0"
+protocol = "udp"
+engine = "jawas-builtin"
+args = ["echo"]
+only_from = ["127.0.0.1/32"]
+"#,
+    );
+    let addr = d.addr("echo");
+    let allowed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let refused = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    allowed.send_to(b"hello", addr).unwrap();
+    for _ in 0..5 {
+        refused.send_to(b"sneak", addr).unwrap();
+    }
+    allowed
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = allowed.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"hello");
+    refused
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    assert!(
+        refused.recv_from(&mut buf).is_err(),
+        "a refused sender got an answer: {}",
+        d.log()
+    );
+}

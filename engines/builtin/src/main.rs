@@ -286,6 +286,10 @@ fn serve_datagrams(sock: BorrowedFd<'_>, service: Service, linger: Duration) -> 
     let timeout_ms = i32::try_from(linger.as_millis()).unwrap_or(i32::MAX);
     let mut buf = vec![0u8; 65536];
     let mut line = 0usize;
+    // A socket connected to one sender (a UDP service without wait) may
+    // still hold datagrams other senders sent before it was connected,
+    // which no access rule checked: only the peer is answered.
+    let peer = nix::sys::socket::getpeername::<nix::sys::socket::SockaddrStorage>(fd).ok();
     loop {
         let mut pfd = libc::pollfd {
             fd,
@@ -321,6 +325,19 @@ fn serve_datagrams(sock: BorrowedFd<'_>, service: Service, linger: Duration) -> 
         };
         if n < 0 {
             continue;
+        }
+        if let Some(peer) = &peer {
+            // SAFETY: the kernel filled `from_len` bytes of the
+            // sockaddr_storage we own.
+            let sender = unsafe {
+                <nix::sys::socket::SockaddrStorage as nix::sys::socket::SockaddrLike>::from_raw(
+                    (&from as *const libc::sockaddr_storage).cast(),
+                    Some(from_len),
+                )
+            };
+            if sender.as_ref() != Some(peer) {
+                continue;
+            }
         }
         let reply: Vec<u8> = match service {
             Service::Echo => buf[..n as usize].to_vec(),
