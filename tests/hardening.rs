@@ -432,3 +432,67 @@ only_from = ["127.0.0.1/32"]
         d.log()
     );
 }
+
+/// A local time range that does not hold the present minute.
+fn closed_hours() -> String {
+    // SAFETY: time and localtime_r with out-parameters we own.
+    let minute = unsafe {
+        let t = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&t, &mut tm);
+        (tm.tm_hour * 60 + tm.tm_min) as u32
+    };
+    let at = |m: u32| format!("{:02}:{:02}", (m / 60) % 24, m % 60);
+    format!("{}-{}", at((minute + 5) % 1440), at((minute + 6) % 1440))
+}
+
+#[test]
+fn a_tcp_wait_service_goes_through_admission() {
+    let d = Jawasd::start(&format!(
+        "[services.w]\nlisten = \"127.0.0.1:0\"\nwait = true\nengine = \"cat\"\naccess_times = \"{}\"\n",
+        closed_hours()
+    ));
+    let _client = connect(d.addr("w"));
+    assert!(
+        d.wait_log("refuse svc=w remote=- reason=access_times", T),
+        "{}",
+        d.log()
+    );
+    assert!(
+        !d.log().contains("done svc=w"),
+        "no engine ran: {}",
+        d.log()
+    );
+}
+
+#[test]
+fn a_reload_serves_every_queued_connection_before_closing_a_listener() {
+    let d = Jawasd::start(
+        "[services.old]\nlisten = \"127.0.0.1:0\"\nengine = \"cat\"\n[services.keep]\nlisten = \"127.0.0.1:0\"\nengine = \"cat\"\n",
+    );
+    let addr = d.addr("old");
+    // With jawasd stopped, 100 clients queue in the old listener's backlog.
+    d.signal(libc::SIGSTOP);
+    let mut clients: Vec<std::net::TcpStream> = (0..100).map(|_| connect(addr)).collect();
+    for c in &mut clients {
+        c.write_all(b"queued").unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+    }
+    std::fs::write(
+        d.dir().join("jawasd.toml"),
+        "[services.keep]\nlisten = \"127.0.0.1:0\"\nengine = \"cat\"\n",
+    )
+    .unwrap();
+    d.signal(libc::SIGHUP);
+    d.signal(libc::SIGCONT);
+    let mut served = 0;
+    for c in &mut clients {
+        let mut got = Vec::new();
+        let _ = c.read_to_end(&mut got);
+        if got == b"queued" {
+            served += 1;
+        }
+    }
+    assert_eq!(served, 100, "{}", d.log());
+    assert!(d.wait_log("close svc=old", T), "{}", d.log());
+}
