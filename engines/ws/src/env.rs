@@ -1,0 +1,111 @@
+//! The program's CGI-style environment (as websocketd gives it): where
+//! the client is, what it asked for, every request header as HTTP_*.
+//! Pure: builds a list of variables from the request and the peer; the
+//! caller adds them to its own environment (which carries jawasd's
+//! env/pass_env for the service).
+
+use jawas_engine::Peer;
+use jawas_http::Request;
+
+/// The variables for `req` from `peer`, in a stable order.
+pub fn cgi_vars(req: &Request, peer: &Peer) -> Vec<(String, String)> {
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    let server_name = req
+        .host_name()
+        .map(str::to_string)
+        .or(peer.local_ip.map(|ip| ip.to_string()));
+    let mut vars = vec![
+        ("REMOTE_ADDR", opt(peer.remote_ip.map(|ip| ip.to_string()))),
+        ("REMOTE_PORT", opt(peer.remote_port.map(|p| p.to_string()))),
+        ("SERVER_NAME", opt(server_name)),
+        ("SERVER_PORT", opt(peer.local_port.map(|p| p.to_string()))),
+        ("SERVER_PROTOCOL", req.version().to_string()),
+        ("REQUEST_METHOD", req.method.clone()),
+        ("REQUEST_URI", req.target.clone()),
+        ("SCRIPT_NAME", String::new()),
+        ("PATH_INFO", percent_decode(req.path())),
+        ("QUERY_STRING", req.query().unwrap_or("").to_string()),
+        ("AUTH_TYPE", String::new()),
+        ("CONTENT_LENGTH", String::new()),
+        ("CONTENT_TYPE", String::new()),
+        ("REMOTE_USER", String::new()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect::<Vec<_>>();
+    for (name, value) in &req.headers {
+        let key = header_var(name);
+        let value = String::from_utf8_lossy(value).into_owned();
+        // A repeated field joins its values, as HTTP allows for lists.
+        match vars.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => {
+                v.push_str(", ");
+                v.push_str(&value);
+            }
+            None => vars.push((key, value)),
+        }
+    }
+    vars
+}
+
+/// `Sec-WebSocket-Protocol` -> `HTTP_SEC_WEBSOCKET_PROTOCOL`.
+fn header_var(name: &str) -> String {
+    let mut k = String::from("HTTP_");
+    k.extend(name.chars().map(|c| match c {
+        '-' => '_',
+        c => c.to_ascii_uppercase(),
+    }));
+    k
+}
+
+/// `%XX` decoded (invalid escapes kept as they are); not UTF-8 -> lossy.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names() {
+        let cases = [
+            ("Origin", "HTTP_ORIGIN"),
+            ("Sec-WebSocket-Protocol", "HTTP_SEC_WEBSOCKET_PROTOCOL"),
+            ("x-a", "HTTP_X_A"),
+        ];
+        for (name, want) in cases {
+            assert_eq!(header_var(name), want);
+        }
+    }
+
+    #[test]
+    fn decoding() {
+        let cases = [
+            ("/a%20b", "/a b"),
+            ("/%", "/%"),
+            ("/%4", "/%4"),
+            ("/%41", "/A"),
+            ("/%zz", "/%zz"),
+            ("/%ff", "/\u{fffd}"),
+        ];
+        for (s, want) in cases {
+            assert_eq!(percent_decode(s), want, "{s}");
+        }
+    }
+}

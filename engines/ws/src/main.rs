@@ -1,0 +1,197 @@
+//! jawas-ws: any program becomes a WebSocket service. The HTTP layer
+//! reads the upgrade request; `handshake` decides on it; after 101 the
+//! connection is handed off to tungstenite, PROGRAM starts (`program`)
+//! and the pump (`pump`) moves messages: each text message is a line on
+//! PROGRAM's stdin, each line PROGRAM writes is a text message (or raw
+//! bytes both ways with --binary). Closing: see docs/websocket.md.
+
+mod env;
+mod handshake;
+mod program;
+mod pump;
+
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use jawas_engine::{exit, Args, Connection, Engine, Error, Opt};
+use jawas_http::{Conn, Limits, Request};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{Role, WebSocketConfig};
+use tungstenite::WebSocket;
+
+use handshake::{Decision, OriginPolicy};
+use program::{Framing, Program};
+use pump::{End, SocketFds};
+
+/// How long PROGRAM has to exit after its stdin closes, and again after
+/// SIGTERM, before the next signal.
+const GRACE: Duration = Duration::from_millis(500);
+/// How long the client has to answer our close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+const DEFAULT_MAX: usize = 1 << 20;
+
+struct Ws {
+    argv: Vec<String>,
+    binary: bool,
+    max: usize,
+    origins: OriginPolicy,
+    protocols: Vec<String>,
+}
+
+impl Engine for Ws {
+    const NAME: &'static str = "jawas-ws";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const USAGE: &'static [&'static str] = &["-- PROGRAM [ARG]..."];
+    const ABOUT: &'static str = "Serves one WebSocket connection with PROGRAM: each text message \
+        from the client is one line on PROGRAM's stdin, each line PROGRAM writes to stdout is one \
+        text message. PROGRAM gets a CGI-style environment (REMOTE_ADDR, PATH_INFO, QUERY_STRING, \
+        HTTP_* ...). When PROGRAM exits the socket closes (1000 on exit 0, 1011 otherwise); when \
+        the client leaves, PROGRAM's stdin closes, then its process group gets SIGTERM, then \
+        SIGKILL. A request that is not a WebSocket upgrade gets 426.";
+    const OPTIONS: &'static [Opt] = &[
+        Opt::flag(
+            "binary",
+            "Pass bytes both ways as binary messages instead of lines.",
+        ),
+        Opt::value(
+            "max-message",
+            "BYTES",
+            "Refuse client messages and frames longer than BYTES with close code 1009 \
+             (default 1048576); longer output lines are sent in pieces of BYTES.",
+        ),
+        Opt::value(
+            "origin",
+            "ORIGIN",
+            "Accept only pages from ORIGIN (repeatable): https://host[:port], or host[:port] \
+             for http and https. Others get 403.",
+        ),
+        Opt::flag(
+            "same-origin",
+            "Accept only pages whose Origin names the host the request was sent to.",
+        ),
+        Opt::value(
+            "protocol",
+            "NAME",
+            "A subprotocol this service speaks (repeatable); the first one the client offers \
+             is chosen.",
+        ),
+    ];
+
+    fn init(args: &Args) -> Result<Self, Error> {
+        let argv = args.positionals().to_vec();
+        if argv.is_empty() {
+            return Err(Error::usage(
+                "no PROGRAM given (jawas-ws [OPTION]... -- PROGRAM [ARG]...)",
+            ));
+        }
+        let max = args
+            .parse("max-message", |v| match v.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(format!("'{v}' is not a positive number of bytes")),
+            })?
+            .unwrap_or(DEFAULT_MAX);
+        Ok(Ws {
+            argv,
+            binary: args.flag("binary"),
+            max,
+            origins: OriginPolicy {
+                allowed: args.values("origin").map(str::to_string).collect(),
+                same_origin: args.flag("same-origin"),
+            },
+            protocols: args.values("protocol").map(str::to_string).collect(),
+        })
+    }
+
+    fn serve(&mut self, conn: Connection) -> Result<(), Error> {
+        let mut conn = Conn::from_connection(conn, Limits::default());
+        let mut outcome = Ok(());
+        let code = jawas_http::serve(&mut conn, |conn, req| {
+            outcome = self.handle(conn, req);
+            Ok(false)
+        });
+        outcome?;
+        jawas_engine::status(code)
+    }
+}
+
+impl Ws {
+    /// One request: refused, or upgraded and served until the end.
+    fn handle(&self, conn: &mut Conn, req: Request) -> Result<(), Error> {
+        let resp = match handshake::decide(&req, &self.origins, &self.protocols) {
+            Decision::Refuse(resp) => {
+                conn.send(Some(&req), resp)
+                    .map_err(|e| Error::io("write", &e))?;
+                return Ok(());
+            }
+            Decision::Accept(resp) => resp,
+        };
+        let vars = env::cgi_vars(&req, conn.peer());
+        conn.send(Some(&req), resp)
+            .map_err(|e| Error::io("write", &e))?;
+        let up = conn.hand_off().map_err(|e| Error::io("hand-off", &e))?;
+        let fds = SocketFds {
+            input: up
+                .stream
+                .input()
+                .try_clone()
+                .map_err(|e| Error::io("dup", &e))?,
+            output: up
+                .stream
+                .output()
+                .try_clone()
+                .map_err(|e| Error::io("dup", &e))?,
+        };
+        // Non-blocking, so the pump can wait on the client and PROGRAM at once.
+        for fd in [fds.input.as_raw_fd(), fds.output.as_raw_fd()] {
+            fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+                .map_err(|e| Error::system(format!("socket: {e}")))?;
+        }
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(self.max))
+            .max_frame_size(Some(self.max));
+        let mut ws =
+            WebSocket::from_partially_read(up.stream, up.buffered, Role::Server, Some(config));
+        let framing = Framing {
+            binary: self.binary,
+            max: self.max,
+        };
+        let mut prog = match Program::start(&self.argv, &vars, framing) {
+            Ok(p) => p,
+            Err(e) => {
+                pump::close(&mut ws, &fds, CloseCode::Error, CLOSE_WAIT);
+                return Err(Error::system(format!("cannot start {}: {e}", self.argv[0])));
+            }
+        };
+        let end = pump::run(&mut ws, &fds, &mut prog);
+        match end {
+            End::BackendDone => {
+                let status = prog.finish(GRACE);
+                let ok = status.is_some_and(|s| s.success());
+                let code = if ok {
+                    CloseCode::Normal
+                } else {
+                    CloseCode::Error
+                };
+                pump::close(&mut ws, &fds, code, CLOSE_WAIT);
+            }
+            End::Refused(code) => {
+                pump::close(&mut ws, &fds, code, CLOSE_WAIT);
+                prog.finish(GRACE);
+                return Err(Error::exit_code(exit::PEER));
+            }
+            End::Stopping => {
+                pump::close(&mut ws, &fds, CloseCode::Away, CLOSE_WAIT);
+                prog.finish(GRACE);
+            }
+            End::ClientClosed | End::ClientGone => {
+                prog.finish(GRACE);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn main() {
+    jawas_engine::run::<Ws>()
+}

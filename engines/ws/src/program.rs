@@ -1,0 +1,180 @@
+//! The PROGRAM behind a socket: started with pipes in its own process
+//! group, fed messages on stdin by a writer thread, read on stdout as
+//! lines (or raw chunks with --binary), and stopped so that nothing of it
+//! is left running. Owns the child, its pipes and its process group.
+//! Invariant: `finish` returns only once the group is gone or has been
+//! sent SIGKILL.
+
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tungstenite::Message;
+
+use crate::pump::Backend;
+
+/// Messages queued for stdin before the pump waits: enough to absorb a
+/// burst, small enough to push back on a client the program cannot keep
+/// up with.
+const STDIN_QUEUE: usize = 16;
+
+/// How the program's output becomes messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Framing {
+    pub binary: bool,
+    /// Longest message sent; a longer line is sent in pieces of this size.
+    pub max: usize,
+}
+
+pub struct Program {
+    child: Child,
+    stdin: Option<SyncSender<Vec<u8>>>,
+    stdout: Option<ChildStdout>,
+    framing: Framing,
+    pending: Vec<u8>,
+}
+
+impl Program {
+    /// Starts `argv` with `vars` added to this process's environment.
+    pub fn start(
+        argv: &[String],
+        vars: &[(String, String)],
+        framing: Framing,
+    ) -> io::Result<Program> {
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .envs(vars.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()?;
+        let mut pipe = child.stdin.take().expect("stdin was piped");
+        let (tx, rx) = sync_channel::<Vec<u8>>(STDIN_QUEUE);
+        // A thread, so a program slow to read its stdin never stops the
+        // pump from reading its stdout; it ends when the sender is dropped
+        // (stdin then closes) or the pipe breaks.
+        std::thread::spawn(move || {
+            for data in rx {
+                if pipe.write_all(&data).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Program {
+            stdout: child.stdout.take(),
+            child,
+            stdin: Some(tx),
+            framing,
+            pending: Vec::new(),
+        })
+    }
+
+    fn pgid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// Closes stdin, gives the program `grace` to exit, then SIGTERM to its
+    /// group, then SIGKILL. Returns the program's exit status, if it exited
+    /// by itself.
+    pub fn finish(&mut self, grace: Duration) -> Option<ExitStatus> {
+        self.stdin = None;
+        let status = self.wait(grace);
+        if self.group_alive() {
+            let _ = killpg(self.pgid(), Signal::SIGTERM);
+            let _ = self.wait(grace);
+            let end = Instant::now() + grace;
+            while self.group_alive() && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = killpg(self.pgid(), Signal::SIGKILL);
+        }
+        let _ = self.child.wait();
+        status
+    }
+
+    fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + limit;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(s)) => return Some(s),
+                Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(10)),
+                _ => return None,
+            }
+        }
+    }
+
+    fn group_alive(&self) -> bool {
+        killpg(self.pgid(), None).is_ok()
+    }
+
+    /// Splits `pending` into messages; with `eof`, what is left is one too.
+    fn messages(&mut self, eof: bool) -> Vec<Message> {
+        let max = self.framing.max.max(1);
+        if self.framing.binary {
+            let data = std::mem::take(&mut self.pending);
+            return data
+                .chunks(max)
+                .map(|c| Message::binary(c.to_vec()))
+                .collect();
+        }
+        let mut out = Vec::new();
+        loop {
+            let line = match self.pending.iter().position(|&b| b == b'\n') {
+                Some(i) if i <= max => {
+                    let mut line: Vec<u8> = self.pending.drain(..=i).collect();
+                    line.pop();
+                    if line.last() == Some(&b'\r') {
+                        line.pop();
+                    }
+                    line
+                }
+                _ if self.pending.len() > max => self.pending.drain(..max).collect(),
+                _ if eof && !self.pending.is_empty() => std::mem::take(&mut self.pending),
+                _ => break,
+            };
+            out.push(Message::text(String::from_utf8_lossy(&line).into_owned()));
+        }
+        out
+    }
+}
+
+impl Backend for Program {
+    fn output(&self) -> Option<BorrowedFd<'_>> {
+        self.stdout.as_ref().map(|s| s.as_fd())
+    }
+
+    fn read_output(&mut self) -> io::Result<Option<Vec<Message>>> {
+        let Some(stdout) = self.stdout.as_mut() else {
+            return Ok(None);
+        };
+        let mut buf = [0u8; 16384];
+        let n = match stdout.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Some(Vec::new())),
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            self.stdout = None;
+            let last = self.messages(true);
+            return Ok(if last.is_empty() { None } else { Some(last) });
+        }
+        self.pending.extend_from_slice(&buf[..n]);
+        Ok(Some(self.messages(false)))
+    }
+
+    fn deliver(&mut self, msg: Message) {
+        let mut data = msg.into_data().to_vec();
+        if !self.framing.binary {
+            data.push(b'\n');
+        }
+        // A program that closed its stdin no longer wants messages.
+        if let Some(tx) = &self.stdin {
+            let _ = tx.send(data);
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The message pump: the socket side of a WebSocket, moving messages
+//! between the client and a `Backend` (the program today; a room later)
+//! in one thread with poll(2). Owns the WebSocket's read and write
+//! readiness. Invariants: the socket is non-blocking, so a slow client
+//! never stops the pump; while frames wait to be written, the backend's
+//! output is not read (its pipe pushes back instead of memory growing).
+
+use std::fs::File;
+use std::io::{self, ErrorKind, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use tungstenite::error::{CapacityError, ProtocolError};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::{Error, Message, WebSocket};
+
+/// Where client messages go and server messages come from.
+pub trait Backend {
+    /// A descriptor readable when `read_output` has something; `None`
+    /// once the output has ended.
+    fn output(&self) -> Option<BorrowedFd<'_>>;
+    /// Messages for the client; `None` at the end of the output.
+    fn read_output(&mut self) -> io::Result<Option<Vec<Message>>>;
+    /// A text or binary message from the client.
+    fn deliver(&mut self, msg: Message);
+}
+
+/// Why the pump stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The backend's output ended: the server closes.
+    BackendDone,
+    /// The client completed a close handshake.
+    ClientClosed,
+    /// The connection broke without a close.
+    ClientGone,
+    /// The client broke the protocol; close with this code.
+    Refused(CloseCode),
+    /// The engine was asked to stop (SIGTERM).
+    Stopping,
+}
+
+/// The socket's descriptors, for poll: separate from the WebSocket,
+/// which owns the stream itself.
+pub struct SocketFds {
+    pub input: File,
+    pub output: File,
+}
+
+/// Runs until one side ends.
+pub fn run<S: Read + Write>(
+    ws: &mut WebSocket<S>,
+    fds: &SocketFds,
+    backend: &mut dyn Backend,
+) -> End {
+    let mut unflushed = false;
+    loop {
+        let (sock_ready, out_ready, backend_ready) = match wait(fds, backend, unflushed, None) {
+            Ok(r) => r,
+            Err(end) => return end,
+        };
+        if out_ready {
+            match ws.flush() {
+                Ok(()) => unflushed = false,
+                Err(e) if would_block(&e) => {}
+                Err(_) => return End::ClientGone,
+            }
+        }
+        if backend_ready {
+            match backend.read_output() {
+                Ok(Some(msgs)) => {
+                    for m in msgs {
+                        if ws.write(m).is_err() && !ws.can_write() {
+                            return End::ClientGone;
+                        }
+                    }
+                    match ws.flush() {
+                        Ok(()) => {}
+                        Err(e) if would_block(&e) => unflushed = true,
+                        Err(_) => return End::ClientGone,
+                    }
+                }
+                Ok(None) | Err(_) => return End::BackendDone,
+            }
+            if backend.output().is_none() {
+                return End::BackendDone;
+            }
+        }
+        if sock_ready {
+            if let Some(end) = read_all(ws, backend) {
+                return end;
+            }
+        }
+    }
+}
+
+/// Reads every message the socket has ready.
+fn read_all<S: Read + Write>(ws: &mut WebSocket<S>, backend: &mut dyn Backend) -> Option<End> {
+    loop {
+        match ws.read() {
+            Ok(m @ (Message::Text(_) | Message::Binary(_))) => backend.deliver(m),
+            Ok(_) => {} // ping, pong, close: tungstenite answers them
+            Err(e) if would_block(&e) => return None,
+            Err(Error::ConnectionClosed) => return Some(End::ClientClosed),
+            Err(Error::Capacity(CapacityError::MessageTooLong { .. })) => {
+                return Some(End::Refused(CloseCode::Size))
+            }
+            Err(Error::Utf8(_)) => return Some(End::Refused(CloseCode::Invalid)),
+            Err(Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
+                return Some(End::ClientGone)
+            }
+            Err(Error::Protocol(_) | Error::Capacity(_)) => {
+                return Some(End::Refused(CloseCode::Protocol))
+            }
+            Err(_) => return Some(End::ClientGone),
+        }
+    }
+}
+
+/// Sends a close frame with `code` and waits up to `limit` for the
+/// client's answer, so the code reaches it before the socket closes.
+pub fn close<S: Read + Write>(
+    ws: &mut WebSocket<S>,
+    fds: &SocketFds,
+    code: CloseCode,
+    limit: Duration,
+) {
+    let frame = CloseFrame {
+        code,
+        reason: "".into(),
+    };
+    if ws.close(Some(frame)).is_err() && !ws.can_read() {
+        return;
+    }
+    let end = Instant::now() + limit;
+    loop {
+        match ws.read() {
+            Ok(_) => {}
+            Err(e) if would_block(&e) => {
+                let left = end.saturating_duration_since(Instant::now());
+                if left.is_zero() || wait(fds, &NoBackend, false, Some(left)).is_err() {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+struct NoBackend;
+
+impl Backend for NoBackend {
+    fn output(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+    fn read_output(&mut self) -> io::Result<Option<Vec<Message>>> {
+        Ok(None)
+    }
+    fn deliver(&mut self, _: Message) {}
+}
+
+fn would_block(e: &Error) -> bool {
+    matches!(e, Error::Io(io) if io.kind() == ErrorKind::WouldBlock)
+}
+
+/// Waits for the socket (and, unless frames are waiting to be written,
+/// the backend): which of socket-in, socket-out, backend is ready.
+fn wait(
+    fds: &SocketFds,
+    backend: &dyn Backend,
+    unflushed: bool,
+    limit: Option<Duration>,
+) -> Result<(bool, bool, bool), End> {
+    let any = PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR;
+    let mut set = vec![PollFd::new(fds.input.as_fd(), PollFlags::POLLIN)];
+    if unflushed {
+        set.push(PollFd::new(fds.output.as_fd(), PollFlags::POLLOUT));
+    }
+    let backend_fd = if unflushed { None } else { backend.output() };
+    if let Some(fd) = backend_fd {
+        set.push(PollFd::new(fd, PollFlags::POLLIN));
+    }
+    let timeout = match limit {
+        Some(d) => {
+            PollTimeout::try_from(d.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX)
+        }
+        None => PollTimeout::NONE,
+    };
+    match poll(&mut set, timeout) {
+        Ok(0) => return Err(End::ClientGone),
+        Ok(_) => {}
+        Err(Errno::EINTR) if jawas_engine::stopping() => return Err(End::Stopping),
+        Err(Errno::EINTR) => return Ok((false, false, false)),
+        Err(_) => return Err(End::ClientGone),
+    }
+    let ready = |p: &PollFd| {
+        p.revents()
+            .is_some_and(|r| r.intersects(any | PollFlags::POLLOUT))
+    };
+    let sock = ready(&set[0]);
+    let out = unflushed && ready(&set[1]);
+    let back = backend_fd.is_some() && ready(set.last().expect("one fd at least"));
+    Ok((sock, out, back))
+}
