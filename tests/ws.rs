@@ -1,0 +1,289 @@
+//! jawas-ws through the real jawasd, with Python's `websockets` package
+//! as the client (a real, independent WebSocket implementation): echo in
+//! line and binary mode, PROGRAM's environment, refusals before the
+//! upgrade (426, 403), subprotocols, the message size limit (1009), close
+//! codes from PROGRAM's exit status, and PROGRAM's whole process group
+//! gone after the client leaves.
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use jawas_tests::{exchange, script, Jawasd, TempDir};
+
+/// Imports the client once per script; a missing package fails the test
+/// with the command that installs it.
+const PRELUDE: &str = "import sys, os
+try:
+    from websockets.sync.client import connect
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+except ImportError:
+    print('MISSING websockets')
+    sys.exit(3)
+URL = sys.argv[1]
+def drain(ws):
+    # Every message until the close, then the close code.
+    try:
+        while True:
+            print(repr(ws.recv(timeout=10)))
+    except ConnectionClosed as e:
+        print('CLOSE', e.rcvd.code if e.rcvd else None)
+";
+
+/// Runs `body` (Python, after PRELUDE) against `url`; its stdout.
+fn client(url: &str, body: &str) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(format!("{PRELUDE}{body}\n"))
+        .arg(url)
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        !stdout.contains("MISSING websockets"),
+        "the tests need Python's websockets package: python3 -m pip install websockets"
+    );
+    assert!(
+        out.status.success(),
+        "client failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// jawasd with one jawas-ws service given `args`; `{dir}` in them is the
+/// test's directory (scripts are written there first by `prepare`).
+fn server(args: &[&str], prepare: impl FnOnce(&TempDir)) -> Jawasd {
+    let dir = TempDir::new();
+    prepare(&dir);
+    let list: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+    let config = format!(
+        "[services.ws]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-ws\"\nargs = [{}]\ncapture_stderr = true\n",
+        list.join(", ")
+    );
+    Jawasd::builder(&config).dir(dir).start()
+}
+
+fn url(addr: SocketAddr, path: &str) -> String {
+    format!("ws://{addr}{path}")
+}
+
+#[test]
+fn each_text_message_is_a_line_and_each_line_a_message() {
+    let d = server(&["--", "cat"], |_| {});
+    let out = client(
+        &url(d.addr("ws"), "/"),
+        "with connect(URL) as ws:
+    for m in ['hello', 'wörld', '']:
+        ws.send(m)
+        print(repr(ws.recv(timeout=10)))",
+    );
+    assert_eq!(out, "'hello'\n'wörld'\n''\n");
+}
+
+#[test]
+fn binary_mode_passes_bytes_both_ways() {
+    let d = server(&["--binary", "--", "cat"], |_| {});
+    let out = client(
+        &url(d.addr("ws"), "/"),
+        "with connect(URL) as ws:
+    ws.send(bytes([0, 10, 255, 13]))
+    print(repr(ws.recv(timeout=10)))",
+    );
+    assert_eq!(out, "b'\\x00\\n\\xff\\r'\n");
+}
+
+#[test]
+fn program_sees_a_cgi_style_environment() {
+    let vars = [
+        "REMOTE_ADDR",
+        "SERVER_NAME",
+        "SERVER_PROTOCOL",
+        "REQUEST_METHOD",
+        "REQUEST_URI",
+        "PATH_INFO",
+        "QUERY_STRING",
+        "SCRIPT_NAME",
+        "HTTP_ORIGIN",
+        "HTTP_SEC_WEBSOCKET_PROTOCOL",
+        "REMOTE_USER",
+        "FROM_JAWASD",
+    ];
+    let body: String = vars
+        .iter()
+        .map(|v| format!("echo \"{v}=${v}\"\n"))
+        .collect();
+    let d = server(&["--protocol", "chat", "--", "{dir}/env.sh"], |dir| {
+        script(
+            dir.path(),
+            "env.sh",
+            &format!("{body}echo \"PORT_SET=${{REMOTE_PORT:+yes}}${{SERVER_PORT:+yes}}\""),
+        );
+    });
+    let out = client(
+        &url(d.addr("ws"), "/a%20b/c?x=1&y=2"),
+        "with connect(URL, origin='http://page.test', subprotocols=['chat']) as ws:
+    drain(ws)",
+    );
+    for want in [
+        "'REMOTE_ADDR=127.0.0.1'",
+        "'SERVER_NAME=127.0.0.1'",
+        "'SERVER_PROTOCOL=HTTP/1.1'",
+        "'REQUEST_METHOD=GET'",
+        "'REQUEST_URI=/a%20b/c?x=1&y=2'",
+        "'PATH_INFO=/a b/c'",
+        "'QUERY_STRING=x=1&y=2'",
+        "'SCRIPT_NAME='",
+        "'HTTP_ORIGIN=http://page.test'",
+        "'HTTP_SEC_WEBSOCKET_PROTOCOL=chat'",
+        "'REMOTE_USER='",
+        "'PORT_SET=yesyes'",
+        "CLOSE 1000",
+    ] {
+        assert!(out.lines().any(|l| l == want), "{want} not in:\n{out}");
+    }
+}
+
+#[test]
+fn service_env_from_jawasd_reaches_the_program() {
+    let dir = TempDir::new();
+    script(dir.path(), "env.sh", "echo \"GREETING=$GREETING\"");
+    let config = "[services.ws]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-ws\"\nargs = [\"--\", \"{dir}/env.sh\"]\nenv = { GREETING = \"hi\" }\ncapture_stderr = true\n";
+    let d = Jawasd::builder(config).dir(dir).start();
+    let out = client(
+        &url(d.addr("ws"), "/"),
+        "with connect(URL) as ws:\n    drain(ws)",
+    );
+    assert_eq!(out, "'GREETING=hi'\nCLOSE 1000\n");
+}
+
+#[test]
+fn a_plain_get_gets_426_naming_websocket() {
+    let d = server(&["--", "cat"], |_| {});
+    let reply = exchange(
+        d.addr("ws"),
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 426 "), "{reply}");
+    assert!(
+        reply
+            .to_ascii_lowercase()
+            .contains("\r\nupgrade: websocket\r\n"),
+        "{reply}"
+    );
+}
+
+#[test]
+fn a_refused_origin_gets_403_before_the_upgrade() {
+    let d = server(&["--origin", "good.test", "--", "cat"], |_| {});
+    let out = client(
+        &url(d.addr("ws"), "/"),
+        "for origin in ['https://evil.test', 'http://good.test', 'https://good.test']:
+    try:
+        with connect(URL, origin=origin) as ws:
+            ws.send('x')
+            print(origin, repr(ws.recv(timeout=10)))
+    except InvalidStatus as e:
+        print(origin, e.response.status_code)",
+    );
+    assert_eq!(
+        out,
+        "https://evil.test 403\nhttp://good.test 'x'\nhttps://good.test 'x'\n"
+    );
+}
+
+#[test]
+fn same_origin_accepts_only_the_host_asked() {
+    let d = server(&["--same-origin", "--", "cat"], |_| {});
+    let addr = d.addr("ws");
+    let out = client(
+        &url(addr, "/"),
+        &format!(
+            "for origin in ['http://{addr}', 'http://other.test']:
+    try:
+        with connect(URL, origin=origin) as ws:
+            print('open')
+    except InvalidStatus as e:
+        print(e.response.status_code)"
+        ),
+    );
+    assert_eq!(out, "open\n403\n");
+}
+
+#[test]
+fn the_first_offered_known_subprotocol_is_chosen() {
+    let d = server(
+        &["--protocol", "chat", "--protocol", "v2", "--", "cat"],
+        |_| {},
+    );
+    let out = client(
+        &url(d.addr("ws"), "/"),
+        "for offer in [['x', 'v2', 'chat'], ['chat']]:
+    with connect(URL, subprotocols=offer) as ws:
+        print(ws.subprotocol)",
+    );
+    assert_eq!(out, "v2\nchat\n");
+}
+
+#[test]
+fn an_oversized_message_is_closed_with_1009() {
+    let d = server(&["--max-message", "100", "--", "cat"], |_| {});
+    let out = client(
+        &url(d.addr("ws"), "/"),
+        "with connect(URL) as ws:
+    ws.send('a' * 100)
+    print(len(ws.recv(timeout=10)))
+    ws.send('a' * 101)
+    drain(ws)",
+    );
+    assert_eq!(out, "100\nCLOSE 1009\n");
+}
+
+#[test]
+fn program_exit_closes_with_1000_or_1011() {
+    let d = server(
+        &["--", "sh", "-c", "read x; echo \"got $x\"; exit $x"],
+        |_| {},
+    );
+    for (status, code) in [("0", "1000"), ("3", "1011")] {
+        let out = client(
+            &url(d.addr("ws"), "/"),
+            &format!("with connect(URL) as ws:\n    ws.send('{status}')\n    drain(ws)"),
+        );
+        assert_eq!(out, format!("'got {status}'\nCLOSE {code}\n"));
+    }
+}
+
+/// Whether any process is left in group `pgid`.
+fn group_alive(pgid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks that the group exists.
+    unsafe { libc::kill(-pgid, 0) == 0 }
+}
+
+#[test]
+fn when_the_client_leaves_the_programs_group_is_gone() {
+    // The program and a child both ignore SIGTERM and stdin's end: only
+    // the final SIGKILL to the group ends them.
+    let body = "trap '' TERM; sleep 600 & echo $$; while :; do sleep 0.1; done";
+    let d = server(&["--", "sh", "-c", body], |_| {});
+    let endings = [
+        ("a close handshake", "ws.close()"),
+        ("a vanished client", "os._exit(0)"),
+    ];
+    for (how, end) in endings {
+        let out = client(
+            &url(d.addr("ws"), "/"),
+            &format!("ws = connect(URL)\nprint(ws.recv(timeout=10), flush=True)\n{end}"),
+        );
+        let pgid: i32 = out.trim().parse().expect("the program's pid");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while group_alive(pgid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            !group_alive(pgid),
+            "after {how}, group {pgid} still has processes"
+        );
+    }
+}
