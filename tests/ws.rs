@@ -287,3 +287,63 @@ fn when_the_client_leaves_the_programs_group_is_gone() {
         );
     }
 }
+
+/// The close code in the first frame the server sends after the 101, for
+/// raw bytes `frame` sent right after the handshake.
+/// (The frame goes in the same write as the handshake, so it is already
+/// buffered when the connection is handed off.)
+fn close_code_after(addr: SocketAddr, frame: &[u8]) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = jawas_tests::connect(addr);
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        .to_vec();
+    out.extend_from_slice(frame);
+    s.write_all(&out).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+        // The head and a close frame's first four bytes are enough.
+        let head = got.windows(4).position(|w| w == b"\r\n\r\n");
+        if head.is_some_and(|i| got.len() >= i + 8) {
+            break;
+        }
+    }
+    let head_end = got.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    assert!(
+        got.starts_with(b"HTTP/1.1 101 "),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    match &got[head_end..] {
+        [0x88, len, hi, lo, ..] if *len >= 2 => Some(u16::from_be_bytes([*hi, *lo])),
+        _ => None,
+    }
+}
+
+/// A masked client frame with opcode `op` and a short payload.
+fn masked(op: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [1u8, 2, 3, 4];
+    let mut f = vec![0x80 | op, 0x80 | payload.len() as u8];
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+#[test]
+fn protocol_errors_reach_the_client_as_close_codes() {
+    let d = server(&["--", "cat"], |_| {});
+    let cases: [(&str, Vec<u8>, u16); 3] = [
+        ("an unmasked frame", vec![0x81, 0x02, b'h', b'i'], 1002),
+        ("an unknown opcode", masked(0x3, b"x"), 1002),
+        ("text that is not UTF-8", masked(0x1, &[0xff, 0xfe]), 1007),
+    ];
+    for (what, frame, want) in cases {
+        assert_eq!(close_code_after(d.addr("ws"), &frame), Some(want), "{what}");
+    }
+}

@@ -57,6 +57,11 @@ pub fn run<S: Read + Write>(
     backend: &mut dyn Backend,
 ) -> End {
     let mut unflushed = false;
+    // Frames that came with the handshake are already in tungstenite's
+    // buffer, where poll cannot see them: read them first.
+    if let Some(end) = read_all(ws, backend) {
+        return end;
+    }
     loop {
         let (sock_ready, out_ready, backend_ready) = match wait(fds, backend, unflushed, None) {
             Ok(r) => r,
