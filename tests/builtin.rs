@@ -500,7 +500,9 @@ fn demo_config_checks_and_serves() {
     // relative engine paths resolve the same way.
     let text = std::fs::read_to_string(&demo).unwrap();
     let mut text = text;
-    for port in ["7007", "7013", "7019", "7020", "7021", "8080", "8081", "8082"] {
+    for port in [
+        "7007", "7013", "7019", "7020", "7021", "8080", "8081", "8082",
+    ] {
         text = text.replace(&format!(":{port}\""), ":0\"");
     }
     let copy = repo().join(format!("etc/.test-demo-{}.toml", std::process::id()));
