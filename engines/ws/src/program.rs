@@ -111,36 +111,37 @@ impl Program {
     fn group_alive(&self) -> bool {
         killpg(self.pgid(), None).is_ok()
     }
+}
 
-    /// Splits `pending` into messages; with `eof`, what is left is one too.
-    fn messages(&mut self, eof: bool) -> Vec<Message> {
-        let max = self.framing.max.max(1);
-        if self.framing.binary {
-            let data = std::mem::take(&mut self.pending);
-            return data
-                .chunks(max)
-                .map(|c| Message::binary(c.to_vec()))
-                .collect();
-        }
-        let mut out = Vec::new();
-        loop {
-            let line = match self.pending.iter().position(|&b| b == b'\n') {
-                Some(i) if i <= max => {
-                    let mut line: Vec<u8> = self.pending.drain(..=i).collect();
-                    line.pop();
-                    if line.last() == Some(&b'\r') {
-                        line.pop();
-                    }
-                    line
-                }
-                _ if self.pending.len() > max => self.pending.drain(..max).collect(),
-                _ if eof && !self.pending.is_empty() => std::mem::take(&mut self.pending),
-                _ => break,
-            };
-            out.push(Message::text(String::from_utf8_lossy(&line).into_owned()));
-        }
-        out
+/// Splits `pending` (output read so far) into messages, leaving an
+/// unfinished line in it; with `eof`, what is left is one message too.
+fn split(pending: &mut Vec<u8>, framing: Framing, eof: bool) -> Vec<Message> {
+    let max = framing.max.max(1);
+    if framing.binary {
+        let data = std::mem::take(pending);
+        return data
+            .chunks(max)
+            .map(|c| Message::binary(c.to_vec()))
+            .collect();
     }
+    let mut out = Vec::new();
+    loop {
+        let line = match pending.iter().position(|&b| b == b'\n') {
+            Some(i) if i <= max => {
+                let mut line: Vec<u8> = pending.drain(..=i).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                line
+            }
+            _ if pending.len() > max => pending.drain(..max).collect(),
+            _ if eof && !pending.is_empty() => std::mem::take(pending),
+            _ => break,
+        };
+        out.push(Message::text(String::from_utf8_lossy(&line).into_owned()));
+    }
+    out
 }
 
 impl Backend for Program {
@@ -160,11 +161,11 @@ impl Backend for Program {
         };
         if n == 0 {
             self.stdout = None;
-            let last = self.messages(true);
+            let last = split(&mut self.pending, self.framing, true);
             return Ok(if last.is_empty() { None } else { Some(last) });
         }
         self.pending.extend_from_slice(&buf[..n]);
-        Ok(Some(self.messages(false)))
+        Ok(Some(split(&mut self.pending, self.framing, false)))
     }
 
     fn deliver(&mut self, msg: Message) {
@@ -175,6 +176,53 @@ impl Backend for Program {
         // A program that closed its stdin no longer wants messages.
         if let Some(tx) = &self.stdin {
             let _ = tx.send(data);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Framing, output, end of output, messages sent, bytes left over.
+    type Case = (
+        Framing,
+        &'static [u8],
+        bool,
+        &'static [&'static [u8]],
+        &'static [u8],
+    );
+
+    #[test]
+    fn output_becomes_messages() {
+        let text = |max| Framing { binary: false, max };
+        let bin = Framing {
+            binary: true,
+            max: 3,
+        };
+        let cases: &[Case] = &[
+            (text(100), b"a\nb\n", false, &[b"a", b"b"], b""),
+            (text(100), b"a\r\nb", false, &[b"a"], b"b"),
+            (text(100), b"a\nb", true, &[b"a", b"b"], b""),
+            (text(100), b"\n", false, &[b""], b""),
+            (text(100), b"", true, &[], b""),
+            (text(3), b"abcdefg\n", false, &[b"abc", b"def", b"g"], b""),
+            (text(3), b"abcd", false, &[b"abc"], b"d"),
+            (text(100), b"\xff\n", false, &[b"\xef\xbf\xbd"], b""),
+            (bin, b"ab\ncdefg", false, &[b"ab\n", b"cde", b"fg"], b""),
+        ];
+        for (framing, output, eof, want, left) in cases {
+            let mut pending = output.to_vec();
+            let got: Vec<Vec<u8>> = split(&mut pending, *framing, *eof)
+                .into_iter()
+                .map(|m| {
+                    assert_eq!(m.is_binary(), framing.binary);
+                    m.into_data().to_vec()
+                })
+                .collect();
+            let want: Vec<Vec<u8>> = want.iter().map(|w| w.to_vec()).collect();
+            assert_eq!(got, want, "{output:?} eof={eof}");
+            assert_eq!(pending, *left, "{output:?}");
         }
     }
 }
