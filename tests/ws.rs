@@ -347,3 +347,56 @@ fn protocol_errors_reach_the_client_as_close_codes() {
         assert_eq!(close_code_after(d.addr("ws"), &frame), Some(want), "{what}");
     }
 }
+
+#[test]
+fn stopping_jawasd_closes_with_1001_and_stops_the_program() {
+    let mut d = server(&["--", "sh", "-c", "echo $$; exec sleep 600"], |_| {});
+    let addr = d.addr("ws");
+    let mut py = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "{PRELUDE}with connect(URL) as ws:\n    print(ws.recv(timeout=10), flush=True)\n    drain(ws)\n"
+        ))
+        .arg(url(addr, "/"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut stdout = std::io::BufReader::new(py.stdout.take().expect("piped"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let pgid: i32 = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("pid: {line:?}"));
+    d.signal(libc::SIGTERM);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(rest, "CLOSE 1001\n");
+    assert!(py.wait().unwrap().success());
+    assert_eq!(d.wait_exit(Duration::from_secs(10)), Some(0), "{}", d.log());
+    assert!(!group_alive(pgid), "group {pgid} outlived the engine");
+}
+
+#[test]
+fn bad_arguments_are_usage_errors() {
+    let dir = TempDir::new();
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["--check", "--", "cat"], 0, "jawas-ws: ok"),
+        (&["--check"], 100, "no PROGRAM given"),
+        (
+            &["--check", "--max-message", "0", "--", "cat"],
+            100,
+            "--max-message",
+        ),
+        (
+            &["--check", "--max-message", "lots", "--", "cat"],
+            100,
+            "'lots'",
+        ),
+    ];
+    for (args, code, needle) in cases {
+        let (got, _, err, _) = jawas_tests::run_engine("jawas-ws", dir.path(), args);
+        assert_eq!(got, *code, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
