@@ -400,3 +400,18 @@ fn bad_arguments_are_usage_errors() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn a_program_that_cannot_start_closes_with_1011_and_says_why() {
+    let d = server(&["--", "/nonexistent/program"], |_| {});
+    let out = client(
+        &url(d.addr("ws"), "/"),
+        "with connect(URL) as ws:\n    drain(ws)",
+    );
+    assert_eq!(out, "CLOSE 1011\n");
+    assert!(
+        d.wait_log("cannot start /nonexistent/program", Duration::from_secs(10)),
+        "{}",
+        d.log()
+    );
+}

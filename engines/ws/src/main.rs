@@ -14,7 +14,7 @@ use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use jawas_engine::{exit, Args, Connection, Engine, Error, Opt};
-use jawas_http::{Conn, Limits, Request};
+use jawas_http::{Conn, Duplex, Limits, Request};
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{Role, WebSocketConfig};
@@ -129,20 +129,19 @@ impl Ws {
         let vars = env::cgi_vars(&req, conn.peer());
         conn.send(Some(&req), resp)
             .map_err(|e| Error::io("write", &e))?;
+        let (mut ws, fds) = self.upgrade(conn)?;
+        self.run(&mut ws, &fds, &vars)
+    }
+
+    /// After the 101: the socket as a WebSocket, plus its descriptors
+    /// (non-blocking, so the pump can wait on the client and PROGRAM at once).
+    fn upgrade(&self, conn: &mut Conn) -> Result<(WebSocket<Duplex>, SocketFds), Error> {
         let up = conn.hand_off().map_err(|e| Error::io("hand-off", &e))?;
+        let dup = |f: &std::fs::File| f.try_clone().map_err(|e| Error::io("dup", &e));
         let fds = SocketFds {
-            input: up
-                .stream
-                .input()
-                .try_clone()
-                .map_err(|e| Error::io("dup", &e))?,
-            output: up
-                .stream
-                .output()
-                .try_clone()
-                .map_err(|e| Error::io("dup", &e))?,
+            input: dup(up.stream.input())?,
+            output: dup(up.stream.output())?,
         };
-        // Non-blocking, so the pump can wait on the client and PROGRAM at once.
         for fd in [fds.input.as_raw_fd(), fds.output.as_raw_fd()] {
             fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
                 .map_err(|e| Error::system(format!("socket: {e}")))?;
@@ -150,20 +149,29 @@ impl Ws {
         let config = WebSocketConfig::default()
             .max_message_size(Some(self.max))
             .max_frame_size(Some(self.max));
-        let mut ws =
-            WebSocket::from_partially_read(up.stream, up.buffered, Role::Server, Some(config));
+        let ws = WebSocket::from_partially_read(up.stream, up.buffered, Role::Server, Some(config));
+        Ok((ws, fds))
+    }
+
+    /// PROGRAM on the socket, from its start to nothing of it left.
+    fn run(
+        &self,
+        ws: &mut WebSocket<Duplex>,
+        fds: &SocketFds,
+        vars: &[(String, String)],
+    ) -> Result<(), Error> {
         let framing = Framing {
             binary: self.binary,
             max: self.max,
         };
-        let mut prog = match Program::start(&self.argv, &vars, framing) {
+        let mut prog = match Program::start(&self.argv, vars, framing) {
             Ok(p) => p,
             Err(e) => {
-                pump::close(&mut ws, &fds, CloseCode::Error, CLOSE_WAIT);
+                pump::close(ws, fds, CloseCode::Error, CLOSE_WAIT);
                 return Err(Error::system(format!("cannot start {}: {e}", self.argv[0])));
             }
         };
-        let end = pump::run(&mut ws, &fds, &mut prog);
+        let end = pump::run(ws, fds, &mut prog);
         match end {
             End::BackendDone => {
                 let status = prog.finish(GRACE);
@@ -173,15 +181,15 @@ impl Ws {
                 } else {
                     CloseCode::Error
                 };
-                pump::close(&mut ws, &fds, code, CLOSE_WAIT);
+                pump::close(ws, fds, code, CLOSE_WAIT);
             }
             End::Refused(code) => {
-                pump::close(&mut ws, &fds, code, CLOSE_WAIT);
+                pump::close(ws, fds, code, CLOSE_WAIT);
                 prog.finish(GRACE);
                 return Err(Error::exit_code(exit::PEER));
             }
             End::Stopping => {
-                pump::close(&mut ws, &fds, CloseCode::Away, CLOSE_WAIT);
+                pump::close(ws, fds, CloseCode::Away, CLOSE_WAIT);
                 prog.finish(GRACE);
             }
             End::ClientClosed | End::ClientGone => {
