@@ -415,3 +415,42 @@ fn a_program_that_cannot_start_closes_with_1011_and_says_why() {
         d.log()
     );
 }
+
+#[test]
+fn a_program_that_never_reads_does_not_keep_the_engine_from_stopping() {
+    // More than the stdin pipe and the engine's queue hold, so the engine
+    // is holding the client back when jawasd stops it.
+    let mut d = server(&["--", "sh", "-c", "echo $$; exec sleep 600"], |_| {});
+    let mut py = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "{PRELUDE}with connect(URL) as ws:
+    print(ws.recv(timeout=10), flush=True)
+    for _ in range(40):
+        ws.send('x' * 4096)
+    print('sent', flush=True)
+    drain(ws)
+"
+        ))
+        .arg(url(d.addr("ws"), "/"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut stdout = std::io::BufReader::new(py.stdout.take().expect("piped"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let pgid: i32 = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("pid: {line:?}"));
+    line.clear();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "sent\n");
+    d.signal(libc::SIGTERM);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(rest, "CLOSE 1001\n");
+    assert!(py.wait().unwrap().success());
+    assert_eq!(d.wait_exit(Duration::from_secs(10)), Some(0), "{}", d.log());
+    assert!(!group_alive(pgid), "group {pgid} outlived the engine");
+}

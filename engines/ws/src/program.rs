@@ -9,18 +9,20 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{killpg, Signal};
+use nix::sys::signal::{killpg, pthread_sigmask, SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
 use tungstenite::Message;
 
 use crate::pump::Backend;
 
-/// Messages queued for stdin before the pump waits: enough to absorb a
-/// burst, small enough to push back on a client the program cannot keep
-/// up with.
+/// Messages queued for stdin before the pump stops reading the client:
+/// enough to absorb a burst, small enough to push back on a client the
+/// program cannot keep up with.
 const STDIN_QUEUE: usize = 16;
 
 /// How the program's output becomes messages.
@@ -33,7 +35,11 @@ pub struct Framing {
 
 pub struct Program {
     child: Child,
-    stdin: Option<SyncSender<Vec<u8>>>,
+    stdin: Option<Sender<Vec<u8>>>,
+    /// Messages given to the writer thread and not yet written.
+    queued: Arc<AtomicUsize>,
+    /// The writer thread is gone (stdin broke): messages are dropped.
+    stdin_gone: Arc<AtomicBool>,
     stdout: Option<ChildStdout>,
     framing: Framing,
     pending: Vec<u8>,
@@ -54,21 +60,32 @@ impl Program {
             .process_group(0)
             .spawn()?;
         let mut pipe = child.stdin.take().expect("stdin was piped");
-        let (tx, rx) = sync_channel::<Vec<u8>>(STDIN_QUEUE);
+        let (tx, rx) = channel::<Vec<u8>>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let stdin_gone = Arc::new(AtomicBool::new(false));
+        let (q, gone) = (queued.clone(), stdin_gone.clone());
         // A thread, so a program slow to read its stdin never stops the
         // pump from reading its stdout; it ends when the sender is dropped
         // (stdin then closes) or the pipe breaks.
         std::thread::spawn(move || {
+            // SIGTERM must interrupt the pump's poll, not this thread.
+            let mut term = SigSet::empty();
+            term.add(Signal::SIGTERM);
+            let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&term), None);
             for data in rx {
                 if pipe.write_all(&data).is_err() {
                     break;
                 }
+                q.fetch_sub(1, Ordering::SeqCst);
             }
+            gone.store(true, Ordering::SeqCst);
         });
         Ok(Program {
             stdout: child.stdout.take(),
             child,
             stdin: Some(tx),
+            queued,
+            stdin_gone,
             framing,
             pending: Vec::new(),
         })
@@ -175,8 +192,15 @@ impl Backend for Program {
         }
         // A program that closed its stdin no longer wants messages.
         if let Some(tx) = &self.stdin {
-            let _ = tx.send(data);
+            self.queued.fetch_add(1, Ordering::SeqCst);
+            if tx.send(data).is_err() {
+                self.queued.fetch_sub(1, Ordering::SeqCst);
+            }
         }
+    }
+
+    fn wants_input(&self) -> bool {
+        self.stdin_gone.load(Ordering::SeqCst) || self.queued.load(Ordering::SeqCst) < STDIN_QUEUE
     }
 }
 

@@ -1,9 +1,11 @@
 //! The message pump: the socket side of a WebSocket, moving messages
 //! between the client and a `Backend` (the program today; a room later)
 //! in one thread with poll(2). Owns the WebSocket's read and write
-//! readiness. Invariants: the socket is non-blocking, so a slow client
-//! never stops the pump; while frames wait to be written, the backend's
-//! output is not read (its pipe pushes back instead of memory growing).
+//! readiness. Invariants: nothing here blocks (the socket is non-blocking,
+//! the backend takes messages without waiting), so a client leaving is
+//! always seen; while frames wait to be written, the backend's output is
+//! not read, and while the backend is full, the client is not read (each
+//! side pushes back instead of memory growing).
 
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Write};
@@ -17,6 +19,15 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Error, Message, WebSocket};
 
+/// The peer shut down its side (Linux; nix does not name it).
+const POLLRDHUP: PollFlags = PollFlags::from_bits_retain(libc::POLLRDHUP);
+
+/// The longest wait without checking for SIGTERM.
+const STOP_RECHECK: Duration = Duration::from_secs(1);
+
+/// How often a full backend is checked for room again.
+const BACKEND_RECHECK: Duration = Duration::from_millis(20);
+
 /// Where client messages go and server messages come from.
 pub trait Backend {
     /// A descriptor readable when `read_output` has something; `None`
@@ -26,6 +37,11 @@ pub trait Backend {
     fn read_output(&mut self) -> io::Result<Option<Vec<Message>>>;
     /// A text or binary message from the client.
     fn deliver(&mut self, msg: Message);
+    /// Whether it takes more messages now; while not, the client's frames
+    /// wait in the socket (pushing back on the client).
+    fn wants_input(&self) -> bool {
+        true
+    }
 }
 
 /// Why the pump stopped.
@@ -58,10 +74,13 @@ pub fn run<S: Read + Write>(
 ) -> End {
     let mut unflushed = false;
     // Frames that came with the handshake are already in tungstenite's
-    // buffer, where poll cannot see them: read them first.
-    if let Some(end) = read_all(ws, backend) {
-        return end;
-    }
+    // buffer, where poll cannot see them: read them first. `held`: the
+    // last read stopped for a full backend, so frames may be buffered.
+    let mut held = match read_all(ws, backend) {
+        Reading::Drained => false,
+        Reading::Held => true,
+        Reading::End(end) => return end,
+    };
     loop {
         let (sock_ready, out_ready, backend_ready) = match wait(fds, backend, unflushed, None) {
             Ok(r) => r,
@@ -94,33 +113,48 @@ pub fn run<S: Read + Write>(
                 return End::BackendDone;
             }
         }
-        if sock_ready {
-            if let Some(end) = read_all(ws, backend) {
-                return end;
-            }
+        if (sock_ready || held) && backend.wants_input() {
+            held = match read_all(ws, backend) {
+                Reading::Drained => false,
+                Reading::Held => true,
+                Reading::End(end) => return end,
+            };
         }
     }
 }
 
-/// Reads every message the socket has ready.
-fn read_all<S: Read + Write>(ws: &mut WebSocket<S>, backend: &mut dyn Backend) -> Option<End> {
+/// How a round of reading the socket ended.
+enum Reading {
+    /// Nothing more to read now.
+    Drained,
+    /// The backend is full; more may be buffered.
+    Held,
+    End(End),
+}
+
+/// Reads every message the socket has ready, while the backend takes them.
+fn read_all<S: Read + Write>(ws: &mut WebSocket<S>, backend: &mut dyn Backend) -> Reading {
+    let end = |e| Reading::End(e);
     loop {
+        if !backend.wants_input() {
+            return Reading::Held;
+        }
         match ws.read() {
             Ok(m @ (Message::Text(_) | Message::Binary(_))) => backend.deliver(m),
             Ok(_) => {} // ping, pong, close: tungstenite answers them
-            Err(e) if would_block(&e) => return None,
-            Err(Error::ConnectionClosed) => return Some(End::ClientClosed),
+            Err(e) if would_block(&e) => return Reading::Drained,
+            Err(Error::ConnectionClosed) => return end(End::ClientClosed),
             Err(Error::Capacity(CapacityError::MessageTooLong { .. })) => {
-                return Some(End::Refused(CloseCode::Size))
+                return end(End::Refused(CloseCode::Size))
             }
-            Err(Error::Utf8(_)) => return Some(End::Refused(CloseCode::Invalid)),
+            Err(Error::Utf8(_)) => return end(End::Refused(CloseCode::Invalid)),
             Err(Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
-                return Some(End::ClientGone)
+                return end(End::ClientGone)
             }
             Err(Error::Protocol(_) | Error::Capacity(_)) => {
-                return Some(End::Refused(CloseCode::Protocol))
+                return end(End::Refused(CloseCode::Protocol))
             }
-            Err(_) => return Some(End::ClientGone),
+            Err(_) => return end(End::ClientGone),
         }
     }
 }
@@ -172,7 +206,9 @@ fn would_block(e: &Error) -> bool {
 }
 
 /// Waits for the socket (and, unless frames are waiting to be written,
-/// the backend): which of socket-in, socket-out, backend is ready.
+/// the backend): which of socket-in, socket-out, backend is ready. While
+/// the backend is full, the socket is watched only for the client
+/// leaving, and the wait is short, to see the backend drain.
 fn wait(
     fds: &SocketFds,
     backend: &dyn Backend,
@@ -180,7 +216,13 @@ fn wait(
     limit: Option<Duration>,
 ) -> Result<(bool, bool, bool), End> {
     let any = PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR;
-    let mut set = vec![PollFd::new(fds.input.as_fd(), PollFlags::POLLIN)];
+    let reading = backend.wants_input();
+    let sock_flags = if reading {
+        PollFlags::POLLIN
+    } else {
+        POLLRDHUP
+    };
+    let mut set = vec![PollFd::new(fds.input.as_fd(), sock_flags)];
     if unflushed {
         set.push(PollFd::new(fds.output.as_fd(), PollFlags::POLLOUT));
     }
@@ -188,14 +230,19 @@ fn wait(
     if let Some(fd) = backend_fd {
         set.push(PollFd::new(fd, PollFlags::POLLIN));
     }
-    let timeout = match limit {
-        Some(d) => {
-            PollTimeout::try_from(d.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX)
-        }
-        None => PollTimeout::NONE,
+    // A SIGTERM that lands between the check and poll is seen at the
+    // latest after STOP_RECHECK.
+    if jawas_engine::stopping() {
+        return Err(End::Stopping);
+    }
+    let limit = match (limit, reading) {
+        (None, false) => BACKEND_RECHECK,
+        (None, true) => STOP_RECHECK,
+        (Some(l), _) => l,
     };
+    let timeout =
+        PollTimeout::try_from(limit.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
     match poll(&mut set, timeout) {
-        Ok(0) => return Err(End::ClientGone),
         Ok(_) => {}
         Err(Errno::EINTR) if jawas_engine::stopping() => return Err(End::Stopping),
         Err(Errno::EINTR) => return Ok((false, false, false)),
@@ -205,7 +252,11 @@ fn wait(
         p.revents()
             .is_some_and(|r| r.intersects(any | PollFlags::POLLOUT))
     };
-    let sock = ready(&set[0]);
+    let gone = POLLRDHUP | PollFlags::POLLHUP | PollFlags::POLLERR;
+    if !reading && set[0].revents().is_some_and(|r| r.intersects(gone)) {
+        return Err(End::ClientGone);
+    }
+    let sock = reading && ready(&set[0]);
     let out = unflushed && ready(&set[1]);
     let back = backend_fd.is_some() && ready(set.last().expect("one fd at least"));
     Ok((sock, out, back))
