@@ -454,3 +454,61 @@ fn a_program_that_never_reads_does_not_keep_the_engine_from_stopping() {
     assert_eq!(d.wait_exit(Duration::from_secs(10)), Some(0), "{}", d.log());
     assert!(!group_alive(pgid), "group {pgid} outlived the engine");
 }
+
+#[test]
+fn ping_keeps_an_answering_client_and_drops_a_silent_one() {
+    use std::io::{Read, Write};
+    let d = server(
+        &["--ping", "0.3", "--", "sh", "-c", "echo $$; exec cat"],
+        |_| {},
+    );
+    // Python's client answers pings by itself: idle for five ping periods,
+    // the connection still works.
+    let out = client(
+        &url(d.addr("ws"), "/"),
+        "import time
+with connect(URL) as ws:
+    ws.recv(timeout=10)
+    time.sleep(1.5)
+    ws.send('still here')
+    print(ws.recv(timeout=10))",
+    );
+    assert_eq!(out, "still here\n");
+    // A raw client that never answers gets a ping, then the connection ends.
+    let mut s = jawas_tests::connect(d.addr("ws"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got)
+        .expect("the engine ends the connection");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let mut frames = &got[head_end..];
+    let mut opcodes = Vec::new();
+    let mut pid = String::new();
+    while let [b0, len, rest @ ..] = frames {
+        let len = usize::from(*len & 0x7f);
+        if b0 & 0x0f == 1 {
+            pid = String::from_utf8_lossy(&rest[..len]).into_owned();
+        }
+        opcodes.push(b0 & 0x0f);
+        frames = &rest[len..];
+    }
+    assert_eq!(opcodes.first(), Some(&1), "{opcodes:?}");
+    assert!(opcodes.contains(&9), "no ping in {opcodes:?}");
+    let pgid: i32 = pid.trim().parse().expect("the program's pid");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while group_alive(pgid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!group_alive(pgid), "group {pgid} outlived a silent client");
+}

@@ -37,6 +37,7 @@ struct Ws {
     max: usize,
     origins: OriginPolicy,
     protocols: Vec<String>,
+    ping: Option<Duration>,
 }
 
 impl Engine for Ws {
@@ -71,6 +72,12 @@ impl Engine for Ws {
             "Accept only pages whose Origin names the host the request was sent to.",
         ),
         Opt::value(
+            "ping",
+            "SECS",
+            "Ping a client silent for SECS; one silent for twice SECS (no pong) is taken as \
+             gone and PROGRAM is stopped. Default: no pings.",
+        ),
+        Opt::value(
             "protocol",
             "NAME",
             "A subprotocol this service speaks (repeatable); the first one the client offers \
@@ -100,6 +107,7 @@ impl Engine for Ws {
                 same_origin: args.flag("same-origin"),
             },
             protocols: args.values("protocol").map(str::to_string).collect(),
+            ping: args.parse("ping", jawas_engine::parse_secs)?,
         })
     }
 
@@ -171,7 +179,7 @@ impl Ws {
                 return Err(Error::system(format!("cannot start {}: {e}", self.argv[0])));
             }
         };
-        let end = pump::run(ws, fds, &mut prog);
+        let end = pump::run(ws, fds, &mut prog, self.ping);
         match end {
             End::BackendDone => {
                 let status = prog.finish(GRACE);

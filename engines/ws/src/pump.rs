@@ -66,23 +66,42 @@ pub struct SocketFds {
     pub output: File,
 }
 
-/// Runs until one side ends.
+/// Runs until one side ends. With `ping`, a client silent for that long
+/// is pinged, and one silent for twice that long is taken as gone.
 pub fn run<S: Read + Write>(
     ws: &mut WebSocket<S>,
     fds: &SocketFds,
     backend: &mut dyn Backend,
+    ping: Option<Duration>,
 ) -> End {
     let mut unflushed = false;
+    let mut heard = Instant::now();
+    let mut pinged = heard;
     // Frames that came with the handshake are already in tungstenite's
     // buffer, where poll cannot see them: read them first. `held`: the
     // last read stopped for a full backend, so frames may be buffered.
-    let mut held = match read_all(ws, backend) {
+    let mut held = match read_all(ws, backend, &mut heard) {
         Reading::Drained => false,
         Reading::Held => true,
         Reading::End(end) => return end,
     };
     loop {
-        let (sock_ready, out_ready, backend_ready) = match wait(fds, backend, unflushed, None) {
+        if let Some(every) = ping {
+            let now = Instant::now();
+            if now.duration_since(heard) >= every * 2 {
+                return End::ClientGone;
+            }
+            if now.duration_since(heard) >= every && now.duration_since(pinged) >= every {
+                pinged = now;
+                match ws.send(Message::Ping(Default::default())) {
+                    Ok(()) => {}
+                    Err(e) if would_block(&e) => unflushed = true,
+                    Err(_) => return End::ClientGone,
+                }
+            }
+        }
+        let limit = ping.map(|every| every / 4);
+        let (sock_ready, out_ready, backend_ready) = match wait(fds, backend, unflushed, limit) {
             Ok(r) => r,
             Err(end) => return end,
         };
@@ -114,7 +133,7 @@ pub fn run<S: Read + Write>(
             }
         }
         if (sock_ready || held) && backend.wants_input() {
-            held = match read_all(ws, backend) {
+            held = match read_all(ws, backend, &mut heard) {
                 Reading::Drained => false,
                 Reading::Held => true,
                 Reading::End(end) => return end,
@@ -132,14 +151,23 @@ enum Reading {
     End(End),
 }
 
-/// Reads every message the socket has ready, while the backend takes them.
-fn read_all<S: Read + Write>(ws: &mut WebSocket<S>, backend: &mut dyn Backend) -> Reading {
+/// Reads every message the socket has ready, while the backend takes them;
+/// `heard` is when the client last sent anything.
+fn read_all<S: Read + Write>(
+    ws: &mut WebSocket<S>,
+    backend: &mut dyn Backend,
+    heard: &mut Instant,
+) -> Reading {
     let end = |e| Reading::End(e);
     loop {
         if !backend.wants_input() {
             return Reading::Held;
         }
-        match ws.read() {
+        let got = ws.read();
+        if got.is_ok() {
+            *heard = Instant::now();
+        }
+        match got {
             Ok(m @ (Message::Text(_) | Message::Binary(_))) => backend.deliver(m),
             Ok(_) => {} // ping, pong, close: tungstenite answers them
             Err(e) if would_block(&e) => return Reading::Drained,
@@ -235,11 +263,12 @@ fn wait(
     if jawas_engine::stopping() {
         return Err(End::Stopping);
     }
-    let limit = match (limit, reading) {
-        (None, false) => BACKEND_RECHECK,
-        (None, true) => STOP_RECHECK,
-        (Some(l), _) => l,
+    let recheck = if reading {
+        STOP_RECHECK
+    } else {
+        BACKEND_RECHECK
     };
+    let limit = limit.map_or(recheck, |l| l.min(recheck));
     let timeout =
         PollTimeout::try_from(limit.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
     match poll(&mut set, timeout) {
