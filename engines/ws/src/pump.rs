@@ -75,36 +75,33 @@ pub fn run<S: Read + Write>(
     ping: Option<Duration>,
 ) -> End {
     let mut unflushed = false;
-    let mut heard = Instant::now();
-    let mut pinged = heard;
+    let mut alive = Keepalive::new(ping);
     // Frames that came with the handshake are already in tungstenite's
     // buffer, where poll cannot see them: read them first. `held`: the
     // last read stopped for a full backend, so frames may be buffered.
-    let mut held = match read_all(ws, backend, &mut heard) {
-        Reading::Drained => false,
-        Reading::Held => true,
-        Reading::End(end) => return end,
-    };
+    let mut held = true;
     loop {
-        if let Some(every) = ping {
-            let now = Instant::now();
-            if now.duration_since(heard) >= every * 2 {
-                return End::ClientGone;
-            }
-            if now.duration_since(heard) >= every && now.duration_since(pinged) >= every {
-                pinged = now;
-                match ws.send(Message::Ping(Default::default())) {
-                    Ok(()) => {}
-                    Err(e) if would_block(&e) => unflushed = true,
-                    Err(_) => return End::ClientGone,
-                }
-            }
+        if held && backend.wants_input() {
+            held = match read_all(ws, backend, &mut alive.heard) {
+                Reading::Drained => false,
+                Reading::Held => true,
+                Reading::End(end) => return end,
+            };
         }
-        let limit = ping.map(|every| every / 4);
-        let (sock_ready, out_ready, backend_ready) = match wait(fds, backend, unflushed, limit) {
-            Ok(r) => r,
-            Err(end) => return end,
-        };
+        match alive.due(backend.wants_input()) {
+            Due::Nothing => {}
+            Due::Gone => return End::ClientGone,
+            Due::Ping => match ws.send(Message::Ping(Default::default())) {
+                Ok(()) => {}
+                Err(e) if would_block(&e) => unflushed = true,
+                Err(_) => return End::ClientGone,
+            },
+        }
+        let (sock_ready, out_ready, backend_ready) =
+            match wait(fds, backend, unflushed, alive.poll_limit()) {
+                Ok(r) => r,
+                Err(end) => return end,
+            };
         if out_ready {
             match ws.flush() {
                 Ok(()) => unflushed = false,
@@ -113,32 +110,89 @@ pub fn run<S: Read + Write>(
             }
         }
         if backend_ready {
-            match backend.read_output() {
-                Ok(Some(msgs)) => {
-                    for m in msgs {
-                        if ws.write(m).is_err() && !ws.can_write() {
-                            return End::ClientGone;
-                        }
-                    }
-                    match ws.flush() {
-                        Ok(()) => {}
-                        Err(e) if would_block(&e) => unflushed = true,
-                        Err(_) => return End::ClientGone,
-                    }
-                }
-                Ok(None) | Err(_) => return End::BackendDone,
-            }
-            if backend.output().is_none() {
-                return End::BackendDone;
+            match pass_output(ws, backend) {
+                Ok(more) => unflushed |= more,
+                Err(end) => return end,
             }
         }
-        if (sock_ready || held) && backend.wants_input() {
-            held = match read_all(ws, backend, &mut heard) {
-                Reading::Drained => false,
-                Reading::Held => true,
-                Reading::End(end) => return end,
-            };
+        held |= sock_ready;
+    }
+}
+
+/// One read of the backend's output, written to the client. `Ok(true)`:
+/// frames still wait to be written.
+fn pass_output<S: Read + Write>(
+    ws: &mut WebSocket<S>,
+    backend: &mut dyn Backend,
+) -> Result<bool, End> {
+    let msgs = match backend.read_output() {
+        Ok(Some(msgs)) => msgs,
+        Ok(None) | Err(_) => return Err(End::BackendDone),
+    };
+    for m in msgs {
+        if ws.write(m).is_err() && !ws.can_write() {
+            return Err(End::ClientGone);
         }
+    }
+    let unflushed = match ws.flush() {
+        Ok(()) => false,
+        Err(e) if would_block(&e) => true,
+        Err(_) => return Err(End::ClientGone),
+    };
+    match backend.output() {
+        Some(_) => Ok(unflushed),
+        None => Err(End::BackendDone),
+    }
+}
+
+/// `--ping` bookkeeping: when the client was last heard from and pinged.
+struct Keepalive {
+    every: Option<Duration>,
+    heard: Instant,
+    pinged: Instant,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Due {
+    Nothing,
+    Ping,
+    Gone,
+}
+
+impl Keepalive {
+    fn new(every: Option<Duration>) -> Keepalive {
+        let now = Instant::now();
+        Keepalive {
+            every,
+            heard: now,
+            pinged: now,
+        }
+    }
+
+    /// What to do now. While the client is not being read (`listening`
+    /// false: the backend is full), its silence is not its fault.
+    fn due(&mut self, listening: bool) -> Due {
+        let Some(every) = self.every else {
+            return Due::Nothing;
+        };
+        let now = Instant::now();
+        if !listening {
+            self.heard = now;
+        }
+        let silent = now.duration_since(self.heard);
+        if silent >= every * 2 {
+            Due::Gone
+        } else if silent >= every && now.duration_since(self.pinged) >= every {
+            self.pinged = now;
+            Due::Ping
+        } else {
+            Due::Nothing
+        }
+    }
+
+    /// How long a wait may last for the next check to be on time.
+    fn poll_limit(&self) -> Option<Duration> {
+        self.every.map(|every| every / 4)
     }
 }
 
@@ -289,4 +343,32 @@ fn wait(
     let out = unflushed && ready(&set[1]);
     let back = backend_fd.is_some() && ready(set.last().expect("one fd at least"));
     Ok((sock, out, back))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keepalive_pings_then_gives_up() {
+        let s = Duration::from_secs;
+        // (heard ago, pinged ago, listening, due)
+        let cases = [
+            (s(0), s(0), true, Due::Nothing),
+            (s(10), s(10), true, Due::Ping),
+            (s(15), s(5), true, Due::Nothing),
+            (s(20), s(10), true, Due::Gone),
+            (s(20), s(10), false, Due::Nothing),
+        ];
+        for (heard, pinged, listening, want) in cases {
+            let now = Instant::now();
+            let mut k = Keepalive {
+                every: Some(s(10)),
+                heard: now - heard,
+                pinged: now - pinged,
+            };
+            assert_eq!(k.due(listening), want, "{heard:?} {pinged:?} {listening}");
+        }
+        assert_eq!(Keepalive::new(None).due(true), Due::Nothing);
+    }
 }
