@@ -44,12 +44,14 @@ impl Engine for Ws {
     const NAME: &'static str = "jawas-ws";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const USAGE: &'static [&'static str] = &["-- PROGRAM [ARG]..."];
-    const ABOUT: &'static str = "Serves one WebSocket connection with PROGRAM: each text message \
-        from the client is one line on PROGRAM's stdin, each line PROGRAM writes to stdout is one \
-        text message. PROGRAM gets a CGI-style environment (REMOTE_ADDR, PATH_INFO, QUERY_STRING, \
-        HTTP_* ...). When PROGRAM exits the socket closes (1000 on exit 0, 1011 otherwise); when \
-        the client leaves, PROGRAM's stdin closes, then its process group gets SIGTERM, then \
-        SIGKILL. A request that is not a WebSocket upgrade gets 426.";
+    const ABOUT: &'static str = "\
+Serves one WebSocket connection with PROGRAM: each text message from the
+client is one line on PROGRAM's stdin, each line PROGRAM writes to stdout is
+one text message. PROGRAM runs in its own process group with a CGI-style
+environment (REMOTE_ADDR, PATH_INFO, QUERY_STRING, HTTP_* ...). When PROGRAM
+exits the socket closes (1000 on exit 0, 1011 otherwise); when the client
+leaves, PROGRAM's stdin closes, then its group gets SIGTERM, then SIGKILL. A
+request that is not a WebSocket upgrade gets 426.";
     const OPTIONS: &'static [Opt] = &[
         Opt::flag(
             "binary",
