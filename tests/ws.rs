@@ -512,3 +512,41 @@ Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n
     }
     assert!(!group_alive(pgid), "group {pgid} outlived a silent client");
 }
+
+#[test]
+fn idle_timeout_closes_a_quiet_connection_with_1000() {
+    let d = server(
+        &[
+            "--idle-timeout",
+            "0.5",
+            "--",
+            "sh",
+            "-c",
+            "echo $$; exec cat",
+        ],
+        |_| {},
+    );
+    // Messages every 0.3 s keep it open past 0.5 s; then silence closes it.
+    let out = client(
+        &url(d.addr("ws"), "/"),
+        "import time
+with connect(URL) as ws:
+    print(ws.recv(timeout=10))
+    for m in ['a', 'b']:
+        time.sleep(0.3)
+        ws.send(m)
+        print(ws.recv(timeout=10))
+    drain(ws)",
+    );
+    let mut lines = out.lines();
+    let pgid: i32 = lines.next().unwrap().parse().expect("the program's pid");
+    assert_eq!(lines.collect::<Vec<_>>(), ["a", "b", "CLOSE 1000"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while group_alive(pgid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !group_alive(pgid),
+        "group {pgid} outlived the idle connection"
+    );
+}

@@ -38,6 +38,7 @@ struct Ws {
     origins: OriginPolicy,
     protocols: Vec<String>,
     ping: Option<Duration>,
+    idle: Option<Duration>,
 }
 
 impl Engine for Ws {
@@ -80,6 +81,12 @@ request that is not a WebSocket upgrade gets 426.";
              gone and PROGRAM is stopped. Default: no pings.",
         ),
         Opt::value(
+            "idle-timeout",
+            "SECS",
+            "Close with 1000 when no message has passed either way for SECS (pings do not \
+             count). Default: no limit.",
+        ),
+        Opt::value(
             "protocol",
             "NAME",
             "A subprotocol this service speaks (repeatable); the first one the client offers \
@@ -110,6 +117,7 @@ request that is not a WebSocket upgrade gets 426.";
             },
             protocols: args.values("protocol").map(str::to_string).collect(),
             ping: args.parse("ping", jawas_engine::parse_secs)?,
+            idle: args.parse("idle-timeout", jawas_engine::parse_secs)?,
         })
     }
 
@@ -181,7 +189,7 @@ impl Ws {
                 return Err(Error::system(format!("cannot start {}: {e}", self.argv[0])));
             }
         };
-        let end = pump::run(ws, fds, &mut prog, self.ping);
+        let end = pump::run(ws, fds, &mut prog, self.ping, self.idle);
         match end {
             End::BackendDone => {
                 let status = prog.finish(GRACE);
@@ -200,6 +208,10 @@ impl Ws {
             }
             End::Stopping => {
                 pump::close(ws, fds, CloseCode::Away, CLOSE_WAIT);
+                prog.finish(GRACE);
+            }
+            End::Idle => {
+                pump::close(ws, fds, CloseCode::Normal, CLOSE_WAIT);
                 prog.finish(GRACE);
             }
             End::ClientClosed | End::ClientGone => {

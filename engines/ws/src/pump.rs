@@ -57,6 +57,8 @@ pub enum End {
     Refused(CloseCode),
     /// The engine was asked to stop (SIGTERM).
     Stopping,
+    /// No message either way for the idle limit.
+    Idle,
 }
 
 /// The socket's descriptors, for poll: separate from the WebSocket,
@@ -67,22 +69,24 @@ pub struct SocketFds {
 }
 
 /// Runs until one side ends. With `ping`, a client silent for that long
-/// is pinged, and one silent for twice that long is taken as gone.
+/// is pinged, and one silent for twice that long is taken as gone; with
+/// `idle`, no message either way for that long ends it too.
 pub fn run<S: Read + Write>(
     ws: &mut WebSocket<S>,
     fds: &SocketFds,
     backend: &mut dyn Backend,
     ping: Option<Duration>,
+    idle: Option<Duration>,
 ) -> End {
     let mut unflushed = false;
-    let mut alive = Keepalive::new(ping);
+    let mut alive = Keepalive::new(ping, idle);
     // Frames that came with the handshake are already in tungstenite's
     // buffer, where poll cannot see them: read them first. `held`: the
     // last read stopped for a full backend, so frames may be buffered.
     let mut held = true;
     loop {
         if held && backend.wants_input() {
-            held = match read_all(ws, backend, &mut alive.heard) {
+            held = match read_all(ws, backend, &mut alive) {
                 Reading::Drained => false,
                 Reading::Held => true,
                 Reading::End(end) => return end,
@@ -91,6 +95,7 @@ pub fn run<S: Read + Write>(
         match alive.due(backend.wants_input()) {
             Due::Nothing => {}
             Due::Gone => return End::ClientGone,
+            Due::Idle => return End::Idle,
             Due::Ping => match ws.send(Message::Ping(Default::default())) {
                 Ok(()) => {}
                 Err(e) if would_block(&e) => unflushed = true,
@@ -110,6 +115,7 @@ pub fn run<S: Read + Write>(
             }
         }
         if backend_ready {
+            alive.active = Instant::now();
             match pass_output(ws, backend) {
                 Ok(more) => unflushed |= more,
                 Err(end) => return end,
@@ -145,11 +151,14 @@ fn pass_output<S: Read + Write>(
     }
 }
 
-/// `--ping` bookkeeping: when the client was last heard from and pinged.
+/// `--ping` and `--idle-timeout` bookkeeping: when the client was last
+/// heard from and pinged, when the last message passed either way.
 struct Keepalive {
     every: Option<Duration>,
+    idle: Option<Duration>,
     heard: Instant,
     pinged: Instant,
+    active: Instant,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -157,25 +166,34 @@ enum Due {
     Nothing,
     Ping,
     Gone,
+    Idle,
 }
 
 impl Keepalive {
-    fn new(every: Option<Duration>) -> Keepalive {
+    fn new(every: Option<Duration>, idle: Option<Duration>) -> Keepalive {
         let now = Instant::now();
         Keepalive {
             every,
+            idle,
             heard: now,
             pinged: now,
+            active: now,
         }
     }
 
     /// What to do now. While the client is not being read (`listening`
     /// false: the backend is full), its silence is not its fault.
     fn due(&mut self, listening: bool) -> Due {
+        let now = Instant::now();
+        if self
+            .idle
+            .is_some_and(|idle| now.duration_since(self.active) >= idle)
+        {
+            return Due::Idle;
+        }
         let Some(every) = self.every else {
             return Due::Nothing;
         };
-        let now = Instant::now();
         if !listening {
             self.heard = now;
         }
@@ -192,7 +210,11 @@ impl Keepalive {
 
     /// How long a wait may last for the next check to be on time.
     fn poll_limit(&self) -> Option<Duration> {
-        self.every.map(|every| every / 4)
+        let quarter = |d: Option<Duration>| d.map(|d| d / 4);
+        match (quarter(self.every), quarter(self.idle)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
@@ -205,12 +227,12 @@ enum Reading {
     End(End),
 }
 
-/// Reads every message the socket has ready, while the backend takes them;
-/// `heard` is when the client last sent anything.
+/// Reads every message the socket has ready, while the backend takes them,
+/// noting in `alive` when the client was heard from.
 fn read_all<S: Read + Write>(
     ws: &mut WebSocket<S>,
     backend: &mut dyn Backend,
-    heard: &mut Instant,
+    alive: &mut Keepalive,
 ) -> Reading {
     let end = |e| Reading::End(e);
     loop {
@@ -218,8 +240,11 @@ fn read_all<S: Read + Write>(
             return Reading::Held;
         }
         let got = ws.read();
-        if got.is_ok() {
-            *heard = Instant::now();
+        if let Ok(m) = &got {
+            alive.heard = Instant::now();
+            if m.is_text() || m.is_binary() {
+                alive.active = alive.heard;
+            }
         }
         match got {
             Ok(m @ (Message::Text(_) | Message::Binary(_))) => backend.deliver(m),
@@ -364,11 +389,17 @@ mod tests {
             let now = Instant::now();
             let mut k = Keepalive {
                 every: Some(s(10)),
+                idle: None,
                 heard: now - heard,
                 pinged: now - pinged,
+                active: now,
             };
             assert_eq!(k.due(listening), want, "{heard:?} {pinged:?} {listening}");
         }
-        assert_eq!(Keepalive::new(None).due(true), Due::Nothing);
+        assert_eq!(Keepalive::new(None, None).due(true), Due::Nothing);
+        let mut idle = Keepalive::new(None, Some(s(10)));
+        assert_eq!(idle.due(true), Due::Nothing);
+        idle.active -= s(10);
+        assert_eq!(idle.due(true), Due::Idle);
     }
 }
