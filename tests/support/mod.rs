@@ -585,3 +585,19 @@ pub fn run_engine(name: &str, cwd: &Path, args: &[&str]) -> (i32, String, String
     let code = status.code().expect("exited, not killed");
     (code, out, err, left == WAITING)
 }
+
+/// Checks an engine's `--help` text: each option starts a line of its own
+/// that says `says`, and no line is over 79 columns.
+pub fn assert_help_lists(out: &str, options: &[(&str, &str)]) {
+    for (option, says) in options {
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{option} ")))
+            .unwrap_or_else(|| panic!("no {option} in:\n{out}"));
+        assert!(line.contains(says), "{option}: {line}");
+    }
+    assert!(
+        out.lines().all(|l| l.len() <= 79),
+        "lines over 79 columns:\n{out}"
+    );
+}
