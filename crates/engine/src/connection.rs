@@ -2,7 +2,8 @@
 //! 0 and 1 when started by a super-server) and who is on the other end.
 //!
 //! Owns both descriptors: dropping a `Connection` closes them. Invariant:
-//! `Connection::stdio` is called at most once per process (by `run`), so
+//! `Connection::stdio` is called at most once per process (by `run`, or by
+//! a zygote's child once the connection is on its fds 0 and 1), so
 //! fds 0 and 1 have exactly one owner.
 
 use std::fs::File;

@@ -98,6 +98,7 @@ pub mod exit;
 mod options;
 mod peer;
 mod signals;
+pub mod zygote;
 
 use std::ffi::OsString;
 
@@ -208,10 +209,13 @@ fn print(text: &str) -> i32 {
 
 /// The whole life of an engine process: [`start`] with the process's
 /// arguments, then (SIGPIPE ignored, the SIGTERM flag installed) `serve`
-/// the connection on fds 0 and 1, and exit with the resulting code.
+/// the connection on fds 0 and 1, and exit with the resulting code. Under
+/// jawasd's `spawn = "zygote"` (`JAWAS_ZYGOTE=1`), `init` runs once and
+/// each connection is served by a fork ([`zygote`]).
 pub fn run<E: Engine>() -> ! {
     let code = match start::<E>(std::env::args_os().skip(1)) {
         Start::Exit(code) => code,
+        Start::Serve(mut engine) if zygote::active() => zygote::serve_forever(&mut engine),
         Start::Serve(mut engine) => serve_stdio(&mut engine),
     };
     std::process::exit(code)

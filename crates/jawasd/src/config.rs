@@ -87,6 +87,7 @@ const SERVICE_KEYS: &[&str] = &[
     "log_file",
     "log_syslog",
     "log_format",
+    "spawn",
 ];
 
 const TOP_KEYS: &[&str] = &["server", "defaults", "services"];
@@ -216,6 +217,18 @@ pub struct Service {
     pub log_syslog: Option<(libc::c_int, libc::c_int)>,
     /// Connection events as xinetd writes them (START/EXIT/FAIL lines).
     pub xinetd_log: bool,
+    /// How an engine is started per connection.
+    pub spawn: SpawnMode,
+}
+
+/// How a service's engines start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SpawnMode {
+    /// clone + exec per connection.
+    #[default]
+    Exec,
+    /// One initialised engine forks per connection (docs/engine-protocol.md).
+    Zygote,
 }
 
 /// Where an engine's fd 2 goes.
@@ -955,6 +968,31 @@ impl<'t> Parser<'t, '_> {
         let flag =
             |p: &mut Self, k: &str| get(k).and_then(|v| p.boolean(&key(k), v)).unwrap_or(false);
         let wait = flag(self, "wait");
+        let spawn = match get("spawn").map(|v| (self.string(&key("spawn"), v), v.span())) {
+            None | Some((None, _)) => SpawnMode::Exec,
+            Some((Some(m), span)) => match m.as_str() {
+                "exec" => SpawnMode::Exec,
+                "zygote" if protocol == Protocol::Udp || wait => {
+                    self.error(
+                        span,
+                        format!(
+                            "{}: zygote mode serves one TCP connection per child; \
+                             it cannot be used with protocol = \"udp\" or wait = true",
+                            key("spawn")
+                        ),
+                    );
+                    SpawnMode::Exec
+                }
+                "zygote" => SpawnMode::Zygote,
+                other => {
+                    self.error(
+                        span,
+                        format!("{}: '{other}' is not exec or zygote", key("spawn")),
+                    );
+                    SpawnMode::Exec
+                }
+            },
+        };
         let nodelay = flag(self, "nodelay");
         let keepalive = flag(self, "keepalive");
         let remote_host_env = flag(self, "remote_host_env");
@@ -1103,6 +1141,7 @@ impl<'t> Parser<'t, '_> {
             log_file,
             log_syslog,
             xinetd_log,
+            spawn,
         })
     }
 

@@ -120,9 +120,98 @@ impl Launcher for Exec {
     }
 }
 
+/// A started zygote: its pid, jawasd's end of its control socket, and the
+/// read end of its captured stderr.
+pub struct StartedZygote {
+    pub pid: libc::pid_t,
+    pub control: OwnedFd,
+    pub stderr: Option<OwnedFd>,
+}
+
+impl Exec {
+    /// Starts the zygote of a `spawn = "zygote"` service: the service's
+    /// engine, credentials and limits, with the control socket where a
+    /// connection would be and `JAWAS_ZYGOTE=1` added to its environment.
+    /// Its stderr is captured when the service captures (the socket mode
+    /// has no connection yet, so there it stays jawasd's).
+    pub fn start_zygote(&mut self, svc: &Prepared) -> Result<StartedZygote, SpawnError> {
+        let cfg = &svc.config;
+        let step = |step| move |error| SpawnError { step, error };
+        let (ours, theirs) = crate::zygote::control_pair().map_err(step("socketpair"))?;
+        let pipe = match cfg.stderr {
+            StderrMode::Capture => Some(capture_pipe().map_err(step("pipe"))?),
+            _ => None,
+        };
+        let extra = [
+            c_var("JAWAS_ZYGOTE=1".to_string()),
+            c_var(format!("JAWAS_SERVICE={}", cfg.name)),
+        ];
+        let envp = CStrArray::chain(&svc.env, &extra);
+        let cmd = Command {
+            path: &cfg.engine,
+            argv: &svc.argv,
+            envp: &envp,
+            socket: theirs.as_fd(),
+            stderr: pipe.as_ref().map(|(_, w)| w.as_fd()),
+            creds: cfg.creds.as_ref(),
+            rlimits: &cfg.rlimits,
+            nice: cfg.nice,
+            chroot: cfg.chroot.as_deref(),
+            workdir: cfg.workdir.as_deref(),
+            umask: cfg.umask,
+        };
+        // The zygote is reaped by SIGCHLD like an orphan: its pidfd is not
+        // needed.
+        let spawned = self.spawner.spawn(&cmd)?;
+        Ok(StartedZygote {
+            pid: spawned.pid,
+            control: crate::spawn::keep_high(ours),
+            stderr: pipe.map(|(r, _)| crate::spawn::keep_high(r)),
+        })
+    }
+}
+
+/// Hands an admitted connection to a ready zygote: the child it forks
+/// gets the socket, the stderr an exec'd engine would get (a capture
+/// pipe, the socket, or the zygote's own), and the connection's
+/// environment. Returns the child as a started engine (no pidfd: it is
+/// the zygote's child) and the other messages that arrived meanwhile.
+pub fn hand_to_zygote(
+    zygote: &mut crate::zygote::Zygote,
+    svc: &Prepared,
+    conn: &Conn<'_>,
+) -> Result<(Launched, Vec<crate::zygote::Message>), SpawnError> {
+    let cfg = &svc.config;
+    let pipe = match cfg.stderr {
+        StderrMode::Capture => Some(capture_pipe().map_err(|error| SpawnError {
+            step: "pipe",
+            error,
+        })?),
+        _ => None,
+    };
+    let stderr = match cfg.stderr {
+        StderrMode::Capture => pipe.as_ref().map(|(_, w)| w.as_fd()),
+        StderrMode::Socket => Some(conn.socket),
+        StderrMode::Log => None,
+    };
+    let env = connection_env(cfg, conn.local, conn.remote);
+    let (pid, others) = zygote
+        .hand(conn.socket, stderr, &env)
+        .map_err(|error| SpawnError {
+            step: "zygote",
+            error,
+        })?;
+    let launched = Launched {
+        pid,
+        pidfd: None,
+        stderr: pipe.map(|(r, _)| crate::spawn::keep_high(r)),
+    };
+    Ok((launched, others))
+}
+
 /// A close-on-exec pipe; the read end (ours) is non-blocking, the write
 /// end (the engine's fd 2) blocking.
-fn capture_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+pub fn capture_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     fcntl(

@@ -19,6 +19,7 @@ mod server;
 mod sessions;
 mod spawn;
 mod xinetd;
+mod zygote;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -44,6 +44,9 @@ use crate::reaper::{self, ExitStatus, Reaped};
 use crate::registry::{Key, Registry};
 use crate::sessions::{NewSession, SessionId, Sessions};
 use crate::spawn::{self, SpawnError};
+use crate::zygote::{self, Zygote};
+
+mod zygotes;
 
 /// Log target of the ready line, which is logged whatever the level.
 pub const READY_TARGET: &str = "jawasd::ready";
@@ -80,6 +83,8 @@ enum Source {
     Pipe(StderrPipe),
     /// An engine's pidfd: readable when it exits.
     Engine(SessionId, OwnedFd),
+    /// A zygote's control socket (its service's name).
+    Zygote(Rc<str>, Zygote),
 }
 
 impl AsFd for Source {
@@ -89,6 +94,7 @@ impl AsFd for Source {
             Source::Listener(l) => l.socket.as_fd(),
             Source::Pipe(p) => p.fd.as_fd(),
             Source::Engine(_, fd) => fd.as_fd(),
+            Source::Zygote(_, z) => z.fd(),
         }
     }
 }
@@ -162,6 +168,8 @@ pub struct Server {
     exe_dir: Option<std::path::PathBuf>,
     /// How to load the config again on SIGHUP.
     loader: Loader,
+    /// The zygotes of `spawn = "zygote"` services.
+    zygotes: zygotes::Zygotes,
 }
 
 /// Signals read through the signalfd.
@@ -246,6 +254,7 @@ impl Server {
             childless: false,
             exe_dir,
             loader,
+            zygotes: zygotes::Zygotes::default(),
         };
         server.apply(config)?;
         Ok(server)
@@ -358,6 +367,7 @@ impl Server {
         self.admission
             .retain_services(|name| services.contains_key(name));
         self.config = config;
+        self.refresh_zygotes();
         self.rearm_listeners();
         Ok(())
     }
@@ -420,6 +430,7 @@ impl Server {
                     }
                     Some(Source::Pipe(_)) => self.pipe_ready(key),
                     Some(Source::Engine(..)) => self.engine_exited(key),
+                    Some(Source::Zygote(..)) => self.zygote_readable(key),
                     None => {}
                 }
             }
@@ -432,7 +443,8 @@ impl Server {
         // Once SIGKILL went out, nothing is left to time: waiting on the
         // passed deadline would spin until the last engine is reaped.
         let stop = self.stopping.filter(|_| !self.killed);
-        [self.registry.next_deadline(), stop, self.sweep_at]
+        let restart = self.zygotes.next_restart();
+        [self.registry.next_deadline(), stop, self.sweep_at, restart]
             .into_iter()
             .flatten()
             .map(|t| t.saturating_duration_since(now))
@@ -449,6 +461,7 @@ impl Server {
             self.sweep_at = None;
             self.sweep();
         }
+        self.zygote_timers(now);
         if let Some(deadline) = self.stopping {
             if !self.killed && deadline <= now {
                 warn!(
@@ -547,6 +560,7 @@ impl Server {
     fn reaped(&mut self, pid: libc::pid_t, status: ExitStatus) {
         match self.sessions.by_pid(pid) {
             Some(id) => self.session_ended(id, status),
+            None if self.zygote_exited(pid, status) => {}
             None => {
                 self.signalled.remove(&pid);
                 debug!("orphan pid={pid} {}", status.describe());
@@ -909,18 +923,33 @@ impl Server {
         }
         let local = local.or_else(|| stream.local_addr().ok());
         let launched = {
-            let Some(state) = self.services.get(service) else {
-                return;
-            };
             let conn = Conn {
                 socket: stream.as_fd(),
                 local,
                 remote: Some(remote),
             };
-            self.launcher.launch(&state.prepared, &conn)
+            // A ready zygote forks the engine; otherwise it is exec'd.
+            match self.launch_by_zygote(service, &conn) {
+                Some(done) => Ok(done),
+                None => match self.services.get(service) {
+                    Some(state) => self
+                        .launcher
+                        .launch(&state.prepared, &conn)
+                        .map(|l| (l, Vec::new())),
+                    None => return,
+                },
+            }
         };
         match launched {
-            Ok(l) => self.started(service, l, Some(remote), None),
+            Ok((l, others)) => {
+                self.started(service, l, Some(remote), None);
+                // Exits a zygote reported while it forked this child.
+                for m in others {
+                    if let zygote::Message::Exit(pid, status) = m {
+                        self.reaped(pid, status);
+                    }
+                }
+            }
             Err(e) => {
                 self.spawn_failed(service, Some(remote), &e);
                 if is_resource_exhaustion(&e.error) {

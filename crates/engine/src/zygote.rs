@@ -1,0 +1,375 @@
+//! Zygote mode: `init` once, then a fresh fork per connection.
+//!
+//! jawasd starts a `spawn = "zygote"` engine with `JAWAS_ZYGOTE=1` and a
+//! control socket (a Unix SOCK_SEQPACKET socket) on fd 0 instead of a
+//! connection. The engine runs `init`, says `READY`, and then for every
+//! connection jawasd sends (`CONN` and its environment, with the socket,
+//! and the stderr descriptor when jawasd gives one, attached by
+//! SCM_RIGHTS) forks a child that serves it exactly as an exec'd engine
+//! would: the socket on fds 0 and 1, its own session, the UCSPI
+//! environment of that connection, the same signal set-up. The zygote
+//! answers `PID n` (or `FAIL why`), reaps its children and reports each
+//! as `EXIT n exit CODE` or `EXIT n signal SIGNO`. When jawasd closes the
+//! control socket (a reload or a stop), the zygote takes no more
+//! connections, waits for its children and exits. The whole contract is in
+//! docs/engine-protocol.md.
+//!
+//! Owns the control socket (fd 0) and the zygote's children. Invariants:
+//! the zygote never serves a connection itself and closes every received
+//! descriptor right after the fork; a child never returns into the
+//! zygote's loop (it exits with its serve's code); the zygote is single
+//! threaded when it forks (checked before `READY`).
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStringExt;
+
+use crate::{exit, report, signals, Connection, Engine, Error};
+
+/// The variable that puts an engine in zygote mode.
+pub const ENV: &str = "JAWAS_ZYGOTE";
+/// The control socket's descriptor.
+const CONTROL: RawFd = 0;
+/// Largest control message (a connection's environment is a few hundred
+/// bytes).
+const MAX_MESSAGE: usize = 16 * 1024;
+
+/// Whether jawasd started this process as a zygote.
+pub fn active() -> bool {
+    std::env::var_os(ENV).is_some_and(|v| v == "1")
+}
+
+/// One connection handed over by jawasd.
+struct Handed {
+    socket: OwnedFd,
+    stderr: Option<OwnedFd>,
+    env: Vec<(OsString, OsString)>,
+}
+
+/// The zygote's life after `init`: answers jawasd until it closes the
+/// control socket and the last child is reaped. Returns the exit code.
+pub fn serve_forever<E: Engine>(engine: &mut E) -> i32 {
+    match run::<E>(engine) {
+        Ok(()) => exit::OK,
+        Err(e) => report(E::NAME, &e),
+    }
+}
+
+fn run<E: Engine>(engine: &mut E) -> Result<(), Error> {
+    if threads() > 1 {
+        return Err(Error::config(
+            "zygote mode needs a single-threaded init (threads were started)",
+        ));
+    }
+    let children_fd = sigchld_fd().map_err(|e| Error::system(format!("signalfd: {e}")))?;
+    send(b"READY").map_err(|e| Error::io("control socket", &e))?;
+    let mut children: HashSet<libc::pid_t> = HashSet::new();
+    let mut open = true;
+    while open || !children.is_empty() {
+        let (control_ready, child_ready) = wait(open, children_fd.as_raw_fd())?;
+        if child_ready {
+            drain(children_fd.as_raw_fd());
+            reap(&mut children);
+        }
+        if !control_ready {
+            continue;
+        }
+        match receive() {
+            Ok(Some(handed)) => {
+                let reply = fork_child(engine, handed, children_fd.as_raw_fd(), &mut children);
+                if send(reply.as_bytes()).is_err() {
+                    open = false;
+                }
+            }
+            Ok(None) => open = false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                let _ = send(format!("FAIL {e}").as_bytes());
+            }
+            Err(_) => open = false,
+        }
+    }
+    Ok(())
+}
+
+/// Forks a child to serve `handed`; the reply for jawasd.
+fn fork_child<E: Engine>(
+    engine: &mut E,
+    handed: Handed,
+    children_fd: RawFd,
+    children: &mut HashSet<libc::pid_t>,
+) -> String {
+    // SAFETY: the zygote is single threaded (checked in `run`), so the
+    // child may run any code after fork, as after a fork in any
+    // single-threaded program.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => format!("FAIL fork: {}", io::Error::last_os_error()),
+        0 => {
+            let code = child::<E>(engine, handed, children_fd);
+            std::process::exit(code)
+        }
+        pid => {
+            children.insert(pid);
+            // `handed` drops here: the zygote keeps no client descriptor.
+            drop(handed);
+            format!("PID {pid}")
+        }
+    }
+}
+
+/// In the child: become the engine an exec would have started, and serve.
+fn child<E: Engine>(engine: &mut E, handed: Handed, children_fd: RawFd) -> i32 {
+    if let Err(e) = become_connection(&handed, children_fd) {
+        return report(E::NAME, &Error::system(format!("zygote child set-up: {e}")));
+    }
+    for (key, value) in &handed.env {
+        std::env::set_var(key, value);
+    }
+    std::env::remove_var(ENV);
+    drop(handed);
+    if let Err(e) = signals::install() {
+        return report(E::NAME, &Error::system(format!("signal set-up: {e}")));
+    }
+    match engine.serve(Connection::stdio()) {
+        Ok(()) => exit::OK,
+        Err(e) => report(E::NAME, &e),
+    }
+}
+
+/// The descriptors and process state of an exec'd engine: the socket on
+/// fds 0 and 1 (and 2 when given), its own session, SIGCHLD delivered
+/// again, the zygote's signalfd closed.
+fn become_connection(handed: &Handed, children_fd: RawFd) -> io::Result<()> {
+    let sock = handed.socket.as_raw_fd();
+    // SAFETY: plain syscalls on descriptors this process owns: dup2 onto
+    // 0/1/2 replaces the control socket (fd 0) and stdout/stderr, which is
+    // the point; close of the signalfd the child does not use; setsid and
+    // sigprocmask take no pointers but the set we own.
+    unsafe {
+        libc::close(children_fd);
+        if libc::dup2(sock, 0) < 0 || libc::dup2(sock, 1) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if let Some(err) = &handed.stderr {
+            if libc::dup2(err.as_raw_fd(), 2) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        if libc::setsid() < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        if libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The number of threads of this process.
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(1, |d| d.count())
+}
+
+/// SIGCHLD blocked and readable from a non-blocking signalfd.
+fn sigchld_fd() -> io::Result<OwnedFd> {
+    // SAFETY: sigset operations on a set we own; sigprocmask and signalfd
+    // take it by pointer and do not keep it; the returned descriptor is
+    // new and ours.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Waits for the control socket (while `open`) or a child's exit.
+fn wait(open: bool, children_fd: RawFd) -> Result<(bool, bool), Error> {
+    let mut fds = [
+        libc::pollfd {
+            fd: if open { CONTROL } else { -1 },
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: children_fd,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    // SAFETY: poll on an array of two pollfds we own, length 2.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok((false, false));
+        }
+        return Err(Error::io("poll", &e));
+    }
+    Ok((fds[0].revents != 0, fds[1].revents != 0))
+}
+
+/// Empties the signalfd (its contents are not needed: `reap` looks at
+/// every child).
+fn drain(fd: RawFd) {
+    let mut buf = [0u8; 128 * 8];
+    // SAFETY: reads into a buffer we own, at most its length.
+    while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+}
+
+/// Reaps every exited child and reports it.
+fn reap(children: &mut HashSet<libc::pid_t>) {
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: waitpid writes the status into an int we own.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            return;
+        }
+        children.remove(&pid);
+        let how = if libc::WIFEXITED(status) {
+            format!("exit {}", libc::WEXITSTATUS(status))
+        } else if libc::WIFSIGNALED(status) {
+            format!("signal {}", libc::WTERMSIG(status))
+        } else {
+            continue;
+        };
+        let _ = send(format!("EXIT {pid} {how}").as_bytes());
+    }
+}
+
+/// Sends one message on the control socket.
+fn send(msg: &[u8]) -> io::Result<()> {
+    // SAFETY: send from a buffer we own, at most its length.
+    let n = unsafe { libc::send(CONTROL, msg.as_ptr().cast(), msg.len(), libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Receives one message: `None` at the end of the control socket.
+fn receive() -> io::Result<Option<Handed>> {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    // Room for up to 4 descriptors; only 1 or 2 are expected.
+    let mut cmsg = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: a zeroed msghdr is valid; the pointers set below point at
+    // buffers we own that outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cmsg);
+    // SAFETY: recvmsg fills the buffers `msg` describes, within their
+    // lengths; MSG_CMSG_CLOEXEC keeps the received descriptors out of any
+    // exec a child makes.
+    let n = unsafe { libc::recvmsg(CONTROL, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fds = received_fds(&msg);
+    if n == 0 && fds.is_empty() {
+        return Ok(None);
+    }
+    parse(&buf[..n as usize], fds).map(Some)
+}
+
+/// The descriptors an SCM_RIGHTS message carried, now owned.
+fn received_fds(msg: &libc::msghdr) -> Vec<OwnedFd> {
+    let mut fds = Vec::new();
+    // SAFETY: the CMSG_* macros walk the control buffer recvmsg filled,
+    // within msg_controllen; each SCM_RIGHTS payload is an array of ints
+    // that are new descriptors of this process, owned by no one else.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c).cast::<libc::c_int>();
+                let len = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                for i in 0..len / std::mem::size_of::<libc::c_int>() {
+                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
+                }
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+    }
+    fds
+}
+
+/// `CONN\0KEY=VALUE\0...` with the socket (and maybe stderr) attached.
+fn parse(body: &[u8], fds: Vec<OwnedFd>) -> io::Result<Handed> {
+    let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
+    let mut parts = body.split(|b| *b == 0).filter(|p| !p.is_empty());
+    if parts.next() != Some(b"CONN".as_slice()) {
+        return Err(bad("expected CONN"));
+    }
+    let mut env = Vec::new();
+    for p in parts {
+        let eq = p
+            .iter()
+            .position(|b| *b == b'=')
+            .filter(|i| *i > 0)
+            .ok_or_else(|| bad("an environment entry without KEY="))?;
+        env.push((
+            OsString::from_vec(p[..eq].to_vec()),
+            OsString::from_vec(p[eq + 1..].to_vec()),
+        ));
+    }
+    let mut fds = fds.into_iter();
+    let socket = fds
+        .next()
+        .ok_or_else(|| bad("CONN without a socket attached"))?;
+    Ok(Handed {
+        socket,
+        stderr: fds.next(),
+        env,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn null() -> OwnedFd {
+        std::fs::File::open("/dev/null").unwrap().into()
+    }
+
+    #[test]
+    fn conn_messages_parse_or_are_refused_by_name() {
+        let h = parse(b"CONN\0PROTO=TCP\0TCPREMOTEIP=127.0.0.1\0", vec![null()]).unwrap();
+        assert_eq!(h.env.len(), 2);
+        assert_eq!(h.env[1].0, "TCPREMOTEIP");
+        assert_eq!(h.env[1].1, "127.0.0.1");
+        assert!(h.stderr.is_none());
+        let h = parse(b"CONN\0A=\0", vec![null(), null()]).unwrap();
+        assert_eq!(h.env[0].1, "");
+        assert!(h.stderr.is_some());
+        let table: &[(&[u8], usize, &str)] = &[
+            (b"HELLO\0", 1, "expected CONN"),
+            (b"CONN\0=x\0", 1, "without KEY="),
+            (b"CONN\0novalue\0", 1, "without KEY="),
+            (b"CONN\0A=1\0", 0, "without a socket"),
+        ];
+        for (body, nfds, want) in table {
+            let fds = (0..*nfds).map(|_| null()).collect();
+            let e = parse(body, fds).err().expect("refused");
+            assert!(e.to_string().contains(want), "{body:?}: {e}");
+        }
+    }
+}
