@@ -323,3 +323,32 @@ fn zygote_mode_is_refused_where_it_cannot_work() {
         "{err}"
     );
 }
+
+#[test]
+fn the_python_example_preloads_once_and_forks_per_connection() {
+    let ex = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../engines/examples");
+    let d = Jawasd::start(&format!(
+        "[services.py]\nlisten = \"127.0.0.1:0\"\nengine = \"{}/zygote.py\"\nspawn = \"zygote\"\ncapture_stderr = true\n",
+        ex.display()
+    ));
+    assert!(d.wait_log("zygote ready svc=py", SECS), "{}", d.log());
+    let mut zygotes = HashSet::new();
+    let mut pids = HashSet::new();
+    for i in 0..20 {
+        let reply =
+            String::from_utf8(exchange(d.addr("py"), format!("line {i}\n").as_bytes())).unwrap();
+        let facts: HashMap<&str, &str> = reply
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
+        assert!(reply.ends_with(&format!("LINE {i}\n")), "{reply:?}");
+        assert_eq!(facts["peer"], "127.0.0.1");
+        assert_ne!(facts["pid"], facts["zygote"], "served by a fork");
+        pids.insert(facts["pid"].to_string());
+        zygotes.insert(facts["zygote"].to_string());
+    }
+    assert_eq!(pids.len(), 20, "a fresh process per connection");
+    assert_eq!(zygotes.len(), 1, "one start-up for all");
+    assert!(d.wait_log_count("done svc=py", 20, SECS), "{}", d.log());
+    assert!(!d.log().contains("exit=1"), "{}", d.log());
+}
