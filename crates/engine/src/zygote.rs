@@ -14,6 +14,11 @@
 //! connections, waits for its children and exits. The whole contract is in
 //! docs/engine-protocol.md.
 //!
+//! To take the fork off the latency path, the zygote keeps one child
+//! forked ahead (a spare) waiting on a channel of its own: a connection is
+//! passed on to it as it came, and the next spare is forked after the
+//! answer to jawasd.
+//!
 //! Owns the control socket (fd 0) and the zygote's children. Invariants:
 //! the zygote never serves a connection itself and closes every received
 //! descriptor right after the fork; a child never returns into the
@@ -64,60 +69,191 @@ fn run<E: Engine>(engine: &mut E) -> Result<(), Error> {
         ));
     }
     let children_fd = sigchld_fd().map_err(|e| Error::system(format!("signalfd: {e}")))?;
-    send(b"READY").map_err(|e| Error::io("control socket", &e))?;
-    let mut children: HashSet<libc::pid_t> = HashSet::new();
+    let mut z = Zygote {
+        children_fd,
+        children: HashSet::new(),
+        spare: None,
+    };
+    send(CONTROL, b"READY", &[]).map_err(|e| Error::io("control socket", &e))?;
+    z.refill(engine);
     let mut open = true;
-    while open || !children.is_empty() {
-        let (control_ready, child_ready) = wait(open, children_fd.as_raw_fd())?;
+    while open || !z.children.is_empty() {
+        let (control_ready, child_ready) = wait(open, z.children_fd.as_raw_fd())?;
         if child_ready {
-            drain(children_fd.as_raw_fd());
-            reap(&mut children);
+            drain(z.children_fd.as_raw_fd());
+            z.reap();
         }
         if !control_ready {
             continue;
         }
-        match receive() {
-            Ok(Some(handed)) => {
-                let reply = fork_child(engine, handed, children_fd.as_raw_fd(), &mut children);
-                if send(reply.as_bytes()).is_err() {
+        match receive(CONTROL) {
+            Ok(Some((raw, handed))) => {
+                let reply = z.serve(engine, &raw, handed);
+                if send(CONTROL, reply.as_bytes(), &[]).is_err() {
                     open = false;
                 }
+                z.refill(engine);
             }
             Ok(None) => open = false,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                let _ = send(format!("FAIL {e}").as_bytes());
+                let _ = send(CONTROL, format!("FAIL {e}").as_bytes(), &[]);
             }
             Err(_) => open = false,
+        }
+        if !open {
+            z.drop_spare();
         }
     }
     Ok(())
 }
 
-/// Forks a child to serve `handed`; the reply for jawasd.
-fn fork_child<E: Engine>(
-    engine: &mut E,
-    handed: Handed,
-    children_fd: RawFd,
-    children: &mut HashSet<libc::pid_t>,
-) -> String {
-    // SAFETY: the zygote is single threaded (checked in `run`), so the
-    // child may run any code after fork, as after a fork in any
-    // single-threaded program.
-    let pid = unsafe { libc::fork() };
-    match pid {
-        -1 => format!("FAIL fork: {}", io::Error::last_os_error()),
-        0 => {
-            let code = child::<E>(engine, handed, children_fd);
-            std::process::exit(code)
+/// A child forked ahead of time, waiting on its own channel for the next
+/// connection, so that the fork is off the latency path.
+struct Spare {
+    pid: libc::pid_t,
+    /// The zygote's end of the spare's channel (a SOCK_SEQPACKET pair).
+    chan: OwnedFd,
+}
+
+/// The zygote's state between connections.
+struct Zygote {
+    children_fd: OwnedFd,
+    /// Children serving a connection: their exits are reported.
+    children: HashSet<libc::pid_t>,
+    /// At most one: a second spare would inherit the first's channel and
+    /// keep it open past the zygote's end.
+    spare: Option<Spare>,
+}
+
+impl Zygote {
+    /// Has the connection served: by the spare when there is one (the
+    /// message is passed on as it came), else by a fresh fork. The reply
+    /// for jawasd.
+    fn serve<E: Engine>(&mut self, engine: &mut E, raw: &[u8], handed: Handed) -> String {
+        if let Some(spare) = self.spare.take() {
+            let mut fds = vec![handed.socket.as_raw_fd()];
+            fds.extend(handed.stderr.as_ref().map(|f| f.as_raw_fd()));
+            if send(spare.chan.as_raw_fd(), raw, &fds).is_ok() {
+                self.children.insert(spare.pid);
+                // `handed` and the channel drop here: the zygote keeps no
+                // client descriptor, and the spare has what it needs.
+                return format!("PID {}", spare.pid);
+            }
+            // A spare that died unused is reaped quietly; fork instead.
         }
-        pid => {
-            children.insert(pid);
-            // `handed` drops here: the zygote keeps no client descriptor.
-            drop(handed);
-            format!("PID {pid}")
+        // SAFETY: the zygote is single threaded (checked in `run`), so the
+        // child may run any code after fork, as after a fork in any
+        // single-threaded program.
+        match unsafe { libc::fork() } {
+            -1 => format!("FAIL fork: {}", io::Error::last_os_error()),
+            0 => {
+                release_control();
+                std::process::exit(child::<E>(engine, handed, self.children_fd.as_raw_fd()))
+            }
+            pid => {
+                self.children.insert(pid);
+                format!("PID {pid}")
+            }
         }
     }
+
+    /// Forks a spare when there is none. Failure is not an error: the next
+    /// connection forks directly.
+    fn refill<E: Engine>(&mut self, engine: &mut E) {
+        if self.spare.is_some() {
+            return;
+        }
+        let Ok((ours, theirs)) = seqpacket_pair() else {
+            return;
+        };
+        // SAFETY: as in `serve`: the zygote is single threaded.
+        match unsafe { libc::fork() } {
+            -1 => {}
+            0 => {
+                drop(ours);
+                release_control();
+                let code = match receive(theirs.as_raw_fd()) {
+                    Ok(Some((_, handed))) => {
+                        drop(theirs);
+                        child::<E>(engine, handed, self.children_fd.as_raw_fd())
+                    }
+                    // The zygote ended or retired before using it.
+                    _ => exit::OK,
+                };
+                std::process::exit(code)
+            }
+            pid => self.spare = Some(Spare { pid, chan: ours }),
+        }
+    }
+
+    /// Ends the spare (closing its channel makes it exit) and reaps it.
+    fn drop_spare(&mut self) {
+        if let Some(spare) = self.spare.take() {
+            drop(spare.chan);
+            let mut status = 0;
+            // SAFETY: waitpid on our own child, into an int we own.
+            unsafe { libc::waitpid(spare.pid, &mut status, 0) };
+        }
+    }
+
+    /// Reaps every exited child and reports those that served a
+    /// connection (a spare that ended unused is nobody's session).
+    fn reap(&mut self) {
+        loop {
+            let mut status: libc::c_int = 0;
+            // SAFETY: waitpid writes the status into an int we own.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                return;
+            }
+            if self.spare.as_ref().is_some_and(|s| s.pid == pid) {
+                self.spare = None;
+            }
+            if !self.children.remove(&pid) {
+                continue;
+            }
+            let how = if libc::WIFEXITED(status) {
+                format!("exit {}", libc::WEXITSTATUS(status))
+            } else if libc::WIFSIGNALED(status) {
+                format!("signal {}", libc::WTERMSIG(status))
+            } else {
+                continue;
+            };
+            let _ = send(CONTROL, format!("EXIT {pid} {how}").as_bytes(), &[]);
+        }
+    }
+}
+
+/// In a child: lets go of the control socket (it must not read jawasd's
+/// messages, nor keep the socket open past the zygote's end) by putting
+/// /dev/null on fd 0, so that fd 0 stays taken until the connection is
+/// put there: a descriptor received meanwhile cannot land on it.
+fn release_control() {
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        // SAFETY: dup2 onto fd 0, which this process owns (the control
+        // socket); `null` stays owned by the File and closes on drop.
+        unsafe { libc::dup2(null.as_raw_fd(), CONTROL) };
+    }
+}
+
+fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: socketpair writes two descriptors into the array we own;
+    // on success they are new and ours.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by no one else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// In the child: become the engine an exec would have started, and serve.
@@ -229,39 +365,46 @@ fn drain(fd: RawFd) {
     while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
 }
 
-/// Reaps every exited child and reports it.
-fn reap(children: &mut HashSet<libc::pid_t>) {
-    loop {
-        let mut status: libc::c_int = 0;
-        // SAFETY: waitpid writes the status into an int we own.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        if pid <= 0 {
-            return;
+/// Sends one message on a control socket or a spare's channel, with
+/// descriptors attached when `fds` is not empty.
+fn send(fd: RawFd, msg: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    let mut iov = libc::iovec {
+        iov_base: msg.as_ptr() as *mut libc::c_void,
+        iov_len: msg.len(),
+    };
+    let mut cmsg = [0u64; 8];
+    // SAFETY: a zeroed msghdr is valid; it points at `iov` and `cmsg`,
+    // which outlive the call; the CMSG_* macros write within `cmsg` (room
+    // for 4 descriptors, at most 2 are sent); sendmsg only reads `msg`.
+    let n = unsafe {
+        let mut hdr: libc::msghdr = std::mem::zeroed();
+        hdr.msg_iov = &mut iov;
+        hdr.msg_iovlen = 1;
+        if !fds.is_empty() {
+            let bytes = std::mem::size_of_val(fds) as libc::c_uint;
+            hdr.msg_control = cmsg.as_mut_ptr().cast();
+            hdr.msg_controllen = libc::CMSG_SPACE(bytes) as usize;
+            let c = libc::CMSG_FIRSTHDR(&hdr);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+            std::ptr::copy_nonoverlapping(
+                fds.as_ptr(),
+                libc::CMSG_DATA(c).cast::<RawFd>(),
+                fds.len(),
+            );
         }
-        children.remove(&pid);
-        let how = if libc::WIFEXITED(status) {
-            format!("exit {}", libc::WEXITSTATUS(status))
-        } else if libc::WIFSIGNALED(status) {
-            format!("signal {}", libc::WTERMSIG(status))
-        } else {
-            continue;
-        };
-        let _ = send(format!("EXIT {pid} {how}").as_bytes());
-    }
-}
-
-/// Sends one message on the control socket.
-fn send(msg: &[u8]) -> io::Result<()> {
-    // SAFETY: send from a buffer we own, at most its length.
-    let n = unsafe { libc::send(CONTROL, msg.as_ptr().cast(), msg.len(), libc::MSG_NOSIGNAL) };
+        libc::sendmsg(fd, &hdr, libc::MSG_NOSIGNAL)
+    };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
 }
 
-/// Receives one message: `None` at the end of the control socket.
-fn receive() -> io::Result<Option<Handed>> {
+/// Receives one message from `fd`: the raw bytes and the connection they
+/// describe; `None` at the end of the socket.
+fn receive(fd: RawFd) -> io::Result<Option<(Vec<u8>, Handed)>> {
     let mut buf = vec![0u8; MAX_MESSAGE];
     // Room for up to 4 descriptors; only 1 or 2 are expected.
     let mut cmsg = [0u64; 8];
@@ -279,7 +422,7 @@ fn receive() -> io::Result<Option<Handed>> {
     // SAFETY: recvmsg fills the buffers `msg` describes, within their
     // lengths; MSG_CMSG_CLOEXEC keeps the received descriptors out of any
     // exec a child makes.
-    let n = unsafe { libc::recvmsg(CONTROL, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -287,7 +430,9 @@ fn receive() -> io::Result<Option<Handed>> {
     if n == 0 && fds.is_empty() {
         return Ok(None);
     }
-    parse(&buf[..n as usize], fds).map(Some)
+    buf.truncate(n as usize);
+    let handed = parse(&buf, fds)?;
+    Ok(Some((buf, handed)))
 }
 
 /// The descriptors an SCM_RIGHTS message carried, now owned.
