@@ -304,7 +304,8 @@ fn zygote_mode_is_refused_where_it_cannot_work() {
     std::fs::write(
         &path,
         "[services.u]\nlisten = \"127.0.0.1:0\"\nprotocol = \"udp\"\nengine = \"/bin/cat\"\nspawn = \"zygote\"\n\
-         [services.v]\nlisten = \"127.0.0.1:0\"\nengine = \"/bin/cat\"\nspawn = \"fork\"\n",
+         [services.v]\nlisten = \"127.0.0.1:0\"\nengine = \"/bin/cat\"\nspawn = \"fork\"\n\
+         [services.w]\nlisten = \"127.0.0.1:0\"\nengine = \"/bin/cat\"\nzygote_fallback = \"refuse\"\n",
     )
     .unwrap();
     let out = std::process::Command::new(jawas_tests::bin("jawasd"))
@@ -320,6 +321,10 @@ fn zygote_mode_is_refused_where_it_cannot_work() {
     );
     assert!(
         err.contains("services.v.spawn: 'fork' is not exec or zygote"),
+        "{err}"
+    );
+    assert!(
+        err.contains("services.w.zygote_fallback: needs spawn = \"zygote\""),
         "{err}"
     );
 }
@@ -351,4 +356,53 @@ fn the_python_example_preloads_once_and_forks_per_connection() {
     assert_eq!(zygotes.len(), 1, "one start-up for all");
     assert!(d.wait_log_count("done svc=py", 20, SECS), "{}", d.log());
     assert!(!d.log().contains("exit=1"), "{}", d.log());
+}
+
+#[test]
+fn builtin_and_cgi_run_as_zygotes_and_a_service_may_refuse_without_one() {
+    let ex = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../engines/examples");
+    let d = Jawasd::start(&format!(
+        "[services.echo]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-builtin\"\nargs = [\"echo\"]\nspawn = \"zygote\"\n\
+         [services.cgi]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-cgi\"\nargs = [\"--root\", \"{}\"]\nspawn = \"zygote\"\n\
+         [services.strict]\nlisten = \"127.0.0.1:0\"\nengine = \"{{bin}}/jawas-test-probe\"\nspawn = \"zygote\"\n\
+         zygote_fallback = \"refuse\"\n",
+        ex.display()
+    ));
+    for svc in ["echo", "cgi", "strict"] {
+        assert!(
+            d.wait_log(&format!("zygote ready svc={svc}"), SECS),
+            "{}",
+            d.log()
+        );
+    }
+    assert_eq!(exchange(d.addr("echo"), b"ping\n"), b"ping\n");
+    let reply = exchange(
+        d.addr("cgi"),
+        b"GET /cgi-bin/hello.sh HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(d.wait_log_count("done svc=echo", 1, SECS) && d.wait_log("done svc=cgi", SECS));
+    // Without its zygote, the strict service refuses instead of exec'ing.
+    let log = d.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("zygote ready svc=strict"))
+        .unwrap();
+    let zygote: i32 = line.rsplit("pid=").next().unwrap().trim().parse().unwrap();
+    // SAFETY: kill has no memory effects.
+    unsafe { libc::kill(zygote, libc::SIGKILL) };
+    assert!(d.wait_log("zygote died svc=strict", SECS), "{}", d.log());
+    assert_eq!(exchange(d.addr("strict"), b"info\n"), b"");
+    assert!(
+        d.wait_log("refuse svc=strict", SECS) && d.log().contains("reason=zygote_fallback"),
+        "{}",
+        d.log()
+    );
+    assert!(
+        d.wait_log_count("zygote ready svc=strict", 2, SECS),
+        "{}",
+        d.log()
+    );
+    assert!(info(d.addr("strict")).contains_key("pid"));
 }

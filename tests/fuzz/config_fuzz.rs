@@ -247,6 +247,8 @@ const TOML_KEYS: &[&str] = &[
     "log_file",
     "log_syslog",
     "log_format",
+    "spawn",
+    "zygote_fallback",
     "max_connections",
     "shutdown_grace",
 ];

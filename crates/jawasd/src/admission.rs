@@ -33,6 +33,9 @@ pub enum Refusal {
     AccessTimes,
     Load,
     Denied,
+    /// A `spawn = "zygote"` service with `zygote_fallback = "refuse"`
+    /// whose zygote is not ready.
+    NoZygote,
 }
 
 impl Refusal {
@@ -47,6 +50,7 @@ impl Refusal {
             Refusal::PerSource => "per_source_limit",
             Refusal::Rate | Refusal::SourceRate => "cps",
             Refusal::Denied => "sensor",
+            Refusal::NoZygote => "service_limit",
         }
     }
 
@@ -62,6 +66,7 @@ impl Refusal {
             Refusal::AccessTimes => "access_times",
             Refusal::Load => "max_load",
             Refusal::Denied => "deny_time",
+            Refusal::NoZygote => "zygote_fallback",
         }
     }
 }

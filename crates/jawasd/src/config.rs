@@ -88,6 +88,7 @@ const SERVICE_KEYS: &[&str] = &[
     "log_syslog",
     "log_format",
     "spawn",
+    "zygote_fallback",
 ];
 
 const TOP_KEYS: &[&str] = &["server", "defaults", "services"];
@@ -219,6 +220,9 @@ pub struct Service {
     pub xinetd_log: bool,
     /// How an engine is started per connection.
     pub spawn: SpawnMode,
+    /// With `spawn = "zygote"`: refuse (rather than exec) while no zygote
+    /// is ready.
+    pub zygote_refuse: bool,
 }
 
 /// How a service's engines start.
@@ -967,6 +971,25 @@ impl<'t> Parser<'t, '_> {
         };
         let flag =
             |p: &mut Self, k: &str| get(k).and_then(|v| p.boolean(&key(k), v)).unwrap_or(false);
+        let zygote_refuse = match get("zygote_fallback")
+            .map(|v| (self.string(&key("zygote_fallback"), v), v.span()))
+        {
+            None | Some((None, _)) => false,
+            Some((Some(m), span)) => match m.as_str() {
+                "exec" => false,
+                "refuse" => true,
+                other => {
+                    self.error(
+                        span,
+                        format!(
+                            "{}: '{other}' is not exec or refuse",
+                            key("zygote_fallback")
+                        ),
+                    );
+                    false
+                }
+            },
+        };
         let wait = flag(self, "wait");
         let spawn = match get("spawn").map(|v| (self.string(&key("spawn"), v), v.span())) {
             None | Some((None, _)) => SpawnMode::Exec,
@@ -993,6 +1016,12 @@ impl<'t> Parser<'t, '_> {
                 }
             },
         };
+        if let (Some(v), SpawnMode::Exec) = (get("zygote_fallback"), spawn) {
+            self.error(
+                v.span(),
+                format!("{}: needs spawn = \"zygote\"", key("zygote_fallback")),
+            );
+        }
         let nodelay = flag(self, "nodelay");
         let keepalive = flag(self, "keepalive");
         let remote_host_env = flag(self, "remote_host_env");
@@ -1142,6 +1171,7 @@ impl<'t> Parser<'t, '_> {
             log_syslog,
             xinetd_log,
             spawn,
+            zygote_refuse,
         })
     }
 

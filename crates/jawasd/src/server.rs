@@ -36,7 +36,7 @@ use polling::Events;
 
 use crate::admission::{self, Admission, Counts, Policy, Refusal};
 use crate::clock::SystemClock;
-use crate::config::{Config, Env, Protocol, StderrMode};
+use crate::config::{Config, Env, Protocol, SpawnMode, StderrMode};
 use crate::events::{self, Fields, Format, Sink};
 use crate::launcher::{self, Conn, Exec, Launched, Launcher, Prepared};
 use crate::listeners::{self, Binding, Listener, Socket, Wanted};
@@ -928,9 +928,14 @@ impl Server {
                 local,
                 remote: Some(remote),
             };
-            // A ready zygote forks the engine; otherwise it is exec'd.
+            // A ready zygote forks the engine; otherwise it is exec'd,
+            // unless the service would rather refuse.
             match self.launch_by_zygote(service, &conn) {
                 Some(done) => Ok(done),
+                None if svc.spawn == SpawnMode::Zygote && svc.zygote_refuse => {
+                    self.refused(service, Some(remote), Refusal::NoZygote);
+                    return;
+                }
                 None => match self.services.get(service) {
                     Some(state) => self
                         .launcher
