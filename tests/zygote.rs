@@ -406,3 +406,26 @@ fn builtin_and_cgi_run_as_zygotes_and_a_service_may_refuse_without_one() {
     );
     assert!(info(d.addr("strict")).contains_key("pid"));
 }
+
+#[test]
+fn an_engine_that_never_says_ready_is_served_by_exec_and_named() {
+    // cat knows nothing of the protocol: as a zygote it would only echo
+    // the control socket, so it never says READY.
+    let d = Jawasd::start(
+        "[services.cat]\nlisten = \"127.0.0.1:0\"\nengine = \"/bin/cat\"\nspawn = \"zygote\"\n",
+    );
+    assert_eq!(
+        exchange(d.addr("cat"), b"still served\n"),
+        b"still served\n"
+    );
+    assert!(
+        d.wait_log("no READY within 10s", Duration::from_secs(20)),
+        "{}",
+        d.log()
+    );
+    assert!(d
+        .log()
+        .contains("does the engine support spawn = \"zygote\""));
+    assert!(d.wait_log("zygote died svc=cat", SECS), "{}", d.log());
+    assert_eq!(exchange(d.addr("cat"), b"and again\n"), b"and again\n");
+}

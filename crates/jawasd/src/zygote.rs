@@ -79,14 +79,18 @@ fn pid_of(s: &str) -> Option<libc::pid_t> {
 
 /// The socket pair for a new zygote: (jawasd's end, the zygote's end).
 /// Both close-on-exec: the spawner puts the zygote's end on its fds 0
-/// and 1, which clears the flag there.
+/// and 1, which clears the flag there. Only jawasd's end is non-blocking:
+/// the zygote's is an engine's fd 0, blocking as a connection would be.
 pub fn control_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    Ok(socketpair(
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let (ours, theirs) = socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
         None,
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-    )?)
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    fcntl(ours.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    Ok((ours, theirs))
 }
 
 /// jawasd's side of one running zygote.

@@ -26,6 +26,9 @@ use crate::zygote::{Message, Zygote};
 /// First and longest wait before a dead zygote is started again.
 const RESTART_MIN: Duration = Duration::from_secs(1);
 const RESTART_MAX: Duration = Duration::from_secs(60);
+/// How long a zygote may take to say READY before it is taken for an
+/// engine that does not speak the protocol (or one stuck in `init`).
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One zygote service's state.
 #[derive(Default)]
@@ -36,6 +39,8 @@ pub struct Slot {
     restart_at: Option<Instant>,
     /// The wait after the next death.
     backoff: Option<Duration>,
+    /// When the current zygote must have said READY.
+    ready_by: Option<Instant>,
 }
 
 /// Every zygote service's slot, and the running zygotes by pid.
@@ -46,9 +51,13 @@ pub struct Zygotes {
 }
 
 impl Zygotes {
-    /// The earliest restart due.
+    /// The earliest restart or READY deadline due.
     pub fn next_restart(&self) -> Option<Instant> {
-        self.slots.values().filter_map(|s| s.restart_at).min()
+        self.slots
+            .values()
+            .flat_map(|s| [s.restart_at, s.ready_by])
+            .flatten()
+            .min()
     }
 }
 
@@ -85,6 +94,7 @@ impl Server {
             return;
         };
         slot.restart_at = None;
+        slot.ready_by = None;
         if let Some(key) = slot.current.take() {
             if let Some(Source::Zygote(_, z)) = self.registry.get_mut(key) {
                 info!("zygote retire svc={service} pid={}", z.pid);
@@ -122,6 +132,7 @@ impl Server {
             Ok(key) => {
                 if let Some(slot) = self.zygotes.slots.get_mut(service) {
                     slot.current = Some(key);
+                    slot.ready_by = Some(Instant::now() + READY_TIMEOUT);
                 }
             }
             Err((_, e)) => {
@@ -162,6 +173,29 @@ impl Server {
                 slot.restart_at = None;
             }
             self.start_zygote(&name);
+        }
+        let late: Vec<(Rc<str>, Key)> = self
+            .zygotes
+            .slots
+            .iter_mut()
+            .filter(|(_, s)| s.ready_by.is_some_and(|t| t <= now))
+            .filter_map(|(n, s)| {
+                s.ready_by = None;
+                s.current.map(|k| (n.clone(), k))
+            })
+            .collect();
+        for (name, key) in late {
+            let Some(Source::Zygote(_, z)) = self.registry.get(key) else {
+                continue;
+            };
+            warn!(
+                "zygote svc={name} pid={}: no READY within {}s; does the engine support spawn = \"zygote\" (docs/engine-protocol.md)? Serving by exec meanwhile",
+                z.pid,
+                READY_TIMEOUT.as_secs()
+            );
+            // Killed without being retired: its death schedules a restart.
+            spawn::signal_group(z.pid, libc::SIGKILL);
+            spawn::signal_pid(z.pid, libc::SIGKILL);
         }
     }
 
@@ -210,6 +244,7 @@ impl Server {
         if let Some(slot) = self.zygotes.slots.get_mut(service) {
             slot.current = None;
         }
+        spawn::signal_group(pid, libc::SIGKILL);
         spawn::signal_pid(pid, libc::SIGKILL);
         // Its death (reaped by SIGCHLD) schedules the restart.
     }
@@ -247,6 +282,7 @@ impl Server {
                     }
                     if let Some(slot) = self.zygotes.slots.get_mut(service) {
                         slot.backoff = None;
+                        slot.ready_by = None;
                     }
                     info!("zygote ready svc={service} pid={pid}");
                 }
