@@ -36,6 +36,14 @@ pub enum Refusal {
     /// A `spawn = "zygote"` service with `zygote_fallback = "refuse"`
     /// whose zygote is not ready.
     NoZygote,
+    /// A `proxy_protocol` connection from outside `proxy_from`.
+    ProxyUntrusted,
+    /// A `proxy_protocol` connection without a valid header.
+    ProxyHeader,
+    /// A `proxy_protocol` connection whose header did not come in time.
+    ProxyTimeout,
+    /// Too many connections waiting for their PROXY header.
+    MaxPending,
 }
 
 impl Refusal {
@@ -51,6 +59,8 @@ impl Refusal {
             Refusal::Rate | Refusal::SourceRate => "cps",
             Refusal::Denied => "sensor",
             Refusal::NoZygote => "service_limit",
+            Refusal::ProxyUntrusted | Refusal::ProxyHeader | Refusal::ProxyTimeout => "address",
+            Refusal::MaxPending => "process_limit",
         }
     }
 
@@ -67,6 +77,10 @@ impl Refusal {
             Refusal::Load => "max_load",
             Refusal::Denied => "deny_time",
             Refusal::NoZygote => "zygote_fallback",
+            Refusal::ProxyUntrusted => "proxy_from",
+            Refusal::ProxyHeader => "proxy_header",
+            Refusal::ProxyTimeout => "proxy_timeout",
+            Refusal::MaxPending => "max_pending",
         }
     }
 }

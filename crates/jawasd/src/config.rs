@@ -36,7 +36,7 @@ use crate::engine_check::{self, Check, Verdict};
 pub type Runner<'a> = dyn Fn(&[Check]) -> Vec<engine_check::Ran> + 'a;
 
 /// Keys allowed in `[server]`.
-const SERVER_KEYS: &[&str] = &["max_connections", "shutdown_grace"];
+const SERVER_KEYS: &[&str] = &["max_connections", "shutdown_grace", "max_pending"];
 
 /// Keys allowed in `[services.NAME]`; all but `listen` may also sit in `[defaults]`.
 const SERVICE_KEYS: &[&str] = &[
@@ -89,6 +89,9 @@ const SERVICE_KEYS: &[&str] = &[
     "log_format",
     "spawn",
     "zygote_fallback",
+    "proxy_protocol",
+    "proxy_from",
+    "proxy_timeout",
 ];
 
 const TOP_KEYS: &[&str] = &["server", "defaults", "services"];
@@ -106,6 +109,8 @@ pub mod limits {
     const DAY: u64 = 24 * 3600;
     /// `server.shutdown_grace`.
     pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3600);
+    /// `proxy_timeout`.
+    pub const PROXY_TIMEOUT: Duration = Duration::from_secs(3600);
     /// `deny_time` as a duration.
     pub const DENY_TIME: Duration = Duration::from_secs(365 * DAY);
     /// What `deny_time = "forever"` means: longer than any jawasd runs, yet
@@ -142,6 +147,17 @@ pub struct Server {
     pub max_connections: Option<u32>,
     /// How long SIGTERM waits for engines before SIGKILL.
     pub shutdown_grace: Duration,
+    /// Most accepted connections waiting for their PROXY header at once.
+    pub max_pending: u32,
+}
+
+/// A service's listeners read a PROXY protocol header first.
+#[derive(Debug, Clone)]
+pub struct ProxyConf {
+    /// Who may send one (the load balancers' networks).
+    pub from: Vec<Cidr>,
+    /// How long the header may take to arrive.
+    pub timeout: Duration,
 }
 
 /// New-connection rate limit of a service: a token bucket.
@@ -223,6 +239,8 @@ pub struct Service {
     /// With `spawn = "zygote"`: refuse (rather than exec) while no zygote
     /// is ready.
     pub zygote_refuse: bool,
+    /// Read a PROXY protocol header before anything else.
+    pub proxy: Option<ProxyConf>,
 }
 
 /// How a service's engines start.
@@ -665,10 +683,66 @@ impl<'t> Parser<'t, '_> {
         false
     }
 
+    /// `proxy_protocol`, `proxy_from`, `proxy_timeout`: the PROXY header
+    /// settings, checked together.
+    fn proxy_conf<'v>(
+        &mut self,
+        key: &dyn Fn(&str) -> String,
+        get: &dyn Fn(&str) -> Option<&'v Value<'v>>,
+        udp_or_wait: bool,
+    ) -> Option<ProxyConf> {
+        let on = get("proxy_protocol").and_then(|v| self.boolean(&key("proxy_protocol"), v));
+        let mut from = Vec::new();
+        if let Some(v) = get("proxy_from") {
+            for (text, span) in self.strings(&key("proxy_from"), v, true) {
+                match Cidr::parse(&text) {
+                    Ok(c) => from.push(c),
+                    Err(m) => self.error(span, format!("{}: {m}", key("proxy_from"))),
+                }
+            }
+        }
+        let timeout = get("proxy_timeout")
+            .and_then(|v| self.duration(&key("proxy_timeout"), v, limits::PROXY_TIMEOUT));
+        if on != Some(true) {
+            for k in ["proxy_from", "proxy_timeout"] {
+                if let Some(v) = get(k) {
+                    self.error(v.span(), format!("{}: needs proxy_protocol = true", key(k)));
+                }
+            }
+            return None;
+        }
+        let at = get("proxy_protocol").map(|v| v.span()).unwrap_or_default();
+        if udp_or_wait {
+            self.error(
+                at.clone(),
+                format!(
+                    "{}: a PROXY header comes first on a TCP connection jawasd accepts; \
+                     it cannot be used with protocol = \"udp\" or wait = true",
+                    key("proxy_protocol")
+                ),
+            );
+        }
+        if get("proxy_from").is_none() {
+            self.error(
+                at,
+                format!(
+                    "{}: needs proxy_from, the networks of the load balancers allowed to send \
+                     a header (e.g. proxy_from = [\"10.0.0.0/8\"])",
+                    key("proxy_protocol")
+                ),
+            );
+        }
+        Some(ProxyConf {
+            from,
+            timeout: timeout.unwrap_or(Duration::from_secs(3)),
+        })
+    }
+
     fn server(&mut self, table: Option<&DeTable<'_>>) -> Server {
         let mut server = Server {
             max_connections: None,
             shutdown_grace: Duration::from_secs(5),
+            max_pending: 1024,
         };
         let Some(table) = table else { return server };
         for (k, v) in table.iter() {
@@ -678,6 +752,11 @@ impl<'t> Parser<'t, '_> {
             let key = format!("server.{}", k.get_ref());
             match k.get_ref().as_ref() {
                 "max_connections" => server.max_connections = self.count(&key, v, limits::COUNT),
+                "max_pending" => {
+                    if let Some(n) = self.count(&key, v, limits::COUNT) {
+                        server.max_pending = n;
+                    }
+                }
                 "shutdown_grace" => {
                     if let Some(d) = self.duration(&key, v, limits::SHUTDOWN_GRACE) {
                         server.shutdown_grace = d;
@@ -1016,6 +1095,7 @@ impl<'t> Parser<'t, '_> {
                 }
             },
         };
+        let proxy = self.proxy_conf(&key, &get, protocol == Protocol::Udp || wait);
         if let (Some(v), SpawnMode::Exec) = (get("zygote_fallback"), spawn) {
             self.error(
                 v.span(),
@@ -1172,6 +1252,7 @@ impl<'t> Parser<'t, '_> {
             xinetd_log,
             spawn,
             zygote_refuse,
+            proxy,
         })
     }
 

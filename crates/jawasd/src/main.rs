@@ -13,6 +13,7 @@ mod engine_check;
 mod events;
 mod launcher;
 mod listeners;
+mod proxy;
 mod reaper;
 mod registry;
 mod server;

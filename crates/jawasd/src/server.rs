@@ -46,6 +46,7 @@ use crate::sessions::{NewSession, SessionId, Sessions};
 use crate::spawn::{self, SpawnError};
 use crate::zygote::{self, Zygote};
 
+mod pending;
 mod zygotes;
 
 /// Log target of the ready line, which is logged whatever the level.
@@ -85,6 +86,8 @@ enum Source {
     Engine(SessionId, OwnedFd),
     /// A zygote's control socket (its service's name).
     Zygote(Rc<str>, Zygote),
+    /// An accepted connection waiting for its PROXY header.
+    Pending(pending::Pending),
 }
 
 impl AsFd for Source {
@@ -95,6 +98,7 @@ impl AsFd for Source {
             Source::Pipe(p) => p.fd.as_fd(),
             Source::Engine(_, fd) => fd.as_fd(),
             Source::Zygote(_, z) => z.fd(),
+            Source::Pending(p) => p.stream.as_fd(),
         }
     }
 }
@@ -170,6 +174,8 @@ pub struct Server {
     loader: Loader,
     /// The zygotes of `spawn = "zygote"` services.
     zygotes: zygotes::Zygotes,
+    /// Connections waiting for their PROXY header (`Source::Pending`).
+    pending: usize,
 }
 
 /// Signals read through the signalfd.
@@ -255,6 +261,7 @@ impl Server {
             exe_dir,
             loader,
             zygotes: zygotes::Zygotes::default(),
+            pending: 0,
         };
         server.apply(config)?;
         Ok(server)
@@ -431,6 +438,7 @@ impl Server {
                     Some(Source::Pipe(_)) => self.pipe_ready(key),
                     Some(Source::Engine(..)) => self.engine_exited(key),
                     Some(Source::Zygote(..)) => self.zygote_readable(key),
+                    Some(Source::Pending(..)) => self.pending_readable(key),
                     None => {}
                 }
             }
@@ -453,8 +461,15 @@ impl Server {
 
     fn timers(&mut self) {
         let now = Instant::now();
-        if !self.registry.expired(now).is_empty() {
-            // Only listeners carry deadlines today: a pause ended.
+        let mut pause_over = false;
+        for key in self.registry.expired(now) {
+            match self.registry.get(key) {
+                Some(Source::Pending(_)) => self.pending_expired(key),
+                // A listener's pause ended.
+                _ => pause_over = true,
+            }
+        }
+        if pause_over {
             self.rearm_listeners();
         }
         if self.sweep_at.is_some_and(|t| t <= now) {
@@ -649,7 +664,7 @@ impl Server {
                 Ok((stream, remote)) => {
                     let service = listener.service.clone();
                     self.accept_backoff = BACKOFF_MIN;
-                    self.admit(&service, stream, remote, local);
+                    self.accepted(&service, stream, remote, local);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if is_resource_exhaustion(&e) => {
@@ -1167,6 +1182,7 @@ impl Server {
         for key in self.listener_keys() {
             self.registry.remove(key);
         }
+        self.drop_pending();
         let now = Instant::now();
         self.stopping = Some(now.checked_add(grace).unwrap_or(now));
         self.kill_all(libc::SIGTERM);
