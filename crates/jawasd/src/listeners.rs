@@ -203,6 +203,9 @@ fn local_addr(s: &Socket) -> io::Result<SocketAddr> {
 /// `0.0.0.0:80` can both be configured.
 pub fn bind(b: &Binding, reuseport: bool) -> io::Result<Socket> {
     let addr = b.addr;
+    if let Some(fd) = crate::activation::take(addr, b.udp) {
+        return adopted(fd, b);
+    }
     let family = if addr.is_ipv4() {
         AddressFamily::Inet
     } else {
@@ -235,6 +238,25 @@ pub fn bind(b: &Binding, reuseport: bool) -> io::Result<Socket> {
     if b.udp {
         return Ok(Socket::Udp(UdpSocket::from(fd)));
     }
+    socket::listen(
+        &fd,
+        socket::Backlog::new(BACKLOG).unwrap_or(socket::Backlog::MAXCONN),
+    )?;
+    Ok(Socket::Tcp(TcpListener::from(fd)))
+}
+
+/// A socket systemd passed for `b`'s address, made what `bind` would have
+/// made: non-blocking only for a TCP listener the loop accepts on.
+fn adopted(fd: OwnedFd, b: &Binding) -> io::Result<Socket> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+    let mut flags = OFlag::from_bits_truncate(fcntl(raw, FcntlArg::F_GETFL)?);
+    flags.set(OFlag::O_NONBLOCK, !b.wait && !b.udp);
+    fcntl(raw, FcntlArg::F_SETFL(flags))?;
+    if b.udp {
+        return Ok(Socket::Udp(UdpSocket::from(fd)));
+    }
+    // systemd listens already; listening again only sets the backlog.
     socket::listen(
         &fd,
         socket::Backlog::new(BACKLOG).unwrap_or(socket::Backlog::MAXCONN),

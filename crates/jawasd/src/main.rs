@@ -6,6 +6,7 @@
 //! system failure (such as a port in use).
 
 mod acl;
+mod activation;
 mod admission;
 mod clock;
 mod config;
@@ -13,6 +14,7 @@ mod engine_check;
 mod events;
 mod launcher;
 mod listeners;
+mod notify;
 mod proxy;
 mod reaper;
 mod registry;
@@ -118,7 +120,11 @@ fn main() -> ExitCode {
     if let Some(Command::ImportXinetd { file }) = &cli.command {
         return import_xinetd(file);
     }
-    spawn::close_inherited_fds();
+    // Sockets systemd passes (socket activation) are adopted first; every
+    // other inherited descriptor is closed.
+    let passed = activation::adopt();
+    spawn::close_inherited_fds(3 + passed);
+    let notifier = notify::Notifier::from_env();
     spawn::ensure_std_fds();
     spawn::raise_nofile();
     if let Err(m) = init_logger(&cli) {
@@ -175,7 +181,7 @@ fn main() -> ExitCode {
         eprintln!("jawasd: error: unable to block signals: {}", errno_text(&e));
         return ExitCode::from(EXIT_TEMPORARY);
     }
-    let mut server = match server::Server::new(config, exe_dir.clone(), loader) {
+    let mut server = match server::Server::new(config, exe_dir.clone(), loader, notifier) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("jawasd: error: {e}");
@@ -193,6 +199,10 @@ fn main() -> ExitCode {
         }
     }
     server.log_ready();
+    server.notify_ready();
+    for addr in activation::unclaimed() {
+        log::warn!("socket activation: no service listens on {addr}; that socket is left unused");
+    }
     let result = server.run();
     if let Some(p) = &cli.pidfile {
         let _ = std::fs::remove_file(p);

@@ -176,6 +176,10 @@ pub struct Server {
     zygotes: zygotes::Zygotes,
     /// Connections waiting for their PROXY header (`Source::Pending`).
     pending: usize,
+    /// systemd's readiness protocol (nothing without NOTIFY_SOCKET).
+    notify: crate::notify::Notifier,
+    /// When the next WATCHDOG=1 is due, when systemd asked for them.
+    watchdog_at: Option<Instant>,
 }
 
 /// Signals read through the signalfd.
@@ -223,6 +227,7 @@ impl Server {
         config: Config,
         exe_dir: Option<std::path::PathBuf>,
         loader: Loader,
+        notify: crate::notify::Notifier,
     ) -> Result<Server, StartError> {
         let mut registry =
             Registry::new().map_err(|e| StartError::System("create the epoll instance", e))?;
@@ -262,6 +267,8 @@ impl Server {
             loader,
             zygotes: zygotes::Zygotes::default(),
             pending: 0,
+            watchdog_at: notify.watchdog_interval().map(|d| Instant::now() + d),
+            notify,
         };
         server.apply(config)?;
         Ok(server)
@@ -390,6 +397,15 @@ impl Server {
         }
     }
 
+    /// READY=1 for systemd, with a one-line status.
+    pub fn notify_ready(&self) {
+        self.notify.ready(&format!(
+            "serving {} services, {} engines running",
+            self.services.len(),
+            self.sessions.len()
+        ));
+    }
+
     /// The one line that tells tests and supervisors jawasd is up.
     pub fn log_ready(&self) {
         let mut parts = Vec::new();
@@ -452,11 +468,17 @@ impl Server {
         // passed deadline would spin until the last engine is reaped.
         let stop = self.stopping.filter(|_| !self.killed);
         let restart = self.zygotes.next_restart();
-        [self.registry.next_deadline(), stop, self.sweep_at, restart]
-            .into_iter()
-            .flatten()
-            .map(|t| t.saturating_duration_since(now))
-            .min()
+        [
+            self.registry.next_deadline(),
+            stop,
+            self.sweep_at,
+            restart,
+            self.watchdog_at,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|t| t.saturating_duration_since(now))
+        .min()
     }
 
     fn timers(&mut self) {
@@ -477,6 +499,12 @@ impl Server {
             self.sweep();
         }
         self.zygote_timers(now);
+        if let (Some(at), Some(every)) = (self.watchdog_at, self.notify.watchdog_interval()) {
+            if at <= now {
+                self.notify.watchdog_ping();
+                self.watchdog_at = Some(now + every);
+            }
+        }
         if let Some(deadline) = self.stopping {
             if !self.killed && deadline <= now {
                 warn!(
@@ -1137,6 +1165,7 @@ impl Server {
         }
         let path = self.config.path.clone();
         info!("reload config={}", path.display());
+        self.notify.reloading();
         let path_var = std::env::var_os("PATH");
         let env = Env {
             exe_dir: self.exe_dir.as_deref(),
@@ -1158,6 +1187,9 @@ impl Server {
                 Err(e) => error!("reload failed: {e}; keeping the running configuration"),
             },
         }
+        // Whatever the outcome, jawasd is serving (the new configuration
+        // or the old one).
+        self.notify_ready();
     }
 
     fn shutdown(&mut self, sig: libc::c_int) {
@@ -1174,6 +1206,7 @@ impl Server {
         }
         let name = Signal::try_from(sig).map(|s| s.as_str()).unwrap_or("?");
         let grace = self.config.server.shutdown_grace;
+        self.notify.stopping();
         info!(
             "stop signal={name} engines={} grace={:.1}s",
             self.sessions.len(),
@@ -1284,7 +1317,13 @@ mod tests {
     #[test]
     fn a_reload_whose_registration_fails_changes_nothing() {
         let first = parse("[services.a]\nlisten = \"127.0.0.1:0\"\nengine = \"cat\"\n");
-        let mut s = Server::new(first, None, Box::new(|_| Err("unused".into()))).unwrap();
+        let mut s = Server::new(
+            first,
+            None,
+            Box::new(|_| Err("unused".into())),
+            crate::notify::Notifier::default(),
+        )
+        .unwrap();
         let before = s.listener_keys();
         let addr = s.listener(before[0]).unwrap().local;
         let second = parse(

@@ -456,14 +456,18 @@ pub fn ensure_std_fds() {
 /// Closes every descriptor above 2 that jawasd inherited: a supervisor's or
 /// build tool's pipe left open across our exec would otherwise be handed to
 /// every engine, and would hold fd slots a tight RLIMIT_NOFILE needs.
-pub fn close_inherited_fds() {
+/// Descriptors below `from` are kept (the sockets systemd passed, already
+/// adopted by `activation`).
+pub fn close_inherited_fds(from: libc::c_int) {
+    let from = from.max(3);
     // SAFETY: called first thing in main, before jawasd opens anything of its
-    // own (no Rust object owns these descriptors); close_range only closes.
+    // own (no Rust object owns these descriptors at or above `from`; those
+    // below it are stdio and the adopted sockets); close_range only closes.
     unsafe {
-        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) < 0 {
+        if libc::syscall(libc::SYS_close_range, from as u32, u32::MAX, 0u32) < 0 {
             // Kernels before 5.9: walk the open descriptors instead.
             let max = libc::sysconf(libc::_SC_OPEN_MAX).clamp(0, 65536) as libc::c_int;
-            for fd in 3..max {
+            for fd in from..max {
                 libc::close(fd);
             }
         }

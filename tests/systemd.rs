@@ -1,0 +1,243 @@
+//! jawasd under systemd's protocols, without systemd itself: readiness
+//! notifications (sd_notify) received on a test NOTIFY_SOCKET in order
+//! (READY, WATCHDOG pings, RELOADING with MONOTONIC_USEC then READY around
+//! a reload, STOPPING), and socket activation through
+//! `systemd-socket-activate` (Debian's systemd package), TCP and UDP,
+//! kept across a reload.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixDatagram;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jawas_tests::{bin, exchange, free_port, Jawasd, TempDir};
+
+const SECS: Duration = Duration::from_secs(10);
+
+/// Every message on `sock` until `until` is seen (or 10 s pass).
+fn collect(sock: &UnixDatagram, until: &str, got: &mut Vec<String>) {
+    let deadline = Instant::now() + SECS;
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let done = m.contains(until);
+            got.push(m);
+            if done {
+                return;
+            }
+        }
+    }
+    panic!("no {until:?} in {got:?}");
+}
+
+#[test]
+fn readiness_reload_watchdog_and_stop_are_notified_in_order() {
+    let dir = TempDir::new();
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    let config = "[services.echo]\nlisten = \"127.0.0.1:0\"\nengine = \"/bin/sh\"\n\
+                  args = [\"-c\", \"env\"]\npass_env = [\"*\"]\n";
+    let mut d = Jawasd::builder(config)
+        .env("NOTIFY_SOCKET", path.to_str().unwrap())
+        .env("WATCHDOG_USEC", "200000")
+        .start();
+    let mut got = Vec::new();
+    collect(&sock, "READY=1", &mut got);
+    assert!(got[0].contains(&format!("MAINPID={}", d.pid())), "{got:?}");
+    // Pings at half the watchdog interval.
+    let before = got.len();
+    collect(&sock, "WATCHDOG=1", &mut got);
+    collect(&sock, "WATCHDOG=1", &mut got);
+    assert!(got[before..].iter().filter(|m| *m == "WATCHDOG=1").count() >= 2);
+    // The engines never see systemd's variables, even with pass_env "*".
+    let env = String::from_utf8(exchange(d.addr("echo"), b"")).unwrap();
+    assert!(env.contains("JAWAS_SERVICE=echo"), "{env}");
+    for k in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "LISTEN_FDS"] {
+        assert!(!env.contains(k), "{k} leaked: {env}");
+    }
+    // A reload: RELOADING=1 with the time, then READY=1.
+    let mark = got.len();
+    assert!(d.reload(config));
+    collect(&sock, "READY=1", &mut got);
+    let states: Vec<&String> = got[mark..].iter().filter(|m| *m != "WATCHDOG=1").collect();
+    assert!(states.len() >= 2, "{states:?}");
+    assert!(
+        states[0].starts_with("RELOADING=1\nMONOTONIC_USEC="),
+        "{states:?}"
+    );
+    let usec: u64 = states[0].rsplit('=').next().unwrap().parse().unwrap();
+    assert!(usec > 0);
+    assert!(states[1].starts_with("READY=1"), "{states:?}");
+    // A failed reload still ends with READY=1 (the old config serves).
+    let mark = got.len();
+    assert!(!d.reload("[services.echo]\nlisten = nonsense\n"));
+    collect(&sock, "READY=1", &mut got);
+    assert!(got[mark..].iter().any(|m| m.starts_with("RELOADING=1")));
+    // Stop.
+    d.signal(libc::SIGTERM);
+    collect(&sock, "STOPPING=1", &mut got);
+    assert_eq!(d.wait_exit(SECS), Some(0));
+}
+
+/// jawasd started by systemd-socket-activate, which binds `listen` and
+/// passes the sockets.
+struct Activated {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Activated {
+    fn start(listen: &[&str], config: &std::path::Path) -> Activated {
+        let mut cmd = Command::new("systemd-socket-activate");
+        for l in listen {
+            if let Some(udp) = l.strip_prefix("udp:") {
+                cmd.args(["-d", "-l", udp]);
+            } else {
+                cmd.args(["-l", l]);
+            }
+        }
+        let mut child = cmd
+            .arg(bin("jawasd"))
+            .arg("--config")
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("systemd-socket-activate runs (apt-get install systemd)");
+        let log = Arc::new(Mutex::new(String::new()));
+        let log2 = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                log2.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        Activated { child, log }
+    }
+
+    fn wait_log(&self, needle: &str, count: usize) -> bool {
+        let deadline = Instant::now() + SECS;
+        while Instant::now() < deadline {
+            if self.log.lock().unwrap().matches(needle).count() >= count {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Activated {
+    fn drop(&mut self) {
+        // SAFETY: kill has no memory effects.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn socket_activation_uses_systemds_tcp_socket_and_keeps_it_across_a_reload() {
+    let dir = TempDir::new();
+    let tcp = free_port();
+    let config = dir.path().join("jawasd.toml");
+    let text = format!(
+        "[services.echo]\nlisten = \"127.0.0.1:{tcp}\"\nengine = \"jawas-builtin\"\nargs = [\"echo\"]\n"
+    );
+    std::fs::write(&config, &text).unwrap();
+    let j = Activated::start(&[&format!("127.0.0.1:{tcp}")], &config);
+    let addr = format!("127.0.0.1:{tcp}").parse().unwrap();
+    // systemd-socket-activate starts jawasd at the first connection.
+    assert!(
+        jawas_tests::wait_for_port(addr, SECS),
+        "systemd-socket-activate did not listen"
+    );
+    assert_eq!(
+        exchange(addr, b"activated\n"),
+        b"activated\n",
+        "{}",
+        j.log()
+    );
+    assert!(j.wait_log(" ready ", 1), "{}", j.log());
+    assert!(
+        j.log()
+            .contains(&format!("socket activation: listen=127.0.0.1:{tcp}")),
+        "{}",
+        j.log()
+    );
+    // A reload keeps systemd's socket (nothing is bound again).
+    std::fs::write(&config, format!("{text}nodelay = true\n")).unwrap();
+    // SAFETY: kill has no memory effects.
+    unsafe { libc::kill(j.child.id() as i32, libc::SIGHUP) };
+    assert!(j.wait_log(" ready ", 2), "{}", j.log());
+    assert!(!j.log().contains("unable to bind"), "{}", j.log());
+    assert_eq!(exchange(addr, b"still\n"), b"still\n");
+}
+
+#[test]
+fn socket_activation_of_a_udp_service() {
+    let dir = TempDir::new();
+    let udp = free_port();
+    let config = dir.path().join("jawasd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[services.uecho]\nlisten = \"127.0.0.1:{udp}\"\nprotocol = \"udp\"\n\
+             engine = \"jawas-builtin\"\nargs = [\"echo\"]\n"
+        ),
+    )
+    .unwrap();
+    let j = Activated::start(&[&format!("udp:127.0.0.1:{udp}")], &config);
+    let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    // The first datagram may come before systemd-socket-activate listens.
+    let deadline = Instant::now() + SECS;
+    let n = loop {
+        u.send_to(b"datagram", format!("127.0.0.1:{udp}")).unwrap();
+        if let Ok(n) = u.recv(&mut buf) {
+            break n;
+        }
+        assert!(Instant::now() < deadline, "no UDP echo: {}", j.log());
+    };
+    assert_eq!(&buf[..n], b"datagram");
+    assert!(
+        j.log()
+            .contains(&format!("socket activation: listen=127.0.0.1:{udp}")),
+        "{}",
+        j.log()
+    );
+}
+
+#[test]
+fn the_unit_files_verify_clean() {
+    let dir = TempDir::new();
+    let units = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc/systemd");
+    let mut paths = Vec::new();
+    for name in ["jawasd.service", "jawasd.socket"] {
+        let text = std::fs::read_to_string(units.join(name)).unwrap();
+        // verify insists that ExecStart's program exists.
+        let text = text.replace("/usr/local/bin/jawasd", bin("jawasd").to_str().unwrap());
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        paths.push(path);
+    }
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .args(&paths)
+        .output()
+        .expect("systemd-analyze runs (apt-get install systemd)");
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let about_ours: Vec<&str> = text.lines().filter(|l| l.contains("jawasd.")).collect();
+    assert!(out.status.success() && about_ours.is_empty(), "{text}");
+}
