@@ -241,3 +241,66 @@ fn the_unit_files_verify_clean() {
     let about_ours: Vec<&str> = text.lines().filter(|l| l.contains("jawasd.")).collect();
     assert!(out.status.success() && about_ours.is_empty(), "{text}");
 }
+
+/// `[server] drain`: SIGTERM stops accepting at once, an interactive
+/// session that ends within the drain is not interrupted, one that does
+/// not is sent SIGTERM when the drain is over; a second SIGTERM skips the
+/// rest of the drain.
+#[test]
+fn sigterm_drains_before_stopping_engines() {
+    use std::io::{Read, Write};
+    let config = "[server]\ndrain = \"3s\"\nshutdown_grace = \"1s\"\n\
+                  [services.probe]\nlisten = \"127.0.0.1:0\"\nengine = \"{bin}/jawas-test-probe\"\n";
+    let mut d = Jawasd::start(config);
+    let addr = d.addr("probe");
+    let mut session = jawas_tests::connect(addr);
+    session.write_all(b"hold\n").unwrap();
+    let mut held = [0u8; 5];
+    session.read_exact(&mut held).unwrap();
+    let started = Instant::now();
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_log("drain=3.0s", SECS), "{}", d.log());
+    // No new connections...
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "still accepting"
+    );
+    // ... but the running session finishes its work undisturbed.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!d.log().contains("done svc=probe"), "{}", d.log());
+    drop(session);
+    assert_eq!(d.wait_exit(SECS), Some(0), "{}", d.log());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "jawasd waited out the drain: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        d.log().contains("done svc=probe") && d.log().contains("exit=0"),
+        "{}",
+        d.log()
+    );
+
+    // A session that outlives the drain is stopped; a second SIGTERM
+    // cuts the drain short.
+    let mut d = Jawasd::start(config);
+    let mut session = jawas_tests::connect(d.addr("probe"));
+    session.write_all(b"hold\n").unwrap();
+    session.read_exact(&mut held).unwrap();
+    let started = Instant::now();
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_log("drain=3.0s", SECS), "{}", d.log());
+    d.signal(libc::SIGTERM);
+    assert!(
+        d.wait_log("second stop signal; stopping engines=1", SECS),
+        "{}",
+        d.log()
+    );
+    assert_eq!(d.wait_exit(SECS), Some(0), "{}", d.log());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -251,6 +251,11 @@ const TOML_KEYS: &[&str] = &[
     "zygote_fallback",
     "max_connections",
     "shutdown_grace",
+    "drain",
+    "max_pending",
+    "proxy_protocol",
+    "proxy_from",
+    "proxy_timeout",
 ];
 
 const XINETD_KEYS: &[&str] = &[

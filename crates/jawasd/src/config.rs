@@ -36,7 +36,7 @@ use crate::engine_check::{self, Check, Verdict};
 pub type Runner<'a> = dyn Fn(&[Check]) -> Vec<engine_check::Ran> + 'a;
 
 /// Keys allowed in `[server]`.
-const SERVER_KEYS: &[&str] = &["max_connections", "shutdown_grace", "max_pending"];
+const SERVER_KEYS: &[&str] = &["max_connections", "shutdown_grace", "max_pending", "drain"];
 
 /// Keys allowed in `[services.NAME]`; all but `listen` may also sit in `[defaults]`.
 const SERVICE_KEYS: &[&str] = &[
@@ -149,6 +149,9 @@ pub struct Server {
     pub shutdown_grace: Duration,
     /// Most accepted connections waiting for their PROXY header at once.
     pub max_pending: u32,
+    /// After SIGTERM, how long engines may finish on their own before
+    /// they are sent SIGTERM.
+    pub drain: Duration,
 }
 
 /// A service's listeners read a PROXY protocol header first.
@@ -743,6 +746,7 @@ impl<'t> Parser<'t, '_> {
             max_connections: None,
             shutdown_grace: Duration::from_secs(5),
             max_pending: 1024,
+            drain: Duration::ZERO,
         };
         let Some(table) = table else { return server };
         for (k, v) in table.iter() {
@@ -752,6 +756,11 @@ impl<'t> Parser<'t, '_> {
             let key = format!("server.{}", k.get_ref());
             match k.get_ref().as_ref() {
                 "max_connections" => server.max_connections = self.count(&key, v, limits::COUNT),
+                "drain" => {
+                    if let Some(d) = self.duration(&key, v, limits::SHUTDOWN_GRACE) {
+                        server.drain = d;
+                    }
+                }
                 "max_pending" => {
                     if let Some(n) = self.count(&key, v, limits::COUNT) {
                         server.max_pending = n;

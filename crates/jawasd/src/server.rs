@@ -180,6 +180,8 @@ pub struct Server {
     notify: crate::notify::Notifier,
     /// When the next WATCHDOG=1 is due, when systemd asked for them.
     watchdog_at: Option<Instant>,
+    /// While stopping with `[server] drain`: when engines get SIGTERM.
+    draining_until: Option<Instant>,
 }
 
 /// Signals read through the signalfd.
@@ -268,6 +270,7 @@ impl Server {
             zygotes: zygotes::Zygotes::default(),
             pending: 0,
             watchdog_at: notify.watchdog_interval().map(|d| Instant::now() + d),
+            draining_until: None,
             notify,
         };
         server.apply(config)?;
@@ -466,7 +469,10 @@ impl Server {
         let now = Instant::now();
         // Once SIGKILL went out, nothing is left to time: waiting on the
         // passed deadline would spin until the last engine is reaped.
-        let stop = self.stopping.filter(|_| !self.killed);
+        let stop = self
+            .stopping
+            .filter(|_| !self.killed)
+            .or(self.draining_until);
         let restart = self.zygotes.next_restart();
         [
             self.registry.next_deadline(),
@@ -504,6 +510,9 @@ impl Server {
                 self.notify.watchdog_ping();
                 self.watchdog_at = Some(now + every);
             }
+        }
+        if self.draining_until.is_some_and(|t| t <= now) {
+            self.end_drain("drain over");
         }
         if let Some(deadline) = self.stopping {
             if !self.killed && deadline <= now {
@@ -587,12 +596,16 @@ impl Server {
             }
         }
         if self.stopping.is_some() {
-            let sig = if self.killed {
-                libc::SIGKILL
-            } else {
-                libc::SIGTERM
-            };
-            self.signal_orphans(sig);
+            // While draining, orphans (and retired zygotes) are left to
+            // finish like the engines.
+            if self.draining_until.is_none() {
+                let sig = if self.killed {
+                    libc::SIGKILL
+                } else {
+                    libc::SIGTERM
+                };
+                self.signal_orphans(sig);
+            }
             self.sweep_within(SWEEP_SOON);
         } else if !self.sessions.is_empty() {
             self.sweep_within(SWEEP_EVERY);
@@ -1193,6 +1206,11 @@ impl Server {
     }
 
     fn shutdown(&mut self, sig: libc::c_int) {
+        if self.draining_until.is_some() {
+            // A second request while draining: stop waiting for engines.
+            self.end_drain("second stop signal");
+            return;
+        }
         if self.stopping.is_some() {
             // A second request: do not wait out the grace.
             warn!(
@@ -1206,21 +1224,47 @@ impl Server {
         }
         let name = Signal::try_from(sig).map(|s| s.as_str()).unwrap_or("?");
         let grace = self.config.server.shutdown_grace;
+        let drain = self.config.server.drain;
         self.notify.stopping();
         info!(
-            "stop signal={name} engines={} grace={:.1}s",
+            "stop signal={name} engines={} drain={:.1}s grace={:.1}s",
             self.sessions.len(),
+            drain.as_secs_f64(),
             grace.as_secs_f64()
         );
         for key in self.listener_keys() {
             self.registry.remove(key);
         }
         self.drop_pending();
+        self.retire_all_zygotes();
         let now = Instant::now();
+        self.sweep_at = Some(now);
+        self.dump();
+        if !drain.is_zero() && !self.sessions.is_empty() {
+            // Engines finish on their own first; nothing is signalled yet.
+            let until = now.checked_add(drain).unwrap_or(now);
+            self.draining_until = Some(until);
+            self.stopping = Some(until.checked_add(grace).unwrap_or(until));
+            return;
+        }
+        self.stopping = Some(now.checked_add(grace).unwrap_or(now));
+        self.kill_all(libc::SIGTERM);
+    }
+
+    /// The drain is over (its time is up, or a second stop signal came):
+    /// engines still running get SIGTERM and `shutdown_grace`.
+    fn end_drain(&mut self, why: &str) {
+        self.draining_until = None;
+        let now = Instant::now();
+        let grace = self.config.server.shutdown_grace;
+        info!(
+            "{why}; stopping engines={} grace={:.1}s",
+            self.sessions.len(),
+            grace.as_secs_f64()
+        );
         self.stopping = Some(now.checked_add(grace).unwrap_or(now));
         self.kill_all(libc::SIGTERM);
         self.sweep_at = Some(now);
-        self.dump();
     }
 
     /// Signals every engine's process group, and every orphan.

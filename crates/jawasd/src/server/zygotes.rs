@@ -89,6 +89,15 @@ impl Server {
         }
     }
 
+    /// At a stop: every zygote takes no more connections and exits once
+    /// its children have.
+    pub(super) fn retire_all_zygotes(&mut self) {
+        let names: Vec<Rc<str>> = self.zygotes.slots.keys().cloned().collect();
+        for name in names {
+            self.retire_zygote(&name);
+        }
+    }
+
     fn retire_zygote(&mut self, service: &Rc<str>) {
         let Some(slot) = self.zygotes.slots.get_mut(service) else {
             return;
