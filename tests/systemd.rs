@@ -304,3 +304,107 @@ fn sigterm_drains_before_stopping_engines() {
         started.elapsed()
     );
 }
+
+/// SIGUSR2: the new jawasd takes the sockets while a client loops
+/// (nothing refused), the old one finishes its engine and exits; a new
+/// jawasd that cannot start leaves the old one serving.
+#[test]
+fn sigusr2_upgrades_without_refusing_a_connection() {
+    use std::io::{Read, Write};
+    let port = free_port();
+    let config = format!(
+        "[services.probe]\nlisten = \"127.0.0.1:{port}\"\nengine = \"{{bin}}/jawas-test-probe\"\n"
+    );
+    let mut d = Jawasd::start(&config);
+    let addr = d.addr("probe");
+    let old = d.pid();
+    // A session of the old jawasd, still running through the upgrade.
+    let mut session = jawas_tests::connect(addr);
+    session.write_all(b"hold\n").unwrap();
+    let mut held = [0u8; 5];
+    session.read_exact(&mut held).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let client = std::thread::spawn(move || {
+        let (mut parents, mut failed) = (Vec::new(), 0);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+            let reply = String::from_utf8(exchange(addr, b"info\n")).unwrap();
+            match reply
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("ppid="))
+            {
+                Some(p) => parents.push(p.to_string()),
+                None => failed += 1,
+            }
+        }
+        (parents, failed)
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    d.signal(libc::SIGUSR2);
+    assert!(d.wait_log("upgrade: pid=", SECS), "{}", d.log());
+    let new: i32 = {
+        let log = d.log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("upgrade: started"))
+            .unwrap();
+        let pid = line.split("pid=").nth(1).unwrap();
+        pid.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (parents, failed) = client.join().unwrap();
+    // The old jawasd still runs its engine.
+    assert_eq!(d.wait_exit(Duration::from_millis(200)), None, "{}", d.log());
+    drop(session);
+    assert_eq!(
+        d.wait_exit(SECS),
+        Some(0),
+        "the old jawasd exits: {}",
+        d.log()
+    );
+    let kill_new = || {
+        // SAFETY: kill has no memory effects.
+        unsafe { libc::kill(new, libc::SIGTERM) };
+    };
+    if failed != 0 || !parents.contains(&new.to_string()) {
+        kill_new();
+        panic!(
+            "{failed} failed; parents {:?} (old {old}, new {new})",
+            parents.iter().collect::<std::collections::BTreeSet<_>>()
+        );
+    }
+    assert!(
+        parents.contains(&old.to_string()),
+        "served by the old one first"
+    );
+    // After the old one is gone, the new one serves alone.
+    let reply = String::from_utf8(exchange(addr, b"info\n")).unwrap();
+    kill_new();
+    assert!(reply.contains(&format!("ppid={new} ")), "{reply}");
+}
+
+#[test]
+fn a_successor_that_cannot_start_leaves_the_old_jawasd_serving() {
+    let port = free_port();
+    let config = format!(
+        "[services.probe]\nlisten = \"127.0.0.1:{port}\"\nengine = \"{{bin}}/jawas-test-probe\"\n"
+    );
+    let d = Jawasd::start(&config);
+    // The new process reads the file again: make it refuse.
+    std::fs::write(
+        d.dir().join("jawasd.toml"),
+        "[services.probe]\nlisten = nonsense\n",
+    )
+    .unwrap();
+    d.signal(libc::SIGUSR2);
+    assert!(
+        d.wait_log("upgrade failed: the new jawasd pid=", SECS),
+        "{}",
+        d.log()
+    );
+    assert!(d.log().contains("still serving"));
+    let reply = String::from_utf8(exchange(d.addr("probe"), b"info\n")).unwrap();
+    assert!(reply.contains(&format!("ppid={} ", d.pid())), "{reply}");
+}

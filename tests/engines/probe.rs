@@ -75,9 +75,10 @@ impl Probe {
         // SAFETY: getpgrp and getsid take no pointers.
         let (pgid, sid) = unsafe { (libc::getpgrp(), libc::getsid(0)) };
         format!(
-            "pid={} init_pid={} pgid={pgid} sid={sid} PROTO={} TCPREMOTEIP={} TCPREMOTEPORT={} TCPLOCALIP={} \
+            "pid={} ppid={} init_pid={} pgid={pgid} sid={sid} PROTO={} TCPREMOTEIP={} TCPREMOTEPORT={} TCPLOCALIP={} \
              TCPLOCALPORT={} JAWAS_SERVICE={} JAWAS_ZYGOTE={} FROM_CONFIG={} fd0={} fd1={} fd2={} sigblk={sigblk}",
             std::process::id(),
+            std::os::unix::process::parent_id(),
             self.init_pid,
             var("PROTO"),
             var("TCPREMOTEIP"),

@@ -40,7 +40,12 @@ pub fn adopt() -> RawFd {
     for k in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
         std::env::remove_var(k);
     }
-    let ours = pid.is_some_and(|p| p.trim() == std::process::id().to_string());
+    // systemd names this process; an upgrading jawasd names itself, the
+    // parent (it cannot know its child's pid before the exec).
+    let from_parent = std::env::var(crate::server::upgrade::FROM_VAR)
+        .ok()
+        .is_some_and(|p| p.trim() == nix::unistd::getppid().as_raw().to_string());
+    let ours = from_parent || pid.is_some_and(|p| p.trim() == std::process::id().to_string());
     let n: RawFd = match count.and_then(|c| c.trim().parse().ok()) {
         Some(n) if ours && (1..=4096).contains(&n) => n,
         _ => return 0,

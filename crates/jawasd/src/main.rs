@@ -200,6 +200,7 @@ fn main() -> ExitCode {
     }
     server.log_ready();
     server.notify_ready();
+    server::upgrade::tell_parent_ready();
     for addr in activation::unclaimed() {
         log::warn!("socket activation: no service listens on {addr}; that socket is left unused");
     }

@@ -16,6 +16,8 @@ use std::time::Duration;
 #[derive(Default)]
 pub struct Notifier {
     target: Option<(UnixDatagram, UnixAddr)>,
+    /// NOTIFY_SOCKET as given, for a successor started by an upgrade.
+    path: Option<std::ffi::OsString>,
     /// How often to send WATCHDOG=1: half of WATCHDOG_USEC.
     watchdog: Option<Duration>,
 }
@@ -37,6 +39,7 @@ impl Notifier {
             .and_then(|u| u.trim().parse::<u64>().ok())
             .filter(|u| *u > 0 && ours)
             .map(|u| Duration::from_micros(u / 2));
+        let path = socket.clone();
         let target = socket.and_then(|s| {
             let bytes = std::os::unix::ffi::OsStrExt::as_bytes(s.as_os_str());
             let addr = match bytes.strip_prefix(b"@") {
@@ -50,7 +53,16 @@ impl Notifier {
             sock.set_nonblocking(true).ok()?;
             Some((sock, addr))
         });
-        Notifier { target, watchdog }
+        Notifier {
+            target,
+            path,
+            watchdog,
+        }
+    }
+
+    /// NOTIFY_SOCKET as jawasd got it.
+    pub fn socket_path(&self) -> Option<&std::ffi::OsStr> {
+        self.path.as_deref()
     }
 
     fn send(&self, msg: &str) {

@@ -47,6 +47,7 @@ use crate::spawn::{self, SpawnError};
 use crate::zygote::{self, Zygote};
 
 mod pending;
+pub mod upgrade;
 mod zygotes;
 
 /// Log target of the ready line, which is logged whatever the level.
@@ -182,16 +183,19 @@ pub struct Server {
     watchdog_at: Option<Instant>,
     /// While stopping with `[server] drain`: when engines get SIGTERM.
     draining_until: Option<Instant>,
+    /// A zero-downtime upgrade (SIGUSR2) under way or done.
+    upgrade: upgrade::Upgrade,
 }
 
 /// Signals read through the signalfd.
-pub const HANDLED_SIGNALS: [libc::c_int; 6] = [
+pub const HANDLED_SIGNALS: [libc::c_int; 7] = [
     libc::SIGQUIT,
     libc::SIGCHLD,
     libc::SIGHUP,
     libc::SIGTERM,
     libc::SIGINT,
     libc::SIGUSR1,
+    libc::SIGUSR2,
 ];
 
 /// Start-up failures, mapped to exit codes by `main`.
@@ -271,6 +275,7 @@ impl Server {
             pending: 0,
             watchdog_at: notify.watchdog_interval().map(|d| Instant::now() + d),
             draining_until: None,
+            upgrade: upgrade::Upgrade::default(),
             notify,
         };
         server.apply(config)?;
@@ -548,6 +553,7 @@ impl Server {
                 libc::SIGHUP => self.reload(),
                 libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => self.shutdown(sig),
                 libc::SIGUSR1 => self.dump(),
+                libc::SIGUSR2 => self.upgrade_signal(pid),
                 _ => {}
             }
         }
@@ -588,7 +594,12 @@ impl Server {
         loop {
             match reaper::reap_any() {
                 Reaped::One(pid, status) => self.reaped(pid, status),
-                Reaped::NoneYet => break,
+                Reaped::NoneYet => {
+                    if self.upgrade.handed_over && self.only_successor_left() {
+                        self.childless = true;
+                    }
+                    break;
+                }
                 Reaped::NoChildren => {
                     self.childless = true;
                     break;
@@ -617,6 +628,7 @@ impl Server {
         match self.sessions.by_pid(pid) {
             Some(id) => self.session_ended(id, status),
             None if self.zygote_exited(pid, status) => {}
+            None if self.successor_exited(pid, status) => {}
             None => {
                 self.signalled.remove(&pid);
                 debug!("orphan pid={pid} {}", status.describe());
@@ -1279,7 +1291,10 @@ impl Server {
     /// orphans it adopted as subreaper (each in its own group, often).
     fn signal_orphans(&mut self, sig: libc::c_int) {
         for pid in reaper::children() {
-            if self.sessions.by_pid(pid).is_some() || !self.signalled.insert(pid) {
+            if self.sessions.by_pid(pid).is_some()
+                || self.upgrade.successor == Some(pid)
+                || !self.signalled.insert(pid)
+            {
                 continue;
             }
             debug!("stopping orphan pid={pid}");

@@ -543,6 +543,46 @@ pub fn prepare_signals(blocked: &[libc::c_int]) -> io::Result<()> {
     Ok(())
 }
 
+/// Starts `cmd` (a new jawasd, for an upgrade) with `fds` as its
+/// descriptors 3, 4, ... as socket activation passes them; every other
+/// descriptor of jawasd is close-on-exec. Returns its pid.
+pub fn spawn_with_listen_fds(
+    cmd: &mut std::process::Command,
+    fds: &[RawFd],
+) -> io::Result<libc::pid_t> {
+    use std::os::unix::process::CommandExt;
+    let fds = fds.to_vec();
+    let n = fds.len() as RawFd;
+    // SAFETY: the closure runs in the child between fork and exec and
+    // makes only async-signal-safe calls (fcntl, dup2, close) on
+    // descriptors the child inherited; it allocates nothing (`fds` was
+    // built before the fork).
+    unsafe {
+        cmd.pre_exec(move || {
+            // First copy every socket above the target range, so that
+            // moving them into 3.. cannot overwrite one not moved yet.
+            let mut high = [0 as RawFd; 4096];
+            for (i, fd) in fds.iter().enumerate().take(high.len()) {
+                let h = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 3 + n);
+                if h < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                high[i] = h;
+            }
+            for (i, h) in high.iter().take(fds.len()).enumerate() {
+                // dup2 clears close-on-exec on the copy, which must survive.
+                if libc::dup2(*h, 3 + i as RawFd) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                libc::close(*h);
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    Ok(child.id() as libc::pid_t)
+}
+
 /// Sends `sig` to the engine's whole process group. A group already gone
 /// gives ESRCH, which is fine.
 pub fn signal_group(pid: libc::pid_t, sig: libc::c_int) {
