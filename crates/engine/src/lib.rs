@@ -95,6 +95,7 @@
 mod connection;
 mod error;
 pub mod exit;
+mod man;
 mod options;
 mod peer;
 mod signals;
@@ -104,6 +105,7 @@ use std::ffi::OsString;
 
 pub use connection::{Connection, Kind};
 pub use error::{join, report, status, Error};
+pub use man::man_page;
 pub use options::{help_text, parse_args, parse_secs, suggest, Args, Mode, Opt, Spec, COMMON};
 pub use peer::Peer;
 pub use signals::{die_on_sigterm, install as install_signals, stopping};
@@ -163,6 +165,12 @@ pub fn spec<E: Engine>() -> Spec {
 /// stderr; otherwise runs `init`. This is the part a zygote would run once.
 pub fn start<E: Engine>(args: impl IntoIterator<Item = OsString>) -> Start<E> {
     let spec = spec::<E>();
+    let mut args = args.into_iter().peekable();
+    // For packaging (install.sh, the Debian package): the manual page,
+    // from the same table as --help.
+    if args.peek().is_some_and(|a| a == "--man-page") {
+        return Start::Exit(print(&man_page(&spec)));
+    }
     debug_assert!(
         spec.conflicts().is_empty(),
         "{}: options defined twice: {:?}",

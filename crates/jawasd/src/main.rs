@@ -14,6 +14,7 @@ mod engine_check;
 mod events;
 mod launcher;
 mod listeners;
+mod man;
 mod notify;
 mod proxy;
 mod reaper;
@@ -80,6 +81,42 @@ enum Command {
         /// The xinetd configuration (e.g. /etc/xinetd.conf).
         file: PathBuf,
     },
+    /// Print a manual page (roff): jawasd(8), or jawasd.toml(5).
+    Man {
+        /// `jawasd` (the default) or `jawasd.toml`.
+        #[arg(default_value = "jawasd")]
+        page: String,
+    },
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
+    Completions { shell: clap_complete::Shell },
+}
+
+/// `jawasd man [PAGE]`.
+fn print_man(page: &str) -> ExitCode {
+    use clap::CommandFactory;
+    let text = match page {
+        "jawasd" | "jawasd.8" => {
+            let mut buf = Vec::new();
+            let cmd = Cli::command().name("jawasd");
+            if clap_mangen::Man::new(cmd)
+                .section("8")
+                .render(&mut buf)
+                .is_err()
+            {
+                return ExitCode::from(EXIT_TEMPORARY);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        }
+        "jawasd.toml" | "jawasd.toml.5" => man::config_page(env!("CARGO_PKG_VERSION")),
+        other => {
+            eprintln!("jawasd: error: no manual page '{other}' (jawasd, jawasd.toml)");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match std::io::stdout().write_all(text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(EXIT_TEMPORARY),
+    }
 }
 
 const EXIT_CONFIG: u8 = 100;
@@ -117,8 +154,16 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    if let Some(Command::ImportXinetd { file }) = &cli.command {
-        return import_xinetd(file);
+    match &cli.command {
+        Some(Command::ImportXinetd { file }) => return import_xinetd(file),
+        Some(Command::Man { page }) => return print_man(page),
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "jawasd", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        None => {}
     }
     // Sockets systemd passes (socket activation) are adopted first; every
     // other inherited descriptor is closed.
