@@ -68,13 +68,7 @@ struct Blog {
 impl Engine for Blog {
     const NAME: &'static str = "jawas-blog";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const USAGE: &'static [&'static str] = &[
-        "--site DIR [--cache DIR] [--drafts] [--period SECS]",
-        "build --site DIR --out DIR [--drafts] [--cache DIR]",
-        "check --site DIR",
-        "new --site DIR TITLE",
-        "import-ghost EXPORT.json --site DIR",
-    ];
+    const USAGE: &'static [&'static str] = &["--site DIR"];
     const ABOUT: &'static str = "\
 Serves the blog in DIR (site.toml, posts/, pages/, static/, templates/) over
 HTTP/1.1 on the connection on fds 0 and 1: the index and its pages, posts,
@@ -83,12 +77,14 @@ pages, tags, authors, feeds (/rss/ and /atom.xml), sitemap, search
 a cache on disk, rebuilt by the first request that finds the sources
 changed (looked at once per period) and only for what changed.
 
-Subcommands (each has --help):
-  build         write the whole site as files into --out DIR
-  check         report problems in the sources as FILE:LINE: message
-                (exit 1 when there are any)
-  new           write a post skeleton and print its path
-  import-ghost  turn a Ghost export (JSON) into a site directory";
+Subcommands, given first (each has its own --help):
+  jawas-blog build --site DIR --out OUT    write the whole site as files
+  jawas-blog check --site DIR              print each problem in the sources
+                                           as FILE:LINE: message (exit 1)
+  jawas-blog new --site DIR TITLE          write a post skeleton, print its
+                                           path
+  jawas-blog import-ghost EXPORT.json --site DIR
+                                           a Ghost export as a site";
     const OPTIONS: &'static [Opt] = OPTIONS;
 
     fn init(args: &Args) -> Result<Self, Error> {
