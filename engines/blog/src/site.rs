@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 // with the store side stays this one file.
 #[path = "content/mod.rs"]
 pub mod content;
+#[path = "theme/mod.rs"]
+pub mod theme;
 use std::time::SystemTime;
 
 /// How a site is read.

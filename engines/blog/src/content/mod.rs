@@ -8,4 +8,6 @@ pub mod config;
 pub mod date;
 pub mod front;
 pub mod hash;
+pub mod highlight;
+pub mod markdown;
 pub mod words;
