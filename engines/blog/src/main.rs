@@ -5,7 +5,13 @@
 #[allow(dead_code)] // STATUS: until the store side uses every part.
 mod site;
 
+mod ghost;
+
 fn main() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if args.first().is_some_and(|a| a == "import-ghost") {
+        std::process::exit(ghost::main(&args[1..]));
+    }
     let _ = site::Memo::none();
     let _ = site::Site::load;
     let _ = site::search;
