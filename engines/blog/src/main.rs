@@ -11,6 +11,7 @@
 //! configuration error, 111 temporary system failure.
 
 mod build;
+mod ghost;
 mod serve;
 #[allow(dead_code)] // STATUS: until the content side uses every part of the seam.
 mod site;
@@ -182,22 +183,12 @@ fn main() {
         "build" => subcommand::<build::Build>(&args[1..]),
         "check" => subcommand::<Check>(&args[1..]),
         "new" => subcommand::<New>(&args[1..]),
-        "import-ghost" => import_ghost(&args[1..]),
+        "import-ghost" => ghost::main(&args[1..]),
         _ => jawas_engine::run::<Blog>(),
     };
     std::process::exit(code)
 }
 
-/// `jawas-blog import-ghost`: the Ghost importer's own entry point.
-fn import_ghost(_args: &[OsString]) -> i32 {
-    // STATUS: src/ghost.rs comes with the Ghost import branch; the lead
-    // replaces this body with `ghost::main(args)` at the merge.
-    let _ = std::io::Write::write_all(
-        &mut std::io::stderr(),
-        b"jawas-blog: error: import-ghost is not part of this build\n",
-    );
-    exit::USAGE
-}
 
 /// A subcommand: its own options table (and so its own `--help`), run
 /// once, with the same error reporting as the engine.
