@@ -189,7 +189,6 @@ fn main() {
     std::process::exit(code)
 }
 
-
 /// A subcommand: its own options table (and so its own `--help`), run
 /// once, with the same error reporting as the engine.
 pub trait Subcommand {

@@ -135,22 +135,27 @@ struct Meta {
 }
 
 impl Store {
-    /// The cache under `cache` (created when missing) for the site in
-    /// `site`. Fails with a message naming the directory when it cannot be
-    /// created or written.
+    /// The cache under `cache` for the site in `site`. Nothing is created
+    /// yet (the first build does that, so `--check` writes nothing); fails
+    /// with a message naming the directory when the cache, or the
+    /// directory it would be made in, cannot be written.
     pub fn open(site: &Path, cache: &Path, drafts: bool) -> Result<Store, String> {
-        std::fs::create_dir_all(cache.join("objects"))
-            .map_err(|e| format!("cannot create the cache {}: {e}", cache.display()))?;
-        // The lock file is opened for writing by every builder: a cache
-        // that exists but cannot be written fails here, not at the first
-        // change.
-        let lock = cache.join("lock");
-        std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock)
-            .map_err(|e| format!("cannot write in the cache {}: {e}", cache.display()))?;
+        let mut probe = cache;
+        // The nearest existing directory is the one that must be writable.
+        while !probe.exists() {
+            match probe.parent() {
+                Some(p) if !p.as_os_str().is_empty() => probe = p,
+                _ => break,
+            }
+        }
+        if !writable(probe) {
+            let e = std::io::Error::last_os_error();
+            return Err(format!(
+                "cannot write the cache {}: {}: {e}",
+                cache.display(),
+                probe.display()
+            ));
+        }
         Ok(Store {
             site: site.to_path_buf(),
             cache: cache.to_path_buf(),
@@ -270,6 +275,8 @@ impl Store {
     /// The builder's lock: `None` when `wait` is false and another process
     /// holds it.
     fn lock(&self, wait: bool) -> Result<Option<File>, BuildError> {
+        let objects = self.cache.join("objects");
+        std::fs::create_dir_all(&objects).map_err(|e| io_err("cannot create", &objects, e))?;
         let path = self.cache.join("lock");
         let f = std::fs::OpenOptions::new()
             .create(true)
@@ -597,6 +604,17 @@ impl Store {
     pub fn object_path(&self, record: &Record) -> PathBuf {
         self.cache.join("objects").join(record.object_name())
     }
+}
+
+/// Whether this process may create files in directory `dir` (access(2)
+/// with W_OK and X_OK; errno says why not).
+fn writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: access with a NUL-terminated path alive for the call.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
 }
 
 /// Writes `bytes` to a new file at `path`.
