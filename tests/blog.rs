@@ -494,17 +494,14 @@ fn twenty_concurrent_first_requests_after_an_edit() {
     assert!(fresh > 0, "no request saw the edit");
 }
 
-/// The object the current generation serves for output path `rel`.
-fn object_of(cache: &Path, rel: &str) -> PathBuf {
-    let link = std::fs::read_link(cache.join("current").join(rel)).unwrap();
-    let key = link
-        .to_str()
+/// The object in the cache whose bytes are `body`.
+fn object_of(cache: &Path, body: &[u8]) -> PathBuf {
+    std::fs::read_dir(cache.join("objects"))
         .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_string();
-    cache.join("objects").join(key)
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| std::fs::read(p).is_ok_and(|b| b == body))
+        .expect("the page's object")
 }
 
 #[test]
@@ -516,12 +513,12 @@ fn a_damaged_cache_is_rebuilt_never_served() {
     let index = get(&d, "/", &[]).body;
     let damage: &[(&str, &dyn Fn())] = &[
         ("a truncated object", &|| {
-            let obj = object_of(&cache, "hello-world/index.html");
+            let obj = object_of(&cache, &good);
             let f = std::fs::OpenOptions::new().write(true).open(obj).unwrap();
             f.set_len(10).unwrap();
         }),
         ("a missing object", &|| {
-            std::fs::remove_file(object_of(&cache, "hello-world/index.html")).unwrap();
+            std::fs::remove_file(object_of(&cache, &good)).unwrap();
         }),
         ("no current", &|| {
             std::fs::remove_file(cache.join("current")).unwrap()
@@ -534,11 +531,17 @@ fn a_damaged_cache_is_rebuilt_never_served() {
             std::fs::remove_file(cache.join("current")).unwrap();
             std::os::unix::fs::symlink("gen-999", cache.join("current")).unwrap();
         }),
-        ("a garbage record", &|| {
+        ("a truncated generation", &|| {
             let gen = std::fs::read_link(cache.join("current")).unwrap();
-            let link = cache.join(gen).join("hello-world/index.html");
-            std::fs::remove_file(&link).unwrap();
-            std::os::unix::fs::symlink("not a record", &link).unwrap();
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(cache.join(gen))
+                .unwrap();
+            f.set_len(100).unwrap();
+        }),
+        ("garbage in the generation", &|| {
+            let gen = std::fs::read_link(cache.join("current")).unwrap();
+            std::fs::write(cache.join(gen), "garbage ".repeat(100)).unwrap();
         }),
         ("no objects at all", &|| {
             std::fs::remove_dir_all(cache.join("objects")).unwrap();
