@@ -1,0 +1,321 @@
+//! `jawas-blog import-ghost EXPORT.json --site DIR`: a Ghost blog moved
+//! to a jawas-blog site directory, keeping every URL Ghost served.
+//!
+//! Reads the JSON file Ghost's admin "Export content" writes (Ghost 4 and
+//! 5; Ghost 1 to 3 exports too), writes `site.toml`, `posts/SLUG.md` and
+//! `pages/SLUG.md`, and prints a report of what was written and what
+//! could not be carried over (members, newsletters, code injection, ...),
+//! each with what to do about it. The parts: `json` (paths in messages),
+//! `date`, `export` (the model), `mobiledoc`, `lexical` and `cards` (bodies
+//! to HTML), `body` (which field a body comes from), `output` (the files).
+//!
+//! Invariants: nothing is written unless the whole export was read and
+//! every file rendered; an existing file is never overwritten without
+//! `--force`; each file is written to a temporary name and renamed, so a
+//! reader never sees half a post. Exit codes: 0 done, 1 the export is
+//! broken (the message names the JSON path or the post), 100 usage (or
+//! files in the way), 111 a write failed.
+
+mod body;
+mod cards;
+mod date;
+mod export;
+mod json;
+mod lexical;
+mod mobiledoc;
+mod output;
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use jawas_engine::{exit, help_text, parse_args, report, Error, Mode, Opt, Spec};
+
+const NAME: &str = "jawas-blog import-ghost";
+
+const OPTIONS: &[Opt] = &[
+    Opt::value(
+        "site",
+        "DIR",
+        "Write the site into DIR (created when missing).",
+    ),
+    Opt::flag(
+        "force",
+        "Overwrite site.toml and post files that already exist (without it, \
+         nothing is written when any is in the way).",
+    ),
+    Opt::value(
+        "base-url",
+        "URL",
+        "The blog's address for site.toml, e.g. https://example.org (Ghost's \
+         export does not hold it).",
+    ),
+    Opt::value(
+        "posts-per-page",
+        "N",
+        "Posts per index page: Ghost's theme set it (package.json \
+         config.posts_per_page); the same N keeps /page/N/ URLs pointing at \
+         the same posts.",
+    ),
+];
+
+const SPEC: Spec = Spec {
+    name: NAME,
+    version: env!("CARGO_PKG_VERSION"),
+    usage: &["EXPORT.json --site DIR"],
+    about: "Imports a Ghost blog from the JSON file Ghost's admin writes (Settings, \
+            Import/Export, Export content): posts and pages with their tags, authors, \
+            dates, feature images and drafts, and the site's settings into site.toml. \
+            Prints what was written and what could not be carried over. With --check, \
+            reads the export and prints the report without writing anything.",
+    options: OPTIONS,
+};
+
+/// The subcommand; `args` are the words after `import-ghost`.
+pub fn main(args: &[OsString]) -> i32 {
+    let (mode, args) = match parse_args(&SPEC, args.iter().cloned()) {
+        Ok(parsed) => parsed,
+        Err(e) => return report(NAME, &e),
+    };
+    match mode {
+        Mode::Help => {
+            print!("{}", help_text(&SPEC));
+            return exit::OK;
+        }
+        Mode::Version => {
+            println!("{NAME} {}", SPEC.version);
+            return exit::OK;
+        }
+        Mode::Serve | Mode::Check => {}
+    }
+    match run(&args, mode == Mode::Check) {
+        Ok(()) => exit::OK,
+        Err(e) => report(NAME, &e),
+    }
+}
+
+fn run(args: &jawas_engine::Args, dry_run: bool) -> Result<(), Error> {
+    let export_path = match args.positionals() {
+        [one] => PathBuf::from(one),
+        [] => {
+            return Err(Error::usage(
+                "missing EXPORT.json (the file Ghost's admin exported)",
+            ))
+        }
+        [_, extra, ..] => return Err(Error::usage(format!("unexpected argument '{extra}'"))),
+    };
+    let site = args
+        .value("site")
+        .map(PathBuf::from)
+        .ok_or_else(|| Error::usage("missing --site DIR (where to write the site)"))?;
+    let base_url = args.value("base-url").map(str::to_string);
+    if let Some(u) = &base_url {
+        if !(u.starts_with("https://") || u.starts_with("http://")) || u.len() < 10 {
+            return Err(Error::usage(format!(
+                "--base-url '{u}' is not an absolute http(s) URL such as https://example.org"
+            )));
+        }
+    }
+    let posts_per_page = match args.value("posts-per-page") {
+        None => None,
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                return Err(Error::usage(format!(
+                    "--posts-per-page '{v}' is not a positive number"
+                )))
+            }
+        },
+    };
+    let text = std::fs::read(&export_path)
+        .map_err(|e| Error::config(format!("cannot read {}: {e}", export_path.display())))?;
+    let json: serde_json::Value = serde_json::from_slice(&text)
+        .map_err(|e| Error::peer(format!("{}: not JSON: {e}", export_path.display())))?;
+    let export =
+        export::read(&json).map_err(|b| Error::peer(format!("{}: {b}", export_path.display())))?;
+    let opts = output::Options {
+        base_url,
+        posts_per_page,
+    };
+    let built = output::build(&export, &opts)
+        .map_err(|m| Error::peer(format!("{}: {m}", export_path.display())))?;
+    if !dry_run {
+        write_all(&site, &built.files, args.flag("force"))?;
+    }
+    print!("{}", report_text(&export, &built.tally, &site, dry_run));
+    Ok(())
+}
+
+/// Writes every file, after checking none is in the way (unless `force`).
+fn write_all(site: &Path, files: &[(String, String)], force: bool) -> Result<(), Error> {
+    if !force {
+        let taken: Vec<String> = files
+            .iter()
+            .map(|(rel, _)| site.join(rel))
+            .filter(|p| p.symlink_metadata().is_ok())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !taken.is_empty() {
+            let shown = taken.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+            let more = match taken.len() {
+                n if n > 5 => format!(" and {} more", n - 5),
+                _ => String::new(),
+            };
+            return Err(Error::usage(format!(
+                "{} file(s) already exist: {shown}{more}; nothing written (use --force to overwrite)",
+                taken.len()
+            )));
+        }
+    }
+    for (rel, text) in files {
+        let path = site.join(rel);
+        let fail = |what: &str, e: std::io::Error| {
+            Error::system(format!("{what} {}: {e}", path.display()))
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| fail("cannot create the directory of", e))?;
+        }
+        let tmp = path.with_extension("md.import-tmp");
+        std::fs::write(&tmp, text).map_err(|e| fail("cannot write", e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| fail("cannot rename into", e))?;
+    }
+    Ok(())
+}
+
+/// One line per finding, grouped: written, not carried over, to do.
+fn report_text(export: &export::Export, t: &output::Tally, site: &Path, dry_run: bool) -> String {
+    let mut r = String::new();
+    let verb = if dry_run { "would write" } else { "wrote" };
+    let version = export.version.as_deref().unwrap_or("unknown");
+    let _ = writeln!(
+        r,
+        "Ghost export (version {version}) {verb} to {}:",
+        site.display()
+    );
+    let _ = writeln!(r, "  posts: {}", t.posts);
+    let _ = writeln!(r, "  pages: {}", t.pages);
+    let _ = writeln!(r, "  drafts: {}", t.drafts);
+    if !t.scheduled.is_empty() {
+        let _ = writeln!(
+            r,
+            "  scheduled: {} (published when their date comes: {})",
+            t.scheduled.len(),
+            t.scheduled.join(", ")
+        );
+    }
+    let _ = writeln!(
+        r,
+        "  tags: {} (internal #tags skipped: {})",
+        t.tags, export.internal_tags
+    );
+    let _ = writeln!(r, "  authors: {}", t.authors);
+    let formats: Vec<String> = t
+        .formats
+        .iter()
+        .map(|(k, v)| format!("{v} from {k}"))
+        .collect();
+    let _ = writeln!(
+        r,
+        "  bodies: {}",
+        if formats.is_empty() {
+            "none".into()
+        } else {
+            formats.join(", ")
+        }
+    );
+
+    let mut not = Vec::new();
+    let table =
+        |names: &[&str]| -> usize { names.iter().filter_map(|n| export.tables.get(*n)).sum() };
+    let tables: &[(&str, &[&str], &str)] = &[
+        ("members", &["members"], "jawas-blog has no members; export them from Ghost admin (Members, Export) as CSV to keep the list"),
+        ("newsletters", &["newsletters"], "jawas-blog sends no email; readers can follow /rss/ or /atom.xml, or move the list to a mail service"),
+        ("subscriptions", &["members_stripe_customers_subscriptions", "subscriptions", "members_products", "offers"], "paid subscriptions stay in Stripe; cancel or move them there"),
+        ("comments", &["comments"], "jawas-blog has no comments; Ghost's native comments are not in a form it can show"),
+        ("snippets", &["snippets"], "snippets are editor templates; paste any you need into posts by hand"),
+        ("webhooks", &["webhooks"], "a file-based blog has no events to send; use your deploy or a cron job instead"),
+        ("integrations", &["integrations", "api_keys"], "Admin/Content API keys do not apply; tools that posted through the API must write files instead"),
+    ];
+    for (what, names, todo) in tables {
+        let n = table(names);
+        if n > 0 {
+            not.push(format!("{what}: {n} not imported: {todo}"));
+        }
+    }
+    let site_ci = ["codeinjection_head", "codeinjection_foot"]
+        .iter()
+        .filter(|k| {
+            export
+                .settings
+                .get(**k)
+                .is_some_and(|v| !v.trim().is_empty())
+        })
+        .count();
+    if site_ci > 0 || !t.code_injection.is_empty() {
+        let posts = if t.code_injection.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " and in {} post(s) ({})",
+                t.code_injection.len(),
+                t.code_injection.join(", ")
+            )
+        };
+        not.push(format!(
+            "code injection: in the site settings ({site_ci}){posts}: kept as codeinjection_head/codeinjection_foot \
+             (site.toml [extra], post front matter) but the built-in theme does not output it; \
+             add it to a template override in templates/ if you still need it"
+        ));
+    }
+    if !t.members_only.is_empty() {
+        let names: Vec<String> = t
+            .members_only
+            .iter()
+            .map(|(s, v)| format!("{s} ({v})"))
+            .collect();
+        not.push(format!(
+            "post visibility: {} members-only post(s) imported as drafts: {}; \
+             jawas-blog has no members, so set draft = false only for those you want public",
+            names.len(),
+            names.join(", ")
+        ));
+    }
+    for u in &t.unconverted {
+        not.push(format!(
+            "body part not converted: {u} (kept as an HTML comment in the post)"
+        ));
+    }
+    for (name, ghost, ours) in &t.tag_urls {
+        not.push(format!(
+            "tag URL changes: '{name}' was /tag/{ghost}/ on Ghost and is /tag/{ours}/ now; rename the tag or redirect the old URL"
+        ));
+    }
+    not.push(
+        "custom routes: routes.yaml and redirects (Ghost's Labs settings) are not in the export; \
+         add old URLs as aliases in the posts' front matter"
+            .into(),
+    );
+    let _ = writeln!(r, "Not carried over:");
+    for n in not {
+        let _ = writeln!(r, "  {n}");
+    }
+    let _ = writeln!(r, "To do:");
+    let _ = writeln!(
+        r,
+        "  images: copy Ghost's content/images folder to {}/static/content/images (posts refer to /content/images/...)",
+        site.display()
+    );
+    if t.base_url_guessed {
+        let _ = writeln!(r, "  base_url: the export does not hold the site's address; set base_url in site.toml (or rerun with --base-url)");
+    }
+    if t.posts_per_page_unknown {
+        let _ = writeln!(
+            r,
+            "  posts_per_page: Ghost's theme set it (package.json config.posts_per_page); set the same in site.toml so /page/N/ lists the same posts"
+        );
+    }
+    for w in &export.warnings {
+        let _ = writeln!(r, "  warning: {w}");
+    }
+    r
+}
