@@ -550,6 +550,7 @@ pub fn search_page(site_dir: &Path, query: &str, hits: &[Hit]) -> std::io::Resul
                 date => d.rfc3339(),
                 date_human => d.human(),
                 snippet => h.snippet.clone(),
+                snippet_html => minijinja::Value::from_safe_string(content::search::mark(&h.snippet, query)),
             }
         })
         .collect();

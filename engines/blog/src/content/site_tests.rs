@@ -592,6 +592,10 @@ fn search_over_the_index_and_its_page() {
         "{page}"
     );
     assert!(page.contains("href=\"/epoll/\">Event loops</a>"), "{page}");
+    assert!(
+        page.contains("Using <mark>epoll</mark> from Rust."),
+        "{page}"
+    );
     let empty = String::from_utf8(search_page(&dir.0, "", &[]).unwrap()).unwrap();
     assert!(empty.contains("<form class=\"search-page-form\"") && !empty.contains("Nothing found"));
     let none = String::from_utf8(search_page(&dir.0, "zzz", &[]).unwrap()).unwrap();
@@ -604,7 +608,7 @@ fn check_reports_links_and_images_with_lines() {
         ("site.toml", SITE),
         (
             "posts/a.md",
-            "+++\ntitle = \"A\"\ndate = 2024-01-01\ntags = [\"x\"]\n+++\nGood: [b](/b/), [b2](/b), [tag](/tag/x/), [img](/img/ok.png#f), [alias](/old/), [ext](https://x.org/).\n\nBad: [nope](/nope/).\n\n![missing](/img/missing.png)\n\n<img src=\"/img/gone.jpg\">\n",
+            "+++\ntitle = \"A\"\ndate = 2024-01-01\ntags = [\"x\"]\n+++\nGood: [b](/b/), [b2](/b), [tag](/tag/x/), [img](/img/ok.png#f), [alias](/old/), [ext](https://x.org/), [p1](/page/1/), [t1](/tag/x/page/1/).\n\nBad: [nope](/nope/).\n\n![missing](/img/missing.png)\n\n<img src=\"/img/gone.jpg\">\n",
         ),
         ("posts/b.md", "---\ntitle: B\ndate: 2024-01-02\naliases: [/old/]\ndraft: true\n---\nFine.\n"),
         ("static/img/ok.png", "png"),
