@@ -415,7 +415,12 @@ fn rfc3339(t: std::time::SystemTime) -> String {
 fn a_future_post_appears_when_its_time_comes() {
     let dir = site_dir();
     let site = dir.path().join("site");
-    let at = std::time::SystemTime::now() + Duration::from_secs(3);
+    // Whole seconds, as the date in the post says.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let at = std::time::UNIX_EPOCH + Duration::from_secs(now + 3);
     write_post(&site, "later.md", "Later Post", &rfc3339(at), "Soon.");
     let d = serve(dir, &[]);
     assert_eq!(get(&d, "/later-post/", &[]).status, 404);
