@@ -236,10 +236,11 @@ impl Config {
     }
 
     /// The author slug and display data for the site author, used for
-    /// posts that name no `authors`: the `[authors.X]` whose name is
-    /// `author`, else one made from `author`.
+    /// posts that name no `authors`: `[authors.X]` where X is `author`,
+    /// else the one whose name is `author`, else one made from `author`.
     pub fn default_author(&self) -> Author {
-        if let Some(a) = self.authors.values().find(|a| a.name == self.author) {
+        let by_slug = self.authors.get(&self.author);
+        if let Some(a) = by_slug.or_else(|| self.authors.values().find(|a| a.name == self.author)) {
             return a.clone();
         }
         let name = if self.author.is_empty() {
@@ -384,6 +385,21 @@ mod tests {
         assert_eq!(c.base_url, "https://example.org");
         assert_eq!(c.posts_per_page, 3);
         assert_eq!(c.default_author().slug, "jane");
+        for (author, slug, name) in [
+            ("jd", "jd", "Jane"),
+            ("Jane", "jd", "Jane"),
+            ("Jo Bloggs", "jo-bloggs", "Jo Bloggs"),
+        ] {
+            let (c, _) = parse(&format!("title = \"T\"\nbase_url = \"https://e.org\"\nauthor = \"{author}\"\n[authors.jd]\nname = \"Jane\"\n"));
+            assert_eq!(
+                (
+                    c.default_author().slug.as_str(),
+                    c.default_author().name.as_str()
+                ),
+                (slug, name),
+                "{author}"
+            );
+        }
         assert_eq!(c.navigation[0].url, "/about/");
         assert_eq!(c.extra["logo"], "/l.png");
     }

@@ -246,7 +246,18 @@ mod tests {
             snippet(short, &short.to_lowercase(), "needle"),
             "Just a needle."
         );
-        let odd = "İİİ needle ééé";
-        assert!(snippet(odd, &odd.to_lowercase(), "needle").contains("needle"));
+        // Lower-casing that changes byte lengths, or keeps the total but
+        // moves boundaries (İ grows, K, the Kelvin sign, shrinks).
+        for odd in [
+            "İİİ needle ééé",
+            "İİ\u{212a} needle",
+            "\u{212a}İİ needle",
+            "ǅ needle",
+        ] {
+            assert!(
+                snippet(odd, &odd.to_lowercase(), "needle").contains("needle"),
+                "{odd}"
+            );
+        }
     }
 }

@@ -472,8 +472,14 @@ fn memo_saves_work_and_survives_corruption() {
     let mut memo = Memo::open(&memo_dir).unwrap();
     let site = Site::load(&dir.0, &opts, &mut memo).unwrap();
     let first = get(&site, "p2/index.html");
-    let entries = std::fs::read_dir(&memo_dir).unwrap().count();
-    assert_eq!(entries, 5);
+    let heads = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().contains('.'))
+            .count()
+    };
+    assert_eq!(heads(&memo_dir), 5);
     // Damage every memo file: output is unchanged.
     for e in std::fs::read_dir(&memo_dir).unwrap().flatten() {
         let text = std::fs::read_to_string(e.path()).unwrap();
@@ -494,7 +500,7 @@ fn memo_saves_work_and_survives_corruption() {
     // Deleted posts' memo files are pruned.
     std::fs::remove_file(dir.0.join("posts/p1.md")).unwrap();
     Site::load(&dir.0, &opts, &mut Memo::open(&memo_dir).unwrap()).unwrap();
-    assert_eq!(std::fs::read_dir(&memo_dir).unwrap().count(), 4);
+    assert_eq!(heads(&memo_dir), 4);
 }
 
 #[test]
