@@ -749,3 +749,53 @@ fn new_writes_a_draft_skeleton() {
     let (code, _, _) = run(&["new", "--site", site.to_str().unwrap()]);
     assert_eq!(code, 100);
 }
+
+#[test]
+fn broken_sources_keep_the_last_good_site() {
+    let dir = site_dir();
+    let site = dir.path().join("site");
+    let d = serve(dir, &[]);
+    let good = get(&d, "/hello-world/", &[]).body;
+    // No title: the site cannot be built.
+    std::fs::write(
+        site.join("posts/hello-world.md"),
+        "+++\ndate = 2024-05-01\n+++\n\nNo title.\n",
+    )
+    .unwrap();
+    wait_period();
+    let got = get(&d, "/hello-world/", &[]);
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, good, "the last good page is still served");
+    assert!(
+        d.wait_log("hello-world.md:", Duration::from_secs(10)),
+        "the finding is logged with its file:\n{}",
+        d.log()
+    );
+    // Logged once, not once per period, while the sources stay the same.
+    wait_period();
+    wait_period();
+    get(&d, "/", &[]);
+    assert_eq!(d.log().matches("hello-world.md:").count(), 1, "{}", d.log());
+    write_post(
+        &site,
+        "hello-world.md",
+        "Hello Fixed",
+        "2024-05-01T12:00:00Z",
+        "Fixed.",
+    );
+    wait_period();
+    assert!(get(&d, "/hello-world/", &[]).text().contains("Hello Fixed"));
+}
+
+#[test]
+fn a_broken_site_with_no_cache_is_a_500() {
+    let dir = site_dir();
+    std::fs::write(dir.path().join("site/posts/broken.md"), "+++\n+++\n").unwrap();
+    let d = serve(dir, &[]);
+    assert_eq!(get(&d, "/", &[]).status, 500);
+    assert!(
+        d.wait_log("broken.md", Duration::from_secs(10)),
+        "{}",
+        d.log()
+    );
+}
