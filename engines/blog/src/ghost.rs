@@ -63,13 +63,31 @@ const SPEC: Spec = Spec {
     name: NAME,
     version: env!("CARGO_PKG_VERSION"),
     usage: &["EXPORT.json --site DIR"],
-    about: "Imports a Ghost blog from the JSON file Ghost's admin writes (Settings, \
-            Import/Export, Export content): posts and pages with their tags, authors, \
-            dates, feature images and drafts, and the site's settings into site.toml. \
-            Prints what was written and what could not be carried over. With --check, \
-            reads the export and prints the report without writing anything.",
+    about: "Imports a Ghost blog from the JSON file Ghost's admin writes (Settings,\n\
+            Import/Export, Export content): posts and pages with their tags, authors,\n\
+            dates, feature images and drafts, and the site's settings into site.toml.\n\
+            Prints what was written and what could not be carried over.",
     options: OPTIONS,
 };
+
+/// The runtime's help for the option table, with the common options and
+/// exit codes of a subcommand rather than of an engine serving a connection.
+fn help() -> String {
+    let text = help_text(&SPEC);
+    let table = text
+        .split("Options every Jawas engine has:")
+        .next()
+        .unwrap_or(&text);
+    format!(
+        "{table}\
+         Also:\n  \
+         --check             Read the export and print the report; write nothing.\n  \
+         -h, --help          Print this help and exit.\n  \
+         -V, --version       Print the version and exit.\n\n\
+         Exit codes: 0 done, 1 the export is broken (the message names where), 100\n\
+         usage error or files in the way, 111 a file could not be written.\n"
+    )
+}
 
 /// The subcommand; `args` are the words after `import-ghost`.
 pub fn main(args: &[OsString]) -> i32 {
@@ -79,7 +97,7 @@ pub fn main(args: &[OsString]) -> i32 {
     };
     match mode {
         Mode::Help => {
-            print!("{}", help_text(&SPEC));
+            print!("{}", help());
             return exit::OK;
         }
         Mode::Version => {

@@ -36,6 +36,8 @@ pub struct Entry {
     pub html: Option<String>,
     pub mobiledoc: Option<String>,
     pub lexical: Option<String>,
+    /// Ghost 0.x's Markdown source (before mobiledoc).
+    pub markdown: Option<String>,
     /// Fields kept as they are, as front matter extras (meta_title,
     /// codeinjection_head, ...), in a fixed order.
     pub extra: Vec<(&'static str, String)>,
@@ -348,6 +350,7 @@ fn entry(row: &At) -> Result<Entry, Broken> {
         html: row.get("html").text()?,
         mobiledoc: row.get("mobiledoc").text()?,
         lexical: row.get("lexical").text()?,
+        markdown: row.get("markdown").text()?,
         extra,
         ..Entry::default()
     })
