@@ -208,10 +208,11 @@ fn ghost5_site_toml() {
         s(authors["sam"].as_table().unwrap(), "name"),
         Some("Sam Smith")
     );
-    let extra = t["extra"].as_table().unwrap();
-    let nav = extra["navigation"].as_array().unwrap();
+    let nav = t["navigation"].as_array().unwrap();
     assert_eq!(nav.len(), 2);
+    assert_eq!(s(nav[1].as_table().unwrap(), "label"), Some("About"));
     assert_eq!(s(nav[1].as_table().unwrap(), "url"), Some("/about/"));
+    let extra = t["extra"].as_table().unwrap();
     assert_eq!(s(extra, "cover_image"), Some("/content/images/cover.png"));
     assert_eq!(s(extra, "accent_color"), Some("#ff1a75"));
     // Readers' and writers' e-mail addresses stay out of the site.

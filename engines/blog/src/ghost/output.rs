@@ -208,6 +208,9 @@ struct SiteToml<'a> {
     permalink: &'static str,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     authors: BTreeMap<&'a str, Author>,
+    /// Ghost's primary navigation, as `[[navigation]]` (label, url).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    navigation: Vec<toml::Value>,
     #[serde(skip_serializing_if = "toml::Table::is_empty")]
     extra: toml::Table,
 }
@@ -226,7 +229,6 @@ struct Author {
 /// Settings kept under `[extra]` for templates (Ghost stores navigation
 /// as JSON inside the setting's string; it is kept as TOML tables).
 const EXTRA_SETTINGS: &[&str] = &[
-    "navigation",
     "secondary_navigation",
     "cover_image",
     "logo",
@@ -279,6 +281,15 @@ fn site_toml(export: &Export, opts: &Options, tally: &mut Tally) -> Result<Strin
             extra.insert(key.to_string(), value);
         }
     }
+    let navigation = s("navigation")
+        .and_then(|v| serde_json::from_str::<Value>(v).ok())
+        .as_ref()
+        .and_then(to_toml)
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|item| item.get("label").is_some() && item.get("url").is_some())
+        .collect();
     let authors = export
         .users
         .iter()
@@ -303,6 +314,7 @@ fn site_toml(export: &Export, opts: &Options, tally: &mut Tally) -> Result<Strin
         posts_per_page,
         permalink: "/{slug}/",
         authors,
+        navigation,
         extra,
     };
     toml::to_string(&site).map_err(|e| format!("site.toml: {e}"))
