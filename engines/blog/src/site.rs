@@ -16,6 +16,13 @@
 //! freely; change a signature only together with the store side).
 
 use std::path::{Path, PathBuf};
+
+// The content modules hang under this file, not main.rs, so the seam
+// with the store side stays this one file.
+#[path = "content/mod.rs"]
+pub mod content;
+#[path = "theme/mod.rs"]
+pub mod theme;
 use std::time::SystemTime;
 
 /// How a site is read.
