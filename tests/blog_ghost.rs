@@ -520,3 +520,81 @@ fn usage_errors() {
         ],
     );
 }
+
+/// curl `path` on `addr`, no redirects followed: (status, Location, body).
+fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String, String) {
+    let url = format!("http://{addr}{path}");
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-S", "--max-time", "20", "-D", "-", &url])
+        .output()
+        .expect("curl runs (CI installs it)");
+    assert!(out.status.success(), "curl {url}: {out:?}");
+    let all = String::from_utf8_lossy(&out.stdout).to_string();
+    let (head, body) = all.split_once("\r\n\r\n").unwrap_or((&all, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let location = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.eq_ignore_ascii_case("location"))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default();
+    (status, location, body.to_string())
+}
+
+/// Every URL the Ghost blog of ghost5.json served answers 200 (with the
+/// page's own content, not a soft 404) or 301, from the imported site
+/// served by jawasd and jawas-blog. Not replayed, by design: the draft
+/// (Ghost did not serve it), the scheduled post (not due, on Ghost
+/// either), the members-only post (imported as a draft: see
+/// docs/blog-ghost.md), and /tag/renamed-tag/ (reported as changed).
+#[test]
+#[ignore = "needs the blog engine serving"]
+fn replay_of_ghost_urls() {
+    let dir = TempDir::new();
+    let (code, out, err) = import(dir.path(), "ghost5.json", &["--posts-per-page", "2"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // The images step of the move: Ghost's content/images copied over.
+    let images = dir.path().join("site/static/content/images/2024/05");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::write(images.join("cover.jpg"), b"jpeg").unwrap();
+    let config = "[services.blog]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-blog\"\n\
+                  args = [\"--site\", \"{dir}/site\"]\ncapture_stderr = true\n";
+    let d = jawas_tests::Jawasd::builder(config).dir(dir).start();
+    let addr = d.addr("blog");
+    let ok: &[(&str, &str)] = &[
+        ("/", "Welcome to Jawas"),
+        ("/page/2/", "Kept as HTML"),
+        ("/welcome/", "<strong>Jawas</strong>"),
+        ("/news-and-weather/", "rains"),
+        ("/mobiledoc-rich/", "after break"),
+        ("/with-html/", "href=\"/welcome/\""),
+        ("/about/", "About this blog."),
+        ("/tag/getting-started/", "Welcome to Jawas"),
+        ("/tag/news-weather/", "News &amp; Weather"),
+        ("/tag/rust/", "Welcome to Jawas"),
+        ("/tag/old-name/", "Kept as HTML"),
+        ("/author/jo/", "Welcome to Jawas"),
+        ("/author/sam/", "after break"),
+        ("/rss/", "<rss"),
+        ("/content/images/2024/05/cover.jpg", "jpeg"),
+    ];
+    for (path, want) in ok {
+        let (status, _, body) = get(addr, path);
+        assert_eq!(status, 200, "{path}: {body}\n{}", d.log());
+        assert!(body.contains(want), "{path} lacks {want:?}:\n{body}");
+    }
+    // Ghost answered a slug without its slash with a redirect; so does the blog.
+    for (path, to) in [
+        ("/welcome", "/welcome/"),
+        ("/about", "/about/"),
+        ("/page/1/", "/"),
+    ] {
+        let (status, location, _) = get(addr, path);
+        assert_eq!(status, 301, "{path}");
+        assert!(location.ends_with(to), "{path} -> {location}");
+    }
+}
