@@ -376,3 +376,65 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod entry_tests {
+    use super::*;
+    use crate::ghost::date;
+
+    fn front(status: &str, visibility: &str) -> (toml::Table, Tally) {
+        let e = Entry {
+            title: "T".into(),
+            slug: "t".into(),
+            status: status.into(),
+            visibility: visibility.into(),
+            published: date::parse(&serde_json::json!("2024-01-01")).unwrap(),
+            ..Entry::default()
+        };
+        let mut tally = Tally::default();
+        let text = entry(&e, false, &mut tally).unwrap();
+        let toml = text
+            .strip_prefix("+++\n")
+            .unwrap()
+            .split("+++\n")
+            .next()
+            .unwrap();
+        (toml.parse().unwrap(), tally)
+    }
+
+    #[test]
+    fn status_and_visibility_to_draft() {
+        // (status, visibility, draft, extra key written)
+        let cases = [
+            ("published", "public", false, None),
+            ("scheduled", "public", false, None),
+            ("draft", "public", true, None),
+            ("sent", "public", true, Some(("ghost_status", "sent"))),
+            (
+                "published",
+                "members",
+                true,
+                Some(("visibility", "members")),
+            ),
+            ("published", "paid", true, Some(("visibility", "paid"))),
+            ("scheduled", "tiers", true, Some(("visibility", "tiers"))),
+        ];
+        for (status, visibility, draft, extra) in cases {
+            let (fm, tally) = front(status, visibility);
+            let got = fm
+                .get("draft")
+                .and_then(toml::Value::as_bool)
+                .unwrap_or(false);
+            assert_eq!(got, draft, "{status} {visibility}");
+            if let Some((k, v)) = extra {
+                assert_eq!(
+                    fm.get(k).and_then(toml::Value::as_str),
+                    Some(v),
+                    "{status} {visibility}"
+                );
+            }
+            assert_eq!(tally.members_only.is_empty(), visibility == "public");
+            assert_eq!(tally.drafts, usize::from(draft));
+        }
+    }
+}
