@@ -45,6 +45,7 @@ impl Templates {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
+        env.set_formatter(formatter);
         let mut sources: Vec<(String, String, Option<std::path::PathBuf>)> = BUILTIN
             .iter()
             .map(|(n, s)| (n.to_string(), s.to_string(), None))
@@ -108,6 +109,21 @@ impl Templates {
     pub fn render(&self, name: &str, ctx: Value) -> std::io::Result<String> {
         let tmpl = self.env.get_template(name).map_err(template_error)?;
         tmpl.render(ctx).map_err(template_error)
+    }
+}
+
+/// Escapes strings as HTML and XML need (`& < > " '`), and no more:
+/// minijinja's default also escapes `/`, which bloats every URL.
+fn formatter(
+    out: &mut minijinja::Output,
+    state: &minijinja::State,
+    value: &Value,
+) -> Result<(), minijinja::Error> {
+    match value.as_str() {
+        Some(s) if !value.is_safe() && state.auto_escape() != minijinja::AutoEscape::None => out
+            .write_str(&crate::site::content::words::escape_html(s))
+            .map_err(|_| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "cannot write")),
+        _ => minijinja::escape_formatter(out, state, value),
     }
 }
 

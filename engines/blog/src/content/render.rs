@@ -1,0 +1,366 @@
+//! The bytes of each planned file: template contexts for lists, posts,
+//! pages, the tag index, feeds, the sitemap, and the plain files
+//! (robots.txt, the search index, the stylesheets).
+//!
+//! Owns the template variables (documented in docs/blog-writing.md) and
+//! the fetching of rendered bodies: from the memo when it holds them,
+//! else rendered from the source and memo'd. Invariant: values from
+//! front matter reach templates as plain strings (autoescaped); only
+//! rendered bodies and summaries are marked safe, and in feeds even
+//! those are plain strings, so they are escaped into XML text.
+
+use std::io;
+use std::sync::Arc;
+
+use minijinja::{context, Value};
+
+use super::date::Date;
+use super::front;
+use super::highlight;
+use super::markdown::{self, html_text, Rendered};
+use super::memo::{self, Head};
+use super::plan::{author_prefix, list_url, page_count, page_slice, tag_prefix, Job, FEED_POSTS};
+use super::search;
+use super::words::{encode_path, escape_html, slugify};
+use crate::site::{theme, Entry, Site};
+
+pub fn render(site: &Site, job: &Job) -> io::Result<Vec<u8>> {
+    let html = |name: &str, ctx: Value| site.templates.render(name, ctx).map(String::into_bytes);
+    match *job {
+        Job::Index(page) => {
+            let all: Vec<usize> = (0..site.posts.len()).collect();
+            html("index.html", list(site, &all, "/", page, context! {})?)
+        }
+        Job::Tag(t, page) => {
+            let g = &site.tags[t];
+            let prefix = tag_prefix(g);
+            let extra = context! {
+                heading => g.name.clone(),
+                kind => "tag",
+                kind_label => "Tag",
+                tag => context! { name => g.name.clone(), slug => g.slug.clone(), url => prefix.clone(), count => g.posts.len() },
+            };
+            html("index.html", list(site, &g.posts, &prefix, page, extra)?)
+        }
+        Job::Author(a, page) => {
+            let g = &site.authors[a];
+            let prefix = author_prefix(g);
+            let extra = context! {
+                heading => g.name.clone(),
+                kind => "author",
+                kind_label => "Author",
+                author => author_value(site, &g.slug),
+            };
+            html("index.html", list(site, &g.posts, &prefix, page, extra)?)
+        }
+        Job::Post(i) => {
+            let e = &site.posts[i];
+            let body = body(site, e)?;
+            let near = |n: Option<usize>| {
+                n.and_then(|n| site.posts.get(n))
+                    .map(|p| context! { title => p.meta.title.clone(), url => p.url.clone() })
+            };
+            let ctx = context! {
+                post => entry_value(site, e, Some(&body), Mode::Full),
+                newer => near(i.checked_sub(1)),
+                older => near(i.checked_add(1)),
+                ..base(site, &e.url),
+            };
+            html("post.html", ctx)
+        }
+        Job::Page(i) => {
+            let e = &site.pages[i];
+            let body = body(site, e)?;
+            let ctx = context! { page => entry_value(site, e, Some(&body), Mode::Full), ..base(site, &e.url) };
+            html("page.html", ctx)
+        }
+        Job::TagIndex => {
+            let tags: Vec<Value> = site
+                .tags
+                .iter()
+                .map(|g| context! { name => g.name.clone(), slug => g.slug.clone(), url => tag_prefix(g), count => g.posts.len() })
+                .collect();
+            html("tags.html", context! { tags, ..base(site, "/tag/") })
+        }
+        Job::NotFound => html("404.html", base(site, "/404.html")),
+        Job::Rss | Job::Atom => feed(site, *job == Job::Rss),
+        Job::Sitemap => sitemap(site),
+        Job::Robots => Ok(format!(
+            "User-agent: *\nAllow: /\nDisallow: /search\n\nSitemap: {}/sitemap.xml\n",
+            site.config.base_url
+        )
+        .into_bytes()),
+        Job::SearchIndex => {
+            let mut out = Vec::new();
+            for e in &site.posts {
+                let b = body(site, e)?;
+                let tags: Vec<String> = e.meta.tags.clone();
+                let date = e.meta.date.map_or(0, |d| d.unix);
+                search::write_line(&mut out, &e.url, &e.meta.title, date, &tags, &b.text);
+            }
+            Ok(out)
+        }
+        Job::Style => Ok(theme::STYLE.as_bytes().to_vec()),
+        Job::Highlight => Ok(highlight::css().into_bytes()),
+    }
+}
+
+/// The `site` variable every template gets.
+pub fn site_value(config: &super::config::Config) -> Value {
+    context! {
+        title => config.title.clone(),
+        description => config.description.clone(),
+        base_url => config.base_url.clone(),
+        language => config.language.clone(),
+        author => config.author.clone(),
+        navigation => Value::from_serialize(&config.navigation),
+        authors => Value::from_serialize(&config.authors),
+        extra => Value::from_serialize(&config.extra),
+    }
+}
+
+/// Variables every page gets: `site`, `url` (this page's path) and
+/// `canonical` (its absolute URL).
+pub fn base_context(config: &super::config::Config, url: &str) -> Value {
+    context! {
+        site => site_value(config),
+        url => url.to_string(),
+        canonical => format!("{}{}", config.base_url, url),
+    }
+}
+
+fn base(site: &Site, url: &str) -> Value {
+    base_context(&site.config, url)
+}
+
+fn list(
+    site: &Site,
+    posts: &[usize],
+    prefix: &str,
+    page: usize,
+    extra: Value,
+) -> io::Result<Value> {
+    let per = site.config.posts_per_page;
+    let pages = page_count(posts.len(), per);
+    let mut shown = Vec::new();
+    for &i in page_slice(posts, per, page) {
+        let e = &site.posts[i];
+        let s = summary(site, e)?;
+        shown.push(entry_value(site, e, Some(&s), Mode::List));
+    }
+    let url = list_url(prefix, page);
+    let pagination = context! {
+        page,
+        pages,
+        prev => (page > 1).then(|| list_url(prefix, page - 1)),
+        next => (page < pages).then(|| list_url(prefix, page + 1)),
+    };
+    let common = context! { ..extra, ..base(site, &url) };
+    Ok(context! { posts => shown, pagination, ..common })
+}
+
+fn author_value(site: &Site, slug: &str) -> Value {
+    let a = site.author(slug);
+    context! {
+        slug => a.slug.clone(),
+        name => a.name,
+        bio => a.bio,
+        website => a.website,
+        image => a.image,
+        url => format!("/author/{}/", encode_path(&a.slug)),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// In a list: summary, safe.
+    List,
+    /// Its own page: content and summary, safe.
+    Full,
+    /// In a feed: content and summary as text (escaped into the XML),
+    /// links made absolute.
+    Feed,
+}
+
+fn summary_html(e: &Entry, body: &Rendered) -> String {
+    match &e.meta.summary {
+        Some(s) => format!("<p>{}</p>", escape_html(s)),
+        None => body.summary.clone(),
+    }
+}
+
+/// A post or page as templates see it.
+fn entry_value(site: &Site, e: &Entry, body: Option<&Rendered>, mode: Mode) -> Value {
+    let m = &e.meta;
+    let fmt = |d: Option<Date>, f: fn(Date) -> String| d.map(f);
+    let tags: Vec<Value> = m
+        .tags
+        .iter()
+        .filter(|t| !slugify(t).is_empty())
+        .map(|t| {
+            let slug = slugify(t);
+            context! { name => t.clone(), url => format!("/tag/{}/", encode_path(&slug)), slug }
+        })
+        .collect();
+    let authors: Vec<Value> = e.authors.iter().map(|a| author_value(site, a)).collect();
+    let (summary, content) = match body {
+        Some(b) => (summary_html(e, b), b.html.clone()),
+        None => (String::new(), String::new()),
+    };
+    let summary_text = m.summary.clone().unwrap_or_else(|| {
+        html_text(&summary)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    let (summary, content) = match mode {
+        Mode::List => (Value::from_safe_string(summary), Value::from(())),
+        Mode::Full => (
+            Value::from_safe_string(summary),
+            Value::from_safe_string(content),
+        ),
+        Mode::Feed => (
+            Value::from(absolute_links(&summary, &site.config.base_url)),
+            Value::from(absolute_links(&content, &site.config.base_url)),
+        ),
+    };
+    context! {
+        title => m.title.clone(),
+        slug => m.slug.clone(),
+        url => e.url.clone(),
+        permalink => format!("{}{}", site.config.base_url, e.url),
+        date => fmt(m.date, Date::rfc3339),
+        date_human => fmt(m.date, Date::human),
+        date_rfc2822 => fmt(m.date, Date::rfc2822),
+        updated => fmt(m.updated, Date::rfc3339),
+        updated_human => fmt(m.updated, Date::human),
+        tags,
+        authors,
+        summary,
+        description => shorten(&summary_text, 200),
+        summary_text,
+        content,
+        feature_image => m.feature_image.clone(),
+        draft => m.draft,
+        extra => Value::from_serialize(&m.extra),
+    }
+}
+
+/// `text` cut at a word boundary to at most about `max` bytes, with an
+/// ellipsis when cut.
+fn shorten(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = text[..end].rfind(' ').unwrap_or(end);
+    format!("{}…", text[..cut].trim_end())
+}
+
+/// Makes root-relative `href="/` and `src="/` absolute, for feed
+/// readers that do not resolve them against the item's link.
+fn absolute_links(html: &str, base: &str) -> String {
+    html.replace("href=\"/", &format!("href=\"{base}/"))
+        .replace(&format!("href=\"{base}//"), "href=\"//")
+        .replace("src=\"/", &format!("src=\"{base}/"))
+        .replace(&format!("src=\"{base}//"), "src=\"//")
+}
+
+fn feed(site: &Site, rss: bool) -> io::Result<Vec<u8>> {
+    let mut posts = Vec::new();
+    for e in site.posts.iter().take(FEED_POSTS) {
+        let b = body(site, e)?;
+        posts.push(entry_value(site, e, Some(&b), Mode::Feed));
+    }
+    let newest = site
+        .posts
+        .iter()
+        .take(FEED_POSTS)
+        .filter_map(|e| e.meta.updated.or(e.meta.date))
+        .max();
+    let ctx = context! {
+        posts,
+        updated => newest.map_or_else(|| "1970-01-01T00:00:00Z".to_string(), Date::rfc3339),
+        updated_rfc2822 => newest.map(Date::rfc2822),
+        ..base(site, if rss { "/rss/" } else { "/atom.xml" }),
+    };
+    site.templates
+        .render(if rss { "rss.xml" } else { "atom.xml" }, ctx)
+        .map(String::into_bytes)
+}
+
+fn sitemap(site: &Site) -> io::Result<Vec<u8>> {
+    let base_url = &site.config.base_url;
+    let lastmod = |e: &Entry| e.meta.updated.or(e.meta.date).map(Date::rfc3339);
+    let newest = site.posts.first().and_then(lastmod);
+    let mut urls = vec![context! { loc => format!("{base_url}/"), lastmod => newest.clone() }];
+    for e in site.posts.iter().chain(&site.pages) {
+        urls.push(context! { loc => format!("{base_url}{}", e.url), lastmod => lastmod(e) });
+    }
+    if !site.tags.is_empty() {
+        urls.push(context! { loc => format!("{base_url}/tag/"), lastmod => newest });
+    }
+    for g in &site.tags {
+        let last = g.posts.first().and_then(|&i| lastmod(&site.posts[i]));
+        urls.push(context! { loc => format!("{base_url}{}", tag_prefix(g)), lastmod => last });
+    }
+    site.templates
+        .render(
+            "sitemap.xml",
+            context! { urls, ..base(site, "/sitemap.xml") },
+        )
+        .map(String::into_bytes)
+}
+
+/// A source's rendered body: from the memo when it holds this content,
+/// else rendered now (and memo'd, unless the file changed meanwhile).
+pub fn body(site: &Site, e: &Entry) -> io::Result<Rendered> {
+    if let Some(dir) = &site.memo_dir {
+        if let Some((head, Some(b))) = memo::read(dir, e.identity) {
+            if head.content_hash() == Some(e.content) {
+                return Ok(b);
+            }
+        }
+    }
+    let bytes = std::fs::read(&e.file)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let rendered = match front::split(&text) {
+        Ok(sp) => markdown::render(sp.body, e.meta.format),
+        Err(_) => Rendered::default(),
+    };
+    if let Some(dir) = &site.memo_dir {
+        let unchanged = super::hash::of(&bytes) == e.content
+            && memo::identity(&e.file).ok() == Some(e.identity);
+        if unchanged {
+            memo::write(
+                dir,
+                e.identity,
+                &Head::new(e.content, e.meta.clone()),
+                Some(&rendered),
+            );
+        }
+    }
+    Ok(rendered)
+}
+
+/// A body for a list: only its summary is used. Without a memo, kept in
+/// memory (summaries only) so a build renders each body once for lists.
+fn summary(site: &Site, e: &Entry) -> io::Result<Arc<Rendered>> {
+    if site.memo_dir.is_some() {
+        return body(site, e).map(Arc::new);
+    }
+    let mut cache = site.summaries.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(r) = cache.get(&e.identity) {
+        return Ok(r.clone());
+    }
+    let full = body(site, e)?;
+    let r = Arc::new(Rendered {
+        summary: full.summary,
+        ..Rendered::default()
+    });
+    cache.insert(e.identity, r.clone());
+    Ok(r)
+}
