@@ -552,7 +552,6 @@ fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String, String) {
 /// either), the members-only post (imported as a draft: see
 /// docs/blog-ghost.md), and /tag/renamed-tag/ (reported as changed).
 #[test]
-#[ignore = "needs the blog engine serving"]
 fn replay_of_ghost_urls() {
     let dir = TempDir::new();
     let (code, out, err) = import(dir.path(), "ghost5.json", &["--posts-per-page", "2"]);
