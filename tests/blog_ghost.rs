@@ -652,6 +652,8 @@ fn replay_of_ghost4_urls() {
             ("/tag/ghost/", "Hello Ghost 4"),
             ("/tag/ghost/page/2/", "Markdown in Ghost 4"),
             ("/author/ghost-writer/", "Hello Ghost 4"),
+            ("/author/ghost-writer/page/2/", "Markdown in Ghost 4"),
+            ("/sitemap.xml", "/hello-ghost-4/"),
             ("/rss/", "<rss"),
         ],
         moved: &[("/hello-ghost-4/amp/", "/hello-ghost-4/")],
