@@ -193,7 +193,8 @@ fn write_all(site: &Path, files: &[(String, String)], force: bool) -> Result<(),
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| fail("cannot create the directory of", e))?;
         }
-        let tmp = path.with_extension("md.import-tmp");
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(".import-tmp");
         std::fs::write(&tmp, text).map_err(|e| fail("cannot write", e))?;
         std::fs::rename(&tmp, &path).map_err(|e| fail("cannot rename into", e))?;
     }
@@ -251,6 +252,7 @@ fn report_text(export: &export::Export, t: &output::Tally, site: &Path, dry_run:
         ("subscriptions", &["members_stripe_customers_subscriptions", "subscriptions", "members_products", "offers"], "paid subscriptions stay in Stripe; cancel or move them there"),
         ("comments", &["comments"], "jawas-blog has no comments; Ghost's native comments are not in a form it can show"),
         ("snippets", &["snippets"], "snippets are editor templates; paste any you need into posts by hand"),
+        ("recommendations", &["recommendations"], "jawas-blog has no recommendations page; list them on a page in pages/"),
         ("webhooks", &["webhooks"], "a file-based blog has no events to send; use your deploy or a cron job instead"),
         ("integrations", &["integrations", "api_keys"], "Admin/Content API keys do not apply; tools that posted through the API must write files instead"),
     ];

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::body::{self, site_relative, Format};
+use super::body::{self, site_relative};
 use super::export::{Entry, Export};
 
 /// What the writer passes besides the export.
@@ -191,7 +191,6 @@ fn entry(e: &Entry, amp: bool, tally: &mut Tally) -> Result<String, String> {
         text.push('\n');
         text.push_str(&body.text);
     }
-    debug_assert!(body.format == Format::Html || body.format == Format::Markdown);
     Ok(text)
 }
 
