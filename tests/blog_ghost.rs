@@ -221,6 +221,10 @@ fn ghost5_site_toml() {
         !all.contains("@example.com"),
         "an e-mail address was written"
     );
+    assert!(
+        !all.contains("PRIVATE KEY"),
+        "a secret from the settings was written"
+    );
 }
 
 fn walk(dir: &Path) -> String {
@@ -257,6 +261,7 @@ fn ghost5_report_names_what_was_not_carried_over() {
         "  integrations: 1 not imported: ",
         "  code injection: in the site settings (1) and in 1 post(s) (with-html): ",
         "  post visibility: 1 members-only post(s) imported as drafts: members-post (members);",
+        "  private site: Ghost asked visitors for a password",
         "  body part not converted: welcome: card 'signup'",
         "  body part not converted: mobiledoc-rich: card 'product'",
         "  tag URL changes: 'Old Name' was /tag/renamed-tag/ on Ghost and is /tag/old-name/ now;",

@@ -287,6 +287,17 @@ fn report_text(export: &export::Export, t: &output::Tally, site: &Path, dry_run:
              add it to a template override in templates/ if you still need it"
         ));
     }
+    if export
+        .settings
+        .get("is_private")
+        .is_some_and(|v| v == "true")
+    {
+        not.push(
+            "private site: Ghost asked visitors for a password (Settings, Make this site private); \
+             jawas-blog serves every published post to anyone, so do not serve the site until that is what you want"
+                .into(),
+        );
+    }
     if !t.members_only.is_empty() {
         let names: Vec<String> = t
             .members_only
