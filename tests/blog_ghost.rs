@@ -136,6 +136,7 @@ fn ghost5_posts_pages_and_front_matter() {
         s(&fm, "codeinjection_head"),
         Some("<style>.x{color:red}</style>")
     );
+    assert_eq!(s(&fm, "canonical_url"), Some("/welcome/"));
     assert_eq!(
         body,
         "<p>See <a href=\"/welcome/\">welcome</a> and <a href=\"/\">home</a>.</p>\n"
@@ -448,6 +449,13 @@ fn broken_exports_name_the_place() {
         (
             post(r#""slug":"x","title":"T""#),
             "db[0].data.posts[0] ('x', T): no published_at or created_at",
+        ),
+        (
+            r#"{"db":[{"data":{"posts":[
+                {"id":"1","slug":"x","title":"A","created_at":0},
+                {"id":"2","slug":"x","title":"B","type":"page"}]}}]}"#
+                .into(),
+            "db[0].data.posts[1]: slug 'x' is also the slug of db[0].data.posts[0]",
         ),
     ];
     for (json, want) in cases {

@@ -60,7 +60,16 @@ pub fn build(export: &Export, opts: &Options) -> Result<Site, String> {
         site_toml(export, opts, &mut tally)?,
     )];
     let amp = export.settings.get("amp").is_some_and(|v| v == "true");
+    let mut urls: BTreeMap<&str, &str> = BTreeMap::new();
     for e in &export.entries {
+        // Posts and pages share Ghost's URL space (/{slug}/), so a slug
+        // used twice would leave one of them unreachable (or overwritten).
+        if let Some(first) = urls.insert(&e.slug, &e.at) {
+            return Err(format!(
+                "{}: slug '{}' is also the slug of {first}",
+                e.at, e.slug
+            ));
+        }
         let text = entry(e, amp, &mut tally)
             .map_err(|m| format!("{} ('{}', {}): {m}", e.at, e.slug, e.title))?;
         let dir = if e.page { "pages" } else { "posts" };
@@ -137,7 +146,16 @@ fn entry(e: &Entry, amp: bool, tally: &mut Tally) -> Result<String, String> {
         "published" | "scheduled" => !public,
         _ => true,
     };
-    let mut extra: BTreeMap<&str, String> = e.extra.iter().map(|(k, v)| (*k, v.clone())).collect();
+    // Code injection is kept byte for byte; every other field may hold
+    // Ghost's URL placeholder (canonical_url does).
+    let mut extra: BTreeMap<&str, String> = e
+        .extra
+        .iter()
+        .map(|(k, v)| match k.starts_with("codeinjection") {
+            true => (*k, v.clone()),
+            false => (*k, site_relative(v)),
+        })
+        .collect();
     if !public {
         extra.insert("visibility", e.visibility.clone());
         tally
