@@ -13,12 +13,11 @@
 mod build;
 mod ghost;
 mod serve;
-#[allow(dead_code)] // STATUS: until the content side uses every part of the seam.
 mod site;
 mod store;
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use jawas_engine::{exit, join, parse_secs, Args, Connection, Engine, Error, Opt};
@@ -247,15 +246,7 @@ FILE:LINE: message on stdout. Exits 0 when there is none, 1 when there are.";
     fn run(args: &Args) -> Result<i32, Error> {
         no_positionals(args)?;
         let site = site_dir(args.value("site"))?;
-        // Drafts too: a draft's problems are found before it is published.
-        let opts = site::LoadOptions {
-            drafts: true,
-            now: std::time::SystemTime::now(),
-        };
-        let findings = match site::Site::load(&site, &opts, &mut site::Memo::none()) {
-            Ok(_) => Vec::new(),
-            Err(findings) => findings,
-        };
+        let findings = site::check(&site);
         let mut out = String::new();
         for f in &findings {
             out.push_str(&format!("{f}\n"));
@@ -285,85 +276,11 @@ prints its path. An existing file is never overwritten.";
             [_, extra, ..] => return Err(Error::usage(format!("unexpected argument '{extra}'"))),
         };
         let site = site_dir(args.value("site"))?;
-        let path = new_post(&site, &title, std::time::SystemTime::now())?;
+        let path = site::new_post(&site, &title, std::time::SystemTime::now())
+            .map_err(|e| Error::config(os_text(&e)))?;
         println!("{}", path.display());
         Ok(exit::OK)
     }
-}
-
-/// Writes `posts/SLUG.md` (created, never replaced) with TOML front
-/// matter: the title, the date, `draft = true`.
-fn new_post(site: &Path, title: &str, now: std::time::SystemTime) -> Result<PathBuf, Error> {
-    let slug = slugify(title);
-    if slug.is_empty() {
-        return Err(Error::usage(format!(
-            "TITLE '{title}' has no letter or digit to make a file name of"
-        )));
-    }
-    let dir = site.join("posts");
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Error::config(format!("{}: {}", dir.display(), os_text(&e))))?;
-    let path = dir.join(format!("{slug}.md"));
-    // A TOML basic string: backslash and quote escaped, control
-    // characters (which have no place in a title) dropped.
-    let escaped: String = title
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect::<String>()
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"");
-    let text = format!(
-        "+++\ntitle = \"{escaped}\"\ndate = {}\ndraft = true\ntags = []\n+++\n\n\
-         Write here. A line `<!-- more -->` ends the summary.\n",
-        rfc3339(now)
-    );
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| Error::config(format!("{}: {}", path.display(), os_text(&e))))?;
-    std::io::Write::write_all(&mut f, text.as_bytes())
-        .map_err(|e| Error::system(format!("{}: {}", path.display(), os_text(&e))))?;
-    Ok(path)
-}
-
-/// A title as a file name: lower-case letters and digits, other runs as
-/// one hyphen.
-fn slugify(title: &str) -> String {
-    let mut out = String::new();
-    for c in title.chars().flat_map(char::to_lowercase) {
-        if c.is_alphanumeric() {
-            out.push(c);
-        } else if !out.is_empty() && !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    out.trim_end_matches('-').to_string()
-}
-
-/// `2024-05-01T12:30:00Z`.
-fn rfc3339(t: std::time::SystemTime) -> String {
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let (days, rest) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    // Days since 1970-01-01 to a civil date (proleptic Gregorian), by
-    // 400-year eras of 146097 days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
 }
 
 fn no_positionals(args: &Args) -> Result<(), Error> {
@@ -376,34 +293,4 @@ fn no_positionals(args: &Args) -> Result<(), Error> {
 /// Used by `build`: the store of `--site` with `--cache` or its default.
 pub fn store_for(args: &Args) -> Result<store::Store, Error> {
     open_store(args, Duration::from_secs(1))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slugs() {
-        for (title, want) in [
-            ("Hello, World!", "hello-world"),
-            ("  Rust 2024: what's new  ", "rust-2024-what-s-new"),
-            ("Café crème", "café-crème"),
-            ("!!!", ""),
-        ] {
-            assert_eq!(slugify(title), want, "{title:?}");
-        }
-    }
-
-    #[test]
-    fn dates() {
-        let at = |s: u64| std::time::UNIX_EPOCH + Duration::from_secs(s);
-        for (secs, want) in [
-            (0, "1970-01-01T00:00:00Z"),
-            (951_782_400, "2000-02-29T00:00:00Z"),
-            (1_714_566_645, "2024-05-01T12:30:45Z"),
-            (4_107_542_399, "2100-02-28T23:59:59Z"),
-        ] {
-            assert_eq!(rfc3339(at(secs)), want, "{secs}");
-        }
-    }
 }

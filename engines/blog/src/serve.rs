@@ -96,7 +96,13 @@ impl Server {
             if let Some(resp) = self.static_file(req, &rel) {
                 return resp;
             }
-            if self.store.is_dir(&rel) {
+            let slash_form = ["index.html", "index.xml"].iter().any(|index| {
+                matches!(
+                    self.store.lookup(&format!("{rel}/{index}")),
+                    Lookup::Found(_)
+                )
+            });
+            if slash_form {
                 return redirect(&format!("{}/", percent_encode(&format!("/{rel}"))));
             }
         }

@@ -470,7 +470,7 @@ impl Reader {
             }
         };
         if let Some(dir) = &self.memo_dir {
-            if let Some((head, _)) = content::memo::read(dir, identity) {
+            if let Some(head) = content::memo::read_head(dir, identity) {
                 if let Some(content) = head.content_hash() {
                     self.seen.insert(identity);
                     return Some(Entry::new(file, identity, content, head.meta));
@@ -486,10 +486,13 @@ impl Reader {
         };
         let text = String::from_utf8_lossy(&bytes);
         match front::parse(&file, &text, posts) {
-            Ok((meta, _)) => {
+            Ok((meta, split)) => {
                 let content = content::hash::of(&bytes);
                 if let Some(dir) = &self.memo_dir {
-                    content::memo::write(dir, identity, &Head::new(content, meta.clone()), None);
+                    // Render now, while the source is in hand: the memo
+                    // file is then created once, whole.
+                    let body = content::markdown::render(split.body, meta.format);
+                    content::memo::write(dir, identity, &Head::new(content, meta.clone()), &body);
                     self.seen.insert(identity);
                 }
                 Some(Entry::new(file, identity, content, meta))

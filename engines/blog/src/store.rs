@@ -5,27 +5,28 @@
 //! Owns the cache directory except `memo/` (the content side's):
 //! - `objects/KEY`: rendered files, immutable, named by their `Planned`
 //!   key in hex, written to a temporary name and renamed into place;
-//! - `gen-N/`: one generation, a tree mirroring the output paths whose
-//!   entries are symbolic links never followed: each link's text is the
-//!   file's `Record` (key, length, Last-Modified, Content-Type), so one
-//!   readlink answers everything but the bytes; plus `.aliases`,
-//!   `.manifest` (every record with its path) and `.meta` (the sources'
-//!   fingerprint and the next time the plan changes by itself), written
-//!   last, so a generation without `.meta` is incomplete;
+//! - `gen-N`: one generation, a single immutable file (see `index`) that
+//!   gives every output path its `Record` (key, length, Last-Modified,
+//!   Content-Type), plus the aliases, the sources' fingerprint and the
+//!   next time the plan changes by itself;
 //! - `current`: a symbolic link to the generation being served, replaced
 //!   by rename(2), so a reader sees the old or the new site, never a mix;
 //! - `stamp`: its mtime is when the sources were last scanned;
-//! - `lock`: flock(2) held by the one builder.
+//! - `lock`: flock(2) held by the one builder;
+//! - `failed`: the fingerprint of sources that failed to load.
 //!
-//! With `--drafts` the names `current`, `stamp` and `gen-N` take a
-//! `drafts-` prefix, so a drafts preview and the public site can share
+//! With `--drafts` the names `current`, `stamp`, `failed` and `gen-N` take
+//! a `drafts-` prefix, so a drafts preview and the public site can share
 //! one cache without switching each other's generation.
 //!
 //! Invariants: an object is served only when its length is the one its
 //! record says (a truncated or missing object makes the reader rebuild,
-//! never serve); a generation is complete before `current` names it; the
-//! generation `current` names and the one before it are never removed,
-//! nor the objects any remaining generation names.
+//! never serve); a generation file is complete before `current` names it
+//! (written under a temporary name, then renamed); the generation
+//! `current` names and the one before it are never removed, nor the
+//! objects any remaining generation names.
+
+mod index;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -127,13 +128,6 @@ pub struct Store {
     period: Duration,
 }
 
-/// A generation's `.meta`.
-#[derive(Debug, PartialEq, Eq)]
-struct Meta {
-    fingerprint: String,
-    next_change: Option<i64>,
-}
-
 impl Store {
     /// The cache under `cache` for the site in `site`. Nothing is created
     /// yet (the first build does that, so `--check` writes nothing); fails
@@ -194,21 +188,9 @@ impl Store {
             .then(|| target.to_string())
     }
 
-    fn read_meta(&self, gen: &str) -> Option<Meta> {
-        let text = std::fs::read_to_string(self.cache.join(gen).join(".meta")).ok()?;
-        let mut fingerprint = None;
-        let mut next_change = None;
-        for line in text.lines() {
-            match line.split_once(' ') {
-                Some(("fingerprint", v)) => fingerprint = Some(v.to_string()),
-                Some(("next_change", v)) => next_change = Some(v.parse().ok()?),
-                _ => {}
-            }
-        }
-        Some(Meta {
-            fingerprint: fingerprint?,
-            next_change,
-        })
+    fn read_meta(&self, gen: &str) -> Option<index::Meta> {
+        let f = File::open(self.cache.join(gen)).ok()?;
+        index::read_meta(&f).ok()
     }
 
     /// Whether the sources were scanned less than a period ago.
@@ -345,12 +327,7 @@ impl Store {
         };
         let site = Site::load(&self.site, &opts, &mut memo).map_err(BuildError::Findings)?;
         let known = previous.map(|g| self.manifest(g)).unwrap_or_default();
-        let number = self.next_number()?;
-        let gen = self.name(&format!("gen-{number}"));
-        let tmp = self.cache.join(format!("{gen}.tmp"));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| io_err("cannot create", &tmp, e))?;
-        let mut manifest = String::new();
+        let mut files = Vec::new();
         for planned in site.plan() {
             // A content-side bug, never served: the whole build is refused.
             if !safe_output_path(&planned.path) {
@@ -360,28 +337,20 @@ impl Store {
                 )));
             }
             let record = self.object(&site, &planned, &known)?;
-            let link = tmp.join(&planned.path);
-            if let Some(parent) = link.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| io_err("cannot create", parent, e))?;
-            }
-            std::os::unix::fs::symlink(record.encode(), &link)
-                .map_err(|e| io_err("cannot link", &link, e))?;
-            manifest.push_str(&format!("{}\t{}\n", record.encode(), planned.path));
+            files.push((planned.path, record));
         }
-        let mut aliases = String::new();
-        for (from, to) in site.aliases() {
-            if !from.contains(['\t', '\n']) && !to.contains(['\t', '\n']) {
-                aliases.push_str(&format!("{from}\t{to}\n"));
-            }
-        }
-        let next_change = site.next_change().map(unix_secs);
-        let mut meta = format!("fingerprint {fingerprint}\n");
-        if let Some(t) = next_change {
-            meta.push_str(&format!("next_change {t}\n"));
-        }
-        write_file(&tmp.join(".aliases"), aliases.as_bytes())?;
-        write_file(&tmp.join(".manifest"), manifest.as_bytes())?;
-        write_file(&tmp.join(".meta"), meta.as_bytes())?;
+        let contents = index::Contents {
+            meta: index::Meta {
+                fingerprint: fingerprint.to_string(),
+                next_change: site.next_change().map(unix_secs),
+                aliases: site.aliases(),
+            },
+            files,
+        };
+        let bytes = index::encode(&contents).map_err(BuildError::Io)?;
+        let gen = self.name(&format!("gen-{}", self.next_number()?));
+        let tmp = self.cache.join(format!("{gen}.tmp"));
+        write_file(&tmp, &bytes)?;
         let dest = self.cache.join(&gen);
         std::fs::rename(&tmp, &dest).map_err(|e| io_err("cannot rename", &tmp, e))?;
         self.switch(&gen)?;
@@ -435,16 +404,15 @@ impl Store {
             .collect()
     }
 
-    /// Every (record, path) line of a generation's manifest.
+    /// Every (record, path) of a generation; empty when it is damaged.
     pub fn manifest_records(&self, gen: &str) -> Vec<(Record, String)> {
-        let text =
-            std::fs::read_to_string(self.cache.join(gen).join(".manifest")).unwrap_or_default();
-        text.lines()
-            .filter_map(|line| {
-                let (record, path) = line.split_once('\t')?;
-                Some((Record::decode(record)?, path.to_string()))
-            })
-            .collect()
+        let Ok(bytes) = std::fs::read(self.cache.join(gen)) else {
+            return Vec::new();
+        };
+        match index::decode(&bytes) {
+            Ok(c) => c.files.into_iter().map(|(p, r)| (r, p)).collect(),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// One more than the highest generation number of this view.
@@ -491,7 +459,7 @@ impl Store {
                 if name == current || Some(name.as_str()) == previous {
                     live.push(name);
                 } else {
-                    let _ = std::fs::remove_dir_all(e.path());
+                    let _ = std::fs::remove_file(e.path());
                 }
             } else if name.starts_with(other_prefix) && !name.ends_with(".tmp") {
                 live.push(name);
@@ -519,45 +487,32 @@ impl Store {
     }
 
     /// The file at output path `rel` (`index.html`, `tag/rust/index.html`)
-    /// in the current generation. A generation removed between reading
-    /// `current` and opening the file is looked up again, once.
+    /// in the current generation. An object missing because the
+    /// generation was replaced (and its objects collected) between
+    /// opening `current` and opening the object is looked up again, once.
     pub fn lookup(&self, rel: &str) -> Lookup {
-        let mut last = Lookup::Corrupt("no generation".into());
+        let mut last = Lookup::Missing;
         for _ in 0..2 {
-            let Some(gen) = self.current_gen() else {
-                return Lookup::Corrupt(format!("{} names no generation", self.name("current")));
+            let gen = match File::open(self.path("current")) {
+                Ok(f) => f,
+                Err(e) => {
+                    return Lookup::Corrupt(format!("{}: {e}", self.path("current").display()))
+                }
             };
-            last = self.lookup_in(&gen, rel);
-            match &last {
-                Lookup::Corrupt(_) if self.current_gen().as_deref() != Some(gen.as_str()) => {}
-                _ => return last,
+            let record = match index::find(&gen, rel) {
+                Ok(Some(r)) => r,
+                Ok(None) => return Lookup::Missing,
+                Err(why) => return Lookup::Corrupt(format!("{}: {why}", self.name("current"))),
+            };
+            last = self.open_object(record);
+            if !matches!(last, Lookup::Corrupt(_)) {
+                return last;
             }
         }
         last
     }
 
-    fn lookup_in(&self, gen: &str, rel: &str) -> Lookup {
-        let gen_dir = self.cache.join(gen);
-        let text = match std::fs::read_link(gen_dir.join(rel)) {
-            Ok(t) => t,
-            Err(e) => {
-                // A complete generation has `.meta`; without it, the file
-                // may be missing only because the generation is damaged.
-                return if gen_dir.join(".meta").exists() {
-                    match e.kind() {
-                        ErrorKind::NotFound
-                        | ErrorKind::InvalidInput
-                        | ErrorKind::NotADirectory => Lookup::Missing,
-                        _ => Lookup::Corrupt(format!("{gen}/{rel}: {e}")),
-                    }
-                } else {
-                    Lookup::Corrupt(format!("{gen} is incomplete"))
-                };
-            }
-        };
-        let Some(record) = text.to_str().and_then(Record::decode) else {
-            return Lookup::Corrupt(format!("{gen}/{rel}: not a record"));
-        };
+    fn open_object(&self, record: Record) -> Lookup {
         let path = self.cache.join("objects").join(record.object_name());
         let file = match File::open(&path) {
             Ok(f) => f,
@@ -575,24 +530,13 @@ impl Store {
         }
     }
 
-    /// Whether `rel` names a directory of the current generation.
-    pub fn is_dir(&self, rel: &str) -> bool {
-        self.current_gen().is_some_and(|gen| {
-            std::fs::symlink_metadata(self.cache.join(gen).join(rel)).is_ok_and(|m| m.is_dir())
-        })
-    }
-
     /// The current generation's aliases, (old path, new path).
     pub fn aliases(&self) -> Vec<(String, String)> {
-        let Some(gen) = self.current_gen() else {
-            return Vec::new();
-        };
-        let text =
-            std::fs::read_to_string(self.cache.join(gen).join(".aliases")).unwrap_or_default();
-        text.lines()
-            .filter_map(|l| l.split_once('\t'))
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
+        File::open(self.path("current"))
+            .ok()
+            .and_then(|f| index::read_meta(&f).ok())
+            .map(|m| m.aliases)
+            .unwrap_or_default()
     }
 
     /// The current generation's name (for `build`).

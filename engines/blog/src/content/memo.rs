@@ -3,10 +3,12 @@
 //! size, mtime), so a rebuild after one edit parses and renders one
 //! source.
 //!
-//! Owns the file format: line 1 is the head (content hash and `Meta`),
-//! line 2, once the body has been rendered, is the `Rendered` body;
-//! each line is `CHECKSUM JSON` and a line whose checksum does not match
-//! is treated as missing (re-parsed, never trusted). Files are written
+//! Owns the file format, one file per source named by its identity:
+//! line 1 the head (content hash and `Meta`: all a load reads), line 2
+//! the summary (all a list page reads), line 3 the rest of the
+//! `Rendered` body. Each line is `CHECKSUM JSON`, and a line
+//! whose checksum does not match is treated as missing (re-parsed,
+//! never trusted). Files are written
 //! to a temporary name and renamed, so a reader sees a whole file or
 //! none.
 
@@ -78,30 +80,82 @@ fn decode<T: for<'de> Deserialize<'de>>(line: &str) -> Option<T> {
     serde_json::from_str(json).ok()
 }
 
-/// Reads the memo of `identity`: its head, and its body if rendered.
-pub fn read(dir: &Path, identity: u128) -> Option<(Head, Option<Rendered>)> {
-    let text = std::fs::read_to_string(entry(dir, identity)).ok()?;
-    let mut lines = text.lines();
-    let head: Head = decode(lines.next()?)?;
+fn lines(dir: &Path, identity: u128, n: usize) -> Option<Vec<String>> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(entry(dir, identity)).ok()?;
+    let mut reader = std::io::BufReader::new(file);
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        line.truncate(line.trim_end_matches('\n').len());
+        out.push(line);
+    }
+    Some(out)
+}
+
+/// Reads the head of `identity`'s memo (its first line only).
+pub fn read_head(dir: &Path, identity: u128) -> Option<Head> {
+    let lines = lines(dir, identity, 1)?;
+    let head: Head = decode(&lines[0])?;
+    (head.format == FORMAT && head.version == env!("CARGO_PKG_VERSION")).then_some(head)
+}
+
+/// The second line: what lists need, so they read no further.
+#[derive(Serialize, Deserialize)]
+struct SummaryLine {
+    content: String,
+    summary: String,
+}
+
+fn summary_line(line: &str, content: u128) -> Option<String> {
+    let s: SummaryLine = decode(line)?;
+    (s.content == format!("{content:032x}")).then_some(s.summary)
+}
+
+/// The summary of the body rendered from the source with hash
+/// `content` (the first two lines only).
+pub fn read_summary(dir: &Path, identity: u128, content: u128) -> Option<String> {
+    let lines = lines(dir, identity, 2)?;
+    read_head(dir, identity)?;
+    summary_line(&lines[1], content)
+}
+
+/// The whole rendered body from the source with hash `content`.
+pub fn read_body(dir: &Path, identity: u128, content: u128) -> Option<Rendered> {
+    let lines = lines(dir, identity, 3)?;
+    let head: Head = decode(&lines[0])?;
     if head.format != FORMAT || head.version != env!("CARGO_PKG_VERSION") {
         return None;
     }
-    let body = lines.next().and_then(decode::<Rendered>);
-    Some((head, body))
+    let summary = summary_line(&lines[1], content)?;
+    let rest: Rendered = decode(&lines[2])?;
+    Some(Rendered { summary, ..rest })
 }
 
-/// Writes the memo of `identity` (write, then rename over). Failure is
-/// not an error for the caller: the memo is only a saving.
-pub fn write(dir: &Path, identity: u128, head: &Head, body: Option<&Rendered>) {
-    let Some(mut text) = encode(head) else { return };
-    text.push('\n');
-    if let Some(b) = body.and_then(encode) {
-        text.push_str(&b);
-        text.push('\n');
-    }
+/// Writes the memo of `identity`: head and rendered body, in one file
+/// (one file created per source: creating files is what costs most on
+/// a cold build), written then renamed over. Failure is not an error
+/// for the caller: the memo is only a saving.
+pub fn write(dir: &Path, identity: u128, head: &Head, body: &Rendered) {
+    let second = SummaryLine {
+        content: head.content.clone(),
+        summary: body.summary.clone(),
+    };
+    let rest = Rendered {
+        summary: String::new(),
+        ..body.clone()
+    };
+    let (Some(a), Some(b), Some(c)) = (encode(head), encode(&second), encode(&rest)) else {
+        return;
+    };
     let path = entry(dir, identity);
-    let tmp = dir.join(format!(".{identity:032x}.{}", std::process::id()));
-    if std::fs::write(&tmp, text).is_ok() && std::fs::rename(&tmp, &path).is_err() {
+    let tmp = dir.join(format!(".tmp.{}.{identity:032x}", std::process::id()));
+    if std::fs::write(&tmp, format!("{a}\n{b}\n{c}\n")).is_ok()
+        && std::fs::rename(&tmp, &path).is_err()
+    {
         let _ = std::fs::remove_file(&tmp);
     }
 }
@@ -115,9 +169,9 @@ pub fn prune(dir: &Path, keep: &HashSet<u128>) {
         let name = e.file_name();
         let name = name.to_string_lossy();
         let stale = match u128::from_str_radix(&name, 16) {
-            Ok(id) => name.len() == 32 && !keep.contains(&id),
+            Ok(id) => !keep.contains(&id),
             // Leftover temporary files of a builder that died.
-            Err(_) => name.starts_with('.'),
+            Err(_) => name.starts_with(".tmp."),
         };
         if stale {
             let _ = std::fs::remove_file(e.path());
@@ -157,41 +211,45 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let body = Rendered {
             html: "<p>x</p>".into(),
+            summary: "<p>s</p>".into(),
             ..Rendered::default()
         };
-        write(&dir, 7, &Head::new(42, meta()), Some(&body));
-        let (head, got) = read(&dir, 7).unwrap();
-        assert_eq!(head.content_hash(), Some(42));
-        assert_eq!(got.as_ref(), Some(&body));
+        write(&dir, 7, &Head::new(42, meta()), &body);
+        assert_eq!(read_head(&dir, 7).unwrap().content_hash(), Some(42));
+        assert_eq!(read_body(&dir, 7, 42).as_ref(), Some(&body));
+        assert_eq!(read_summary(&dir, 7, 42).as_deref(), Some("<p>s</p>"));
+        // A body from other contents is not this source's body.
+        assert!(read_body(&dir, 7, 43).is_none());
+        assert!(read_summary(&dir, 7, 43).is_none());
         // Each kind of damage is a miss, never a wrong answer.
         let path = entry(&dir, 7);
         let good = std::fs::read_to_string(&path).unwrap();
         let cases = [
-            good.replacen("<p>x</p>", "<p>y</p>", 1),
-            good.replacen("\"T\"", "\"U\"", 1),
-            good[..good.len() / 2].to_string(),
-            String::new(),
-            "garbage\n".into(),
+            ("\"T\"", "\"U\""),
+            ("<p>x</p>", "<p>y</p>"),
+            ("<p>s</p>", "<p>t</p>"),
         ];
-        for (i, bad) in cases.iter().enumerate() {
-            std::fs::write(&path, bad).unwrap();
-            let got = read(&dir, 7);
-            let trusted_body = got
-                .as_ref()
-                .and_then(|(_, b)| b.as_ref())
-                .map(|b| b.html.clone());
-            assert!(
-                trusted_body.is_none() || trusted_body.as_deref() == Some("<p>x</p>"),
-                "case {i}"
-            );
-            if i == 1 || i >= 3 {
-                assert!(got.is_none(), "case {i}");
+        for (i, (from, to)) in cases.iter().enumerate() {
+            for bad in [
+                good.replacen(from, to, 1),
+                good[..good.len() / 2].to_string(),
+                String::new(),
+            ] {
+                std::fs::write(&path, &bad).unwrap();
+                assert!(read_body(&dir, 7, 42).is_none(), "case {i}: {bad}");
+                if i == 0 {
+                    assert!(read_head(&dir, 7).is_none(), "case {i}: {bad}");
+                }
+                if i != 1 {
+                    assert!(read_summary(&dir, 7, 42).is_none(), "case {i}: {bad}");
+                }
             }
         }
-        write(&dir, 8, &Head::new(1, meta()), None);
+        write(&dir, 8, &Head::new(1, meta()), &body);
         prune(&dir, &HashSet::from([8]));
-        assert!(read(&dir, 7).is_none());
-        assert!(read(&dir, 8).is_some());
+        assert!(read_head(&dir, 7).is_none());
+        assert!(read_body(&dir, 7, 42).is_none());
+        assert!(read_head(&dir, 8).is_some());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

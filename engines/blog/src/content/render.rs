@@ -18,7 +18,7 @@ use super::date::Date;
 use super::front;
 use super::highlight;
 use super::markdown::{self, html_text, Rendered};
-use super::memo::{self, Head};
+use super::memo;
 use super::plan::{author_prefix, list_url, page_count, page_slice, tag_prefix, Job, FEED_POSTS};
 use super::search;
 use super::words::{encode_path, escape_html, slugify};
@@ -319,10 +319,8 @@ fn sitemap(site: &Site) -> io::Result<Vec<u8>> {
 /// else rendered now (and memo'd, unless the file changed meanwhile).
 pub fn body(site: &Site, e: &Entry) -> io::Result<Rendered> {
     if let Some(dir) = &site.memo_dir {
-        if let Some((head, Some(b))) = memo::read(dir, e.identity) {
-            if head.content_hash() == Some(e.content) {
-                return Ok(b);
-            }
+        if let Some(b) = memo::read_body(dir, e.identity, e.content) {
+            return Ok(b);
         }
     }
     let bytes = std::fs::read(&e.file)?;
@@ -338,8 +336,8 @@ pub fn body(site: &Site, e: &Entry) -> io::Result<Rendered> {
             memo::write(
                 dir,
                 e.identity,
-                &Head::new(e.content, e.meta.clone()),
-                Some(&rendered),
+                &memo::Head::new(e.content, e.meta.clone()),
+                &rendered,
             );
         }
     }
@@ -349,7 +347,13 @@ pub fn body(site: &Site, e: &Entry) -> io::Result<Rendered> {
 /// A body for a list: only its summary is used. Without a memo, kept in
 /// memory (summaries only) so a build renders each body once for lists.
 fn summary(site: &Site, e: &Entry) -> io::Result<Arc<Rendered>> {
-    if site.memo_dir.is_some() {
+    if let Some(dir) = &site.memo_dir {
+        if let Some(summary) = memo::read_summary(dir, e.identity, e.content) {
+            return Ok(Arc::new(Rendered {
+                summary,
+                ..Rendered::default()
+            }));
+        }
         return body(site, e).map(Arc::new);
     }
     let mut cache = site.summaries.lock().unwrap_or_else(|p| p.into_inner());
