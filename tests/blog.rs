@@ -267,6 +267,7 @@ fn redirects() {
     let d = blog(&[]);
     for (path, to) in [
         ("/old-hello/", "/hello-world/"),
+        ("/old-hello", "/hello-world/"),
         ("/page/1/", "/"),
         ("/hello-world", "/hello-world/"),
         ("/rss", "/rss/"),

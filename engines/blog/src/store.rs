@@ -349,7 +349,14 @@ impl Store {
             meta: index::Meta {
                 fingerprint: fingerprint.to_string(),
                 next_change: site.next_change().map(unix_secs),
-                aliases: site.aliases(),
+                // An alias with a control character could split a
+                // Location header: such an alias is left out (check
+                // reports bad front matter), not the whole build refused.
+                aliases: site
+                    .aliases()
+                    .into_iter()
+                    .filter(|(from, to)| !from.chars().chain(to.chars()).any(char::is_control))
+                    .collect(),
             },
             files,
         };
