@@ -800,3 +800,52 @@ fn a_broken_site_with_no_cache_is_a_500() {
         d.log()
     );
 }
+
+#[test]
+fn a_preview_with_drafts_shares_the_cache_with_the_public_site() {
+    let dir = site_dir();
+    let site = dir.path().join("site");
+    let config = format!(
+        "[services.blog]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-blog\"\n\
+         args = [\"--site\", \"{{dir}}/site\", \"--cache\", \"{{dir}}/cache\", \"--period\", \"{PERIOD}\"]\n\
+         capture_stderr = true\n\
+         [services.preview]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-blog\"\n\
+         args = [\"--site\", \"{{dir}}/site\", \"--cache\", \"{{dir}}/cache\", \"--period\", \"{PERIOD}\", \"--drafts\"]\n\
+         capture_stderr = true\n"
+    );
+    let d = Jawasd::builder(&config).dir(dir).start();
+    let preview = |path: &str| {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "20",
+            ])
+            .arg(format!("http://{}{}", d.addr("preview"), path))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    for round in 0..3 {
+        assert_eq!(get(&d, "/secret/", &[]).status, 404, "round {round}");
+        assert_eq!(preview("/secret/"), "200", "round {round}");
+        for path in ["/", "/hello-world/", "/second-post/", "/rss/"] {
+            assert_eq!(get(&d, path, &[]).status, 200, "{path} round {round}");
+            assert_eq!(preview(path), "200", "{path} round {round}");
+        }
+        write_post(
+            &site,
+            "second-post.md",
+            &format!("Second Post, edit {round}"),
+            "2024-06-01",
+            "Edited.",
+        );
+        wait_period();
+    }
+    assert!(get(&d, "/second-post/", &[]).text().contains("edit 2"));
+    assert!(d.log().matches("damaged").count() == 0, "{}", d.log());
+}
