@@ -267,6 +267,7 @@ fn redirects() {
     let d = blog(&[]);
     for (path, to) in [
         ("/old-hello/", "/hello-world/"),
+        ("/old-hello", "/hello-world/"),
         ("/page/1/", "/"),
         ("/hello-world", "/hello-world/"),
         ("/rss", "/rss/"),
@@ -415,7 +416,12 @@ fn rfc3339(t: std::time::SystemTime) -> String {
 fn a_future_post_appears_when_its_time_comes() {
     let dir = site_dir();
     let site = dir.path().join("site");
-    let at = std::time::SystemTime::now() + Duration::from_secs(3);
+    // Whole seconds, as the date in the post says.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let at = std::time::UNIX_EPOCH + Duration::from_secs(now + 3);
     write_post(&site, "later.md", "Later Post", &rfc3339(at), "Soon.");
     let d = serve(dir, &[]);
     assert_eq!(get(&d, "/later-post/", &[]).status, 404);
@@ -743,4 +749,103 @@ fn new_writes_a_draft_skeleton() {
     assert!(err.contains("my-first-post.md"), "{err}");
     let (code, _, _) = run(&["new", "--site", site.to_str().unwrap()]);
     assert_eq!(code, 100);
+}
+
+#[test]
+fn broken_sources_keep_the_last_good_site() {
+    let dir = site_dir();
+    let site = dir.path().join("site");
+    let d = serve(dir, &[]);
+    let good = get(&d, "/hello-world/", &[]).body;
+    // No title: the site cannot be built.
+    std::fs::write(
+        site.join("posts/hello-world.md"),
+        "+++\ndate = 2024-05-01\n+++\n\nNo title.\n",
+    )
+    .unwrap();
+    wait_period();
+    let got = get(&d, "/hello-world/", &[]);
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, good, "the last good page is still served");
+    assert!(
+        d.wait_log("hello-world.md:", Duration::from_secs(10)),
+        "the finding is logged with its file:\n{}",
+        d.log()
+    );
+    // Logged once, not once per period, while the sources stay the same.
+    wait_period();
+    wait_period();
+    get(&d, "/", &[]);
+    assert_eq!(d.log().matches("hello-world.md:").count(), 1, "{}", d.log());
+    write_post(
+        &site,
+        "hello-world.md",
+        "Hello Fixed",
+        "2024-05-01T12:00:00Z",
+        "Fixed.",
+    );
+    wait_period();
+    assert!(get(&d, "/hello-world/", &[]).text().contains("Hello Fixed"));
+}
+
+#[test]
+fn a_broken_site_with_no_cache_is_a_500() {
+    let dir = site_dir();
+    std::fs::write(dir.path().join("site/posts/broken.md"), "+++\n+++\n").unwrap();
+    let d = serve(dir, &[]);
+    assert_eq!(get(&d, "/", &[]).status, 500);
+    assert!(
+        d.wait_log("broken.md", Duration::from_secs(10)),
+        "{}",
+        d.log()
+    );
+}
+
+#[test]
+fn a_preview_with_drafts_shares_the_cache_with_the_public_site() {
+    let dir = site_dir();
+    let site = dir.path().join("site");
+    let config = format!(
+        "[services.blog]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-blog\"\n\
+         args = [\"--site\", \"{{dir}}/site\", \"--cache\", \"{{dir}}/cache\", \"--period\", \"{PERIOD}\"]\n\
+         capture_stderr = true\n\
+         [services.preview]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-blog\"\n\
+         args = [\"--site\", \"{{dir}}/site\", \"--cache\", \"{{dir}}/cache\", \"--period\", \"{PERIOD}\", \"--drafts\"]\n\
+         capture_stderr = true\n"
+    );
+    let d = Jawasd::builder(&config).dir(dir).start();
+    let preview = |path: &str| {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "20",
+            ])
+            .arg(format!("http://{}{}", d.addr("preview"), path))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    for round in 0..3 {
+        assert_eq!(get(&d, "/secret/", &[]).status, 404, "round {round}");
+        assert_eq!(preview("/secret/"), "200", "round {round}");
+        for path in ["/", "/hello-world/", "/second-post/", "/rss/"] {
+            assert_eq!(get(&d, path, &[]).status, 200, "{path} round {round}");
+            assert_eq!(preview(path), "200", "{path} round {round}");
+        }
+        write_post(
+            &site,
+            "second-post.md",
+            &format!("Second Post, edit {round}"),
+            "2024-06-01",
+            "Edited.",
+        );
+        wait_period();
+    }
+    assert!(get(&d, "/second-post/", &[]).text().contains("edit 2"));
+    assert!(d.log().matches("damaged").count() == 0, "{}", d.log());
 }

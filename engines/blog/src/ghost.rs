@@ -7,7 +7,8 @@
 //! could not be carried over (members, newsletters, code injection, ...),
 //! each with what to do about it. The parts: `json` (paths in messages),
 //! `date`, `export` (the model), `mobiledoc`, `lexical` and `cards` (bodies
-//! to HTML), `body` (which field a body comes from), `output` (the files).
+//! to HTML), `body` (which field a body comes from), `output` (the files),
+//! `report` (what the writer reads afterwards).
 //!
 //! Invariants: nothing is written unless the whole export was read and
 //! every file rendered; an existing file is never overwritten without
@@ -24,9 +25,9 @@ mod json;
 mod lexical;
 mod mobiledoc;
 mod output;
+mod report;
 
 use std::ffi::OsString;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use jawas_engine::{exit, help_text, parse_args, report, Error, Mode, Opt, Spec};
@@ -63,13 +64,31 @@ const SPEC: Spec = Spec {
     name: NAME,
     version: env!("CARGO_PKG_VERSION"),
     usage: &["EXPORT.json --site DIR"],
-    about: "Imports a Ghost blog from the JSON file Ghost's admin writes (Settings, \
-            Import/Export, Export content): posts and pages with their tags, authors, \
-            dates, feature images and drafts, and the site's settings into site.toml. \
-            Prints what was written and what could not be carried over. With --check, \
-            reads the export and prints the report without writing anything.",
+    about: "Imports a Ghost blog from the JSON file Ghost's admin writes (Settings,\n\
+            Import/Export, Export content): posts and pages with their tags, authors,\n\
+            dates, feature images and drafts, and the site's settings into site.toml.\n\
+            Prints what was written and what could not be carried over.",
     options: OPTIONS,
 };
+
+/// The runtime's help for the option table, with the common options and
+/// exit codes of a subcommand rather than of an engine serving a connection.
+fn help() -> String {
+    let text = help_text(&SPEC);
+    let table = text
+        .split("Options every Jawas engine has:")
+        .next()
+        .unwrap_or(&text);
+    format!(
+        "{table}\
+         Also:\n  \
+         --check             Read the export and print the report; write nothing.\n  \
+         -h, --help          Print this help and exit.\n  \
+         -V, --version       Print the version and exit.\n\n\
+         Exit codes: 0 done, 1 the export is broken (the message names where), 100\n\
+         usage error or files in the way, 111 a file could not be written.\n"
+    )
+}
 
 /// The subcommand; `args` are the words after `import-ghost`.
 pub fn main(args: &[OsString]) -> i32 {
@@ -79,7 +98,7 @@ pub fn main(args: &[OsString]) -> i32 {
     };
     match mode {
         Mode::Help => {
-            print!("{}", help_text(&SPEC));
+            print!("{}", help());
             return exit::OK;
         }
         Mode::Version => {
@@ -142,7 +161,7 @@ fn run(args: &jawas_engine::Args, dry_run: bool) -> Result<(), Error> {
     if !dry_run {
         write_all(&site, &built.files, args.flag("force"))?;
     }
-    print!("{}", report_text(&export, &built.tally, &site, dry_run));
+    print!("{}", report::text(&export, &built.tally, &site, dry_run));
     Ok(())
 }
 
@@ -175,147 +194,10 @@ fn write_all(site: &Path, files: &[(String, String)], force: bool) -> Result<(),
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| fail("cannot create the directory of", e))?;
         }
-        let tmp = path.with_extension("md.import-tmp");
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(".import-tmp");
         std::fs::write(&tmp, text).map_err(|e| fail("cannot write", e))?;
         std::fs::rename(&tmp, &path).map_err(|e| fail("cannot rename into", e))?;
     }
     Ok(())
-}
-
-/// One line per finding, grouped: written, not carried over, to do.
-fn report_text(export: &export::Export, t: &output::Tally, site: &Path, dry_run: bool) -> String {
-    let mut r = String::new();
-    let verb = if dry_run { "would write" } else { "wrote" };
-    let version = export.version.as_deref().unwrap_or("unknown");
-    let _ = writeln!(
-        r,
-        "Ghost export (version {version}) {verb} to {}:",
-        site.display()
-    );
-    let _ = writeln!(r, "  posts: {}", t.posts);
-    let _ = writeln!(r, "  pages: {}", t.pages);
-    let _ = writeln!(r, "  drafts: {}", t.drafts);
-    if !t.scheduled.is_empty() {
-        let _ = writeln!(
-            r,
-            "  scheduled: {} (published when their date comes: {})",
-            t.scheduled.len(),
-            t.scheduled.join(", ")
-        );
-    }
-    let _ = writeln!(
-        r,
-        "  tags: {} (internal #tags skipped: {})",
-        t.tags, export.internal_tags
-    );
-    let _ = writeln!(r, "  authors: {}", t.authors);
-    let formats: Vec<String> = t
-        .formats
-        .iter()
-        .map(|(k, v)| format!("{v} from {k}"))
-        .collect();
-    let _ = writeln!(
-        r,
-        "  bodies: {}",
-        if formats.is_empty() {
-            "none".into()
-        } else {
-            formats.join(", ")
-        }
-    );
-
-    let mut not = Vec::new();
-    let table =
-        |names: &[&str]| -> usize { names.iter().filter_map(|n| export.tables.get(*n)).sum() };
-    let tables: &[(&str, &[&str], &str)] = &[
-        ("members", &["members"], "jawas-blog has no members; export them from Ghost admin (Members, Export) as CSV to keep the list"),
-        ("newsletters", &["newsletters"], "jawas-blog sends no email; readers can follow /rss/ or /atom.xml, or move the list to a mail service"),
-        ("subscriptions", &["members_stripe_customers_subscriptions", "subscriptions", "members_products", "offers"], "paid subscriptions stay in Stripe; cancel or move them there"),
-        ("comments", &["comments"], "jawas-blog has no comments; Ghost's native comments are not in a form it can show"),
-        ("snippets", &["snippets"], "snippets are editor templates; paste any you need into posts by hand"),
-        ("webhooks", &["webhooks"], "a file-based blog has no events to send; use your deploy or a cron job instead"),
-        ("integrations", &["integrations", "api_keys"], "Admin/Content API keys do not apply; tools that posted through the API must write files instead"),
-    ];
-    for (what, names, todo) in tables {
-        let n = table(names);
-        if n > 0 {
-            not.push(format!("{what}: {n} not imported: {todo}"));
-        }
-    }
-    let site_ci = ["codeinjection_head", "codeinjection_foot"]
-        .iter()
-        .filter(|k| {
-            export
-                .settings
-                .get(**k)
-                .is_some_and(|v| !v.trim().is_empty())
-        })
-        .count();
-    if site_ci > 0 || !t.code_injection.is_empty() {
-        let posts = if t.code_injection.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " and in {} post(s) ({})",
-                t.code_injection.len(),
-                t.code_injection.join(", ")
-            )
-        };
-        not.push(format!(
-            "code injection: in the site settings ({site_ci}){posts}: kept as codeinjection_head/codeinjection_foot \
-             (site.toml [extra], post front matter) but the built-in theme does not output it; \
-             add it to a template override in templates/ if you still need it"
-        ));
-    }
-    if !t.members_only.is_empty() {
-        let names: Vec<String> = t
-            .members_only
-            .iter()
-            .map(|(s, v)| format!("{s} ({v})"))
-            .collect();
-        not.push(format!(
-            "post visibility: {} members-only post(s) imported as drafts: {}; \
-             jawas-blog has no members, so set draft = false only for those you want public",
-            names.len(),
-            names.join(", ")
-        ));
-    }
-    for u in &t.unconverted {
-        not.push(format!(
-            "body part not converted: {u} (kept as an HTML comment in the post)"
-        ));
-    }
-    for (name, ghost, ours) in &t.tag_urls {
-        not.push(format!(
-            "tag URL changes: '{name}' was /tag/{ghost}/ on Ghost and is /tag/{ours}/ now; rename the tag or redirect the old URL"
-        ));
-    }
-    not.push(
-        "custom routes: routes.yaml and redirects (Ghost's Labs settings) are not in the export; \
-         add old URLs as aliases in the posts' front matter"
-            .into(),
-    );
-    let _ = writeln!(r, "Not carried over:");
-    for n in not {
-        let _ = writeln!(r, "  {n}");
-    }
-    let _ = writeln!(r, "To do:");
-    let _ = writeln!(
-        r,
-        "  images: copy Ghost's content/images folder to {}/static/content/images (posts refer to /content/images/...)",
-        site.display()
-    );
-    if t.base_url_guessed {
-        let _ = writeln!(r, "  base_url: the export does not hold the site's address; set base_url in site.toml (or rerun with --base-url)");
-    }
-    if t.posts_per_page_unknown {
-        let _ = writeln!(
-            r,
-            "  posts_per_page: Ghost's theme set it (package.json config.posts_per_page); set the same in site.toml so /page/N/ lists the same posts"
-        );
-    }
-    for w in &export.warnings {
-        let _ = writeln!(r, "  warning: {w}");
-    }
-    r
 }

@@ -135,15 +135,23 @@ impl Server {
         }
     }
 
-    /// The target of an alias for `path` (as sent, or percent-decoded).
+    /// The target of an alias for `path` (as sent or percent-decoded,
+    /// with or without its trailing slash).
     fn alias(&self, path: &str) -> Option<String> {
         let decoded = percent_decode(path)
             .ok()
-            .and_then(|b| String::from_utf8(b).ok());
+            .and_then(|b| String::from_utf8(b).ok())
+            .unwrap_or_else(|| path.to_string());
+        let forms = [path, decoded.as_str()];
+        let same = |from: &str| {
+            forms.iter().any(|p| {
+                *p == from || p.strip_suffix('/') == Some(from) || from.strip_suffix('/') == Some(p)
+            })
+        };
         self.store
             .aliases()
             .into_iter()
-            .find(|(from, _)| from == path || Some(from) == decoded.as_ref())
+            .find(|(from, _)| same(from))
             .map(|(_, to)| to)
     }
 

@@ -305,7 +305,7 @@ impl Store {
         if !force && current.is_some() && failed.as_deref() == Some(fingerprint.as_str()) {
             return self.touch_stamp();
         }
-        match self.build(&fingerprint, current.as_deref()) {
+        match self.build(&fingerprint, current.as_deref(), force) {
             Err(BuildError::Findings(f)) => {
                 let _ = std::fs::write(&failed_path, &fingerprint);
                 let _ = self.touch_stamp();
@@ -315,9 +315,15 @@ impl Store {
         }
     }
 
-    /// Loads and plans the site, renders what has no object yet, links a
-    /// new generation and switches `current` to it.
-    fn build(&self, fingerprint: &str, previous: Option<&str>) -> Result<(), BuildError> {
+    /// Loads and plans the site, renders what has no object yet, writes a
+    /// new generation and switches `current` to it. With `verify`, every
+    /// object kept is checked for its length first (after damage was seen).
+    fn build(
+        &self,
+        fingerprint: &str,
+        previous: Option<&str>,
+        verify: bool,
+    ) -> Result<(), BuildError> {
         let now = SystemTime::now();
         let mut memo = Memo::open(&self.cache.join("memo"))
             .map_err(|e| io_err("cannot open", &self.cache.join("memo"), e))?;
@@ -336,14 +342,21 @@ impl Store {
                     planned.path
                 )));
             }
-            let record = self.object(&site, &planned, &known)?;
+            let record = self.object(&site, &planned, &known, verify)?;
             files.push((planned.path, record));
         }
         let contents = index::Contents {
             meta: index::Meta {
                 fingerprint: fingerprint.to_string(),
                 next_change: site.next_change().map(unix_secs),
-                aliases: site.aliases(),
+                // An alias with a control character could split a
+                // Location header: such an alias is left out (check
+                // reports bad front matter), not the whole build refused.
+                aliases: site
+                    .aliases()
+                    .into_iter()
+                    .filter(|(from, to)| !from.chars().chain(to.chars()).any(char::is_control))
+                    .collect(),
             },
             files,
         };
@@ -360,14 +373,18 @@ impl Store {
         Ok(())
     }
 
-    /// The record of `planned`, rendering its object unless one of the
-    /// right length is there (its length known from the previous
-    /// generation: an object no generation vouches for is rendered again).
+    /// The record of `planned`, rendering its object unless the previous
+    /// generation has one for its key (an object no generation vouches
+    /// for is rendered again). Objects are immutable, so the previous
+    /// generation's word is taken as it is, unless `verify`: then the
+    /// object must also be there with that length. (A reader checks every
+    /// object it sends, so damage not verified here is still never served.)
     fn object(
         &self,
         site: &Site,
         planned: &Planned,
         known: &HashMap<u128, u64>,
+        verify: bool,
     ) -> Result<Record, BuildError> {
         let mut record = Record {
             key: planned.key,
@@ -376,8 +393,10 @@ impl Store {
             content_type: planned.content_type.replace(['\n', '\t'], " "),
         };
         let path = self.cache.join("objects").join(record.object_name());
-        if let (Some(len), Ok(meta)) = (known.get(&planned.key), std::fs::metadata(&path)) {
-            if meta.is_file() && meta.len() == *len {
+        if let Some(len) = known.get(&planned.key) {
+            let intact =
+                !verify || std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == *len);
+            if intact {
                 record.len = *len;
                 return Ok(record);
             }

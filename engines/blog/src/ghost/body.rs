@@ -2,7 +2,8 @@
 //! format takes it: Markdown when the post is one markdown card (written
 //! as the writer wrote it, nothing lost), otherwise HTML (`format =
 //! "html"`): Ghost's own `html` when the export has it, else rendered
-//! here from `lexical` or `mobiledoc`.
+//! here from `lexical` or `mobiledoc`. Ghost 0.x's `markdown` field is
+//! the writer's source too, when no later format is present.
 //!
 //! Invariant: `__GHOST_URL__` (Ghost's placeholder for its own address)
 //! never survives: links and images become site-relative (`/content/...`).
@@ -51,7 +52,13 @@ pub fn of(e: &Entry) -> Result<Body, String> {
     let single = lexical
         .as_ref()
         .and_then(lexical::single_markdown)
-        .or_else(|| mobiledoc.as_ref().and_then(mobiledoc::single_markdown));
+        .or_else(|| mobiledoc.as_ref().and_then(mobiledoc::single_markdown))
+        // Ghost 0.x kept the writer's Markdown itself; later versions
+        // still export the field, stale, beside mobiledoc or lexical.
+        .or_else(|| match (&lexical, &mobiledoc) {
+            (None, None) => e.markdown.clone(),
+            _ => None,
+        });
     let mut notes = Notes::default();
     let (text, format, source) = if let Some(md) = single {
         (md, Format::Markdown, "markdown card")
@@ -124,6 +131,23 @@ mod tests {
             ),
             (entry(None, Some(mob), None), "<p>mob</p>\n", Format::Html),
             (entry(None, None, None), "", Format::Html),
+            (
+                Entry {
+                    markdown: Some("*old*".into()),
+                    html: Some("<p>x</p>".into()),
+                    ..Entry::default()
+                },
+                "*old*\n",
+                Format::Markdown,
+            ),
+            (
+                Entry {
+                    markdown: Some("stale".into()),
+                    ..entry(Some("<p>new</p>"), Some(mob), None)
+                },
+                "<p>new</p>\n",
+                Format::Html,
+            ),
         ];
         for (e, text, format) in cases {
             let b = of(&e).unwrap();

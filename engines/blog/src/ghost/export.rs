@@ -36,6 +36,8 @@ pub struct Entry {
     pub html: Option<String>,
     pub mobiledoc: Option<String>,
     pub lexical: Option<String>,
+    /// Ghost 0.x's Markdown source (before mobiledoc).
+    pub markdown: Option<String>,
     /// Fields kept as they are, as front matter extras (meta_title,
     /// codeinjection_head, ...), in a fixed order.
     pub extra: Vec<(&'static str, String)>,
@@ -348,21 +350,109 @@ fn entry(row: &At) -> Result<Entry, Broken> {
         html: row.get("html").text()?,
         mobiledoc: row.get("mobiledoc").text()?,
         lexical: row.get("lexical").text()?,
+        markdown: row.get("markdown").text()?,
         extra,
         ..Entry::default()
     })
 }
 
 /// A slug becomes a file name (`posts/SLUG.md`) and a URL path segment:
-/// nothing that could leave the directory or hide the file.
+/// letters, digits, `-`, `_`, `.` and `~` (what the blog accepts in front
+/// matter; Ghost's own slugs are always of that kind), never `.` or `..`.
 pub fn check_slug(slug: &str) -> Result<(), String> {
-    if slug.is_empty() {
-        return Err("empty slug".into());
+    let ok = !slug.is_empty()
+        && slug != "."
+        && slug != ".."
+        && slug
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "slug '{slug}' cannot be a file name and URL segment (letters, digits, - _ . ~ only)"
+        ))
     }
-    if slug.starts_with('.') || slug.contains(['/', '\\', '\0', '?', '#']) {
-        return Err(format!(
-            "slug '{slug}' cannot be a file name or URL segment"
-        ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn export(data: Value) -> Export {
+        read(&json!({"db": [{"meta": {"version": "5.0.0"}, "data": data}]})).unwrap()
     }
-    Ok(())
+
+    fn post(id: &str) -> Value {
+        json!({"id": id, "title": id, "slug": id, "published_at": "2024-01-01"})
+    }
+
+    #[test]
+    fn relations_in_sort_order_with_internal_tags_and_dangling_rows() {
+        let e = export(json!({
+            "posts": [post("p1"), post("p2")],
+            "tags": [
+                {"id": "a", "name": "A", "slug": "a"},
+                {"id": "b", "name": "B", "slug": "b"},
+                {"id": "h", "name": "#hidden", "slug": "hash-hidden", "visibility": "internal"}
+            ],
+            "posts_tags": [
+                {"post_id": "p1", "tag_id": "a", "sort_order": 2},
+                {"post_id": "p1", "tag_id": "h", "sort_order": 0},
+                {"post_id": "p1", "tag_id": "b", "sort_order": 1},
+                {"post_id": "p1", "tag_id": "gone", "sort_order": 3},
+                {"post_id": "nope", "tag_id": "a"}
+            ],
+            "users": [{"id": "u1", "slug": "jo", "name": "Jo"}, {"id": "u2", "slug": "sam"}],
+            "posts_authors": [
+                {"post_id": "p1", "author_id": "u2", "sort_order": 1},
+                {"post_id": "p1", "author_id": "u1", "sort_order": 0},
+                {"post_id": "p1", "author_id": "u1", "sort_order": 2}
+            ]
+        }));
+        let names: Vec<&str> = e.entries[0].tags.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["B", "A"]);
+        assert_eq!(e.entries[0].authors, ["jo", "sam"]);
+        assert!(e.entries[1].tags.is_empty() && e.entries[1].authors.is_empty());
+        assert_eq!(e.internal_tags, 1);
+        assert_eq!(e.tags.len(), 2);
+        assert_eq!(
+            e.users[1].name, "sam",
+            "a user without a name is named by slug"
+        );
+        assert_eq!(
+            e.warnings,
+            [
+                // In sort_order: the row without one counts as 0.
+                "db[0].data.posts_tags[4]: no post with id 'nope'; skipped",
+                "db[0].data.posts_tags[3]: no tag with id 'gone'; skipped"
+            ]
+        );
+    }
+
+    #[test]
+    fn ghost1_rows_and_no_wrapper() {
+        let e = read(&json!({"meta": {}, "data": {
+            "posts": [{"id": 1, "title": "T", "slug": "t", "page": 1, "author_id": 7, "created_at": 0}],
+            "users": [{"id": 7, "slug": "old", "name": "Old"}]
+        }}))
+        .unwrap();
+        assert!(e.entries[0].page);
+        assert_eq!(e.entries[0].authors, ["old"]);
+        assert_eq!(
+            e.entries[0].created.as_ref().unwrap().rfc3339,
+            "1970-01-01T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn slugs() {
+        for ok in ["hello-world", "v1.2", "a_b", "ünïcode", "x~y"] {
+            assert!(check_slug(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "a?b", "../x", "a\\b"] {
+            assert!(check_slug(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -299,3 +299,22 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod shape_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn odd_shapes_do_not_panic() {
+        let docs = [
+            json!({"root": {"children": [1, "x", null, [], {"type": 5}, {"children": "no"}]}}),
+            json!({"root": {"children": [{"type": "list", "start": -3, "children": [{"type": "listitem"}]}]}}),
+            json!({"root": {"children": [{"type": "text", "format": -1, "text": 7}]}}),
+            json!({"root": {"children": [{"type": "code", "children": [{"type": "linebreak"}, {"text": "x"}]}]}}),
+        ];
+        for d in docs {
+            let _ = render(&d, &mut Notes::default());
+        }
+    }
+}

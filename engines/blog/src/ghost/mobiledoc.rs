@@ -159,7 +159,12 @@ impl Doc<'_> {
                 Some(1) => out.push_str(&self.atom(index(m.get(3), "atom")?, notes)?),
                 _ => out.push_str(&escape(m.get(3).and_then(Value::as_str).unwrap_or(""))),
             }
+            // More closes than open markups is nonsense; it closes them all
+            // (and a count of 2^64 must not loop that long).
             let closed = m.get(2).and_then(Value::as_u64).unwrap_or(0);
+            let closed = usize::try_from(closed)
+                .unwrap_or(usize::MAX)
+                .min(open.len());
             for _ in 0..closed {
                 out.push_str(&open.pop().unwrap_or_default());
             }
@@ -282,6 +287,39 @@ mod tests {
                 "card 'nft'",
                 "section type 7"
             ]
+        );
+    }
+
+    #[test]
+    fn absurd_counts_and_shapes_do_not_hang_or_panic() {
+        let d = doc(
+            json!([["em"], ["a", ["href"]], "x", []]),
+            json!([[], "y"]),
+            json!([[], ["image"], "z"]),
+            json!([
+                [
+                    1,
+                    "p",
+                    [[0, [0], u64::MAX, "a"], [0, [1], 0, 5], [0, [], 3, null]]
+                ],
+                [1, 7, null],
+                [3, "ol", [[[0, [], 0, "i"]], 3]],
+                [10, 1],
+                [2],
+                []
+            ]),
+        );
+        // Either rendered or an error naming the section: never a panic.
+        let _ = render(&d, &mut Notes::default());
+        let ok = doc(
+            json!([["em"]]),
+            json!([]),
+            json!([]),
+            json!([[1, "p", [[0, [0], u64::MAX, "a"]]]]),
+        );
+        assert_eq!(
+            render(&ok, &mut Notes::default()).unwrap(),
+            "<p><em>a</em></p>\n"
         );
     }
 

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::body::{self, site_relative, Format};
+use super::body::{self, site_relative};
 use super::export::{Entry, Export};
 
 /// What the writer passes besides the export.
@@ -60,7 +60,16 @@ pub fn build(export: &Export, opts: &Options) -> Result<Site, String> {
         site_toml(export, opts, &mut tally)?,
     )];
     let amp = export.settings.get("amp").is_some_and(|v| v == "true");
+    let mut urls: BTreeMap<&str, &str> = BTreeMap::new();
     for e in &export.entries {
+        // Posts and pages share Ghost's URL space (/{slug}/), so a slug
+        // used twice would leave one of them unreachable (or overwritten).
+        if let Some(first) = urls.insert(&e.slug, &e.at) {
+            return Err(format!(
+                "{}: slug '{}' is also the slug of {first}",
+                e.at, e.slug
+            ));
+        }
         let text = entry(e, amp, &mut tally)
             .map_err(|m| format!("{} ('{}', {}): {m}", e.at, e.slug, e.title))?;
         let dir = if e.page { "pages" } else { "posts" };
@@ -137,7 +146,16 @@ fn entry(e: &Entry, amp: bool, tally: &mut Tally) -> Result<String, String> {
         "published" | "scheduled" => !public,
         _ => true,
     };
-    let mut extra: BTreeMap<&str, String> = e.extra.iter().map(|(k, v)| (*k, v.clone())).collect();
+    // Code injection is kept byte for byte; every other field may hold
+    // Ghost's URL placeholder (canonical_url does).
+    let mut extra: BTreeMap<&str, String> = e
+        .extra
+        .iter()
+        .map(|(k, v)| match k.starts_with("codeinjection") {
+            true => (*k, v.clone()),
+            false => (*k, site_relative(v)),
+        })
+        .collect();
     if !public {
         extra.insert("visibility", e.visibility.clone());
         tally
@@ -191,7 +209,6 @@ fn entry(e: &Entry, amp: bool, tally: &mut Tally) -> Result<String, String> {
         text.push('\n');
         text.push_str(&body.text);
     }
-    debug_assert!(body.format == Format::Html || body.format == Format::Markdown);
     Ok(text)
 }
 
@@ -208,6 +225,9 @@ struct SiteToml<'a> {
     permalink: &'static str,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     authors: BTreeMap<&'a str, Author>,
+    /// Ghost's primary navigation, as `[[navigation]]` (label, url).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    navigation: Vec<toml::Value>,
     #[serde(skip_serializing_if = "toml::Table::is_empty")]
     extra: toml::Table,
 }
@@ -226,7 +246,6 @@ struct Author {
 /// Settings kept under `[extra]` for templates (Ghost stores navigation
 /// as JSON inside the setting's string; it is kept as TOML tables).
 const EXTRA_SETTINGS: &[&str] = &[
-    "navigation",
     "secondary_navigation",
     "cover_image",
     "logo",
@@ -279,6 +298,15 @@ fn site_toml(export: &Export, opts: &Options, tally: &mut Tally) -> Result<Strin
             extra.insert(key.to_string(), value);
         }
     }
+    let navigation = s("navigation")
+        .and_then(|v| serde_json::from_str::<Value>(v).ok())
+        .as_ref()
+        .and_then(to_toml)
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|item| item.get("label").is_some() && item.get("url").is_some())
+        .collect();
     let authors = export
         .users
         .iter()
@@ -303,6 +331,7 @@ fn site_toml(export: &Export, opts: &Options, tally: &mut Tally) -> Result<Strin
         posts_per_page,
         permalink: "/{slug}/",
         authors,
+        navigation,
         extra,
     };
     toml::to_string(&site).map_err(|e| format!("site.toml: {e}"))
@@ -362,5 +391,67 @@ mod tests {
             t.to_string(),
             r#"[{ label = "Home", url = "/" }, { label = "x" }]"#
         );
+    }
+}
+
+#[cfg(test)]
+mod entry_tests {
+    use super::*;
+    use crate::ghost::date;
+
+    fn front(status: &str, visibility: &str) -> (toml::Table, Tally) {
+        let e = Entry {
+            title: "T".into(),
+            slug: "t".into(),
+            status: status.into(),
+            visibility: visibility.into(),
+            published: date::parse(&serde_json::json!("2024-01-01")).unwrap(),
+            ..Entry::default()
+        };
+        let mut tally = Tally::default();
+        let text = entry(&e, false, &mut tally).unwrap();
+        let toml = text
+            .strip_prefix("+++\n")
+            .unwrap()
+            .split("+++\n")
+            .next()
+            .unwrap();
+        (toml.parse().unwrap(), tally)
+    }
+
+    #[test]
+    fn status_and_visibility_to_draft() {
+        // (status, visibility, draft, extra key written)
+        let cases = [
+            ("published", "public", false, None),
+            ("scheduled", "public", false, None),
+            ("draft", "public", true, None),
+            ("sent", "public", true, Some(("ghost_status", "sent"))),
+            (
+                "published",
+                "members",
+                true,
+                Some(("visibility", "members")),
+            ),
+            ("published", "paid", true, Some(("visibility", "paid"))),
+            ("scheduled", "tiers", true, Some(("visibility", "tiers"))),
+        ];
+        for (status, visibility, draft, extra) in cases {
+            let (fm, tally) = front(status, visibility);
+            let got = fm
+                .get("draft")
+                .and_then(toml::Value::as_bool)
+                .unwrap_or(false);
+            assert_eq!(got, draft, "{status} {visibility}");
+            if let Some((k, v)) = extra {
+                assert_eq!(
+                    fm.get(k).and_then(toml::Value::as_str),
+                    Some(v),
+                    "{status} {visibility}"
+                );
+            }
+            assert_eq!(tally.members_only.is_empty(), visibility == "public");
+            assert_eq!(tally.drafts, usize::from(draft));
+        }
     }
 }
