@@ -17,7 +17,7 @@ use minijinja::{context, Value};
 use super::date::Date;
 use super::front;
 use super::highlight;
-use super::markdown::{self, html_text, Rendered};
+use super::markdown::{self, html_text, shorten, Rendered};
 use super::memo;
 use super::plan::{author_prefix, list_url, page_count, page_slice, tag_prefix, Job, FEED_POSTS};
 use super::search;
@@ -248,20 +248,6 @@ fn entry_value(site: &Site, e: &Entry, body: Option<&Rendered>, mode: Mode) -> V
         draft => m.draft,
         extra => Value::from_serialize(&m.extra),
     }
-}
-
-/// `text` cut at a word boundary to at most about `max` bytes, with an
-/// ellipsis when cut.
-fn shorten(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let cut = text[..end].rfind(' ').unwrap_or(end);
-    format!("{}…", text[..cut].trim_end())
 }
 
 /// Makes root-relative `href="/` and `src="/` absolute, for feed
