@@ -115,6 +115,9 @@ fn plan_lists_every_file() {
         "tag/rust/page/2/index.html",
         "tag/rust/page/3/index.html",
         "tag/even-posts/index.html",
+        "tag/rust/rss/index.xml",
+        "tag/even-posts/rss/index.xml",
+        "author/jane-doe/rss/index.xml",
         "author/jane-doe/index.html",
         "author/jane-doe/page/2/index.html",
         "author/jane-doe/page/3/index.html",
@@ -376,6 +379,17 @@ fn feeds_and_sitemap() {
     ] {
         assert!(rss.contains(w), "missing {w:?} in {rss}");
     }
+    let tag_rss = get(&site, "tag/even-posts/rss/index.xml");
+    for w in [
+        "<title>Even Posts · Test &lt;Blog&gt;</title>",
+        "<link>https://blog.example/tag/even-posts/</link>",
+        "<atom:link href=\"https://blog.example/tag/even-posts/rss/\" rel=\"self\"",
+        "<guid isPermaLink=\"true\">https://blog.example/p4/</guid>",
+    ] {
+        assert!(tag_rss.contains(w), "missing {w:?} in {tag_rss}");
+    }
+    assert!(!tag_rss.contains("/p3/</guid>"), "{tag_rss}");
+    assert!(get(&site, "tag/even-posts/index.html").contains("href=\"/tag/even-posts/rss/\">"));
     let atom = get(&site, "atom.xml");
     for w in [
         "<id>https://blog.example/link/</id>",
