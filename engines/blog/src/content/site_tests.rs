@@ -729,3 +729,16 @@ fn a_rebuild_after_one_edit_renders_one_body() {
     let kept: Vec<_> = after.iter().filter(|f| before.contains(f)).collect();
     assert_eq!((after.len(), kept.len()), (5, 4), "{before:?}\n{after:?}");
 }
+
+#[test]
+fn the_example_site_is_clean() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../etc/blog");
+    assert_eq!(check(&dir), [], "etc/blog");
+    let site = Site::load(&dir, &at("2030-01-01"), &mut Memo::none()).unwrap();
+    for p in site.plan() {
+        site.render(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.path));
+    }
+    // The draft stays out of the public site.
+    assert!(!paths(&site).iter().any(|p| p.contains("draft")));
+}
