@@ -44,7 +44,11 @@ pub fn render(site: &Site, job: &Job) -> io::Result<Vec<u8>> {
             let tags: Vec<Value> = site.tags.iter().map(tag_value).collect();
             html("tags.html", context! { tags, ..base(site, "/tag/") })
         }
-        Job::NotFound => html("404.html", base(site, "/404.html")),
+        // Served at any URL that has no page: it has no canonical one.
+        Job::NotFound => html(
+            "404.html",
+            context! { canonical => (), ..base(site, "/404.html") },
+        ),
         Job::Rss | Job::Atom => {
             let all: Vec<usize> = (0..site.posts.len().min(FEED_POSTS)).collect();
             let own = if *job == Job::Rss {
