@@ -272,6 +272,7 @@ fn redirects() {
         ("/hello-world", "/hello-world/"),
         ("/rss", "/rss/"),
         ("/tag/rust", "/tag/rust/"),
+        ("/hello-world?ref=x", "/hello-world/?ref=x"),
     ] {
         let got = get(&d, path, &[]);
         assert_eq!(got.status, 301, "{path}: {}", got.head);
