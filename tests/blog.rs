@@ -307,12 +307,11 @@ fn validators_and_ranges() {
     let beyond = get(&d, "/hello-world/", &["-r", "999999-"]);
     assert_eq!(beyond.status, 416);
     // Theme assets may be cached a while; pages are always revalidated.
-    let css = find_in_body(&first.text(), "/theme/", ".css");
-    if let Some(css) = css {
-        let got = get(&d, &css, &[]);
-        assert_eq!(got.status, 200, "{css}");
-        assert!(got.header("Cache-Control").unwrap().contains("max-age"));
-    }
+    let css = find_in_body(&first.text(), "/theme/", ".css").expect("a theme stylesheet");
+    let got = get(&d, &css, &[]);
+    assert_eq!(got.status, 200, "{css}");
+    assert_eq!(got.header("Content-Type"), Some("text/css; charset=utf-8"));
+    assert!(got.header("Cache-Control").unwrap().contains("max-age"));
 }
 
 /// The first `START...END` substring of `text` (a URL in a page).
