@@ -265,9 +265,35 @@ impl Site {
                 self.pages.push(e);
             }
         }
+        self.check_aliases(&urls, findings);
         let key = |e: &Entry| (std::cmp::Reverse(e.meta.date), e.meta.slug.clone());
         self.posts.sort_by_key(key);
         self.pages.sort_by(|a, b| a.meta.slug.cmp(&b.meta.slug));
+    }
+
+    /// An alias must not hide a URL the site answers, nor be claimed by
+    /// two sources.
+    fn check_aliases(&self, urls: &HashMap<String, PathBuf>, findings: &mut Vec<Finding>) {
+        let mut seen: HashMap<String, &Path> = HashMap::new();
+        for e in self.posts.iter().chain(&self.pages) {
+            for a in &e.meta.aliases {
+                let out = out_path(a);
+                let message = if urls.contains_key(&out)
+                    || RESERVED.contains(&out.split('/').next().unwrap_or(""))
+                {
+                    format!("alias {a} is a URL the site already answers")
+                } else if let Some(other) = seen.insert(out, &e.file) {
+                    format!("alias {a} is also an alias of {}", other.display())
+                } else {
+                    continue;
+                };
+                findings.push(Finding {
+                    file: e.file.clone(),
+                    line: e.meta.aliases_line,
+                    message,
+                });
+            }
+        }
     }
 
     fn resolve_authors(&self, e: &Entry, findings: &mut Vec<Finding>) -> Vec<String> {
@@ -445,6 +471,11 @@ impl Reader {
             Ok(entries) => entries
                 .flatten()
                 .map(|e| e.path())
+                // Not hidden files (editors' locks and swap files).
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+                })
                 .filter(|p| p.extension().is_some_and(|e| e == "md") && p.is_file())
                 .collect(),
             Err(_) => Vec::new(),
@@ -464,6 +495,8 @@ impl Reader {
         };
         let identity = match content::memo::identity(&file) {
             Ok(i) => i,
+            // Removed since the directory was listed: as if never there.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
             Err(e) => {
                 self.findings.push(fail(e, &file));
                 return None;
@@ -550,6 +583,7 @@ pub fn search_page(site_dir: &Path, query: &str, hits: &[Hit]) -> std::io::Resul
                 date => d.rfc3339(),
                 date_human => d.human(),
                 snippet => h.snippet.clone(),
+                snippet_html => minijinja::Value::from_safe_string(content::search::mark(&h.snippet, query)),
             }
         })
         .collect();

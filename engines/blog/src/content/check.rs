@@ -113,6 +113,11 @@ fn answered_paths(site: &Site) -> HashSet<String> {
 fn answers(answered: &HashSet<String>, url: &str) -> bool {
     let path = url.split(['#', '?']).next().unwrap_or(url);
     let path = decode_path(path);
+    // `/page/1/` of any list is a 301 to the list itself.
+    let path = match path.strip_suffix("page/1/") {
+        Some(list) if answered.contains(list) => list.to_string(),
+        _ => path,
+    };
     answered.contains(&path) || answered.contains(&format!("{path}/"))
 }
 

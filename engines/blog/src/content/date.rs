@@ -121,6 +121,9 @@ impl Date {
                 Some(i) => rest.split_at(i),
                 None => (rest, ""),
             };
+            // Jekyll writes `2024-05-01 10:00:00 +0200`: a space before
+            // the offset is allowed.
+            let time = time.strip_suffix(' ').unwrap_or(time);
             let time = time.split('.').next().unwrap_or(time); // fractions
             let mut t = time.split(':');
             hh = t.next().and_then(|v| num(v, 2)).ok_or_else(bad)?;

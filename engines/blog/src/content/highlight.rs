@@ -74,11 +74,87 @@ fn highlight(code: &str, lang: &str) -> Option<String> {
 /// for readers whose system prefers dark.
 pub fn css() -> String {
     let themes = ThemeSet::load_defaults();
-    let light = css_for_theme_with_class_style(&themes.themes[LIGHT], STYLE).unwrap_or_default();
-    let dark = css_for_theme_with_class_style(&themes.themes[DARK], STYLE).unwrap_or_default();
+    let one = |name: &str, toward: Rgb| {
+        let theme = &themes.themes[name];
+        let bg = theme
+            .settings
+            .background
+            .map_or((255, 255, 255), |c| (c.r, c.g, c.b));
+        let css = css_for_theme_with_class_style(theme, STYLE).unwrap_or_default();
+        readable(&css, bg, toward)
+    };
+    let light = one(LIGHT, (0, 0, 0));
+    let dark = one(DARK, (255, 255, 255));
     format!(
         "/* Syntax highlighting: syntect's {LIGHT} (light) and {DARK} (dark). */\n{light}\n@media (prefers-color-scheme: dark) {{\n{dark}\n}}\n"
     )
+}
+
+type Rgb = (u8, u8, u8);
+
+fn luminance((r, g, b): Rgb) -> f64 {
+    let f = |c: u8| {
+        let c = f64::from(c) / 255.0;
+        if c <= 0.03928 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b)
+}
+
+/// WCAG's contrast ratio of two colours.
+fn contrast(a: Rgb, b: Rgb) -> f64 {
+    let (la, lb) = (luminance(a), luminance(b));
+    (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
+}
+
+fn parse_hex(s: &str) -> Option<Rgb> {
+    let h = s.get(..6)?;
+    let v = u32::from_str_radix(h, 16).ok()?;
+    Some(((v >> 16) as u8, (v >> 8) as u8, v as u8))
+}
+
+/// `c` mixed toward `toward` until it reads at WCAG AA (4.5:1) on `bg`.
+fn adjust(c: Rgb, bg: Rgb, toward: Rgb) -> Rgb {
+    let mix =
+        |a: u8, b: u8, t: f64| (f64::from(a) + (f64::from(b) - f64::from(a)) * t).round() as u8;
+    (0..=20)
+        .map(|i| f64::from(i) / 20.0)
+        .map(|t| {
+            (
+                mix(c.0, toward.0, t),
+                mix(c.1, toward.1, t),
+                mix(c.2, toward.2, t),
+            )
+        })
+        .find(|&m| contrast(m, bg) >= 4.5)
+        .unwrap_or(toward)
+}
+
+/// The theme's CSS with every text colour that falls short of WCAG AA
+/// on its background (the rule's own, else the theme's) darkened (or
+/// lightened) until it does not: syntect's themes have grey comments.
+fn readable(css: &str, theme_bg: Rgb, toward: Rgb) -> String {
+    let mut out = String::with_capacity(css.len());
+    for block in css.split_inclusive('}') {
+        let own_bg = block
+            .find("background-color: #")
+            .and_then(|i| parse_hex(&block[i + "background-color: #".len()..]));
+        let bg = own_bg.unwrap_or(theme_bg);
+        for line in block.split_inclusive('\n') {
+            let t = line.trim_start();
+            match t.strip_prefix("color: #").and_then(parse_hex) {
+                Some(c) if contrast(c, bg) < 4.5 => {
+                    let (r, g, b) = adjust(c, bg, toward);
+                    out.push_str(&format!(" color: #{r:02x}{g:02x}{b:02x};\n"));
+                }
+                _ => out.push_str(line),
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -108,8 +184,51 @@ mod tests {
     }
 
     #[test]
+    fn contrast_is_fixed() {
+        // (colour, background, toward, still the same colour?)
+        let cases = [
+            ((0x96, 0x98, 0x96), (255, 255, 255), (0, 0, 0), false),
+            ((0x32, 0x32, 0x32), (255, 255, 255), (0, 0, 0), true),
+            (
+                (0x65, 0x73, 0x7e),
+                (0x2b, 0x30, 0x3b),
+                (255, 255, 255),
+                false,
+            ),
+        ];
+        for (c, bg, toward, same) in cases {
+            let got = adjust(c, bg, toward);
+            assert!(contrast(got, bg) >= 4.5, "{c:?}");
+            assert_eq!(got == c, same, "{c:?}");
+        }
+        let fixed = readable(
+            ".a {\n color: #969896;\n}\n.b {\n color: #2b303b;\n background-color: #bf616a;\n}\n",
+            (255, 255, 255),
+            (0, 0, 0),
+        );
+        assert!(
+            !fixed.contains("#969896") && fixed.contains(".b {\n color: #"),
+            "{fixed}"
+        );
+    }
+
+    #[test]
     fn css_has_light_and_dark() {
         let css = css();
+        // Every text colour reads at AA on its background.
+        let (light, dark) = css.split_once("@media").unwrap();
+        for (part, bg) in [(light, (255, 255, 255)), (dark, (0x2b, 0x30, 0x3b))] {
+            for block in part.split_inclusive('}') {
+                if block.contains("background-color") && !block.contains(".hl-code ") {
+                    continue;
+                }
+                for line in block.lines() {
+                    if let Some(c) = line.trim().strip_prefix("color: #").and_then(parse_hex) {
+                        assert!(contrast(c, bg) >= 4.5, "{block}");
+                    }
+                }
+            }
+        }
         assert!(css.contains(".hl-code"), "{css}");
         assert!(css.contains("@media (prefers-color-scheme: dark)"));
         assert!(css.matches(".hl-code").count() >= 2);

@@ -35,10 +35,30 @@ pub struct Rendered {
 const MORE: &str = "<!-- more -->";
 
 pub fn render(body: &str, format: Format) -> Rendered {
-    match format {
+    let mut out = match format {
         Format::Markdown => markdown(body),
         Format::Html => html(body),
+    };
+    // A body with no paragraph (a list, a gallery) still gets a summary:
+    // the start of its text.
+    if out.summary.trim().is_empty() && !out.text.is_empty() {
+        out.summary = format!("<p>{}</p>\n", escape_html(&shorten(&out.text, 300)));
     }
+    out
+}
+
+/// `text` cut at a word boundary to at most about `max` bytes, with an
+/// ellipsis when cut.
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = text[..end].rfind(' ').unwrap_or(end);
+    format!("{}…", text[..cut].trim_end())
 }
 
 fn options() -> Options {
@@ -356,9 +376,32 @@ mod tests {
             ),
             ("<p>A</p><!-- more --><p>B</p>", Format::Html, "<p>A</p>"),
             ("", Format::Markdown, ""),
+            (
+                "- only\n- a & b\n",
+                Format::Markdown,
+                "<p>only a &amp; b</p>\n",
+            ),
+            (
+                "<figure><img src=\"/a.png\"><figcaption>A &amp; B</figcaption></figure>",
+                Format::Html,
+                "<p>A &amp; B</p>\n",
+            ),
         ];
         for (body, format, want) in cases {
             assert_eq!(render(body, format).summary, want, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn shortening() {
+        let cases = [
+            ("short", 10, "short"),
+            ("one two three", 9, "one two…"),
+            ("ééééé", 5, "éé…"),
+            ("abcdef", 3, "abc…"),
+        ];
+        for (text, max, want) in cases {
+            assert_eq!(shorten(text, max), want, "{text:?}");
         }
     }
 

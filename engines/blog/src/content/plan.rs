@@ -135,9 +135,8 @@ fn newest<'a>(entries: impl Iterator<Item = &'a Entry>) -> SystemTime {
 }
 
 pub fn plan(site: &Site) -> Vec<Planned> {
-    let per = site.config.posts_per_page;
-    let all_posts: Vec<usize> = (0..site.posts.len()).collect();
-    let site_newest = newest(site.posts.iter().chain(&site.pages));
+    let every: Vec<usize> = (0..site.posts.len()).collect();
+    let newest_of_site = newest(site.posts.iter().chain(&site.pages));
     site.jobs
         .iter()
         .map(|(path, job)| {
@@ -147,75 +146,7 @@ pub fn plan(site: &Site) -> Vec<Planned> {
                 .u128(site.templates.hash)
                 .str(path)
                 .str(&format!("{job:?}"));
-            let list = |h: &mut Fnv, name: &str, posts: &[usize], page: usize| {
-                h.str(name).u64(page_count(posts.len(), per) as u64);
-                let shown = page_slice(posts, per, page);
-                for &i in shown {
-                    sig(h, &site.posts[i]);
-                }
-                (newest(shown.iter().map(|&i| &site.posts[i])), HTML)
-            };
-            let (modified, content_type) = match *job {
-                Job::Index(page) => list(&mut h, "", &all_posts, page),
-                Job::Tag(t, page) => list(&mut h, &site.tags[t].name, &site.tags[t].posts, page),
-                Job::Author(a, page) => {
-                    list(&mut h, &site.authors[a].name, &site.authors[a].posts, page)
-                }
-                Job::Post(i) => {
-                    let e = &site.posts[i];
-                    sig(&mut h, e);
-                    // Neighbours: newer (i-1) and older (i+1).
-                    for n in [i.checked_sub(1), i.checked_add(1)] {
-                        match n.and_then(|n| site.posts.get(n)) {
-                            Some(p) => h.str(&p.meta.title).str(&p.url),
-                            None => h.str(""),
-                        };
-                    }
-                    (modified(e), HTML)
-                }
-                Job::Page(i) => {
-                    sig(&mut h, &site.pages[i]);
-                    (modified(&site.pages[i]), HTML)
-                }
-                Job::TagIndex => {
-                    for g in &site.tags {
-                        h.str(&g.slug).str(&g.name).u64(g.posts.len() as u64);
-                    }
-                    (site_newest, HTML)
-                }
-                Job::Rss | Job::Atom => {
-                    for e in site.posts.iter().take(FEED_POSTS) {
-                        sig(&mut h, e);
-                    }
-                    let ct = if *job == Job::Rss {
-                        "application/rss+xml; charset=utf-8"
-                    } else {
-                        "application/atom+xml; charset=utf-8"
-                    };
-                    (newest(site.posts.iter().take(FEED_POSTS)), ct)
-                }
-                Job::Sitemap => {
-                    for e in site.posts.iter().chain(&site.pages) {
-                        sig(&mut h, e);
-                    }
-                    for g in &site.tags {
-                        h.str(&g.slug);
-                    }
-                    (site_newest, "application/xml; charset=utf-8")
-                }
-                Job::SearchIndex => {
-                    for e in &site.posts {
-                        sig(&mut h, e);
-                    }
-                    (site_newest, "text/plain; charset=utf-8")
-                }
-                Job::Robots => (site_newest, "text/plain; charset=utf-8"),
-                Job::NotFound => (site_newest, HTML),
-                Job::Style | Job::Highlight => {
-                    h.u128(theme_assets_hash());
-                    (site_newest, "text/css; charset=utf-8")
-                }
-            };
+            let (modified, content_type) = inputs(site, *job, &mut h, &every, newest_of_site);
             Planned {
                 path: path.clone(),
                 key: h.finish(),
@@ -224,4 +155,83 @@ pub fn plan(site: &Site) -> Vec<Planned> {
             }
         })
         .collect()
+}
+
+/// Hashes into `h` what the file of `job` shows beyond the inputs of
+/// every file; gives its modification time and content type.
+fn inputs(
+    site: &Site,
+    job: Job,
+    h: &mut Fnv,
+    every: &[usize],
+    newest_of_site: SystemTime,
+) -> (SystemTime, &'static str) {
+    let per = site.config.posts_per_page;
+    let mut list = |name: &str, posts: &[usize], page: usize| {
+        h.str(name).u64(page_count(posts.len(), per) as u64);
+        let shown = page_slice(posts, per, page);
+        for &i in shown {
+            sig(h, &site.posts[i]);
+        }
+        (newest(shown.iter().map(|&i| &site.posts[i])), HTML)
+    };
+    match job {
+        Job::Index(page) => list("", every, page),
+        Job::Tag(t, page) => list(&site.tags[t].name, &site.tags[t].posts, page),
+        Job::Author(a, page) => list(&site.authors[a].name, &site.authors[a].posts, page),
+        Job::Post(i) => {
+            let e = &site.posts[i];
+            sig(h, e);
+            // Neighbours: newer (i-1) and older (i+1).
+            for n in [i.checked_sub(1), i.checked_add(1)] {
+                match n.and_then(|n| site.posts.get(n)) {
+                    Some(p) => h.str(&p.meta.title).str(&p.url),
+                    None => h.str(""),
+                };
+            }
+            (modified(e), HTML)
+        }
+        Job::Page(i) => {
+            sig(h, &site.pages[i]);
+            (modified(&site.pages[i]), HTML)
+        }
+        Job::TagIndex => {
+            for g in &site.tags {
+                h.str(&g.slug).str(&g.name).u64(g.posts.len() as u64);
+            }
+            (newest_of_site, HTML)
+        }
+        Job::Rss | Job::Atom => {
+            for e in site.posts.iter().take(FEED_POSTS) {
+                sig(h, e);
+            }
+            let ct = if job == Job::Rss {
+                "application/rss+xml; charset=utf-8"
+            } else {
+                "application/atom+xml; charset=utf-8"
+            };
+            (newest(site.posts.iter().take(FEED_POSTS)), ct)
+        }
+        Job::Sitemap => {
+            for e in site.posts.iter().chain(&site.pages) {
+                sig(h, e);
+            }
+            for g in &site.tags {
+                h.str(&g.slug);
+            }
+            (newest_of_site, "application/xml; charset=utf-8")
+        }
+        Job::SearchIndex => {
+            for e in &site.posts {
+                sig(h, e);
+            }
+            (newest_of_site, "text/plain; charset=utf-8")
+        }
+        Job::Robots => (newest_of_site, "text/plain; charset=utf-8"),
+        Job::NotFound => (newest_of_site, HTML),
+        Job::Style | Job::Highlight => {
+            h.u128(theme_assets_hash());
+            (newest_of_site, "text/css; charset=utf-8")
+        }
+    }
 }

@@ -17,12 +17,12 @@ use minijinja::{context, Value};
 use super::date::Date;
 use super::front;
 use super::highlight;
-use super::markdown::{self, html_text, Rendered};
+use super::markdown::{self, html_text, shorten, Rendered};
 use super::memo;
 use super::plan::{author_prefix, list_url, page_count, page_slice, tag_prefix, Job, FEED_POSTS};
 use super::search;
 use super::words::{encode_path, escape_html, slugify};
-use crate::site::{theme, Entry, Site};
+use crate::site::{theme, Entry, Group, Site};
 
 pub fn render(site: &Site, job: &Job) -> io::Result<Vec<u8>> {
     let html = |name: &str, ctx: Value| site.templates.render(name, ctx).map(String::into_bytes);
@@ -31,43 +31,9 @@ pub fn render(site: &Site, job: &Job) -> io::Result<Vec<u8>> {
             let all: Vec<usize> = (0..site.posts.len()).collect();
             html("index.html", list(site, &all, "/", page, context! {})?)
         }
-        Job::Tag(t, page) => {
-            let g = &site.tags[t];
-            let prefix = tag_prefix(g);
-            let extra = context! {
-                heading => g.name.clone(),
-                kind => "tag",
-                kind_label => "Tag",
-                tag => context! { name => g.name.clone(), slug => g.slug.clone(), url => prefix.clone(), count => g.posts.len() },
-            };
-            html("index.html", list(site, &g.posts, &prefix, page, extra)?)
-        }
-        Job::Author(a, page) => {
-            let g = &site.authors[a];
-            let prefix = author_prefix(g);
-            let extra = context! {
-                heading => g.name.clone(),
-                kind => "author",
-                kind_label => "Author",
-                author => author_value(site, &g.slug),
-            };
-            html("index.html", list(site, &g.posts, &prefix, page, extra)?)
-        }
-        Job::Post(i) => {
-            let e = &site.posts[i];
-            let body = body(site, e)?;
-            let near = |n: Option<usize>| {
-                n.and_then(|n| site.posts.get(n))
-                    .map(|p| context! { title => p.meta.title.clone(), url => p.url.clone() })
-            };
-            let ctx = context! {
-                post => entry_value(site, e, Some(&body), Mode::Full),
-                newer => near(i.checked_sub(1)),
-                older => near(i.checked_add(1)),
-                ..base(site, &e.url),
-            };
-            html("post.html", ctx)
-        }
+        Job::Tag(t, page) => html("index.html", tag_list(site, t, page)?),
+        Job::Author(a, page) => html("index.html", author_list(site, a, page)?),
+        Job::Post(i) => html("post.html", post_page(site, i)?),
         Job::Page(i) => {
             let e = &site.pages[i];
             let body = body(site, e)?;
@@ -75,11 +41,7 @@ pub fn render(site: &Site, job: &Job) -> io::Result<Vec<u8>> {
             html("page.html", ctx)
         }
         Job::TagIndex => {
-            let tags: Vec<Value> = site
-                .tags
-                .iter()
-                .map(|g| context! { name => g.name.clone(), slug => g.slug.clone(), url => tag_prefix(g), count => g.posts.len() })
-                .collect();
+            let tags: Vec<Value> = site.tags.iter().map(tag_value).collect();
             html("tags.html", context! { tags, ..base(site, "/tag/") })
         }
         Job::NotFound => html("404.html", base(site, "/404.html")),
@@ -90,19 +52,61 @@ pub fn render(site: &Site, job: &Job) -> io::Result<Vec<u8>> {
             site.config.base_url
         )
         .into_bytes()),
-        Job::SearchIndex => {
-            let mut out = Vec::new();
-            for e in &site.posts {
-                let b = body(site, e)?;
-                let tags: Vec<String> = e.meta.tags.clone();
-                let date = e.meta.date.map_or(0, |d| d.unix);
-                search::write_line(&mut out, &e.url, &e.meta.title, date, &tags, &b.text);
-            }
-            Ok(out)
-        }
+        Job::SearchIndex => search_index(site),
         Job::Style => Ok(theme::STYLE.as_bytes().to_vec()),
         Job::Highlight => Ok(highlight::css().into_bytes()),
     }
+}
+
+fn tag_value(g: &Group) -> Value {
+    context! { name => g.name.clone(), slug => g.slug.clone(), url => tag_prefix(g), count => g.posts.len() }
+}
+
+fn tag_list(site: &Site, t: usize, page: usize) -> io::Result<Value> {
+    let g = &site.tags[t];
+    let extra = context! {
+        heading => g.name.clone(),
+        kind => "tag",
+        kind_label => "Tag",
+        tag => tag_value(g),
+    };
+    list(site, &g.posts, &tag_prefix(g), page, extra)
+}
+
+fn author_list(site: &Site, a: usize, page: usize) -> io::Result<Value> {
+    let g = &site.authors[a];
+    let extra = context! {
+        heading => g.name.clone(),
+        kind => "author",
+        kind_label => "Author",
+        author => author_value(site, &g.slug),
+    };
+    list(site, &g.posts, &author_prefix(g), page, extra)
+}
+
+fn post_page(site: &Site, i: usize) -> io::Result<Value> {
+    let e = &site.posts[i];
+    let body = body(site, e)?;
+    let near = |n: Option<usize>| {
+        n.and_then(|n| site.posts.get(n))
+            .map(|p| context! { title => p.meta.title.clone(), url => p.url.clone() })
+    };
+    Ok(context! {
+        post => entry_value(site, e, Some(&body), Mode::Full),
+        newer => near(i.checked_sub(1)),
+        older => near(i.checked_add(1)),
+        ..base(site, &e.url),
+    })
+}
+
+fn search_index(site: &Site) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for e in &site.posts {
+        let b = body(site, e)?;
+        let date = e.meta.date.map_or(0, |d| d.unix);
+        search::write_line(&mut out, &e.url, &e.meta.title, date, &e.meta.tags, &b.text);
+    }
+    Ok(out)
 }
 
 /// The `site` variable every template gets.
@@ -244,20 +248,6 @@ fn entry_value(site: &Site, e: &Entry, body: Option<&Rendered>, mode: Mode) -> V
         draft => m.draft,
         extra => Value::from_serialize(&m.extra),
     }
-}
-
-/// `text` cut at a word boundary to at most about `max` bytes, with an
-/// ellipsis when cut.
-fn shorten(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let cut = text[..end].rfind(' ').unwrap_or(end);
-    format!("{}…", text[..cut].trim_end())
 }
 
 /// Makes root-relative `href="/` and `src="/` absolute, for feed

@@ -12,6 +12,7 @@ use std::io::BufRead;
 use serde::{Deserialize, Serialize};
 
 use super::date::Date;
+use super::words::escape_html;
 use crate::site::Hit;
 
 #[derive(Serialize, Deserialize)]
@@ -114,6 +115,41 @@ fn snippet(text: &str, lower: &str, word: &str) -> String {
     out.push_str(src[start..end].trim());
     if end < src.len() {
         out.push('…');
+    }
+    out
+}
+
+/// `text` as HTML, escaped, with each occurrence of a query word in
+/// `<mark>`, for the results page.
+pub fn mark(text: &str, query: &str) -> String {
+    let words = words(query);
+    let lower = text.to_lowercase();
+    // Marking needs offsets in `lower` to be offsets in `text`.
+    if lower.len() != text.len() || words.is_empty() {
+        return escape_html(text);
+    }
+    let mut marked = vec![false; text.len()];
+    for w in &words {
+        for (at, _) in lower.match_indices(w.as_str()) {
+            if text.is_char_boundary(at) && text.is_char_boundary(at + w.len()) {
+                marked[at..at + w.len()].iter_mut().for_each(|m| *m = true);
+            }
+        }
+    }
+    let mut out = String::with_capacity(text.len() + 32);
+    let mut start = 0;
+    while start < text.len() {
+        let on = marked[start];
+        let end = (start..text.len())
+            .find(|&i| marked[i] != on && text.is_char_boundary(i))
+            .unwrap_or(text.len());
+        let part = escape_html(&text[start..end]);
+        if on {
+            out.push_str(&format!("<mark>{part}</mark>"));
+        } else {
+            out.push_str(&part);
+        }
+        start = end;
     }
     out
 }
@@ -229,6 +265,29 @@ mod tests {
         ];
         for (q, limit, want) in cases {
             assert_eq!(urls(q, *limit), *want, "{q:?}");
+        }
+    }
+
+    #[test]
+    fn marks() {
+        let cases = [
+            (
+                "Rust and rust",
+                "rust",
+                "<mark>Rust</mark> and <mark>rust</mark>",
+            ),
+            (
+                "a <b> & epoll",
+                "epoll <b>",
+                "a &lt;<mark>b</mark>&gt; &amp; <mark>epoll</mark>",
+            ),
+            ("nothing", "zzz", "nothing"),
+            ("x", "", "x"),
+            ("İ needle", "needle", "İ needle"),
+            ("ééé needle", "éé", "<mark>éé</mark>é needle"),
+        ];
+        for (text, query, want) in cases {
+            assert_eq!(mark(text, query), want, "{text:?} {query:?}");
         }
     }
 

@@ -592,6 +592,10 @@ fn search_over_the_index_and_its_page() {
         "{page}"
     );
     assert!(page.contains("href=\"/epoll/\">Event loops</a>"), "{page}");
+    assert!(
+        page.contains("Using <mark>epoll</mark> from Rust."),
+        "{page}"
+    );
     let empty = String::from_utf8(search_page(&dir.0, "", &[]).unwrap()).unwrap();
     assert!(empty.contains("<form class=\"search-page-form\"") && !empty.contains("Nothing found"));
     let none = String::from_utf8(search_page(&dir.0, "zzz", &[]).unwrap()).unwrap();
@@ -604,7 +608,7 @@ fn check_reports_links_and_images_with_lines() {
         ("site.toml", SITE),
         (
             "posts/a.md",
-            "+++\ntitle = \"A\"\ndate = 2024-01-01\ntags = [\"x\"]\n+++\nGood: [b](/b/), [b2](/b), [tag](/tag/x/), [img](/img/ok.png#f), [alias](/old/), [ext](https://x.org/).\n\nBad: [nope](/nope/).\n\n![missing](/img/missing.png)\n\n<img src=\"/img/gone.jpg\">\n",
+            "+++\ntitle = \"A\"\ndate = 2024-01-01\ntags = [\"x\"]\n+++\nGood: [b](/b/), [b2](/b), [tag](/tag/x/), [img](/img/ok.png#f), [alias](/old/), [ext](https://x.org/), [p1](/page/1/), [t1](/tag/x/page/1/).\n\nBad: [nope](/nope/).\n\n![missing](/img/missing.png)\n\n<img src=\"/img/gone.jpg\">\n",
         ),
         ("posts/b.md", "---\ntitle: B\ndate: 2024-01-02\naliases: [/old/]\ndraft: true\n---\nFine.\n"),
         ("static/img/ok.png", "png"),
@@ -651,4 +655,63 @@ fn new_post_writes_a_draft_and_never_overwrites() {
     let site = load(&dir.0, &at("2030-01-01"));
     assert!(!paths(&site).contains(&"hello-world/index.html".to_string()));
     let _ = SystemTime::now();
+}
+
+#[test]
+fn a_rebuild_after_one_edit_renders_one_body() {
+    let dir = write("rebuild", &five_posts());
+    let memo_dir = dir.0.join(".memo");
+    let opts = at("2030-01-01");
+    let build = |before: &[Planned]| {
+        let site = Site::load(&dir.0, &opts, &mut Memo::open(&memo_dir).unwrap()).unwrap();
+        let plan = site.plan();
+        let mut rendered = Vec::new();
+        for p in &plan {
+            if !before.iter().any(|b| b.path == p.path && b.key == p.key) {
+                site.render(p).unwrap();
+                rendered.push(p.path.clone());
+            }
+        }
+        (plan, rendered)
+    };
+    let memo_files = || {
+        let mut v: Vec<(String, SystemTime)> = std::fs::read_dir(&memo_dir)
+            .unwrap()
+            .flatten()
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.metadata().unwrap().modified().unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let (plan, all) = build(&[]);
+    assert_eq!(all.len(), plan.len());
+    let before = memo_files();
+    assert_eq!(before.len(), 5);
+    // Nothing changed: nothing is rendered, no memo file is written.
+    let (plan, none) = build(&plan);
+    assert!(none.is_empty(), "{none:?}");
+    assert_eq!(memo_files(), before);
+    // One body edited: one memo file replaced, the others untouched.
+    std::thread::sleep(Duration::from_millis(10));
+    std::fs::write(
+        dir.0.join("posts/p3.md"),
+        post("Post 3", "2024-05-03", "tags = [\"rust\"]", "Changed.\n"),
+    )
+    .unwrap();
+    let (_, some) = build(&plan);
+    assert!(some.contains(&"p3/index.html".to_string()), "{some:?}");
+    assert!(
+        !some
+            .iter()
+            .any(|p| p == "p1/index.html" || p == "p5/index.html"),
+        "{some:?}"
+    );
+    let after = memo_files();
+    let kept: Vec<_> = after.iter().filter(|f| before.contains(f)).collect();
+    assert_eq!((after.len(), kept.len()), (5, 4), "{before:?}\n{after:?}");
 }
