@@ -699,6 +699,25 @@ fn build_writes_what_is_served() {
     let (code, _, err) = run(&["build", "--site", site.to_str().unwrap()]);
     assert_eq!(code, 100, "{err}");
     assert!(err.contains("--out DIR is required"), "{err}");
+    // Sources with problems: one line per finding, exit 100.
+    std::fs::write(site.join("posts/a.md"), "+++\n+++\n").unwrap();
+    std::fs::write(site.join("posts/b.md"), "+++\ntitle = 1\n+++\n").unwrap();
+    let (code, _, err) = run(&[
+        "build",
+        "--site",
+        site.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 100, "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("jawas-blog build: error: ") && l.contains("a.md:"))
+            && lines.iter().any(|l| l.contains("b.md:")),
+        "{err}"
+    );
 }
 
 #[test]
