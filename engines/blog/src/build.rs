@@ -21,7 +21,7 @@ pub struct Build;
 
 impl Subcommand for Build {
     const NAME: &'static str = "jawas-blog build";
-    const USAGE: &'static [&'static str] = &["--site DIR --out DIR [--drafts] [--cache DIR]"];
+    const USAGE: &'static [&'static str] = &["--site DIR --out DIR"];
     const ABOUT: &'static str = "\
 Writes the site in DIR as files under --out DIR: every page, feed and asset
 exactly as the engine serves it, the files of static/, a _redirects file
