@@ -160,6 +160,15 @@ fn help_check_and_usage_errors() {
             ("--period SECS", "once per SECS"),
         ],
     );
+    for (sub, option, says) in [
+        ("build", "--out DIR", "Write the files"),
+        ("check", "--site DIR", "The site"),
+        ("new", "--site DIR", "The site"),
+    ] {
+        let (code, out, err, _) = run_engine("jawas-blog", dir.path(), &[sub, "--help"]);
+        assert_eq!(code, 0, "{sub}: {err}");
+        jawas_tests::assert_help_lists(&out, &[(option, says)]);
+    }
     let site = dir.path().join("site");
     let site = site.to_str().unwrap();
     let table: &[(&[&str], i32, &str)] = &[
