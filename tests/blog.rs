@@ -160,6 +160,15 @@ fn help_check_and_usage_errors() {
             ("--period SECS", "once per SECS"),
         ],
     );
+    for (sub, option, says) in [
+        ("build", "--out DIR", "Write the files"),
+        ("check", "--site DIR", "The site"),
+        ("new", "--site DIR", "The site"),
+    ] {
+        let (code, out, err, _) = run_engine("jawas-blog", dir.path(), &[sub, "--help"]);
+        assert_eq!(code, 0, "{sub}: {err}");
+        jawas_tests::assert_help_lists(&out, &[(option, says)]);
+    }
     let site = dir.path().join("site");
     let site = site.to_str().unwrap();
     let table: &[(&[&str], i32, &str)] = &[
@@ -272,6 +281,7 @@ fn redirects() {
         ("/hello-world", "/hello-world/"),
         ("/rss", "/rss/"),
         ("/tag/rust", "/tag/rust/"),
+        ("/hello-world?ref=x", "/hello-world/?ref=x"),
     ] {
         let got = get(&d, path, &[]);
         assert_eq!(got.status, 301, "{path}: {}", got.head);
@@ -306,12 +316,11 @@ fn validators_and_ranges() {
     let beyond = get(&d, "/hello-world/", &["-r", "999999-"]);
     assert_eq!(beyond.status, 416);
     // Theme assets may be cached a while; pages are always revalidated.
-    let css = find_in_body(&first.text(), "/theme/", ".css");
-    if let Some(css) = css {
-        let got = get(&d, &css, &[]);
-        assert_eq!(got.status, 200, "{css}");
-        assert!(got.header("Cache-Control").unwrap().contains("max-age"));
-    }
+    let css = find_in_body(&first.text(), "/theme/", ".css").expect("a theme stylesheet");
+    let got = get(&d, &css, &[]);
+    assert_eq!(got.status, 200, "{css}");
+    assert_eq!(got.header("Content-Type"), Some("text/css; charset=utf-8"));
+    assert!(got.header("Cache-Control").unwrap().contains("max-age"));
 }
 
 /// The first `START...END` substring of `text` (a URL in a page).
@@ -699,6 +708,25 @@ fn build_writes_what_is_served() {
     let (code, _, err) = run(&["build", "--site", site.to_str().unwrap()]);
     assert_eq!(code, 100, "{err}");
     assert!(err.contains("--out DIR is required"), "{err}");
+    // Sources with problems: one line per finding, exit 100.
+    std::fs::write(site.join("posts/a.md"), "+++\n+++\n").unwrap();
+    std::fs::write(site.join("posts/b.md"), "+++\ntitle = 1\n+++\n").unwrap();
+    let (code, _, err) = run(&[
+        "build",
+        "--site",
+        site.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 100, "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("jawas-blog build: error: ") && l.contains("a.md:"))
+            && lines.iter().any(|l| l.contains("b.md:")),
+        "{err}"
+    );
 }
 
 #[test]

@@ -14,14 +14,14 @@ use std::path::{Path, PathBuf};
 use jawas_engine::{exit, Args, Error, Opt};
 use jawas_http::path::html_escape;
 
-use crate::store::Store;
+use crate::store::{BuildError, Store};
 use crate::Subcommand;
 
 pub struct Build;
 
 impl Subcommand for Build {
     const NAME: &'static str = "jawas-blog build";
-    const USAGE: &'static [&'static str] = &["--site DIR --out DIR [--drafts] [--cache DIR]"];
+    const USAGE: &'static [&'static str] = &["--site DIR --out DIR"];
     const ABOUT: &'static str = "\
 Writes the site in DIR as files under --out DIR: every page, feed and asset
 exactly as the engine serves it, the files of static/, a _redirects file
@@ -57,10 +57,25 @@ Existing files in the output directory are replaced, others left alone.";
         }
         let written = store
             .rebuild_then(|s| export(s, &out))
-            .map_err(|e| Error::config(e.to_string()))?
+            .map_err(build_error)?
             .map_err(Error::system)?;
         println!("{written} files written to {}", out.display());
         Ok(exit::OK)
+    }
+}
+
+/// One error line per finding (exit 100: the sources need a person), or
+/// the failure to write the cache (111).
+fn build_error(e: BuildError) -> Error {
+    match e {
+        BuildError::Findings(list) => {
+            let lines = list.iter().map(|f| Error::config(f.to_string()));
+            match Error::collect(lines) {
+                Err(e) => e,
+                Ok(()) => Error::config("the site could not be loaded"),
+            }
+        }
+        BuildError::Io(why) => Error::system(why),
     }
 }
 

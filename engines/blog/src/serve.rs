@@ -33,6 +33,8 @@ const QUERY_MAX: usize = 200;
 /// whenever a post does, so they are always revalidated.
 const THEME_CACHE: &str = "public, max-age=3600";
 const PAGE_CACHE: &str = "no-cache";
+/// The files answering a URL path that ends in `/`, in order.
+const INDEXES: [&str; 2] = ["index.html", "index.xml"];
 
 pub struct Server {
     store: Store,
@@ -73,43 +75,63 @@ impl Server {
         if rel == "page/1" {
             return redirect("/");
         }
-        let slashed = rel.is_empty() || path.ends_with('/');
-        if slashed {
-            for index in ["index.html", "index.xml"] {
-                let file = if rel.is_empty() {
-                    index.to_string()
-                } else {
-                    format!("{rel}/{index}")
-                };
-                match self.find(&file, log) {
-                    Ok(Some(page)) => return page_response(req, page),
-                    Ok(None) => {}
-                    Err(resp) => return resp,
-                }
+        if rel.is_empty() || path.ends_with('/') {
+            if let Some(resp) = self.index_page(req, &rel, log) {
+                return resp;
             }
         } else {
-            match self.find(&rel, log) {
-                Ok(Some(page)) => return page_response(req, page),
-                Ok(None) => {}
-                Err(resp) => return resp,
+            if let Some(resp) = self.page(req, &rel, log) {
+                return resp;
             }
             if let Some(resp) = self.static_file(req, &rel) {
                 return resp;
             }
-            let slash_form = ["index.html", "index.xml"].iter().any(|index| {
-                matches!(
-                    self.store.lookup(&format!("{rel}/{index}")),
-                    Lookup::Found(_)
-                )
-            });
-            if slash_form {
-                return redirect(&format!("{}/", percent_encode(&format!("/{rel}"))));
+            if self.has_index(&rel) {
+                let mut to = format!("{}/", percent_encode(&format!("/{rel}")));
+                if let Some(q) = req.query() {
+                    to.push('?');
+                    to.push_str(q);
+                }
+                return redirect(&to);
             }
         }
         if let Some(to) = self.alias(path) {
             return redirect(&to);
         }
         self.not_found(log)
+    }
+
+    /// The answer for output file `rel`, if the site has it (or the cache
+    /// is damaged beyond repair: 500).
+    fn page(&self, req: &Request, rel: &str, log: &AccessLog) -> Option<Response> {
+        match self.find(rel, log) {
+            Ok(Some(page)) => Some(page_response(req, page)),
+            Ok(None) => None,
+            Err(resp) => Some(resp),
+        }
+    }
+
+    /// The answer for directory `rel` of the output (empty: the root):
+    /// its `index.html`, or `index.xml` (the RSS feed at `/rss/`).
+    fn index_page(&self, req: &Request, rel: &str, log: &AccessLog) -> Option<Response> {
+        INDEXES.iter().find_map(|index| {
+            let file = if rel.is_empty() {
+                index.to_string()
+            } else {
+                format!("{rel}/{index}")
+            };
+            self.page(req, &file, log)
+        })
+    }
+
+    /// Whether `rel/` would be answered by `index_page`.
+    fn has_index(&self, rel: &str) -> bool {
+        INDEXES.iter().any(|index| {
+            matches!(
+                self.store.lookup(&format!("{rel}/{index}")),
+                Lookup::Found(_)
+            )
+        })
     }
 
     /// The page at output path `rel`: `Ok(None)` when the site has no such

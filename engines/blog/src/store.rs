@@ -1,5 +1,5 @@
 //! The on-disk cache of the rendered site, shared by every process that
-//! serves it: readers find a page with two readlinks and an open, and the
+//! serves it: readers find a page with an open and three small reads, and the
 //! sources are looked at most once per period across all processes.
 //!
 //! Owns the cache directory except `memo/` (the content side's):
@@ -43,7 +43,7 @@ use crate::site::{Finding, LoadOptions, Memo, Planned, Site};
 /// descends (a bound, not a feature: sources are flat directories).
 const SCAN_DEPTH: usize = 4;
 
-/// What a generation's link says about one file.
+/// What a generation says about one output file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
     pub key: u128,
@@ -54,7 +54,7 @@ pub struct Record {
 }
 
 impl Record {
-    /// `KEY LEN MODIFIED CONTENT-TYPE`: the link text.
+    /// `KEY LEN MODIFIED CONTENT-TYPE`, as the generation file holds it.
     fn encode(&self) -> String {
         format!(
             "{:032x} {} {} {}",

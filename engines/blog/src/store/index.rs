@@ -128,6 +128,11 @@ fn head(file: &File) -> Result<(u64, u64), String> {
 /// The header of a generation file.
 pub fn read_meta(file: &File) -> Result<Meta, String> {
     let (_, table) = head(file)?;
+    // A damaged header must not make us allocate what it claims.
+    let len = file.metadata().map_err(|e| format!("meta: {e}"))?.len();
+    if table > len {
+        return Err("bad header".into());
+    }
     let mut buf = vec![0u8; table as usize - HEAD];
     file.read_exact_at(&mut buf, HEAD as u64)
         .map_err(|e| format!("meta: {e}"))?;
@@ -158,7 +163,11 @@ pub fn find(file: &File, path: &str) -> Result<Option<Record>, String> {
     let (buckets, table) = head(file)?;
     let i = bucket(path, buckets);
     let mut pair = [0u8; 2 * (DIGITS + 1)];
-    file.read_exact_at(&mut pair, table + i * (DIGITS + 1) as u64)
+    let at = i
+        .checked_mul((DIGITS + 1) as u64)
+        .and_then(|x| x.checked_add(table))
+        .ok_or("bad header")?;
+    file.read_exact_at(&mut pair, at)
         .map_err(|e| format!("table: {e}"))?;
     let offset = |b: &[u8]| -> Option<u64> { std::str::from_utf8(&b[..DIGITS]).ok()?.parse().ok() };
     let (Some(start), Some(end)) = (offset(&pair[..DIGITS + 1]), offset(&pair[DIGITS + 1..]))
@@ -198,7 +207,11 @@ pub fn decode(bytes: &[u8]) -> Result<Contents, String> {
         .and_then(|w| w.parse().ok())
         .ok_or("bad header")?;
     let meta = parse_meta(text.get(HEAD..table).ok_or("bad header")?.as_bytes())?;
-    let records = table + (buckets + 1) * (DIGITS + 1);
+    let records = buckets
+        .checked_add(1)
+        .and_then(|b| b.checked_mul(DIGITS + 1))
+        .and_then(|x| x.checked_add(table))
+        .ok_or("bad header")?;
     // The last offset of the table is the file's length: anything else is
     // a truncated or extended file.
     let end: usize = text
@@ -286,11 +299,22 @@ mod tests {
                 "truncated in the records",
                 bytes[..bytes.len() - 30].to_vec(),
             ),
+            ("huge numbers in the header", {
+                let mut head = format!("{MAGIC}{} {}", u64::MAX, u64::MAX / 2).into_bytes();
+                head.resize(HEAD - 1, b' ');
+                head.push(b'\n');
+                head.extend_from_slice(&bytes[HEAD..]);
+                head
+            }),
         ];
         for (what, damaged) in cases {
             let f = temp(&damaged);
             let any_error = c.files.iter().any(|(p, _)| find(&f, p).is_err());
             assert!(any_error, "{what}");
+            assert!(
+                read_meta(&f).is_err() || what.starts_with("truncated"),
+                "{what}"
+            );
             assert!(decode(&damaged).is_err(), "{what}");
         }
         let tabbed = Contents {
