@@ -285,6 +285,8 @@ fn entry_value(site: &Site, e: &Entry, body: Option<&Rendered>, mode: Mode) -> V
         summary_text,
         content,
         feature_image => m.feature_image.clone(),
+        // At 230 words a minute; none for an empty body.
+        reading_minutes => body.filter(|b| b.words > 0).map(|b| b.words.div_ceil(230)),
         draft => m.draft,
         extra => Value::from_serialize(&m.extra),
     }
@@ -389,11 +391,8 @@ pub fn body(site: &Site, e: &Entry) -> io::Result<Rendered> {
 /// memory (summaries only) so a build renders each body once for lists.
 fn summary(site: &Site, e: &Entry) -> io::Result<Arc<Rendered>> {
     if let Some(dir) = &site.memo_dir {
-        if let Some(summary) = memo::read_summary(dir, e.identity, e.content) {
-            return Ok(Arc::new(Rendered {
-                summary,
-                ..Rendered::default()
-            }));
+        if let Some(r) = memo::read_summary(dir, e.identity, e.content) {
+            return Ok(Arc::new(r));
         }
         return body(site, e).map(Arc::new);
     }
@@ -404,6 +403,7 @@ fn summary(site: &Site, e: &Entry) -> io::Result<Arc<Rendered>> {
     let full = body(site, e)?;
     let r = Arc::new(Rendered {
         summary: full.summary,
+        words: full.words,
         ..Rendered::default()
     });
     cache.insert(e.identity, r.clone());

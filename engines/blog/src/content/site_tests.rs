@@ -310,10 +310,12 @@ fn post_page_parts() {
         "<form class=\"site-search\" role=\"search\" action=\"/search\" method=\"get\">",
         "href=\"/author/jane-doe/\" rel=\"author\">Jane Doe</a>",
         "<title>Post 3 · Test &lt;Blog&gt;</title>",
+        "<span class=\"reading\">1 min read</span>",
     ];
     for w in wants {
         assert!(html.contains(w), "missing {w:?} in\n{html}");
     }
+    assert!(get(&site, "index.html").contains("<span class=\"reading\">1 min read</span>"));
     let newest = get(&site, "p5/index.html");
     assert!(
         !newest.contains("rel=\"next\""),
