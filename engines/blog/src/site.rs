@@ -13,18 +13,11 @@
 //!
 //! The content side's work lives in `content/` (sources, Markdown,
 //! plan, render, search, check) and `theme/` (built-in templates and
-//! stylesheet), both declared here so the seam stays this one file.
-//! Change a signature here only together with the store side.
+//! stylesheet). Change a signature here only together with the store
+//! side.
 
-use std::path::{Path, PathBuf};
-
-// The content modules hang under this file, not main.rs, so the seam
-// with the store side stays this one file.
-#[path = "content/mod.rs"]
-pub mod content;
-#[path = "theme/mod.rs"]
-pub mod theme;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -36,6 +29,13 @@ use content::memo::Head;
 use content::plan::Job;
 use content::words::{did_you_mean, encode_path, slugify};
 use theme::Templates;
+
+// Declared here, not in main.rs, so the seam with the store side stays
+// this one file.
+#[path = "content/mod.rs"]
+pub mod content;
+#[path = "theme/mod.rs"]
+pub mod theme;
 
 /// How a site is read.
 #[derive(Clone, Debug)]

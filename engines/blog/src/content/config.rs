@@ -278,6 +278,12 @@ fn check_permalink(p: &str) -> Result<(), String> {
         }
         rest = &rest[i + end + 1..];
     }
+    // Output files are named after URLs: no way out of the output tree.
+    if p.split('/').any(|seg| seg == ".." || seg == ".") {
+        return Err(format!(
+            "`permalink` may not contain . or .. segments: {p:?}"
+        ));
+    }
     if p.contains("?") || p.contains('#') || p.contains("//") {
         return Err(format!("`permalink` must be a plain path, not {p:?}"));
     }
@@ -414,6 +420,8 @@ mod tests {
             ("permalink = \"/{slug}/{hour}/\"\n", "site.toml:3: `permalink` placeholder {hour} is unknown; use {year} {month} {day} {slug}"),
             ("permalink = \"/posts/\"\n", "site.toml:3: `permalink` must start with / and contain {slug}, not \"/posts/\""),
             ("language = 3\n", "site.toml:3: `language` must be a string"),
+            ("permalink = \"/../{slug}/\"\n", "site.toml:3: `permalink` may not contain . or .. segments"),
+            ("permalink = \"/{slug}?x\"\n", "site.toml:3: `permalink` must be a plain path"),
             ("title2 = [\n", "site.toml:3: not valid TOML: unclosed array"),
         ];
         for (extra, want) in cases {

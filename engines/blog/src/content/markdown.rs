@@ -30,6 +30,9 @@ pub struct Rendered {
     pub links: Vec<(String, usize)>,
     /// Site-internal image sources with their line.
     pub images: Vec<(String, usize)>,
+    /// How many words the text has (for reading time).
+    #[serde(default)]
+    pub words: usize,
 }
 
 const MORE: &str = "<!-- more -->";
@@ -39,6 +42,7 @@ pub fn render(body: &str, format: Format) -> Rendered {
         Format::Markdown => markdown(body),
         Format::Html => html(body),
     };
+    out.words = out.text.split_whitespace().count();
     // A body with no paragraph (a list, a gallery) still gets a summary:
     // the start of its text.
     if out.summary.trim().is_empty() && !out.text.is_empty() {
@@ -410,6 +414,7 @@ mod tests {
         let md = "Hello *world*.\n\nSee [a](/a/) and [ext](https://x.org/)\nand ![i](/img/p.png).\n\n<a href=\"/raw/\">r</a> <img data-src=\"/no.png\" src=\"/yes.png\">\n";
         let r = render(md, Format::Markdown);
         assert_eq!(r.text, "Hello world . See a and ext and i . r");
+        assert_eq!(r.words, 11);
         assert_eq!(r.links, [("/a/".to_string(), 3), ("/raw/".to_string(), 6)]);
         assert_eq!(
             r.images,

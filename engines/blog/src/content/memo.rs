@@ -23,7 +23,7 @@ use super::hash::{self, Fnv};
 use super::markdown::Rendered;
 
 /// Bumped when the memo's meaning changes; a mismatch is a miss.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 pub struct Head {
@@ -108,16 +108,22 @@ pub fn read_head(dir: &Path, identity: u128) -> Option<Head> {
 struct SummaryLine {
     content: String,
     summary: String,
+    words: usize,
 }
 
-fn summary_line(line: &str, content: u128) -> Option<String> {
+/// The summary and word count, as a `Rendered` with only those set.
+fn summary_line(line: &str, content: u128) -> Option<Rendered> {
     let s: SummaryLine = decode(line)?;
-    (s.content == format!("{content:032x}")).then_some(s.summary)
+    (s.content == format!("{content:032x}")).then(|| Rendered {
+        summary: s.summary,
+        words: s.words,
+        ..Rendered::default()
+    })
 }
 
-/// The summary of the body rendered from the source with hash
-/// `content` (the first two lines only).
-pub fn read_summary(dir: &Path, identity: u128, content: u128) -> Option<String> {
+/// The summary (and word count) of the body rendered from the source
+/// with hash `content` (the first two lines only).
+pub fn read_summary(dir: &Path, identity: u128, content: u128) -> Option<Rendered> {
     let lines = lines(dir, identity, 2)?;
     read_head(dir, identity)?;
     summary_line(&lines[1], content)
@@ -130,9 +136,12 @@ pub fn read_body(dir: &Path, identity: u128, content: u128) -> Option<Rendered> 
     if head.format != FORMAT || head.version != env!("CARGO_PKG_VERSION") {
         return None;
     }
-    let summary = summary_line(&lines[1], content)?;
+    let first = summary_line(&lines[1], content)?;
     let rest: Rendered = decode(&lines[2])?;
-    Some(Rendered { summary, ..rest })
+    Some(Rendered {
+        summary: first.summary,
+        ..rest
+    })
 }
 
 /// Writes the memo of `identity`: head and rendered body, in one file
@@ -143,6 +152,7 @@ pub fn write(dir: &Path, identity: u128, head: &Head, body: &Rendered) {
     let second = SummaryLine {
         content: head.content.clone(),
         summary: body.summary.clone(),
+        words: body.words,
     };
     let rest = Rendered {
         summary: String::new(),
@@ -217,7 +227,10 @@ mod tests {
         write(&dir, 7, &Head::new(42, meta()), &body);
         assert_eq!(read_head(&dir, 7).unwrap().content_hash(), Some(42));
         assert_eq!(read_body(&dir, 7, 42).as_ref(), Some(&body));
-        assert_eq!(read_summary(&dir, 7, 42).as_deref(), Some("<p>s</p>"));
+        assert_eq!(
+            read_summary(&dir, 7, 42).map(|r| r.summary).as_deref(),
+            Some("<p>s</p>")
+        );
         // A body from other contents is not this source's body.
         assert!(read_body(&dir, 7, 43).is_none());
         assert!(read_summary(&dir, 7, 43).is_none());

@@ -28,6 +28,10 @@ pub enum Job {
     Author(usize, usize),
     Rss,
     Atom,
+    /// A tag's RSS feed, as Ghost has at `/tag/SLUG/rss/`.
+    TagRss(usize),
+    /// An author's RSS feed (`/author/SLUG/rss/`).
+    AuthorRss(usize),
     Sitemap,
     Robots,
     NotFound,
@@ -40,6 +44,7 @@ pub enum Job {
 pub const FEED_POSTS: usize = 20;
 
 const HTML: &str = "text/html; charset=utf-8";
+const RSS: &str = "application/rss+xml; charset=utf-8";
 
 /// Number of list pages for `n` posts: at least one, so an empty site
 /// still has a front page.
@@ -90,11 +95,16 @@ pub fn jobs(site: &Site) -> Vec<(String, Job)> {
         for page in 1..=page_count(g.posts.len(), per) {
             jobs.push((list_out(&tag_prefix(g), page), Job::Tag(i, page)));
         }
+        jobs.push((format!("tag/{}/rss/index.xml", g.slug), Job::TagRss(i)));
     }
     for (i, g) in site.authors.iter().enumerate() {
         for page in 1..=page_count(g.posts.len(), per) {
             jobs.push((list_out(&author_prefix(g), page), Job::Author(i, page)));
         }
+        jobs.push((
+            format!("author/{}/rss/index.xml", g.slug),
+            Job::AuthorRss(i),
+        ));
     }
     jobs.extend([
         ("rss/index.xml".to_string(), Job::Rss),
@@ -206,11 +216,24 @@ fn inputs(
                 sig(h, e);
             }
             let ct = if job == Job::Rss {
-                "application/rss+xml; charset=utf-8"
+                RSS
             } else {
                 "application/atom+xml; charset=utf-8"
             };
             (newest(site.posts.iter().take(FEED_POSTS)), ct)
+        }
+        Job::TagRss(g) | Job::AuthorRss(g) => {
+            let g = if matches!(job, Job::TagRss(_)) {
+                &site.tags[g]
+            } else {
+                &site.authors[g]
+            };
+            h.str(&g.name);
+            let shown = &g.posts[..g.posts.len().min(FEED_POSTS)];
+            for &i in shown {
+                sig(h, &site.posts[i]);
+            }
+            (newest(shown.iter().map(|&i| &site.posts[i])), RSS)
         }
         Job::Sitemap => {
             for e in site.posts.iter().chain(&site.pages) {

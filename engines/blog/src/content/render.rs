@@ -44,8 +44,46 @@ pub fn render(site: &Site, job: &Job) -> io::Result<Vec<u8>> {
             let tags: Vec<Value> = site.tags.iter().map(tag_value).collect();
             html("tags.html", context! { tags, ..base(site, "/tag/") })
         }
-        Job::NotFound => html("404.html", base(site, "/404.html")),
-        Job::Rss | Job::Atom => feed(site, *job == Job::Rss),
+        // Served at any URL that has no page: it has no canonical one.
+        Job::NotFound => html(
+            "404.html",
+            context! { canonical => (), ..base(site, "/404.html") },
+        ),
+        Job::Rss | Job::Atom => {
+            let all: Vec<usize> = (0..site.posts.len().min(FEED_POSTS)).collect();
+            let own = if *job == Job::Rss {
+                "/rss/"
+            } else {
+                "/atom.xml"
+            };
+            feed(site, *job == Job::Rss, &all, &site.config.title, "/", own)
+        }
+        Job::TagRss(t) => {
+            let g = &site.tags[t];
+            let title = format!("{} · {}", g.name, site.config.title);
+            let prefix = tag_prefix(g);
+            feed(
+                site,
+                true,
+                &g.posts,
+                &title,
+                &prefix,
+                &format!("{prefix}rss/"),
+            )
+        }
+        Job::AuthorRss(a) => {
+            let g = &site.authors[a];
+            let title = format!("{} · {}", g.name, site.config.title);
+            let prefix = author_prefix(g);
+            feed(
+                site,
+                true,
+                &g.posts,
+                &title,
+                &prefix,
+                &format!("{prefix}rss/"),
+            )
+        }
         Job::Sitemap => sitemap(site),
         Job::Robots => Ok(format!(
             "User-agent: *\nAllow: /\nDisallow: /search\n\nSitemap: {}/sitemap.xml\n",
@@ -69,6 +107,7 @@ fn tag_list(site: &Site, t: usize, page: usize) -> io::Result<Value> {
         kind => "tag",
         kind_label => "Tag",
         tag => tag_value(g),
+        feed_url => format!("{}rss/", tag_prefix(g)),
     };
     list(site, &g.posts, &tag_prefix(g), page, extra)
 }
@@ -80,6 +119,7 @@ fn author_list(site: &Site, a: usize, page: usize) -> io::Result<Value> {
         kind => "author",
         kind_label => "Author",
         author => author_value(site, &g.slug),
+        feed_url => format!("{}rss/", author_prefix(g)),
     };
     list(site, &g.posts, &author_prefix(g), page, extra)
 }
@@ -245,6 +285,8 @@ fn entry_value(site: &Site, e: &Entry, body: Option<&Rendered>, mode: Mode) -> V
         summary_text,
         content,
         feature_image => m.feature_image.clone(),
+        // At 230 words a minute; none for an empty body.
+        reading_minutes => body.filter(|b| b.words > 0).map(|b| b.words.div_ceil(230)),
         draft => m.draft,
         extra => Value::from_serialize(&m.extra),
     }
@@ -259,23 +301,34 @@ fn absolute_links(html: &str, base: &str) -> String {
         .replace(&format!("src=\"{base}//"), "src=\"//")
 }
 
-fn feed(site: &Site, rss: bool) -> io::Result<Vec<u8>> {
-    let mut posts = Vec::new();
-    for e in site.posts.iter().take(FEED_POSTS) {
+/// A feed of the newest `FEED_POSTS` of `posts`: titled `title`, for
+/// the page at URL path `link`, itself at `own`.
+fn feed(
+    site: &Site,
+    rss: bool,
+    posts: &[usize],
+    title: &str,
+    link: &str,
+    own: &str,
+) -> io::Result<Vec<u8>> {
+    let shown = &posts[..posts.len().min(FEED_POSTS)];
+    let mut items = Vec::new();
+    for &i in shown {
+        let e = &site.posts[i];
         let b = body(site, e)?;
-        posts.push(entry_value(site, e, Some(&b), Mode::Feed));
+        items.push(entry_value(site, e, Some(&b), Mode::Feed));
     }
-    let newest = site
-        .posts
+    let newest = shown
         .iter()
-        .take(FEED_POSTS)
-        .filter_map(|e| e.meta.updated.or(e.meta.date))
+        .filter_map(|&i| site.posts[i].meta.updated.or(site.posts[i].meta.date))
         .max();
+    let base_url = &site.config.base_url;
     let ctx = context! {
-        posts,
+        posts => items,
+        feed => context! { title, link => format!("{base_url}{link}"), self_url => format!("{base_url}{own}") },
         updated => newest.map_or_else(|| "1970-01-01T00:00:00Z".to_string(), Date::rfc3339),
         updated_rfc2822 => newest.map(Date::rfc2822),
-        ..base(site, if rss { "/rss/" } else { "/atom.xml" }),
+        ..base(site, own),
     };
     site.templates
         .render(if rss { "rss.xml" } else { "atom.xml" }, ctx)
@@ -338,11 +391,8 @@ pub fn body(site: &Site, e: &Entry) -> io::Result<Rendered> {
 /// memory (summaries only) so a build renders each body once for lists.
 fn summary(site: &Site, e: &Entry) -> io::Result<Arc<Rendered>> {
     if let Some(dir) = &site.memo_dir {
-        if let Some(summary) = memo::read_summary(dir, e.identity, e.content) {
-            return Ok(Arc::new(Rendered {
-                summary,
-                ..Rendered::default()
-            }));
+        if let Some(r) = memo::read_summary(dir, e.identity, e.content) {
+            return Ok(Arc::new(r));
         }
         return body(site, e).map(Arc::new);
     }
@@ -353,6 +403,7 @@ fn summary(site: &Site, e: &Entry) -> io::Result<Arc<Rendered>> {
     let full = body(site, e)?;
     let r = Arc::new(Rendered {
         summary: full.summary,
+        words: full.words,
         ..Rendered::default()
     });
     cache.insert(e.identity, r.clone());

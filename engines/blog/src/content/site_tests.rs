@@ -115,6 +115,9 @@ fn plan_lists_every_file() {
         "tag/rust/page/2/index.html",
         "tag/rust/page/3/index.html",
         "tag/even-posts/index.html",
+        "tag/rust/rss/index.xml",
+        "tag/even-posts/rss/index.xml",
+        "author/jane-doe/rss/index.xml",
         "author/jane-doe/index.html",
         "author/jane-doe/page/2/index.html",
         "author/jane-doe/page/3/index.html",
@@ -307,10 +310,12 @@ fn post_page_parts() {
         "<form class=\"site-search\" role=\"search\" action=\"/search\" method=\"get\">",
         "href=\"/author/jane-doe/\" rel=\"author\">Jane Doe</a>",
         "<title>Post 3 · Test &lt;Blog&gt;</title>",
+        "<span class=\"reading\">1 min read</span>",
     ];
     for w in wants {
         assert!(html.contains(w), "missing {w:?} in\n{html}");
     }
+    assert!(get(&site, "index.html").contains("<span class=\"reading\">1 min read</span>"));
     let newest = get(&site, "p5/index.html");
     assert!(
         !newest.contains("rel=\"next\""),
@@ -376,6 +381,17 @@ fn feeds_and_sitemap() {
     ] {
         assert!(rss.contains(w), "missing {w:?} in {rss}");
     }
+    let tag_rss = get(&site, "tag/even-posts/rss/index.xml");
+    for w in [
+        "<title>Even Posts · Test &lt;Blog&gt;</title>",
+        "<link>https://blog.example/tag/even-posts/</link>",
+        "<atom:link href=\"https://blog.example/tag/even-posts/rss/\" rel=\"self\"",
+        "<guid isPermaLink=\"true\">https://blog.example/p4/</guid>",
+    ] {
+        assert!(tag_rss.contains(w), "missing {w:?} in {tag_rss}");
+    }
+    assert!(!tag_rss.contains("/p3/</guid>"), "{tag_rss}");
+    assert!(get(&site, "tag/even-posts/index.html").contains("href=\"/tag/even-posts/rss/\">"));
     let atom = get(&site, "atom.xml");
     for w in [
         "<id>https://blog.example/link/</id>",
@@ -714,4 +730,17 @@ fn a_rebuild_after_one_edit_renders_one_body() {
     let after = memo_files();
     let kept: Vec<_> = after.iter().filter(|f| before.contains(f)).collect();
     assert_eq!((after.len(), kept.len()), (5, 4), "{before:?}\n{after:?}");
+}
+
+#[test]
+fn the_example_site_is_clean() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../etc/blog");
+    assert_eq!(check(&dir), [], "etc/blog");
+    let site = Site::load(&dir, &at("2030-01-01"), &mut Memo::none()).unwrap();
+    for p in site.plan() {
+        site.render(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.path));
+    }
+    // The draft stays out of the public site.
+    assert!(!paths(&site).iter().any(|p| p.contains("draft")));
 }
