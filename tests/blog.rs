@@ -220,6 +220,7 @@ fn pages_feeds_static_and_404() {
         ("/tag/web-dev/", "text/html"),
         ("/author/ana/", "text/html"),
         ("/rss/", "xml"),
+        ("/tag/rust/rss/", "xml"),
         ("/atom.xml", "xml"),
         ("/sitemap.xml", "xml"),
         ("/robots.txt", "text/plain"),
