@@ -220,6 +220,7 @@ fn pages_feeds_static_and_404() {
         ("/tag/web-dev/", "text/html"),
         ("/author/ana/", "text/html"),
         ("/rss/", "xml"),
+        ("/tag/rust/rss/", "xml"),
         ("/atom.xml", "xml"),
         ("/sitemap.xml", "xml"),
         ("/robots.txt", "text/plain"),
@@ -454,7 +455,11 @@ fn an_edit_shows_after_the_period() {
     let dir = site_dir();
     let site = dir.path().join("site");
     let d = serve(dir, &[]);
-    assert!(get(&d, "/hello-world/", &[]).text().contains("Hello World"));
+    let before = get(&d, "/hello-world/", &[]);
+    assert!(before.text().contains("Hello World"));
+    let modified = before.header("Last-Modified").unwrap().to_string();
+    // A second later at least, so a date in whole seconds can tell.
+    std::thread::sleep(Duration::from_millis(1100));
     write_post(
         &site,
         "hello-world.md",
@@ -465,6 +470,15 @@ fn an_edit_shows_after_the_period() {
     wait_period();
     let got = get(&d, "/hello-world/", &[]);
     assert!(got.text().contains("Hello Again"), "{}", got.text());
+    // The post's dates did not change, its bytes did: a client revalidating
+    // by date alone gets the new page, not a 304.
+    let since = get(
+        &d,
+        "/hello-world/",
+        &["-H", &format!("If-Modified-Since: {modified}")],
+    );
+    assert_eq!(since.status, 200, "{}", since.head);
+    assert!(since.text().contains("Hello Again"));
     // Two posts per page: the oldest post is on the second.
     assert!(get(&d, "/page/2/", &[]).text().contains("Hello Again"));
     // A new post, and one removed.

@@ -245,12 +245,15 @@ impl Server {
 }
 
 /// A page of the generation: strong ETag from its key (equal keys, equal
-/// bytes, in every process and every generation).
+/// bytes, in every process and every generation); Last-Modified the
+/// later of the date the content side gives (a post's `updated`) and when
+/// these bytes were rendered, so a client revalidating by date alone
+/// still sees an edit that kept the post's dates.
 fn page_response(req: &Request, page: Page) -> Response {
     let r = &page.record;
     let v = Validators {
         etag: format!("\"{:032x}\"", r.key),
-        modified: r.modified,
+        modified: r.modified.max(page.rendered),
     };
     let path = req.path();
     let cache = if path.starts_with("/theme/") {

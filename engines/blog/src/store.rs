@@ -84,6 +84,10 @@ impl Record {
 pub struct Page {
     pub file: File,
     pub record: Record,
+    /// When these bytes were first rendered here (the object's mtime,
+    /// Unix seconds): a post edited without a new `updated` still changes
+    /// this, so Last-Modified never claims the bytes are older than they are.
+    pub rendered: i64,
 }
 
 /// What looking up an output path finds.
@@ -538,7 +542,11 @@ impl Store {
             Err(e) => return Lookup::Corrupt(format!("{}: {e}", path.display())),
         };
         match file.metadata() {
-            Ok(m) if m.is_file() && m.len() == record.len => Lookup::Found(Page { file, record }),
+            Ok(m) if m.is_file() && m.len() == record.len => Lookup::Found(Page {
+                file,
+                record,
+                rendered: m.mtime(),
+            }),
             Ok(m) => Lookup::Corrupt(format!(
                 "{}: {} bytes, the record says {}",
                 path.display(),
