@@ -668,7 +668,7 @@ fn runs_unchanged_under_tcpserver_and_real_xinetd() {
         let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
         assert!(
             !p.is_empty(),
-            "{cmd} is not installed (CI installs it; see .ci/run)"
+            "{cmd} is not installed (tests/deps.sh installs it)"
         );
         p
     };
@@ -748,7 +748,7 @@ fn redbot_reports_no_problems() {
             .args(["-o", "html"])
             .arg(url(&d, path))
             .output()
-            .expect("redbot runs (CI installs it with pip; see .ci/run)");
+            .expect("redbot runs (tests/deps.sh installs it with pip)");
         let html = String::from_utf8_lossy(&out.stdout);
         let count = |class: &str| html.matches(&format!("class='{class} note'")).count();
         assert!(

@@ -30,15 +30,18 @@ fn check(conf: &Path) -> (i32, String) {
 }
 
 fn which(cmd: &str) -> String {
+    // Daemons live in sbin, which a user's PATH may lack.
     let out = Command::new("sh")
         .arg("-c")
-        .arg(format!("command -v {cmd}"))
+        .arg(format!(
+            "PATH=\"$PATH:/usr/local/sbin:/usr/sbin:/sbin\" command -v {cmd}"
+        ))
         .output()
         .unwrap();
     let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(
         !p.is_empty(),
-        "{cmd} is not installed (CI installs it; see .ci/run)"
+        "{cmd} is not installed: tests/deps.sh installs it (Debian packages xinetd, tftpd-hpa, tftp-hpa)"
     );
     p
 }
