@@ -408,3 +408,97 @@ fn a_successor_that_cannot_start_leaves_the_old_jawasd_serving() {
     let reply = String::from_utf8(exchange(d.addr("probe"), b"info\n")).unwrap();
     assert!(reply.contains(&format!("ppid={} ", d.pid())), "{reply}");
 }
+
+/// CapEff of a process, from /proc.
+fn cap_eff(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .unwrap()
+        .trim();
+    u64::from_str_radix(hex, 16).unwrap()
+}
+
+/// As root, jawasd keeps only the capabilities its configuration needs;
+/// a reload needing one it dropped is refused by name.
+#[test]
+fn root_jawasd_keeps_only_the_capabilities_it_needs() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: nothing to drop");
+        return;
+    }
+    let (setuid, setgid, kill, bind, chroot) =
+        (1u64 << 7, 1u64 << 6, 1u64 << 5, 1u64 << 10, 1u64 << 18);
+    let plain = "[services.echo]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-builtin\"\nargs = [\"echo\"]\n";
+    let mut d = Jawasd::start(plain);
+    let eff = cap_eff(d.pid());
+    assert_eq!(
+        eff & (setuid | setgid | kill | bind | chroot),
+        0,
+        "{eff:x}\n{}",
+        d.log()
+    );
+    assert!(eff & (1 << 21) == 0, "CAP_SYS_ADMIN dropped: {eff:x}");
+    assert!(
+        d.log()
+            .contains("capabilities kept: CAP_DAC_OVERRIDE,CAP_DAC_READ_SEARCH"),
+        "{}",
+        d.log()
+    );
+    assert_eq!(exchange(d.addr("echo"), b"still\n"), b"still\n");
+    // A reload that would switch users needs CAP_SETUID: refused by name.
+    let users = format!("{plain}user = \"nobody\"\n");
+    assert!(!d.reload(&users));
+    assert!(
+        d.log().contains("needs CAP_KILL, CAP_SETGID, CAP_SETUID"),
+        "{}",
+        d.log()
+    );
+    drop(d);
+    // With a user switch, those are kept (and nothing like SYS_ADMIN).
+    let d = Jawasd::start(&users);
+    let eff = cap_eff(d.pid());
+    assert_eq!(
+        eff & (setuid | setgid | kill),
+        setuid | setgid | kill,
+        "{eff:x}"
+    );
+    assert_eq!(eff & (bind | chroot | (1 << 21) | (1 << 12)), 0, "{eff:x}");
+    assert_eq!(exchange(d.addr("echo"), b"as nobody\n"), b"as nobody\n");
+}
+
+/// A low port without the right to bind it: the error names the fixes.
+#[test]
+fn a_low_port_refused_to_a_plain_user_names_the_fix() {
+    let dir = TempDir::new();
+    let conf = dir.path().join("low.toml");
+    std::fs::write(
+        &conf,
+        "[services.e]\nlisten = \"127.0.0.1:99\"\nengine = \"/bin/cat\"\n",
+    )
+    .unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut cmd = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(bin("jawasd"));
+        c
+    } else {
+        Command::new(bin("jawasd"))
+    };
+    let out = cmd
+        .arg("--config")
+        .arg(&conf)
+        .output()
+        .expect("setpriv runs (util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(111), "{err}");
+    assert!(
+        err.contains("unable to bind 127.0.0.1:99: permission denied (ports below 1024 need root, or CAP_NET_BIND_SERVICE")
+            && err.contains("systemd socket unit"),
+        "{err}"
+    );
+}

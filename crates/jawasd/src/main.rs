@@ -16,6 +16,7 @@ mod launcher;
 mod listeners;
 mod man;
 mod notify;
+mod privilege;
 mod proxy;
 mod reaper;
 mod registry;
@@ -244,6 +245,8 @@ fn main() -> ExitCode {
         }
     }
     server.log_ready();
+    // Before the first connection is accepted (the loop has not run).
+    server.drop_privileges();
     server.notify_ready();
     server::upgrade::tell_parent_ready();
     for addr in activation::unclaimed() {

@@ -209,11 +209,23 @@ pub enum StartError {
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StartError::Bind(at, svc, a, e) => write!(
-                f,
-                "{at}: service {svc}: unable to bind {a}: {}",
-                crate::errno_text(e)
-            ),
+            StartError::Bind(at, svc, a, e) => {
+                write!(
+                    f,
+                    "{at}: service {svc}: unable to bind {a}: {}",
+                    crate::errno_text(e)
+                )?;
+                if e.raw_os_error() == Some(libc::EACCES) && a.port() < 1024 {
+                    write!(
+                        f,
+                        " (ports below 1024 need root, or CAP_NET_BIND_SERVICE \
+                         (setcap cap_net_bind_service=+ep jawasd, or AmbientCapabilities= \
+                         in the unit), or a systemd socket unit passing the socket: \
+                         docs/systemd.md)"
+                    )?;
+                }
+                Ok(())
+            }
             StartError::System(what, e) => write!(f, "unable to {what}: {}", crate::errno_text(e)),
         }
     }
@@ -403,6 +415,11 @@ impl Server {
             let on = self.stopping.is_none() && !paused && !waiting.contains(&key);
             self.registry.arm(key, on);
         }
+    }
+
+    /// Drops the capabilities the running configuration does not need.
+    pub fn drop_privileges(&self) {
+        crate::privilege::drop_unneeded(&self.config);
     }
 
     /// READY=1 for systemd, with a one-line status.
@@ -1206,6 +1223,12 @@ impl Server {
                     error!("reload failed: {e}");
                 }
                 error!("reload failed: keeping the running configuration");
+            }
+            Ok(config) if !crate::privilege::missing(&config).is_empty() => {
+                error!(
+                    "reload failed: the new configuration needs {}, which jawasd dropped at start (it keeps only what its first configuration needed); restart jawasd to apply it; keeping the running configuration",
+                    crate::privilege::missing(&config).join(", ")
+                );
             }
             Ok(config) => match self.apply(config) {
                 Ok(()) => self.log_ready(),
