@@ -133,7 +133,7 @@ fn program_sees_a_cgi_style_environment() {
         "'REQUEST_URI=/a%20b/c?x=1&y=2'",
         "'PATH_INFO=/a b/c'",
         "'QUERY_STRING=x=1&y=2'",
-        "'SCRIPT_NAME='",
+        "'SCRIPT_NAME=/'",
         "'HTTP_ORIGIN=http://page.test'",
         "'HTTP_SEC_WEBSOCKET_PROTOCOL=chat'",
         "'REMOTE_USER='",
@@ -393,6 +393,18 @@ fn bad_arguments_are_usage_errors() {
             100,
             "'lots'",
         ),
+        (&["--check", "--dir", "."], 0, "jawas-ws: ok"),
+        (
+            &["--check", "--dir", ".", "--", "cat"],
+            100,
+            "exclude each other",
+        ),
+        (
+            &["--check", "--dir", "/nonexistent"],
+            100,
+            "--dir '/nonexistent'",
+        ),
+        (&["--check", "--dir", "/etc/passwd"], 100, "not a directory"),
     ];
     for (args, code, needle) in cases {
         let (got, _, err, _) = jawas_tests::run_engine("jawas-ws", dir.path(), args);
@@ -549,4 +561,83 @@ with connect(URL) as ws:
         !group_alive(pgid),
         "group {pgid} outlived the idle connection"
     );
+}
+
+/// The status line of the answer to an upgrade request for `path`, sent
+/// byte for byte as given (no client tidies the path first).
+fn upgrade_status(addr: SocketAddr, path: &str) -> String {
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    let reply = exchange(addr, req.as_bytes());
+    let reply = String::from_utf8_lossy(&reply);
+    reply.lines().next().unwrap_or("").to_string()
+}
+
+/// A `--dir` tree: `chat` and `sub/deep` print where they were asked for,
+/// then echo; beside them the files that must not run.
+fn dir_server() -> Jawasd {
+    server(&["--dir", "{dir}/ws"], |dir| {
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(ws.join("sub")).unwrap();
+        let body = "echo \"$SCRIPT_NAME|$PATH_INFO|$QUERY_STRING\"; exec cat";
+        script(&ws, "chat", body);
+        script(&ws.join("sub"), "deep", body);
+        script(&ws, ".hidden", body);
+        script(dir.path(), "outside", body);
+        std::os::unix::fs::symlink(dir.path().join("outside"), ws.join("out")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), ws.join("up")).unwrap();
+        std::os::unix::fs::symlink(ws.join("chat"), ws.join("alias")).unwrap();
+        std::fs::write(ws.join("plain"), "#!/bin/sh\necho no\n").unwrap();
+    })
+}
+
+#[test]
+fn dir_runs_the_program_the_path_names() {
+    let d = dir_server();
+    let cases = [
+        ("/chat", "/chat||"),
+        ("/chat/room/1?x=2", "/chat|/room/1|x=2"),
+        ("/sub/deep/a%20b", "/sub/deep|/a b|"),
+        ("/alias/x", "/alias|/x|"),
+    ];
+    for (path, want) in cases {
+        let out = client(
+            &url(d.addr("ws"), path),
+            "with connect(URL) as ws:
+    print(ws.recv(timeout=10))
+    ws.send('ping')
+    print(ws.recv(timeout=10))",
+        );
+        assert_eq!(out, format!("{want}\nping\n"), "{path}");
+    }
+}
+
+#[test]
+fn dir_refuses_what_is_not_an_executable_inside_it() {
+    let d = dir_server();
+    let cases = [
+        ("/", "404"),
+        ("/sub", "404"),
+        ("/sub/", "404"),
+        ("/missing", "404"),
+        ("/.hidden", "404"),
+        ("/sub/%2ehidden", "404"),
+        ("/out", "404"),
+        ("/up/outside", "404"),
+        ("/../outside", "400"),
+        ("/sub/../../outside", "400"),
+        ("/%2e%2e/outside", "400"),
+        ("/plain", "403"),
+    ];
+    for (path, want) in cases {
+        let status = upgrade_status(d.addr("ws"), path);
+        assert!(
+            status.starts_with(&format!("HTTP/1.1 {want} ")),
+            "{path}: {status}"
+        );
+    }
+    // The control: the same request for a program there is upgraded.
+    assert!(upgrade_status(d.addr("ws"), "/chat").starts_with("HTTP/1.1 101 "));
 }

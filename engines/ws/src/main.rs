@@ -9,12 +9,14 @@ mod env;
 mod handshake;
 mod program;
 mod pump;
+mod route;
 
 use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use jawas_engine::{exit, Args, Connection, Engine, Error, Opt};
-use jawas_http::{Conn, Duplex, Limits, Request};
+use jawas_http::{Conn, Duplex, Limits, Request, Response};
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{Role, WebSocketConfig};
@@ -32,7 +34,10 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 const DEFAULT_MAX: usize = 1 << 20;
 
 struct Ws {
+    /// PROGRAM and its arguments; empty with `--dir`.
     argv: Vec<String>,
+    /// `--dir`: real path of the directory whose programs serve the paths.
+    dir: Option<PathBuf>,
     binary: bool,
     max: usize,
     origins: OriginPolicy,
@@ -44,7 +49,8 @@ struct Ws {
 impl Engine for Ws {
     const NAME: &'static str = "jawas-ws";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const USAGE: &'static [&'static str] = &["-- PROGRAM [ARG]..."];
+    const USAGE: &'static [&'static str] =
+        &["[OPTION]... -- PROGRAM [ARG]...", "[OPTION]... --dir DIR"];
     const ABOUT: &'static str = "\
 Serves one WebSocket connection with PROGRAM: each text message from the
 client is one line on PROGRAM's stdin, each line PROGRAM writes to stdout is
@@ -52,11 +58,20 @@ one text message. PROGRAM runs in its own process group with a CGI-style
 environment (REMOTE_ADDR, PATH_INFO, QUERY_STRING, HTTP_* ...). When PROGRAM
 exits the socket closes (1000 on exit 0, 1011 otherwise); when the client
 leaves, PROGRAM's stdin closes, then its group gets SIGTERM, then SIGKILL. A
-request that is not a WebSocket upgrade gets 426.";
+request that is not a WebSocket upgrade gets 426. With --dir, the URL path
+picks the program: /chat runs DIR/chat, the rest of the path is PATH_INFO.";
     const OPTIONS: &'static [Opt] = &[
         Opt::flag(
             "binary",
             "Pass bytes both ways as binary messages instead of lines.",
+        ),
+        Opt::value(
+            "dir",
+            "DIR",
+            "Instead of one PROGRAM, run the executable the URL path names under DIR \
+             (/chat runs DIR/chat; the rest of the path is PATH_INFO). Names starting \
+             with '.' and links leaving DIR are not found (404); a file that is not \
+             executable is refused (403).",
         ),
         Opt::value(
             "max-message",
@@ -96,10 +111,20 @@ request that is not a WebSocket upgrade gets 426.";
 
     fn init(args: &Args) -> Result<Self, Error> {
         let argv = args.positionals().to_vec();
-        if argv.is_empty() {
-            return Err(Error::usage(
-                "no PROGRAM given (jawas-ws [OPTION]... -- PROGRAM [ARG]...)",
-            ));
+        let dir = args.value("dir").map(open_dir).transpose()?;
+        match (argv.is_empty(), &dir) {
+            (true, None) => {
+                return Err(Error::usage(
+                    "no PROGRAM given (jawas-ws [OPTION]... -- PROGRAM [ARG]..., or --dir DIR)",
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(Error::usage(format!(
+                    "--dir DIR and a PROGRAM ('{}') exclude each other",
+                    argv[0]
+                )))
+            }
+            _ => {}
         }
         let max = args
             .parse("max-message", |v| match v.parse::<usize>() {
@@ -109,6 +134,7 @@ request that is not a WebSocket upgrade gets 426.";
             .unwrap_or(DEFAULT_MAX);
         Ok(Ws {
             argv,
+            dir,
             binary: args.flag("binary"),
             max,
             origins: OriginPolicy {
@@ -144,11 +170,24 @@ impl Ws {
             }
             Decision::Accept(resp) => resp,
         };
-        let vars = env::cgi_vars(&req, conn.peer());
+        let route = match self.dir.as_deref().map(|d| route::resolve(d, req.path())) {
+            Some(Err(status)) => {
+                conn.send(Some(&req), Response::error(status))
+                    .map_err(|e| Error::io("write", &e))?;
+                return Ok(());
+            }
+            Some(Ok(r)) => Some(r),
+            None => None,
+        };
+        let argv = match &route {
+            Some(r) => vec![r.program.to_string_lossy().into_owned()],
+            None => self.argv.clone(),
+        };
+        let vars = env::cgi_vars(&req, conn.peer(), route.as_ref());
         conn.send(Some(&req), resp)
             .map_err(|e| Error::io("write", &e))?;
         let (mut ws, fds) = self.upgrade(conn)?;
-        self.run(&mut ws, &fds, &vars)
+        self.run(&mut ws, &fds, &argv, &vars)
     }
 
     /// After the 101: the socket as a WebSocket, plus its descriptors
@@ -176,17 +215,18 @@ impl Ws {
         &self,
         ws: &mut WebSocket<Duplex>,
         fds: &SocketFds,
+        argv: &[String],
         vars: &[(String, String)],
     ) -> Result<(), Error> {
         let framing = Framing {
             binary: self.binary,
             max: self.max,
         };
-        let mut prog = match Program::start(&self.argv, vars, framing) {
+        let mut prog = match Program::start(argv, vars, framing) {
             Ok(p) => p,
             Err(e) => {
                 pump::close(ws, fds, CloseCode::Error, CLOSE_WAIT);
-                return Err(Error::system(format!("cannot start {}: {e}", self.argv[0])));
+                return Err(Error::system(format!("cannot start {}: {e}", argv[0])));
             }
         };
         let end = pump::run(ws, fds, &mut prog, self.ping, self.idle);
@@ -220,6 +260,17 @@ impl Ws {
         }
         Ok(())
     }
+}
+
+/// `--dir DIR`: its real path (so every program's real path can be checked
+/// against it); it must be a directory.
+fn open_dir(dir: &str) -> Result<PathBuf, Error> {
+    let real =
+        std::fs::canonicalize(dir).map_err(|e| Error::config(format!("--dir '{dir}': {e}")))?;
+    if !real.is_dir() {
+        return Err(Error::config(format!("--dir '{dir}': not a directory")));
+    }
+    Ok(real)
 }
 
 fn main() {
