@@ -405,6 +405,11 @@ fn bad_arguments_are_usage_errors() {
             "--dir '/nonexistent'",
         ),
         (&["--check", "--dir", "/etc/passwd"], 100, "not a directory"),
+        (
+            &["--check", "--static", "/nonexistent", "--", "cat"],
+            100,
+            "--static '/nonexistent'",
+        ),
     ];
     for (args, code, needle) in cases {
         let (got, _, err, _) = jawas_tests::run_engine("jawas-ws", dir.path(), args);
@@ -640,4 +645,119 @@ fn dir_refuses_what_is_not_an_executable_inside_it() {
     }
     // The control: the same request for a program there is upgraded.
     assert!(upgrade_status(d.addr("ws"), "/chat").starts_with("HTTP/1.1 101 "));
+}
+
+/// curl's `-s -i` output for `args` (the URL among them).
+fn curl(args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "-i", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl runs (Debian package curl)");
+    String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n")
+}
+
+/// `--static` beside `cat`: a page, a script, a dotfile, a link out.
+fn static_server() -> Jawasd {
+    server(&["--static", "{dir}/www", "--", "cat"], |dir| {
+        let www = dir.path().join("www");
+        std::fs::create_dir_all(www.join("sub")).unwrap();
+        std::fs::write(www.join("index.html"), "<p>page</p>\n").unwrap();
+        std::fs::write(www.join("app.js"), "let x = 1;\n").unwrap();
+        std::fs::write(www.join("sub/index.html"), "sub\n").unwrap();
+        std::fs::write(www.join(".secret"), "no\n").unwrap();
+        std::fs::write(dir.path().join("outside.txt"), "no\n").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("outside.txt"), www.join("out.txt")).unwrap();
+    })
+}
+
+#[test]
+fn static_serves_the_page_beside_the_socket() {
+    let d = static_server();
+    let base = format!("http://{}", d.addr("ws"));
+    let page = curl(&[&format!("{base}/")]);
+    assert!(page.starts_with("HTTP/1.1 200 "), "{page}");
+    assert!(
+        page.contains("\ncontent-type: text/html") || page.contains("\nContent-Type: text/html"),
+        "{page}"
+    );
+    assert!(page.ends_with("\n\n<p>page</p>\n"), "{page}");
+    let js = curl(&[&format!("{base}/app.js")]);
+    assert!(
+        js.to_ascii_lowercase()
+            .contains("\ncontent-type: text/javascript"),
+        "{js}"
+    );
+    let etag = page
+        .lines()
+        .find_map(|l| l.strip_prefix("ETag: ").or(l.strip_prefix("etag: ")))
+        .expect("an ETag")
+        .to_string();
+    let again = curl(&["-H", &format!("If-None-Match: {etag}"), &format!("{base}/")]);
+    assert!(again.starts_with("HTTP/1.1 304 "), "{again}");
+    let head = curl(&["-I", &format!("{base}/app.js")]);
+    assert!(
+        head.starts_with("HTTP/1.1 200 ") && head.ends_with("\n\n"),
+        "{head}"
+    );
+    // Two requests on one connection: static answers keep it open.
+    let both = Command::new("curl")
+        .args([
+            "-s",
+            "-v",
+            "-o",
+            "/dev/null",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "10",
+        ])
+        .arg(format!("{base}/app.js"))
+        .arg(format!("{base}/sub/"))
+        .output()
+        .expect("curl runs");
+    let log = String::from_utf8_lossy(&both.stderr);
+    assert!(
+        log.contains("Re-using existing connection") || log.contains("Reusing existing connection"),
+        "{log}"
+    );
+    // And the socket on the same port.
+    let out = client(
+        &url(d.addr("ws"), "/"),
+        "with connect(URL) as ws:\n    ws.send('hi')\n    print(ws.recv(timeout=10))",
+    );
+    assert_eq!(out, "hi\n");
+}
+
+#[test]
+fn static_refuses_what_is_not_a_file_inside_it() {
+    let d = static_server();
+    let base = format!("http://{}", d.addr("ws"));
+    let cases: &[(&[&str], &str, &str)] = &[
+        (&[], "/.secret", "404"),
+        (&[], "/out.txt", "404"),
+        (&[], "/missing", "404"),
+        (&[], "/sub", "301"),
+        (&["--path-as-is"], "/../outside.txt", "400"),
+        (&["-X", "POST"], "/", "405"),
+    ];
+    for (opts, path, want) in cases {
+        let mut args = opts.to_vec();
+        let u = format!("{base}{path}");
+        args.push(&u);
+        let got = curl(&args);
+        assert!(
+            got.starts_with(&format!("HTTP/1.1 {want} ")),
+            "{path}: {got}"
+        );
+        if *want == "301" {
+            assert!(
+                got.contains("\nLocation: /sub/\n") || got.contains("\nlocation: /sub/\n"),
+                "{got}"
+            );
+        }
+    }
+    // Without --static, the same request gets 426 (checked above); with it,
+    // an upgrade still goes to the program, not to a file.
+    assert!(upgrade_status(d.addr("ws"), "/app.js").starts_with("HTTP/1.1 101 "));
 }

@@ -6,6 +6,7 @@
 //! bytes both ways with --binary). Closing: see docs/websocket.md.
 
 mod env;
+mod files;
 mod handshake;
 mod program;
 mod pump;
@@ -38,6 +39,8 @@ struct Ws {
     argv: Vec<String>,
     /// `--dir`: real path of the directory whose programs serve the paths.
     dir: Option<PathBuf>,
+    /// `--static`: real path of the directory that answers plain requests.
+    files: Option<PathBuf>,
     binary: bool,
     max: usize,
     origins: OriginPolicy,
@@ -58,7 +61,8 @@ one text message. PROGRAM runs in its own process group with a CGI-style
 environment (REMOTE_ADDR, PATH_INFO, QUERY_STRING, HTTP_* ...). When PROGRAM
 exits the socket closes (1000 on exit 0, 1011 otherwise); when the client
 leaves, PROGRAM's stdin closes, then its group gets SIGTERM, then SIGKILL. A
-request that is not a WebSocket upgrade gets 426. With --dir, the URL path
+request that is not a WebSocket upgrade gets 426, or with --static DIR a file
+from DIR (GET/HEAD, index.html, validators). With --dir, the URL path
 picks the program: /chat runs DIR/chat, the rest of the path is PATH_INFO.";
     const OPTIONS: &'static [Opt] = &[
         Opt::flag(
@@ -72,6 +76,12 @@ picks the program: /chat runs DIR/chat, the rest of the path is PATH_INFO.";
              (/chat runs DIR/chat; the rest of the path is PATH_INFO). Names starting \
              with '.' and links leaving DIR are not found (404); a file that is not \
              executable is refused (403).",
+        ),
+        Opt::value(
+            "static",
+            "DIR",
+            "Answer requests that are not upgrades with the files under DIR (GET and \
+             HEAD, index.html for a directory), so one port serves a page and its socket.",
         ),
         Opt::value(
             "max-message",
@@ -111,7 +121,11 @@ picks the program: /chat runs DIR/chat, the rest of the path is PATH_INFO.";
 
     fn init(args: &Args) -> Result<Self, Error> {
         let argv = args.positionals().to_vec();
-        let dir = args.value("dir").map(open_dir).transpose()?;
+        let dir = args.value("dir").map(|d| open_dir("dir", d)).transpose()?;
+        let files = args
+            .value("static")
+            .map(|d| open_dir("static", d))
+            .transpose()?;
         match (argv.is_empty(), &dir) {
             (true, None) => {
                 return Err(Error::usage(
@@ -135,6 +149,7 @@ picks the program: /chat runs DIR/chat, the rest of the path is PATH_INFO.";
         Ok(Ws {
             argv,
             dir,
+            files,
             binary: args.flag("binary"),
             max,
             origins: OriginPolicy {
@@ -149,10 +164,10 @@ picks the program: /chat runs DIR/chat, the rest of the path is PATH_INFO.";
 
     fn serve(&mut self, conn: Connection) -> Result<(), Error> {
         let mut conn = Conn::from_connection(conn, Limits::default());
-        let mut outcome = Ok(());
+        let mut outcome = Ok(false);
         let code = jawas_http::serve(&mut conn, |conn, req| {
             outcome = self.handle(conn, req);
-            Ok(false)
+            Ok(*outcome.as_ref().unwrap_or(&false))
         });
         outcome?;
         jawas_engine::status(code)
@@ -160,13 +175,20 @@ picks the program: /chat runs DIR/chat, the rest of the path is PATH_INFO.";
 }
 
 impl Ws {
-    /// One request: refused, or upgraded and served until the end.
-    fn handle(&self, conn: &mut Conn, req: Request) -> Result<(), Error> {
+    /// One request: a file (`--static`), refused, or upgraded and served
+    /// until the end. Whether the connection may carry another request.
+    fn handle(&self, conn: &mut Conn, req: Request) -> Result<bool, Error> {
+        if let (Some(root), false) = (&self.files, handshake::is_upgrade(&req)) {
+            let resp = files::respond(root, &req);
+            return conn
+                .send(Some(&req), resp)
+                .map_err(|e| Error::io("write", &e));
+        }
         let resp = match handshake::decide(&req, &self.origins, &self.protocols) {
             Decision::Refuse(resp) => {
                 conn.send(Some(&req), resp)
                     .map_err(|e| Error::io("write", &e))?;
-                return Ok(());
+                return Ok(false);
             }
             Decision::Accept(resp) => resp,
         };
@@ -174,7 +196,7 @@ impl Ws {
             Some(Err(status)) => {
                 conn.send(Some(&req), Response::error(status))
                     .map_err(|e| Error::io("write", &e))?;
-                return Ok(());
+                return Ok(false);
             }
             Some(Ok(r)) => Some(r),
             None => None,
@@ -187,7 +209,8 @@ impl Ws {
         conn.send(Some(&req), resp)
             .map_err(|e| Error::io("write", &e))?;
         let (mut ws, fds) = self.upgrade(conn)?;
-        self.run(&mut ws, &fds, &argv, &vars)
+        self.run(&mut ws, &fds, &argv, &vars)?;
+        Ok(false)
     }
 
     /// After the 101: the socket as a WebSocket, plus its descriptors
@@ -262,13 +285,13 @@ impl Ws {
     }
 }
 
-/// `--dir DIR`: its real path (so every program's real path can be checked
-/// against it); it must be a directory.
-fn open_dir(dir: &str) -> Result<PathBuf, Error> {
+/// `--dir DIR`, `--static DIR`: its real path (so every file's real path
+/// can be checked against it); it must be a directory.
+fn open_dir(opt: &str, dir: &str) -> Result<PathBuf, Error> {
     let real =
-        std::fs::canonicalize(dir).map_err(|e| Error::config(format!("--dir '{dir}': {e}")))?;
+        std::fs::canonicalize(dir).map_err(|e| Error::config(format!("--{opt} '{dir}': {e}")))?;
     if !real.is_dir() {
-        return Err(Error::config(format!("--dir '{dir}': not a directory")));
+        return Err(Error::config(format!("--{opt} '{dir}': not a directory")));
     }
     Ok(real)
 }
