@@ -6,6 +6,7 @@
 //! gone after the client leaves.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -760,4 +761,182 @@ fn static_refuses_what_is_not_a_file_inside_it() {
     // Without --static, the same request gets 426 (checked above); with it,
     // an upgrade still goes to the program, not to a file.
     assert!(upgrade_status(d.addr("ws"), "/app.js").starts_with("HTTP/1.1 101 "));
+}
+
+/// `cmd` on PATH; a test that needs it fails naming the Debian package.
+fn require(cmd: &str, package: &str) -> std::path::PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(cmd))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{cmd} not found: install the Debian package {package}"))
+}
+
+/// websocketd on a loopback port with `args`, stopped when dropped.
+struct Websocketd {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl Websocketd {
+    fn start(args: &[String]) -> Websocketd {
+        let port = jawas_tests::free_port();
+        let child = Command::new(require("websocketd", "websocketd"))
+            .args(["--address", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--loglevel=fatal")
+            .args(args)
+            .spawn()
+            .expect("websocketd starts");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        assert!(
+            jawas_tests::wait_for_port(addr, Duration::from_secs(10)),
+            "websocketd does not listen on {addr}"
+        );
+        Websocketd { child, addr }
+    }
+}
+
+impl Drop for Websocketd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// jawas-ws (under jawasd) and websocketd, each given `args` (with `{dir}`
+/// the same directory for both) and the same scripts from `prepare`.
+fn both(args: &[&str], prepare: impl Fn(&Path)) -> (Jawasd, Websocketd, TempDir) {
+    let dir = TempDir::new();
+    prepare(dir.path());
+    let d = server(args, |jdir| prepare(jdir.path()));
+    let wargs: Vec<String> = args
+        .iter()
+        .filter(|a| **a != "--")
+        .map(|a| a.replace("{dir}", &d.dir().to_string_lossy()))
+        .collect();
+    let w = Websocketd::start(&wargs);
+    (d, w, dir)
+}
+
+/// Runs the client `body` against both servers at `path`: (jawas-ws's
+/// output, websocketd's), each with its port replaced by PORT.
+fn same_client(d: &Jawasd, w: &Websocketd, path: &str, body: &str) -> (String, String) {
+    let ours = d.addr("ws");
+    let a = client(&url(ours, path), body).replace(&ours.port().to_string(), "PORT");
+    let b = client(&url(w.addr, path), body).replace(&w.addr.port().to_string(), "PORT");
+    (a, b)
+}
+
+#[test]
+fn websocketd_and_jawas_ws_echo_the_same() {
+    let (d, w, _dir) = both(&["--", "cat"], |_| {});
+    let body = "ws = connect(URL)
+for m in ['hello', 'wörld', '', 'a b', 'x' * 5000]:
+    ws.send(m)
+    print(repr(ws.recv(timeout=10))[:40])
+ws.close()";
+    let (a, b) = same_client(&d, &w, "/", body);
+    assert_eq!(a, b);
+    assert_eq!(a.lines().count(), 5, "{a}");
+    let (d, w, _dir) = both(&["--binary", "--", "cat"], |_| {});
+    let body = "ws = connect(URL)
+ws.send(bytes([0, 10, 255, 13]))
+print(repr(ws.recv(timeout=10)))
+ws.close()";
+    let (a, b) = same_client(&d, &w, "/", body);
+    assert_eq!(a, b);
+    assert_eq!(a, "b'\\x00\\n\\xff\\r'\n");
+}
+
+/// Prints the CGI variables (not the inherited environment, which is
+/// the server's own: websocketd passes PATH only, jawasd its service env).
+const CGI_ENV: &str = "env | grep -E '^(HTTP_|REMOTE_|SERVER_|SCRIPT_NAME|PATH_INFO|PATH_TRANSLATED|QUERY_STRING|REQUEST_|GATEWAY_|AUTH_TYPE|CONTENT_|UNIQUE_ID)' | LC_ALL=C sort";
+
+/// Variables whose values differ between servers on purpose: the ports
+/// (two listeners), the per-connection id, the client's random key and
+/// the server's name.
+fn masked_env(out: &str) -> String {
+    out.lines()
+        .map(|l| match l.split_once('=') {
+            Some((
+                k
+                @ ("'REMOTE_PORT" | "'UNIQUE_ID" | "'SERVER_SOFTWARE" | "'HTTP_SEC_WEBSOCKET_KEY"),
+                _,
+            )) => {
+                format!("{k}=...")
+            }
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn websocketd_and_jawas_ws_give_the_same_environment() {
+    let (d, w, _dir) = both(&["--", "{dir}/env.sh"], |dir| {
+        script(dir, "env.sh", CGI_ENV);
+    });
+    let body = "ws = connect(URL, origin='http://page.test', subprotocols=['chat'],
+    additional_headers={'X-Twice': 'a', 'Cookie': 'k=v'})
+drain(ws)";
+    let (a, b) = same_client(&d, &w, "/a%20b/c?x=1&y=%20", body);
+    let (a, b) = (masked_env(&a), masked_env(&b));
+    // jawas-ws adds HTTP_HOST, as CGI servers do; websocketd has none (Go
+    // takes Host out of the header list).
+    let host = "'HTTP_HOST=127.0.0.1:PORT'\n";
+    assert!(a.contains(host), "{a}");
+    let a = a.replace(host, "");
+    // The close is the deliberate difference (docs/websocket.md).
+    assert!(a.ends_with("CLOSE 1000"), "{a}");
+    assert!(b.ends_with("CLOSE None"), "{b}");
+    let strip = |s: &str| s.rsplit_once('\n').map(|(v, _)| v.to_string()).unwrap();
+    assert_eq!(strip(&a), strip(&b));
+    for want in ["'SCRIPT_NAME=/'", "'PATH_INFO=/a b/c'", "'HTTP_X_TWICE=a'"] {
+        assert!(a.lines().any(|l| l == want), "{want} not in {a}");
+    }
+}
+
+#[test]
+fn websocketd_and_jawas_ws_route_dir_the_same() {
+    let prepare = |dir: &Path| {
+        let ws = dir.join("ws");
+        std::fs::create_dir_all(ws.join("sub")).unwrap();
+        script(
+            &ws,
+            "env",
+            "echo \"$SCRIPT_NAME|$PATH_INFO|$PATH_TRANSLATED\"",
+        );
+        script(&ws.join("sub"), "deep", "echo \"$SCRIPT_NAME|$PATH_INFO\"");
+    };
+    let (d, w, _dir) = both(&["--dir", "{dir}/ws"], prepare);
+    let body = "try:
+    with connect(URL) as ws:
+        print(ws.recv(timeout=10))
+except InvalidStatus as e:
+    print(e.response.status_code)";
+    for path in [
+        "/env",
+        "/env/a/b%20c",
+        "/sub/deep/x?q=1",
+        "/sub",
+        "/missing",
+    ] {
+        let (a, b) = same_client(&d, &w, path, body);
+        assert_eq!(a, b, "{path}");
+    }
+}
+
+#[test]
+fn websocketd_and_jawas_ws_refuse_the_same_origins() {
+    let (d, w, _dir) = both(&["--origin", "good.test", "--", "cat"], |_| {});
+    let body = "for origin in ['https://evil.test', 'http://good.test', 'https://good.test']:
+    try:
+        with connect(URL, origin=origin) as ws:
+            ws.send('x')
+            print(origin, repr(ws.recv(timeout=10)))
+    except InvalidStatus as e:
+        print(origin, e.response.status_code)";
+    let (a, b) = same_client(&d, &w, "/", body);
+    assert_eq!(a, b);
+    assert!(a.contains("evil.test 403"), "{a}");
 }
