@@ -940,3 +940,120 @@ fn websocketd_and_jawas_ws_refuse_the_same_origins() {
     assert_eq!(a, b);
     assert!(a.contains("evil.test 403"), "{a}");
 }
+
+/// A page whose script opens the socket on its own host, sends two
+/// messages, and writes what came back and the close code into the DOM.
+const PAGE: &str = r#"<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>echo</title></head><body>
+<div id="out">pending</div>
+<script>
+const out = document.getElementById('out');
+const got = [];
+const ws = new WebSocket('ws://' + location.host + '/echo');
+ws.onopen = () => { ws.send('hello'); ws.send('w\u00f6rld'); };
+ws.onmessage = (e) => { got.push(e.data); if (got.length === 2) ws.close(1000); };
+ws.onclose = (e) => { out.textContent = 'got:' + got.join(',') + ' close:' + e.code; };
+ws.onerror = () => { out.textContent = 'error'; };
+</script></body></html>
+"#;
+
+/// Drives headless Chromium over `--remote-debugging-pipe` (commands on
+/// its fd 3, replies on fd 4, NUL-terminated JSON): opens the page, then
+/// reads `#out` until the page has written its result (the page's socket
+/// is real network I/O, which `--dump-dom`'s virtual time does not wait
+/// for). Bounded: 30 s in all.
+const CDP: &str = r#"import json, os, select, subprocess, sys, time
+chromium, url, profile = sys.argv[1:4]
+# Commands go to Chromium's fd 3, replies come from its fd 4.
+to_r, to_w = os.pipe()
+from_r, from_w = os.pipe()
+def fds():
+    # Copies first: dup2 onto itself would leave close-on-exec set.
+    a, b = os.dup(to_r), os.dup(from_w)
+    os.dup2(a, 3)
+    os.dup2(b, 4)
+p = subprocess.Popen([chromium, '--headless', '--no-sandbox', '--disable-gpu',
+    '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--remote-debugging-pipe',
+    '--user-data-dir=' + profile, 'about:blank'],
+    preexec_fn=fds, close_fds=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+os.close(to_r); os.close(from_w)
+deadline = time.monotonic() + 30
+buf = b''
+n = 0
+def call(method, params=None, session=None):
+    global n, buf
+    n += 1
+    msg = {'id': n, 'method': method, 'params': params or {}}
+    if session: msg['sessionId'] = session
+    os.write(to_w, json.dumps(msg).encode() + b'\0')
+    while True:
+        while b'\0' in buf:
+            raw, buf = buf.split(b'\0', 1)
+            reply = json.loads(raw)
+            if reply.get('id') == n:
+                if 'error' in reply: raise SystemExit('CDP error: %r' % reply['error'])
+                return reply['result']
+        left = deadline - time.monotonic()
+        if left <= 0: raise SystemExit('TIMEOUT waiting for ' + method)
+        r, _, _ = select.select([from_r], [], [], left)
+        if r:
+            chunk = os.read(from_r, 65536)
+            if not chunk: raise SystemExit('chromium closed the pipe')
+            buf += chunk
+try:
+    target = call('Target.createTarget', {'url': url})['targetId']
+    session = call('Target.attachToTarget', {'targetId': target, 'flatten': True})['sessionId']
+    expr = "(document.getElementById('out') || {}).textContent || ''"
+    text = ''
+    while time.monotonic() < deadline:
+        text = call('Runtime.evaluate', {'expression': expr, 'returnByValue': True}, session)['result'].get('value', '')
+        if text and text != 'pending': break
+        time.sleep(0.1)
+    print(text)
+    call('Browser.close')
+finally:
+    try: p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill(); p.wait()
+"#;
+
+/// The text the page at `url` wrote into `#out`, run in headless Chromium
+/// with a fresh profile.
+fn chromium_text(url: &str) -> String {
+    let chromium = require("chromium", "chromium");
+    let profile = TempDir::new();
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(CDP)
+        .arg(chromium)
+        .arg(url)
+        .arg(profile.path())
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "driving chromium failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
+#[test]
+fn a_chromium_page_talks_to_its_socket() {
+    let d = server(&["--static", "{dir}/www", "--dir", "{dir}/ws"], |dir| {
+        let www = dir.path().join("www");
+        std::fs::create_dir_all(&www).unwrap();
+        std::fs::write(www.join("index.html"), PAGE).unwrap();
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(&ws).unwrap();
+        script(&ws, "echo", "exec cat");
+    });
+    let want = "got:hello,wörld close:1000";
+    assert_eq!(chromium_text(&format!("http://{}/", d.addr("ws"))), want);
+    // The same page and program under websocketd, for comparison.
+    let dir = d.dir().to_string_lossy().into_owned();
+    let w = Websocketd::start(&[format!("--staticdir={dir}/www"), format!("--dir={dir}/ws")]);
+    assert_eq!(chromium_text(&format!("http://{}/", w.addr)), want);
+}
