@@ -1057,3 +1057,38 @@ fn a_chromium_page_talks_to_its_socket() {
     let w = Websocketd::start(&[format!("--staticdir={dir}/www"), format!("--dir={dir}/ws")]);
     assert_eq!(chromium_text(&format!("http://{}/", w.addr)), want);
 }
+
+#[test]
+fn messages_queued_for_a_slow_program_reach_it_after_the_client_closes() {
+    // 40 messages of 8000 bytes overflow the pipe (64 KiB) and the
+    // engine's queue: the client's close is read while some still wait,
+    // and they must still be written before stdin closes.
+    let dir = TempDir::new();
+    let got = dir.path().join("got");
+    // Not `exec`: the shell keeps stdout open, so the output goes on.
+    script(dir.path(), "slow.sh", &format!("sleep 0.3; cat > {got:?}"));
+    let config = "[services.ws]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-ws\"\nargs = [\"--\", \"{dir}/slow.sh\"]\ncapture_stderr = true\n";
+    let d = Jawasd::builder(config).dir(dir).start();
+    let body = "with connect(URL) as ws:
+    for i in range(40):
+        ws.send(str(i % 10) * 8000)
+print('sent')";
+    assert_eq!(client(&url(d.addr("ws"), "/"), body), "sent\n");
+    let want: String = (0..40)
+        .map(|i| format!("{}\n", (i % 10).to_string().repeat(8000)))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&got).unwrap_or_default();
+        if text == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the program got {} of {} bytes",
+            text.len(),
+            want.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

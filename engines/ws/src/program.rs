@@ -1,20 +1,21 @@
 //! The PROGRAM behind a socket: started with pipes in its own process
-//! group, fed messages on stdin by a writer thread, read on stdout as
-//! lines (or raw chunks with --binary), and stopped so that nothing of it
-//! is left running. Owns the child, its pipes and its process group.
+//! group, fed messages on stdin (non-blocking, from a bounded queue the
+//! pump flushes when the pipe has room), read on stdout as lines (or raw
+//! chunks with --binary), and stopped so that nothing of it is left
+//! running. Owns the child, its pipes and its process group.
 //! Invariant: `finish` returns only once the group is gone or has been
 //! sent SIGKILL.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, Sender};
-use std::sync::Arc;
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{killpg, pthread_sigmask, SigSet, SigmaskHow, Signal};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tungstenite::Message;
 
@@ -35,11 +36,13 @@ pub struct Framing {
 
 pub struct Program {
     child: Child,
-    stdin: Option<Sender<Vec<u8>>>,
-    /// Messages given to the writer thread and not yet written.
-    queued: Arc<AtomicUsize>,
-    /// The writer thread is gone (stdin broke): messages are dropped.
-    stdin_gone: Arc<AtomicBool>,
+    /// Non-blocking; `None` once closed (by us, or the program stopped
+    /// reading it: then messages are dropped).
+    stdin: Option<ChildStdin>,
+    /// Messages not yet written to stdin, oldest first; `written` bytes of
+    /// the first one are.
+    queue: VecDeque<Vec<u8>>,
+    written: usize,
     stdout: Option<ChildStdout>,
     framing: Framing,
     pending: Vec<u8>,
@@ -59,33 +62,15 @@ impl Program {
             .stdout(Stdio::piped())
             .process_group(0)
             .spawn()?;
-        let mut pipe = child.stdin.take().expect("stdin was piped");
-        let (tx, rx) = channel::<Vec<u8>>();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let stdin_gone = Arc::new(AtomicBool::new(false));
-        let (q, gone) = (queued.clone(), stdin_gone.clone());
-        // A thread, so a program slow to read its stdin never stops the
-        // pump from reading its stdout; it ends when the sender is dropped
-        // (stdin then closes) or the pipe breaks.
-        std::thread::spawn(move || {
-            // SIGTERM must interrupt the pump's poll, not this thread.
-            let mut term = SigSet::empty();
-            term.add(Signal::SIGTERM);
-            let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&term), None);
-            for data in rx {
-                if pipe.write_all(&data).is_err() {
-                    break;
-                }
-                q.fetch_sub(1, Ordering::SeqCst);
-            }
-            gone.store(true, Ordering::SeqCst);
-        });
+        let stdin = child.stdin.take().expect("stdin was piped");
+        // Only our end: the program's end of the pipe stays blocking.
+        fcntl(stdin.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(io::Error::from)?;
         Ok(Program {
             stdout: child.stdout.take(),
             child,
-            stdin: Some(tx),
-            queued,
-            stdin_gone,
+            stdin: Some(stdin),
+            queue: VecDeque::new(),
+            written: 0,
             framing,
             pending: Vec::new(),
         })
@@ -95,12 +80,26 @@ impl Program {
         Pid::from_raw(self.child.id() as i32)
     }
 
-    /// Closes stdin, gives the program `grace` to exit, then SIGTERM to its
-    /// group, then SIGKILL. Returns the program's exit status, if it exited
-    /// by itself.
+    /// Writes what is queued for stdin until it is written or `deadline`
+    /// passes, then closes stdin; gives the program until `grace` after
+    /// the start to exit, then SIGTERM to its group, then (`grace` later)
+    /// SIGKILL. Returns the program's exit status, if it exited by itself.
     pub fn finish(&mut self, grace: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + grace;
+        while !self.queue.is_empty() && self.stdin.is_some() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(fd) = self.input_blocked() else {
+                break;
+            };
+            let mut set = [PollFd::new(fd, PollFlags::POLLOUT)];
+            if left.is_zero() || poll(&mut set, timeout(left)).is_err() {
+                break;
+            }
+            self.write_input();
+        }
         self.stdin = None;
-        let status = self.wait(grace);
+        self.queue.clear();
+        let status = self.wait(deadline.saturating_duration_since(Instant::now()));
         if self.group_alive() {
             let _ = killpg(self.pgid(), Signal::SIGTERM);
             let _ = self.wait(grace);
@@ -114,13 +113,24 @@ impl Program {
         status
     }
 
+    /// The program's status if it exits within `limit`. Waits on a pidfd
+    /// (woken at the exit, not polling); without one, polls every 10 ms.
     fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
         let end = Instant::now() + limit;
+        let pidfd = pidfd_open(self.child.id());
         loop {
             match self.child.try_wait() {
                 Ok(Some(s)) => return Some(s),
-                Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(10)),
+                Ok(None) if Instant::now() < end => {}
                 _ => return None,
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            match &pidfd {
+                Some(fd) => {
+                    let mut set = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+                    let _ = poll(&mut set, timeout(left));
+                }
+                None => std::thread::sleep(left.min(Duration::from_millis(10))),
             }
         }
     }
@@ -128,6 +138,26 @@ impl Program {
     fn group_alive(&self) -> bool {
         killpg(self.pgid(), None).is_ok()
     }
+}
+
+/// A descriptor readable when process `pid` has exited; `None` on kernels
+/// without pidfd_open (before 5.3).
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
+    // or -1; no memory is passed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a descriptor the kernel just gave us, owned by nobody else.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// `d` as a poll timeout, rounded up to whole milliseconds (so a short
+/// wait does not become a busy loop), at most a minute.
+fn timeout(d: Duration) -> PollTimeout {
+    let ms = d.as_micros().div_ceil(1000).min(60_000) as i32;
+    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
 }
 
 /// Splits `pending` (output read so far) into messages, leaving an
@@ -186,21 +216,51 @@ impl Backend for Program {
     }
 
     fn deliver(&mut self, msg: Message) {
+        // A program that closed its stdin no longer wants messages.
+        if self.stdin.is_none() {
+            return;
+        }
         let mut data = msg.into_data().to_vec();
         if !self.framing.binary {
             data.push(b'\n');
         }
-        // A program that closed its stdin no longer wants messages.
-        if let Some(tx) = &self.stdin {
-            self.queued.fetch_add(1, Ordering::SeqCst);
-            if tx.send(data).is_err() {
-                self.queued.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
+        self.queue.push_back(data);
+        // Most writes fit in the pipe at once: no wait for the next poll.
+        self.write_input();
     }
 
     fn wants_input(&self) -> bool {
-        self.stdin_gone.load(Ordering::SeqCst) || self.queued.load(Ordering::SeqCst) < STDIN_QUEUE
+        self.queue.len() < STDIN_QUEUE
+    }
+
+    fn input_blocked(&self) -> Option<BorrowedFd<'_>> {
+        match (&self.stdin, self.queue.is_empty()) {
+            (Some(stdin), false) => Some(stdin.as_fd()),
+            _ => None,
+        }
+    }
+
+    fn write_input(&mut self) {
+        while let (Some(stdin), Some(front)) = (self.stdin.as_mut(), self.queue.front()) {
+            match stdin.write(&front[self.written..]) {
+                Ok(0) => return,
+                Ok(n) => {
+                    self.written += n;
+                    if self.written == front.len() {
+                        self.queue.pop_front();
+                        self.written = 0;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // EPIPE: the program closed its stdin.
+                Err(_) => {
+                    self.stdin = None;
+                    self.queue.clear();
+                    self.written = 0;
+                }
+            }
+        }
     }
 }
 

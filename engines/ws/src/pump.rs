@@ -42,6 +42,13 @@ pub trait Backend {
     fn wants_input(&self) -> bool {
         true
     }
+    /// While delivered messages wait to be written: a descriptor that
+    /// becomes writable when `write_input` can go on.
+    fn input_blocked(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+    /// Writes what waiting messages it can, without blocking.
+    fn write_input(&mut self) {}
 }
 
 /// Why the pump stopped.
@@ -84,6 +91,9 @@ pub fn run<S: Read + Write>(
     // buffer, where poll cannot see them: read them first. `held`: the
     // last read stopped for a full backend, so frames may be buffered.
     let mut held = true;
+    // The client shut down its sending side (its last frames may still
+    // wait in the socket): no more watching for that.
+    let mut shut = false;
     loop {
         if held && backend.wants_input() {
             held = match read_all(ws, backend, &mut alive) {
@@ -102,26 +112,29 @@ pub fn run<S: Read + Write>(
                 Err(_) => return End::ClientGone,
             },
         }
-        let (sock_ready, out_ready, backend_ready) =
-            match wait(fds, backend, unflushed, alive.poll_limit()) {
-                Ok(r) => r,
-                Err(end) => return end,
-            };
-        if out_ready {
+        let ready = match wait(fds, backend, unflushed, shut, alive.poll_limit()) {
+            Ok(r) => r,
+            Err(end) => return end,
+        };
+        if ready.input {
+            backend.write_input();
+        }
+        if ready.sock_out {
             match ws.flush() {
                 Ok(()) => unflushed = false,
                 Err(e) if would_block(&e) => {}
                 Err(_) => return End::ClientGone,
             }
         }
-        if backend_ready {
+        if ready.output {
             alive.active = Instant::now();
             match pass_output(ws, backend) {
                 Ok(more) => unflushed |= more,
                 Err(end) => return end,
             }
         }
-        held |= sock_ready;
+        held |= ready.sock_in;
+        shut |= ready.shut;
     }
 }
 
@@ -287,7 +300,7 @@ pub fn close<S: Read + Write>(
             Ok(_) => {}
             Err(e) if would_block(&e) => {
                 let left = end.saturating_duration_since(Instant::now());
-                if left.is_zero() || wait(fds, &NoBackend, false, Some(left)).is_err() {
+                if left.is_zero() || wait(fds, &NoBackend, false, false, Some(left)).is_err() {
                     return;
                 }
             }
@@ -312,22 +325,42 @@ fn would_block(e: &Error) -> bool {
     matches!(e, Error::Io(io) if io.kind() == ErrorKind::WouldBlock)
 }
 
+/// What `wait` found ready.
+#[derive(Default)]
+struct Ready {
+    /// The client sent something.
+    sock_in: bool,
+    /// Frames waiting for the client can go on.
+    sock_out: bool,
+    /// The backend has output.
+    output: bool,
+    /// The backend's waiting input can go on.
+    input: bool,
+    /// While not reading: the client shut down its sending side.
+    shut: bool,
+}
+
 /// Waits for the socket (and, unless frames are waiting to be written,
-/// the backend): which of socket-in, socket-out, backend is ready. While
+/// the backend's output; and its input while messages wait for it). While
 /// the backend is full, the socket is watched only for the client
-/// leaving, and the wait is short, to see the backend drain.
+/// leaving, and the wait is short, to see the backend drain. A client
+/// that only shut down its sending side has not left: the frames it sent
+/// before (its close among them) are still to be read, so that is
+/// reported once (`shut`, after which the caller passes `shut` true).
 fn wait(
     fds: &SocketFds,
     backend: &dyn Backend,
     unflushed: bool,
+    shut: bool,
     limit: Option<Duration>,
-) -> Result<(bool, bool, bool), End> {
+) -> Result<Ready, End> {
     let any = PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR;
     let reading = backend.wants_input();
-    let sock_flags = if reading {
-        PollFlags::POLLIN
-    } else {
-        POLLRDHUP
+    // POLLHUP and POLLERR (the connection is gone) are always reported.
+    let sock_flags = match (reading, shut) {
+        (true, _) => PollFlags::POLLIN,
+        (false, false) => POLLRDHUP,
+        (false, true) => PollFlags::empty(),
     };
     let mut set = vec![PollFd::new(fds.input.as_fd(), sock_flags)];
     if unflushed {
@@ -336,6 +369,10 @@ fn wait(
     let backend_fd = if unflushed { None } else { backend.output() };
     if let Some(fd) = backend_fd {
         set.push(PollFd::new(fd, PollFlags::POLLIN));
+    }
+    let input_fd = backend.input_blocked();
+    if let Some(fd) = input_fd {
+        set.push(PollFd::new(fd, PollFlags::POLLOUT));
     }
     // A SIGTERM that lands between the check and poll is seen at the
     // latest after STOP_RECHECK.
@@ -353,21 +390,30 @@ fn wait(
     match poll(&mut set, timeout) {
         Ok(_) => {}
         Err(Errno::EINTR) if jawas_engine::stopping() => return Err(End::Stopping),
-        Err(Errno::EINTR) => return Ok((false, false, false)),
+        Err(Errno::EINTR) => return Ok(Ready::default()),
         Err(_) => return Err(End::ClientGone),
     }
     let ready = |p: &PollFd| {
         p.revents()
             .is_some_and(|r| r.intersects(any | PollFlags::POLLOUT))
     };
-    let gone = POLLRDHUP | PollFlags::POLLHUP | PollFlags::POLLERR;
-    if !reading && set[0].revents().is_some_and(|r| r.intersects(gone)) {
+    let sock = set[0].revents().unwrap_or(PollFlags::empty());
+    if !reading && sock.intersects(PollFlags::POLLHUP | PollFlags::POLLERR) {
         return Err(End::ClientGone);
     }
-    let sock = reading && ready(&set[0]);
-    let out = unflushed && ready(&set[1]);
-    let back = backend_fd.is_some() && ready(set.last().expect("one fd at least"));
-    Ok((sock, out, back))
+    let mut at = 1;
+    let mut next = |watched: bool| {
+        let r = watched && ready(&set[at]);
+        at += usize::from(watched);
+        r
+    };
+    Ok(Ready {
+        sock_in: reading && ready(&set[0]),
+        sock_out: next(unflushed),
+        output: next(backend_fd.is_some()),
+        input: next(input_fd.is_some()),
+        shut: !reading && sock.contains(POLLRDHUP),
+    })
 }
 
 #[cfg(test)]
