@@ -330,7 +330,15 @@ Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n
 /// A masked client frame with opcode `op` and a short payload.
 fn masked(op: u8, payload: &[u8]) -> Vec<u8> {
     let mask = [1u8, 2, 3, 4];
-    let mut f = vec![0x80 | op, 0x80 | payload.len() as u8];
+    let mut f = vec![0x80 | op];
+    match u16::try_from(payload.len()) {
+        Ok(n) if n < 126 => f.push(0x80 | n as u8),
+        Ok(n) => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&n.to_be_bytes());
+        }
+        Err(_) => panic!("test frames are shorter than 64 KiB"),
+    }
     f.extend_from_slice(&mask);
     f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
     f
@@ -1090,5 +1098,77 @@ print('sent')";
             want.len()
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_client_that_shuts_down_its_side_after_closing_is_still_read() {
+    // The client sends more than the program takes at once (the pipe
+    // holds 15 of these, the engine's queue 16), its close, and shuts down
+    // its sending side (FIN) while the engine is not reading it: the
+    // frames still waiting in the socket are messages, not a vanished
+    // client. (Small enough that they all fit in the socket's buffer, so
+    // the FIN arrives while the program still sleeps.)
+    use std::io::{Read, Write};
+    let dir = TempDir::new();
+    let got = dir.path().join("got");
+    // Not `exec`: the shell keeps stdout open, so the output goes on.
+    script(dir.path(), "slow.sh", &format!("sleep 0.3; cat > {got:?}"));
+    let config = "[services.ws]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-ws\"\nargs = [\"--\", \"{dir}/slow.sh\"]\ncapture_stderr = true\n";
+    let d = Jawasd::builder(config).dir(dir).start();
+    let mut s = jawas_tests::connect(d.addr("ws"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        .to_vec();
+    for i in 0..40 {
+        out.extend(masked(0x1, (i % 10).to_string().repeat(4100).as_bytes()));
+    }
+    out.extend(masked(0x8, &1000u16.to_be_bytes()));
+    s.write_all(&out).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    let head_end = reply.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(
+        &reply[head_end..],
+        &[0x88, 2, 0x03, 0xe8],
+        "the close answered"
+    );
+    let want: String = (0..40)
+        .map(|i| format!("{}\n", (i % 10).to_string().repeat(4100)))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&got).unwrap_or_default() != want {
+        assert!(Instant::now() < deadline, "the program did not get all 40");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_client_gone_while_held_back_is_noticed() {
+    // The program never reads: the engine holds the client back. The
+    // client sends what fits in the buffers and ends: its FIN (after all
+    // its data) or RST must stop the program, not wait for it for ever.
+    for end in ["os._exit(0)", "ws.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0)); os._exit(0)"] {
+        let d = server(&["--", "sh", "-c", "echo $$; exec sleep 600"], |_| {});
+        let out = client(
+            &url(d.addr("ws"), "/"),
+            &format!(
+                "import socket, struct, time
+ws = connect(URL)
+print(ws.recv(timeout=10), flush=True)
+for _ in range(40):
+    ws.send('x' * 4100)
+time.sleep(0.5)
+{end}"
+            ),
+        );
+        let pgid: i32 = out.trim().parse().expect("the program's pid");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while group_alive(pgid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!group_alive(pgid), "after {end}, group {pgid} still runs");
     }
 }

@@ -33,6 +33,8 @@ const GRACE: Duration = Duration::from_millis(500);
 /// How long the client has to answer our close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 const DEFAULT_MAX: usize = 1 << 20;
+/// Bytes read from the client at a time.
+const READ_BUFFER: usize = 4096;
 
 struct Ws {
     /// PROGRAM and its arguments; empty with `--dir`.
@@ -226,7 +228,10 @@ impl Ws {
             fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
                 .map_err(|e| Error::system(format!("socket: {e}")))?;
         }
+        // 4 KiB reads instead of tungstenite's 128 KiB buffer: that buffer
+        // is zeroed and so resident, most of a held connection's memory.
         let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
             .max_message_size(Some(self.max))
             .max_frame_size(Some(self.max));
         let ws = WebSocket::from_partially_read(up.stream, up.buffered, Role::Server, Some(config));

@@ -9,21 +9,22 @@
 
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use tungstenite::error::{CapacityError, ProtocolError};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Error, Message, WebSocket};
 
-/// The peer shut down its side (Linux; nix does not name it).
-const POLLRDHUP: PollFlags = PollFlags::from_bits_retain(libc::POLLRDHUP);
-
 /// The longest wait without checking for SIGTERM.
 const STOP_RECHECK: Duration = Duration::from_secs(1);
+
+/// How long a client that shut down its sending side waits for the
+/// backend to take its last frames before it is taken as gone (a client
+/// whose process ended sends the same FIN as one that closed politely).
+const SHUT_WAIT: Duration = Duration::from_secs(2);
 
 /// How often a full backend is checked for room again.
 const BACKEND_RECHECK: Duration = Duration::from_millis(20);
@@ -91,10 +92,13 @@ pub fn run<S: Read + Write>(
     // buffer, where poll cannot see them: read them first. `held`: the
     // last read stopped for a full backend, so frames may be buffered.
     let mut held = true;
-    // The client shut down its sending side (its last frames may still
-    // wait in the socket): no more watching for that.
-    let mut shut = false;
+    // When the client shut down its sending side (its last frames may
+    // still wait in the socket): no more watching for that.
+    let mut shut: Option<Instant> = None;
     loop {
+        if shut.is_some_and(|t| t.elapsed() >= SHUT_WAIT) && !backend.wants_input() {
+            return End::ClientGone;
+        }
         if held && backend.wants_input() {
             held = match read_all(ws, backend, &mut alive) {
                 Reading::Drained => false,
@@ -112,7 +116,7 @@ pub fn run<S: Read + Write>(
                 Err(_) => return End::ClientGone,
             },
         }
-        let ready = match wait(fds, backend, unflushed, shut, alive.poll_limit()) {
+        let ready = match wait(fds, backend, unflushed, shut.is_some(), alive.poll_limit()) {
             Ok(r) => r,
             Err(end) => return end,
         };
@@ -134,7 +138,9 @@ pub fn run<S: Read + Write>(
             }
         }
         held |= ready.sock_in;
-        shut |= ready.shut;
+        if ready.shut && shut.is_none() {
+            shut = Some(Instant::now());
+        }
     }
 }
 
@@ -354,25 +360,29 @@ fn wait(
     shut: bool,
     limit: Option<Duration>,
 ) -> Result<Ready, End> {
-    let any = PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR;
     let reading = backend.wants_input();
     // POLLHUP and POLLERR (the connection is gone) are always reported.
-    let sock_flags = match (reading, shut) {
-        (true, _) => PollFlags::POLLIN,
-        (false, false) => POLLRDHUP,
-        (false, true) => PollFlags::empty(),
+    let sock_events = match (reading, shut) {
+        (true, _) => libc::POLLIN,
+        (false, false) => libc::POLLRDHUP,
+        (false, true) => 0,
     };
-    let mut set = vec![PollFd::new(fds.input.as_fd(), sock_flags)];
+    let entry = |fd: BorrowedFd<'_>, events| libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events,
+        revents: 0,
+    };
+    let mut set = vec![entry(fds.input.as_fd(), sock_events)];
     if unflushed {
-        set.push(PollFd::new(fds.output.as_fd(), PollFlags::POLLOUT));
+        set.push(entry(fds.output.as_fd(), libc::POLLOUT));
     }
     let backend_fd = if unflushed { None } else { backend.output() };
     if let Some(fd) = backend_fd {
-        set.push(PollFd::new(fd, PollFlags::POLLIN));
+        set.push(entry(fd, libc::POLLIN));
     }
     let input_fd = backend.input_blocked();
     if let Some(fd) = input_fd {
-        set.push(PollFd::new(fd, PollFlags::POLLOUT));
+        set.push(entry(fd, libc::POLLOUT));
     }
     // A SIGTERM that lands between the check and poll is seen at the
     // latest after STOP_RECHECK.
@@ -385,34 +395,36 @@ fn wait(
         BACKEND_RECHECK
     };
     let limit = limit.map_or(recheck, |l| l.min(recheck));
-    let timeout =
-        PollTimeout::try_from(limit.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
-    match poll(&mut set, timeout) {
-        Ok(_) => {}
-        Err(Errno::EINTR) if jawas_engine::stopping() => return Err(End::Stopping),
-        Err(Errno::EINTR) => return Ok(Ready::default()),
-        Err(_) => return Err(End::ClientGone),
+    let timeout = limit.as_millis().min(60_000) as libc::c_int;
+    // libc's poll, not nix's: nix drops every event of a descriptor when
+    // one of them (POLLRDHUP) is a flag it does not know.
+    // SAFETY: `set` is a live, exclusively borrowed array of `set.len()`
+    // pollfd entries for the whole call.
+    let n = unsafe { libc::poll(set.as_mut_ptr(), set.len() as libc::nfds_t, timeout) };
+    if n < 0 {
+        return match Errno::last() {
+            Errno::EINTR if jawas_engine::stopping() => Err(End::Stopping),
+            Errno::EINTR => Ok(Ready::default()),
+            _ => Err(End::ClientGone),
+        };
     }
-    let ready = |p: &PollFd| {
-        p.revents()
-            .is_some_and(|r| r.intersects(any | PollFlags::POLLOUT))
-    };
-    let sock = set[0].revents().unwrap_or(PollFlags::empty());
-    if !reading && sock.intersects(PollFlags::POLLHUP | PollFlags::POLLERR) {
+    let any = libc::POLLIN | libc::POLLOUT | libc::POLLHUP | libc::POLLERR;
+    let sock = set[0].revents;
+    if !reading && sock & (libc::POLLHUP | libc::POLLERR) != 0 {
         return Err(End::ClientGone);
     }
     let mut at = 1;
     let mut next = |watched: bool| {
-        let r = watched && ready(&set[at]);
+        let r = watched && set[at].revents & any != 0;
         at += usize::from(watched);
         r
     };
     Ok(Ready {
-        sock_in: reading && ready(&set[0]),
+        sock_in: reading && sock & any != 0,
         sock_out: next(unflushed),
         output: next(backend_fd.is_some()),
         input: next(input_fd.is_some()),
-        shut: !reading && sock.contains(POLLRDHUP),
+        shut: !reading && sock & libc::POLLRDHUP != 0,
     })
 }
 
