@@ -1172,3 +1172,55 @@ time.sleep(0.5)
         assert!(!group_alive(pgid), "after {end}, group {pgid} still runs");
     }
 }
+
+#[test]
+fn pty_makes_a_buffering_program_answer_each_line() {
+    // Python buffers stdout in blocks on a pipe, by lines on a terminal.
+    let upper = "import sys\nfor line in sys.stdin:\n    print(line.strip().upper())";
+    let body = "with connect(URL) as ws:
+    print(ws.recv(timeout=10))
+    ws.send('abc')
+    try:
+        print(ws.recv(timeout=2))
+    except TimeoutError:
+        print('no answer yet')";
+    let tty =
+        "if [ -t 0 ] && [ -t 1 ]; then echo tty; else echo pipes; fi; exec python3 -c \"$UPPER\"";
+    for (args, want) in [
+        (&["--pty"][..], "tty\nABC\n"),
+        (&[][..], "pipes\nno answer yet\n"),
+    ] {
+        let dir = TempDir::new();
+        script(dir.path(), "upper.sh", tty);
+        let mut list: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+        list.extend(["\"--\"".to_string(), "\"{dir}/upper.sh\"".to_string()]);
+        let config = format!(
+            "[services.ws]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-ws\"\nargs = [{}]\nenv = {{ UPPER = {upper:?} }}\ncapture_stderr = true\n",
+            list.join(", ")
+        );
+        let d = Jawasd::builder(&config).dir(dir).start();
+        assert_eq!(client(&url(d.addr("ws"), "/"), body), want, "{args:?}");
+    }
+}
+
+#[test]
+fn pty_program_and_its_session_end_with_the_client() {
+    let d = server(
+        &["--pty", "--", "sh", "-c", "echo $$; sleep 600 & exec cat"],
+        |_| {},
+    );
+    let out = client(
+        &url(d.addr("ws"), "/"),
+        "ws = connect(URL)
+print(ws.recv(timeout=10), flush=True)
+ws.send('x' * 5000)
+assert ws.recv(timeout=10) == 'x' * 5000
+ws.close()",
+    );
+    let pgid: i32 = out.trim().parse().expect("the program's pid");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while group_alive(pgid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!group_alive(pgid), "group {pgid} still has processes");
+}

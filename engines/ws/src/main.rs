@@ -44,6 +44,7 @@ struct Ws {
     /// `--static`: real path of the directory that answers plain requests.
     files: Option<PathBuf>,
     binary: bool,
+    pty: bool,
     max: usize,
     origins: OriginPolicy,
     protocols: Vec<String>,
@@ -84,6 +85,11 @@ picks the program: /chat runs DIR/chat, the rest of the path is PATH_INFO.";
             "DIR",
             "Answer requests that are not upgrades with the files under DIR (GET and \
              HEAD, index.html for a directory), so one port serves a page and its socket.",
+        ),
+        Opt::flag(
+            "pty",
+            "Run PROGRAM with stdin and stdout on a pseudo-terminal (raw: no echo, no CR LF \
+             translation), so C stdio and most runtimes line-buffer their output unasked.",
         ),
         Opt::value(
             "max-message",
@@ -153,6 +159,7 @@ picks the program: /chat runs DIR/chat, the rest of the path is PATH_INFO.";
             dir,
             files,
             binary: args.flag("binary"),
+            pty: args.flag("pty"),
             max,
             origins: OriginPolicy {
                 allowed: args.values("origin").map(str::to_string).collect(),
@@ -249,6 +256,7 @@ impl Ws {
         let framing = Framing {
             binary: self.binary,
             max: self.max,
+            pty: self.pty,
         };
         let mut prog = match Program::start(argv, vars, framing) {
             Ok(p) => p,

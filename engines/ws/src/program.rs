@@ -1,5 +1,6 @@
 //! The PROGRAM behind a socket: started with pipes in its own process
-//! group, fed messages on stdin (non-blocking, from a bounded queue the
+//! group (or, with --pty, on a pseudo-terminal in its own session), fed
+//! messages on stdin (non-blocking, from a bounded queue the
 //! pump flushes when the pipe has room), read on stdout as lines (or raw
 //! chunks with --binary), and stopped so that nothing of it is left
 //! running. Owns the child, its pipes and its process group.
@@ -7,10 +8,11 @@
 //! sent SIGKILL.
 
 use std::collections::VecDeque;
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
@@ -32,18 +34,20 @@ pub struct Framing {
     pub binary: bool,
     /// Longest message sent; a longer line is sent in pieces of this size.
     pub max: usize,
+    /// `--pty`: the program's stdin and stdout are a pseudo-terminal.
+    pub pty: bool,
 }
 
 pub struct Program {
     child: Child,
     /// Non-blocking; `None` once closed (by us, or the program stopped
     /// reading it: then messages are dropped).
-    stdin: Option<ChildStdin>,
+    stdin: Option<File>,
     /// Messages not yet written to stdin, oldest first; `written` bytes of
     /// the first one are.
     queue: VecDeque<Vec<u8>>,
     written: usize,
-    stdout: Option<ChildStdout>,
+    stdout: Option<File>,
     framing: Framing,
     pending: Vec<u8>,
 }
@@ -55,18 +59,26 @@ impl Program {
         vars: &[(String, String)],
         framing: Framing,
     ) -> io::Result<Program> {
-        let mut child = Command::new(&argv[0])
-            .args(&argv[1..])
-            .envs(vars.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .process_group(0)
-            .spawn()?;
-        let stdin = child.stdin.take().expect("stdin was piped");
-        // Only our end: the program's end of the pipe stays blocking.
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]).envs(vars.iter().map(|(k, v)| (k, v)));
+        let (child, stdin, stdout) = if framing.pty {
+            spawn_on_pty(&mut cmd)?
+        } else {
+            let mut child = cmd
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .process_group(0)
+                .spawn()?;
+            let stdin = OwnedFd::from(child.stdin.take().expect("stdin was piped"));
+            let stdout = OwnedFd::from(child.stdout.take().expect("stdout was piped"));
+            (child, File::from(stdin), File::from(stdout))
+        };
+        // Only our end: the program's end of the pipe stays blocking. (A
+        // terminal's master is one file for both: reads are non-blocking
+        // too, which `read_output` allows for.)
         fcntl(stdin.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(io::Error::from)?;
         Ok(Program {
-            stdout: child.stdout.take(),
+            stdout: Some(stdout),
             child,
             stdin: Some(stdin),
             queue: VecDeque::new(),
@@ -99,6 +111,9 @@ impl Program {
         }
         self.stdin = None;
         self.queue.clear();
+        // The output is not read any more. (On a terminal, this closes the
+        // master: the program's end hangs up, its stdin's end.)
+        self.stdout = None;
         let status = self.wait(deadline.saturating_duration_since(Instant::now()));
         if self.group_alive() {
             let _ = killpg(self.pgid(), Signal::SIGTERM);
@@ -138,6 +153,39 @@ impl Program {
     fn group_alive(&self) -> bool {
         killpg(self.pgid(), None).is_ok()
     }
+}
+
+/// Spawns `cmd` with stdin and stdout on a new pseudo-terminal, as the
+/// leader of a new session with the terminal as its controlling one (so
+/// the program's stdio is line-buffered, as on a console). The terminal is
+/// raw: no echo, no line editing or its 4 KiB line limit, no signals from
+/// characters, no `\n` to `\r\n` translation. Returns the child and the
+/// master twice (to write, to read).
+fn spawn_on_pty(cmd: &mut Command) -> io::Result<(Child, File, File)> {
+    use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+    let pty = nix::pty::openpty(None, None).map_err(io::Error::from)?;
+    let mut mode = tcgetattr(&pty.slave).map_err(io::Error::from)?;
+    cfmakeraw(&mut mode);
+    tcsetattr(&pty.slave, SetArg::TCSANOW, &mode).map_err(io::Error::from)?;
+    let slave_in = pty.slave.try_clone()?;
+    cmd.stdin(Stdio::from(slave_in))
+        .stdout(Stdio::from(pty.slave));
+    // SAFETY: between fork and exec the closure calls only setsid and
+    // ioctl, which are async-signal-safe, and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            // A new session, so the terminal can become the controlling
+            // one; its process group is the one `finish` signals.
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    let master = File::from(pty.master);
+    let reader = master.try_clone()?;
+    Ok((child, master, reader))
 }
 
 /// A descriptor readable when process `pid` has exited; `None` on kernels
@@ -204,6 +252,10 @@ impl Backend for Program {
         let n = match stdout.read(&mut buf) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Some(Vec::new())),
+            // A terminal's master is non-blocking: poll may wake us early.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Some(Vec::new())),
+            // A terminal whose program side is all closed reads EIO: its end.
+            Err(e) if e.raw_os_error() == Some(libc::EIO) && self.framing.pty => 0,
             Err(e) => return Err(e),
         };
         if n == 0 {
@@ -279,10 +331,15 @@ mod tests {
 
     #[test]
     fn output_becomes_messages() {
-        let text = |max| Framing { binary: false, max };
+        let text = |max| Framing {
+            binary: false,
+            max,
+            pty: false,
+        };
         let bin = Framing {
             binary: true,
             max: 3,
+            pty: false,
         };
         let cases: &[Case] = &[
             (text(100), b"a\nb\n", false, &[b"a", b"b"], b""),
