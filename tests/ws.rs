@@ -387,6 +387,24 @@ fn stopping_jawasd_closes_with_1001_and_stops_the_program() {
 }
 
 #[test]
+fn help_names_every_option() {
+    let dir = TempDir::new();
+    let (code, out, _, _) = jawas_tests::run_engine("jawas-ws", dir.path(), &["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("jawas-ws [OPTION]... --dir DIR\n"), "{out}");
+    jawas_tests::assert_help_lists(
+        &out,
+        &[
+            ("--dir DIR", "URL path"),
+            ("--static DIR", "not upgrades"),
+            ("--pty", "pseudo-terminal"),
+            ("--binary", "binary"),
+            ("--max-message BYTES", "longer than BYTES"),
+        ],
+    );
+}
+
+#[test]
 fn bad_arguments_are_usage_errors() {
     let dir = TempDir::new();
     let cases: &[(&[&str], i32, &str)] = &[

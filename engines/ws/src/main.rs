@@ -55,8 +55,7 @@ struct Ws {
 impl Engine for Ws {
     const NAME: &'static str = "jawas-ws";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const USAGE: &'static [&'static str] =
-        &["[OPTION]... -- PROGRAM [ARG]...", "[OPTION]... --dir DIR"];
+    const USAGE: &'static [&'static str] = &["-- PROGRAM [ARG]...", "--dir DIR"];
     const ABOUT: &'static str = "\
 Serves one WebSocket connection with PROGRAM: each text message from the
 client is one line on PROGRAM's stdin, each line PROGRAM writes to stdout is
