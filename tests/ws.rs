@@ -3,7 +3,10 @@
 //! line and binary mode, PROGRAM's environment, refusals before the
 //! upgrade (426, 403), subprotocols, the message size limit (1009), close
 //! codes from PROGRAM's exit status, and PROGRAM's whole process group
-//! gone after the client leaves.
+//! gone after the client leaves; `--dir` routing and its refusals,
+//! `--static` pages (curl), `--pty`; the same programs and clients under
+//! websocketd (Debian package websocketd) to compare; and a page in
+//! headless Chromium (Debian package chromium) talking to its socket.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -829,19 +832,17 @@ impl Drop for Websocketd {
     }
 }
 
-/// jawas-ws (under jawasd) and websocketd, each given `args` (with `{dir}`
-/// the same directory for both) and the same scripts from `prepare`.
-fn both(args: &[&str], prepare: impl Fn(&Path)) -> (Jawasd, Websocketd, TempDir) {
-    let dir = TempDir::new();
-    prepare(dir.path());
-    let d = server(args, |jdir| prepare(jdir.path()));
+/// jawas-ws (under jawasd) and websocketd, each given `args` (without
+/// the `--`), with `{dir}` one directory for both, made by `prepare`.
+fn both(args: &[&str], prepare: impl FnOnce(&Path)) -> (Jawasd, Websocketd) {
+    let d = server(args, |dir| prepare(dir.path()));
     let wargs: Vec<String> = args
         .iter()
         .filter(|a| **a != "--")
         .map(|a| a.replace("{dir}", &d.dir().to_string_lossy()))
         .collect();
     let w = Websocketd::start(&wargs);
-    (d, w, dir)
+    (d, w)
 }
 
 /// Runs the client `body` against both servers at `path`: (jawas-ws's
@@ -855,7 +856,7 @@ fn same_client(d: &Jawasd, w: &Websocketd, path: &str, body: &str) -> (String, S
 
 #[test]
 fn websocketd_and_jawas_ws_echo_the_same() {
-    let (d, w, _dir) = both(&["--", "cat"], |_| {});
+    let (d, w) = both(&["--", "cat"], |_| {});
     let body = "ws = connect(URL)
 for m in ['hello', 'wörld', '', 'a b', 'x' * 5000]:
     ws.send(m)
@@ -864,7 +865,7 @@ ws.close()";
     let (a, b) = same_client(&d, &w, "/", body);
     assert_eq!(a, b);
     assert_eq!(a.lines().count(), 5, "{a}");
-    let (d, w, _dir) = both(&["--binary", "--", "cat"], |_| {});
+    let (d, w) = both(&["--binary", "--", "cat"], |_| {});
     let body = "ws = connect(URL)
 ws.send(bytes([0, 10, 255, 13]))
 print(repr(ws.recv(timeout=10)))
@@ -899,7 +900,7 @@ fn masked_env(out: &str) -> String {
 
 #[test]
 fn websocketd_and_jawas_ws_give_the_same_environment() {
-    let (d, w, _dir) = both(&["--", "{dir}/env.sh"], |dir| {
+    let (d, w) = both(&["--", "{dir}/env.sh"], |dir| {
         script(dir, "env.sh", CGI_ENV);
     });
     let body = "ws = connect(URL, origin='http://page.test', subprotocols=['chat'],
@@ -934,7 +935,7 @@ fn websocketd_and_jawas_ws_route_dir_the_same() {
         );
         script(&ws.join("sub"), "deep", "echo \"$SCRIPT_NAME|$PATH_INFO\"");
     };
-    let (d, w, _dir) = both(&["--dir", "{dir}/ws"], prepare);
+    let (d, w) = both(&["--dir", "{dir}/ws"], prepare);
     let body = "try:
     with connect(URL) as ws:
         print(ws.recv(timeout=10))
@@ -954,7 +955,7 @@ except InvalidStatus as e:
 
 #[test]
 fn websocketd_and_jawas_ws_refuse_the_same_origins() {
-    let (d, w, _dir) = both(&["--origin", "good.test", "--", "cat"], |_| {});
+    let (d, w) = both(&["--origin", "good.test", "--", "cat"], |_| {});
     let body = "for origin in ['https://evil.test', 'http://good.test', 'https://good.test']:
     try:
         with connect(URL, origin=origin) as ws:
