@@ -7,27 +7,50 @@
 use jawas_engine::Peer;
 use jawas_http::Request;
 
-/// The variables for `req` from `peer`, in a stable order.
-pub fn cgi_vars(req: &Request, peer: &Peer) -> Vec<(String, String)> {
+use crate::route::Route;
+
+/// The variables for `req` from `peer`, in a stable order. `route` is the
+/// program `--dir` chose (SCRIPT_NAME and PATH_INFO then split the path
+/// around it); without one, as websocketd: SCRIPT_NAME `/`, PATH_INFO the
+/// whole path.
+pub fn cgi_vars(req: &Request, peer: &Peer, route: Option<&Route>) -> Vec<(String, String)> {
     let opt = |v: Option<String>| v.unwrap_or_default();
+    let path = percent_decode(req.path());
+    let (script_name, path_info) = match route {
+        Some(r) => (r.script_name.clone(), r.path_info.clone()),
+        None => ("/".to_string(), path.clone()),
+    };
+    let remote_addr = opt(peer.remote_ip.map(|ip| ip.to_string()));
     let server_name = req
         .host_name()
         .map(str::to_string)
         .or(peer.local_ip.map(|ip| ip.to_string()));
     let mut vars = vec![
-        ("REMOTE_ADDR", opt(peer.remote_ip.map(|ip| ip.to_string()))),
+        ("REMOTE_ADDR", remote_addr.clone()),
+        // No reverse lookup (websocketd makes one only when asked to).
+        ("REMOTE_HOST", remote_addr),
         ("REMOTE_PORT", opt(peer.remote_port.map(|p| p.to_string()))),
         ("SERVER_NAME", opt(server_name)),
         ("SERVER_PORT", opt(peer.local_port.map(|p| p.to_string()))),
         ("SERVER_PROTOCOL", req.version().to_string()),
         ("REQUEST_METHOD", req.method.clone()),
         ("REQUEST_URI", req.target.clone()),
-        ("SCRIPT_NAME", String::new()),
-        ("PATH_INFO", percent_decode(req.path())),
+        ("SCRIPT_NAME", script_name),
+        ("PATH_INFO", path_info),
+        // websocketd's value: the decoded URL path, not a file path.
+        ("PATH_TRANSLATED", path),
         ("QUERY_STRING", req.query().unwrap_or("").to_string()),
+        // The interface is websocketd's, so programs that check it agree.
+        ("GATEWAY_INTERFACE", "websocketd-CGI/0.1".to_string()),
+        (
+            "SERVER_SOFTWARE",
+            concat!("jawas-ws/", env!("CARGO_PKG_VERSION")).to_string(),
+        ),
+        ("UNIQUE_ID", unique_id()),
         ("AUTH_TYPE", String::new()),
         ("CONTENT_LENGTH", String::new()),
         ("CONTENT_TYPE", String::new()),
+        ("REMOTE_IDENT", String::new()),
         ("REMOTE_USER", String::new()),
     ]
     .into_iter()
@@ -46,6 +69,15 @@ pub fn cgi_vars(req: &Request, peer: &Peer) -> Vec<(String, String)> {
         }
     }
     vars
+}
+
+/// A number no other connection gets: the time in nanoseconds, with this
+/// process's id (one connection per process) in the low digits.
+fn unique_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}{:07}", nanos / 1000, std::process::id())
 }
 
 /// `Sec-WebSocket-Protocol` -> `HTTP_SEC_WEBSOCKET_PROTOCOL`.

@@ -55,13 +55,16 @@ pub enum Decision {
     Accept(Response),
 }
 
+/// Whether `req` asks for a WebSocket at all (`Upgrade: websocket`).
+pub fn is_upgrade(req: &Request) -> bool {
+    req.header_list("Upgrade")
+        .any(|u| u.eq_ignore_ascii_case("websocket"))
+}
+
 /// Decides on `req` under `origins`, choosing a subprotocol among
 /// `protocols` (the server's list; the client's order decides).
 pub fn decide(req: &Request, origins: &OriginPolicy, protocols: &[String]) -> Decision {
-    let upgrade = req
-        .header_list("Upgrade")
-        .any(|u| u.eq_ignore_ascii_case("websocket"));
-    if !upgrade {
+    if !is_upgrade(req) {
         return Decision::Refuse(Response::error(426).header("Upgrade", "websocket"));
     }
     if !origins.allows(req.header("Origin"), req.header("Host")) {

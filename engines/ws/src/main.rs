@@ -6,15 +6,18 @@
 //! bytes both ways with --binary). Closing: see docs/websocket.md.
 
 mod env;
+mod files;
 mod handshake;
 mod program;
 mod pump;
+mod route;
 
 use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use jawas_engine::{exit, Args, Connection, Engine, Error, Opt};
-use jawas_http::{Conn, Duplex, Limits, Request};
+use jawas_http::{Conn, Duplex, Limits, Request, Response};
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{Role, WebSocketConfig};
@@ -30,10 +33,18 @@ const GRACE: Duration = Duration::from_millis(500);
 /// How long the client has to answer our close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 const DEFAULT_MAX: usize = 1 << 20;
+/// Bytes read from the client at a time.
+const READ_BUFFER: usize = 4096;
 
 struct Ws {
+    /// PROGRAM and its arguments; empty with `--dir`.
     argv: Vec<String>,
+    /// `--dir`: real path of the directory whose programs serve the paths.
+    dir: Option<PathBuf>,
+    /// `--static`: real path of the directory that answers plain requests.
+    files: Option<PathBuf>,
     binary: bool,
+    pty: bool,
     max: usize,
     origins: OriginPolicy,
     protocols: Vec<String>,
@@ -44,7 +55,7 @@ struct Ws {
 impl Engine for Ws {
     const NAME: &'static str = "jawas-ws";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const USAGE: &'static [&'static str] = &["-- PROGRAM [ARG]..."];
+    const USAGE: &'static [&'static str] = &["-- PROGRAM [ARG]...", "--dir DIR"];
     const ABOUT: &'static str = "\
 Serves one WebSocket connection with PROGRAM: each text message from the
 client is one line on PROGRAM's stdin, each line PROGRAM writes to stdout is
@@ -52,11 +63,32 @@ one text message. PROGRAM runs in its own process group with a CGI-style
 environment (REMOTE_ADDR, PATH_INFO, QUERY_STRING, HTTP_* ...). When PROGRAM
 exits the socket closes (1000 on exit 0, 1011 otherwise); when the client
 leaves, PROGRAM's stdin closes, then its group gets SIGTERM, then SIGKILL. A
-request that is not a WebSocket upgrade gets 426.";
+request that is not a WebSocket upgrade gets 426, or with --static DIR a file
+from DIR (GET/HEAD, index.html, validators). With --dir, the URL path
+picks the program: /chat runs DIR/chat, the rest of the path is PATH_INFO.";
     const OPTIONS: &'static [Opt] = &[
         Opt::flag(
             "binary",
             "Pass bytes both ways as binary messages instead of lines.",
+        ),
+        Opt::value(
+            "dir",
+            "DIR",
+            "Instead of one PROGRAM, run the executable the URL path names under DIR \
+             (/chat runs DIR/chat; the rest of the path is PATH_INFO). Names starting \
+             with '.' and links leaving DIR are not found (404); a file that is not \
+             executable is refused (403).",
+        ),
+        Opt::value(
+            "static",
+            "DIR",
+            "Answer requests that are not upgrades with the files under DIR (GET and \
+             HEAD, index.html for a directory), so one port serves a page and its socket.",
+        ),
+        Opt::flag(
+            "pty",
+            "Run PROGRAM with stdin and stdout on a pseudo-terminal (raw: no echo, no CR LF \
+             translation), so C stdio and most runtimes line-buffer their output unasked.",
         ),
         Opt::value(
             "max-message",
@@ -96,10 +128,24 @@ request that is not a WebSocket upgrade gets 426.";
 
     fn init(args: &Args) -> Result<Self, Error> {
         let argv = args.positionals().to_vec();
-        if argv.is_empty() {
-            return Err(Error::usage(
-                "no PROGRAM given (jawas-ws [OPTION]... -- PROGRAM [ARG]...)",
-            ));
+        let dir = args.value("dir").map(|d| open_dir("dir", d)).transpose()?;
+        let files = args
+            .value("static")
+            .map(|d| open_dir("static", d))
+            .transpose()?;
+        match (argv.is_empty(), &dir) {
+            (true, None) => {
+                return Err(Error::usage(
+                    "no PROGRAM given (jawas-ws [OPTION]... -- PROGRAM [ARG]..., or --dir DIR)",
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(Error::usage(format!(
+                    "--dir DIR and a PROGRAM ('{}') exclude each other",
+                    argv[0]
+                )))
+            }
+            _ => {}
         }
         let max = args
             .parse("max-message", |v| match v.parse::<usize>() {
@@ -109,7 +155,10 @@ request that is not a WebSocket upgrade gets 426.";
             .unwrap_or(DEFAULT_MAX);
         Ok(Ws {
             argv,
+            dir,
+            files,
             binary: args.flag("binary"),
+            pty: args.flag("pty"),
             max,
             origins: OriginPolicy {
                 allowed: args.values("origin").map(str::to_string).collect(),
@@ -123,10 +172,10 @@ request that is not a WebSocket upgrade gets 426.";
 
     fn serve(&mut self, conn: Connection) -> Result<(), Error> {
         let mut conn = Conn::from_connection(conn, Limits::default());
-        let mut outcome = Ok(());
+        let mut outcome = Ok(false);
         let code = jawas_http::serve(&mut conn, |conn, req| {
             outcome = self.handle(conn, req);
-            Ok(false)
+            Ok(*outcome.as_ref().unwrap_or(&false))
         });
         outcome?;
         jawas_engine::status(code)
@@ -134,21 +183,42 @@ request that is not a WebSocket upgrade gets 426.";
 }
 
 impl Ws {
-    /// One request: refused, or upgraded and served until the end.
-    fn handle(&self, conn: &mut Conn, req: Request) -> Result<(), Error> {
+    /// One request: a file (`--static`), refused, or upgraded and served
+    /// until the end. Whether the connection may carry another request.
+    fn handle(&self, conn: &mut Conn, req: Request) -> Result<bool, Error> {
+        if let (Some(root), false) = (&self.files, handshake::is_upgrade(&req)) {
+            let resp = files::respond(root, &req);
+            return conn
+                .send(Some(&req), resp)
+                .map_err(|e| Error::io("write", &e));
+        }
         let resp = match handshake::decide(&req, &self.origins, &self.protocols) {
             Decision::Refuse(resp) => {
                 conn.send(Some(&req), resp)
                     .map_err(|e| Error::io("write", &e))?;
-                return Ok(());
+                return Ok(false);
             }
             Decision::Accept(resp) => resp,
         };
-        let vars = env::cgi_vars(&req, conn.peer());
+        let route = match self.dir.as_deref().map(|d| route::resolve(d, req.path())) {
+            Some(Err(status)) => {
+                conn.send(Some(&req), Response::error(status))
+                    .map_err(|e| Error::io("write", &e))?;
+                return Ok(false);
+            }
+            Some(Ok(r)) => Some(r),
+            None => None,
+        };
+        let argv = match &route {
+            Some(r) => vec![r.program.to_string_lossy().into_owned()],
+            None => self.argv.clone(),
+        };
+        let vars = env::cgi_vars(&req, conn.peer(), route.as_ref());
         conn.send(Some(&req), resp)
             .map_err(|e| Error::io("write", &e))?;
         let (mut ws, fds) = self.upgrade(conn)?;
-        self.run(&mut ws, &fds, &vars)
+        self.run(&mut ws, &fds, &argv, &vars)?;
+        Ok(false)
     }
 
     /// After the 101: the socket as a WebSocket, plus its descriptors
@@ -164,7 +234,10 @@ impl Ws {
             fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
                 .map_err(|e| Error::system(format!("socket: {e}")))?;
         }
+        // 4 KiB reads instead of tungstenite's 128 KiB buffer: that buffer
+        // is zeroed and so resident, most of a held connection's memory.
         let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
             .max_message_size(Some(self.max))
             .max_frame_size(Some(self.max));
         let ws = WebSocket::from_partially_read(up.stream, up.buffered, Role::Server, Some(config));
@@ -176,17 +249,19 @@ impl Ws {
         &self,
         ws: &mut WebSocket<Duplex>,
         fds: &SocketFds,
+        argv: &[String],
         vars: &[(String, String)],
     ) -> Result<(), Error> {
         let framing = Framing {
             binary: self.binary,
             max: self.max,
+            pty: self.pty,
         };
-        let mut prog = match Program::start(&self.argv, vars, framing) {
+        let mut prog = match Program::start(argv, vars, framing) {
             Ok(p) => p,
             Err(e) => {
                 pump::close(ws, fds, CloseCode::Error, CLOSE_WAIT);
-                return Err(Error::system(format!("cannot start {}: {e}", self.argv[0])));
+                return Err(Error::system(format!("cannot start {}: {e}", argv[0])));
             }
         };
         let end = pump::run(ws, fds, &mut prog, self.ping, self.idle);
@@ -220,6 +295,17 @@ impl Ws {
         }
         Ok(())
     }
+}
+
+/// `--dir DIR`, `--static DIR`: its real path (so every file's real path
+/// can be checked against it); it must be a directory.
+fn open_dir(opt: &str, dir: &str) -> Result<PathBuf, Error> {
+    let real =
+        std::fs::canonicalize(dir).map_err(|e| Error::config(format!("--{opt} '{dir}': {e}")))?;
+    if !real.is_dir() {
+        return Err(Error::config(format!("--{opt} '{dir}': not a directory")));
+    }
+    Ok(real)
 }
 
 fn main() {

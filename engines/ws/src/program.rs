@@ -1,20 +1,23 @@
 //! The PROGRAM behind a socket: started with pipes in its own process
-//! group, fed messages on stdin by a writer thread, read on stdout as
-//! lines (or raw chunks with --binary), and stopped so that nothing of it
-//! is left running. Owns the child, its pipes and its process group.
+//! group (or, with --pty, on a pseudo-terminal in its own session), fed
+//! messages on stdin (non-blocking, from a bounded queue the
+//! pump flushes when the pipe has room), read on stdout as lines (or raw
+//! chunks with --binary), and stopped so that nothing of it is left
+//! running. Owns the child, its pipes and its process group.
 //! Invariant: `finish` returns only once the group is gone or has been
 //! sent SIGKILL.
 
+use std::collections::VecDeque;
+use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, Sender};
-use std::sync::Arc;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{killpg, pthread_sigmask, SigSet, SigmaskHow, Signal};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tungstenite::Message;
 
@@ -31,16 +34,20 @@ pub struct Framing {
     pub binary: bool,
     /// Longest message sent; a longer line is sent in pieces of this size.
     pub max: usize,
+    /// `--pty`: the program's stdin and stdout are a pseudo-terminal.
+    pub pty: bool,
 }
 
 pub struct Program {
     child: Child,
-    stdin: Option<Sender<Vec<u8>>>,
-    /// Messages given to the writer thread and not yet written.
-    queued: Arc<AtomicUsize>,
-    /// The writer thread is gone (stdin broke): messages are dropped.
-    stdin_gone: Arc<AtomicBool>,
-    stdout: Option<ChildStdout>,
+    /// Non-blocking; `None` once closed (by us, or the program stopped
+    /// reading it: then messages are dropped).
+    stdin: Option<File>,
+    /// Messages not yet written to stdin, oldest first; `written` bytes of
+    /// the first one are.
+    queue: VecDeque<Vec<u8>>,
+    written: usize,
+    stdout: Option<File>,
     framing: Framing,
     pending: Vec<u8>,
 }
@@ -52,40 +59,30 @@ impl Program {
         vars: &[(String, String)],
         framing: Framing,
     ) -> io::Result<Program> {
-        let mut child = Command::new(&argv[0])
-            .args(&argv[1..])
-            .envs(vars.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .process_group(0)
-            .spawn()?;
-        let mut pipe = child.stdin.take().expect("stdin was piped");
-        let (tx, rx) = channel::<Vec<u8>>();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let stdin_gone = Arc::new(AtomicBool::new(false));
-        let (q, gone) = (queued.clone(), stdin_gone.clone());
-        // A thread, so a program slow to read its stdin never stops the
-        // pump from reading its stdout; it ends when the sender is dropped
-        // (stdin then closes) or the pipe breaks.
-        std::thread::spawn(move || {
-            // SIGTERM must interrupt the pump's poll, not this thread.
-            let mut term = SigSet::empty();
-            term.add(Signal::SIGTERM);
-            let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&term), None);
-            for data in rx {
-                if pipe.write_all(&data).is_err() {
-                    break;
-                }
-                q.fetch_sub(1, Ordering::SeqCst);
-            }
-            gone.store(true, Ordering::SeqCst);
-        });
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]).envs(vars.iter().map(|(k, v)| (k, v)));
+        let (child, stdin, stdout) = if framing.pty {
+            spawn_on_pty(&mut cmd)?
+        } else {
+            let mut child = cmd
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .process_group(0)
+                .spawn()?;
+            let stdin = OwnedFd::from(child.stdin.take().expect("stdin was piped"));
+            let stdout = OwnedFd::from(child.stdout.take().expect("stdout was piped"));
+            (child, File::from(stdin), File::from(stdout))
+        };
+        // Only our end: the program's end of the pipe stays blocking. (A
+        // terminal's master is one file for both: reads are non-blocking
+        // too, which `read_output` allows for.)
+        fcntl(stdin.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(io::Error::from)?;
         Ok(Program {
-            stdout: child.stdout.take(),
+            stdout: Some(stdout),
             child,
-            stdin: Some(tx),
-            queued,
-            stdin_gone,
+            stdin: Some(stdin),
+            queue: VecDeque::new(),
+            written: 0,
             framing,
             pending: Vec::new(),
         })
@@ -95,12 +92,29 @@ impl Program {
         Pid::from_raw(self.child.id() as i32)
     }
 
-    /// Closes stdin, gives the program `grace` to exit, then SIGTERM to its
-    /// group, then SIGKILL. Returns the program's exit status, if it exited
-    /// by itself.
+    /// Writes what is queued for stdin until it is written or `deadline`
+    /// passes, then closes stdin; gives the program until `grace` after
+    /// the start to exit, then SIGTERM to its group, then (`grace` later)
+    /// SIGKILL. Returns the program's exit status, if it exited by itself.
     pub fn finish(&mut self, grace: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + grace;
+        while !self.queue.is_empty() && self.stdin.is_some() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(fd) = self.input_blocked() else {
+                break;
+            };
+            let mut set = [PollFd::new(fd, PollFlags::POLLOUT)];
+            if left.is_zero() || poll(&mut set, timeout(left)).is_err() {
+                break;
+            }
+            self.write_input();
+        }
         self.stdin = None;
-        let status = self.wait(grace);
+        self.queue.clear();
+        // The output is not read any more. (On a terminal, this closes the
+        // master: the program's end hangs up, its stdin's end.)
+        self.stdout = None;
+        let status = self.wait(deadline.saturating_duration_since(Instant::now()));
         if self.group_alive() {
             let _ = killpg(self.pgid(), Signal::SIGTERM);
             let _ = self.wait(grace);
@@ -114,13 +128,24 @@ impl Program {
         status
     }
 
+    /// The program's status if it exits within `limit`. Waits on a pidfd
+    /// (woken at the exit, not polling); without one, polls every 10 ms.
     fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
         let end = Instant::now() + limit;
+        let pidfd = pidfd_open(self.child.id());
         loop {
             match self.child.try_wait() {
                 Ok(Some(s)) => return Some(s),
-                Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(10)),
+                Ok(None) if Instant::now() < end => {}
                 _ => return None,
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            match &pidfd {
+                Some(fd) => {
+                    let mut set = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+                    let _ = poll(&mut set, timeout(left));
+                }
+                None => std::thread::sleep(left.min(Duration::from_millis(10))),
             }
         }
     }
@@ -128,6 +153,59 @@ impl Program {
     fn group_alive(&self) -> bool {
         killpg(self.pgid(), None).is_ok()
     }
+}
+
+/// Spawns `cmd` with stdin and stdout on a new pseudo-terminal, as the
+/// leader of a new session with the terminal as its controlling one (so
+/// the program's stdio is line-buffered, as on a console). The terminal is
+/// raw: no echo, no line editing or its 4 KiB line limit, no signals from
+/// characters, no `\n` to `\r\n` translation. Returns the child and the
+/// master twice (to write, to read).
+fn spawn_on_pty(cmd: &mut Command) -> io::Result<(Child, File, File)> {
+    use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+    let pty = nix::pty::openpty(None, None).map_err(io::Error::from)?;
+    let mut mode = tcgetattr(&pty.slave).map_err(io::Error::from)?;
+    cfmakeraw(&mut mode);
+    tcsetattr(&pty.slave, SetArg::TCSANOW, &mode).map_err(io::Error::from)?;
+    let slave_in = pty.slave.try_clone()?;
+    cmd.stdin(Stdio::from(slave_in))
+        .stdout(Stdio::from(pty.slave));
+    // SAFETY: between fork and exec the closure calls only setsid and
+    // ioctl, which are async-signal-safe, and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            // A new session, so the terminal can become the controlling
+            // one; its process group is the one `finish` signals.
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    let master = File::from(pty.master);
+    let reader = master.try_clone()?;
+    Ok((child, master, reader))
+}
+
+/// A descriptor readable when process `pid` has exited; `None` on kernels
+/// without pidfd_open (before 5.3).
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
+    // or -1; no memory is passed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a descriptor the kernel just gave us, owned by nobody else.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// `d` as a poll timeout, rounded up to whole milliseconds (so a short
+/// wait does not become a busy loop), at most a minute.
+fn timeout(d: Duration) -> PollTimeout {
+    let ms = d.as_micros().div_ceil(1000).min(60_000) as i32;
+    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
 }
 
 /// Splits `pending` (output read so far) into messages, leaving an
@@ -174,6 +252,10 @@ impl Backend for Program {
         let n = match stdout.read(&mut buf) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Some(Vec::new())),
+            // A terminal's master is non-blocking: poll may wake us early.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Some(Vec::new())),
+            // A terminal whose program side is all closed reads EIO: its end.
+            Err(e) if e.raw_os_error() == Some(libc::EIO) && self.framing.pty => 0,
             Err(e) => return Err(e),
         };
         if n == 0 {
@@ -186,21 +268,51 @@ impl Backend for Program {
     }
 
     fn deliver(&mut self, msg: Message) {
+        // A program that closed its stdin no longer wants messages.
+        if self.stdin.is_none() {
+            return;
+        }
         let mut data = msg.into_data().to_vec();
         if !self.framing.binary {
             data.push(b'\n');
         }
-        // A program that closed its stdin no longer wants messages.
-        if let Some(tx) = &self.stdin {
-            self.queued.fetch_add(1, Ordering::SeqCst);
-            if tx.send(data).is_err() {
-                self.queued.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
+        self.queue.push_back(data);
+        // Most writes fit in the pipe at once: no wait for the next poll.
+        self.write_input();
     }
 
     fn wants_input(&self) -> bool {
-        self.stdin_gone.load(Ordering::SeqCst) || self.queued.load(Ordering::SeqCst) < STDIN_QUEUE
+        self.queue.len() < STDIN_QUEUE
+    }
+
+    fn input_blocked(&self) -> Option<BorrowedFd<'_>> {
+        match (&self.stdin, self.queue.is_empty()) {
+            (Some(stdin), false) => Some(stdin.as_fd()),
+            _ => None,
+        }
+    }
+
+    fn write_input(&mut self) {
+        while let (Some(stdin), Some(front)) = (self.stdin.as_mut(), self.queue.front()) {
+            match stdin.write(&front[self.written..]) {
+                Ok(0) => return,
+                Ok(n) => {
+                    self.written += n;
+                    if self.written == front.len() {
+                        self.queue.pop_front();
+                        self.written = 0;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // EPIPE: the program closed its stdin.
+                Err(_) => {
+                    self.stdin = None;
+                    self.queue.clear();
+                    self.written = 0;
+                }
+            }
+        }
     }
 }
 
@@ -219,10 +331,15 @@ mod tests {
 
     #[test]
     fn output_becomes_messages() {
-        let text = |max| Framing { binary: false, max };
+        let text = |max| Framing {
+            binary: false,
+            max,
+            pty: false,
+        };
         let bin = Framing {
             binary: true,
             max: 3,
+            pty: false,
         };
         let cases: &[Case] = &[
             (text(100), b"a\nb\n", false, &[b"a", b"b"], b""),

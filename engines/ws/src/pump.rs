@@ -9,21 +9,22 @@
 
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use tungstenite::error::{CapacityError, ProtocolError};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Error, Message, WebSocket};
 
-/// The peer shut down its side (Linux; nix does not name it).
-const POLLRDHUP: PollFlags = PollFlags::from_bits_retain(libc::POLLRDHUP);
-
 /// The longest wait without checking for SIGTERM.
 const STOP_RECHECK: Duration = Duration::from_secs(1);
+
+/// How long a client that shut down its sending side waits for the
+/// backend to take its last frames before it is taken as gone (a client
+/// whose process ended sends the same FIN as one that closed politely).
+const SHUT_WAIT: Duration = Duration::from_secs(2);
 
 /// How often a full backend is checked for room again.
 const BACKEND_RECHECK: Duration = Duration::from_millis(20);
@@ -42,6 +43,13 @@ pub trait Backend {
     fn wants_input(&self) -> bool {
         true
     }
+    /// While delivered messages wait to be written: a descriptor that
+    /// becomes writable when `write_input` can go on.
+    fn input_blocked(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+    /// Writes what waiting messages it can, without blocking.
+    fn write_input(&mut self) {}
 }
 
 /// Why the pump stopped.
@@ -84,7 +92,13 @@ pub fn run<S: Read + Write>(
     // buffer, where poll cannot see them: read them first. `held`: the
     // last read stopped for a full backend, so frames may be buffered.
     let mut held = true;
+    // When the client shut down its sending side (its last frames may
+    // still wait in the socket): no more watching for that.
+    let mut shut: Option<Instant> = None;
     loop {
+        if shut.is_some_and(|t| t.elapsed() >= SHUT_WAIT) && !backend.wants_input() {
+            return End::ClientGone;
+        }
         if held && backend.wants_input() {
             held = match read_all(ws, backend, &mut alive) {
                 Reading::Drained => false,
@@ -102,26 +116,31 @@ pub fn run<S: Read + Write>(
                 Err(_) => return End::ClientGone,
             },
         }
-        let (sock_ready, out_ready, backend_ready) =
-            match wait(fds, backend, unflushed, alive.poll_limit()) {
-                Ok(r) => r,
-                Err(end) => return end,
-            };
-        if out_ready {
+        let ready = match wait(fds, backend, unflushed, shut.is_some(), alive.poll_limit()) {
+            Ok(r) => r,
+            Err(end) => return end,
+        };
+        if ready.input {
+            backend.write_input();
+        }
+        if ready.sock_out {
             match ws.flush() {
                 Ok(()) => unflushed = false,
                 Err(e) if would_block(&e) => {}
                 Err(_) => return End::ClientGone,
             }
         }
-        if backend_ready {
+        if ready.output {
             alive.active = Instant::now();
             match pass_output(ws, backend) {
                 Ok(more) => unflushed |= more,
                 Err(end) => return end,
             }
         }
-        held |= sock_ready;
+        held |= ready.sock_in;
+        if ready.shut && shut.is_none() {
+            shut = Some(Instant::now());
+        }
     }
 }
 
@@ -287,7 +306,7 @@ pub fn close<S: Read + Write>(
             Ok(_) => {}
             Err(e) if would_block(&e) => {
                 let left = end.saturating_duration_since(Instant::now());
-                if left.is_zero() || wait(fds, &NoBackend, false, Some(left)).is_err() {
+                if left.is_zero() || wait(fds, &NoBackend, false, false, Some(left)).is_err() {
                     return;
                 }
             }
@@ -312,30 +331,58 @@ fn would_block(e: &Error) -> bool {
     matches!(e, Error::Io(io) if io.kind() == ErrorKind::WouldBlock)
 }
 
+/// What `wait` found ready.
+#[derive(Default)]
+struct Ready {
+    /// The client sent something.
+    sock_in: bool,
+    /// Frames waiting for the client can go on.
+    sock_out: bool,
+    /// The backend has output.
+    output: bool,
+    /// The backend's waiting input can go on.
+    input: bool,
+    /// While not reading: the client shut down its sending side.
+    shut: bool,
+}
+
 /// Waits for the socket (and, unless frames are waiting to be written,
-/// the backend): which of socket-in, socket-out, backend is ready. While
+/// the backend's output; and its input while messages wait for it). While
 /// the backend is full, the socket is watched only for the client
-/// leaving, and the wait is short, to see the backend drain.
+/// leaving, and the wait is short, to see the backend drain. A client
+/// that only shut down its sending side has not left: the frames it sent
+/// before (its close among them) are still to be read, so that is
+/// reported once (`shut`, after which the caller passes `shut` true).
 fn wait(
     fds: &SocketFds,
     backend: &dyn Backend,
     unflushed: bool,
+    shut: bool,
     limit: Option<Duration>,
-) -> Result<(bool, bool, bool), End> {
-    let any = PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR;
+) -> Result<Ready, End> {
     let reading = backend.wants_input();
-    let sock_flags = if reading {
-        PollFlags::POLLIN
-    } else {
-        POLLRDHUP
+    // POLLHUP and POLLERR (the connection is gone) are always reported.
+    let sock_events = match (reading, shut) {
+        (true, _) => libc::POLLIN,
+        (false, false) => libc::POLLRDHUP,
+        (false, true) => 0,
     };
-    let mut set = vec![PollFd::new(fds.input.as_fd(), sock_flags)];
+    let entry = |fd: BorrowedFd<'_>, events| libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events,
+        revents: 0,
+    };
+    let mut set = vec![entry(fds.input.as_fd(), sock_events)];
     if unflushed {
-        set.push(PollFd::new(fds.output.as_fd(), PollFlags::POLLOUT));
+        set.push(entry(fds.output.as_fd(), libc::POLLOUT));
     }
     let backend_fd = if unflushed { None } else { backend.output() };
     if let Some(fd) = backend_fd {
-        set.push(PollFd::new(fd, PollFlags::POLLIN));
+        set.push(entry(fd, libc::POLLIN));
+    }
+    let input_fd = backend.input_blocked();
+    if let Some(fd) = input_fd {
+        set.push(entry(fd, libc::POLLOUT));
     }
     // A SIGTERM that lands between the check and poll is seen at the
     // latest after STOP_RECHECK.
@@ -348,26 +395,37 @@ fn wait(
         BACKEND_RECHECK
     };
     let limit = limit.map_or(recheck, |l| l.min(recheck));
-    let timeout =
-        PollTimeout::try_from(limit.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
-    match poll(&mut set, timeout) {
-        Ok(_) => {}
-        Err(Errno::EINTR) if jawas_engine::stopping() => return Err(End::Stopping),
-        Err(Errno::EINTR) => return Ok((false, false, false)),
-        Err(_) => return Err(End::ClientGone),
+    let timeout = limit.as_millis().min(60_000) as libc::c_int;
+    // libc's poll, not nix's: nix drops every event of a descriptor when
+    // one of them (POLLRDHUP) is a flag it does not know.
+    // SAFETY: `set` is a live, exclusively borrowed array of `set.len()`
+    // pollfd entries for the whole call.
+    let n = unsafe { libc::poll(set.as_mut_ptr(), set.len() as libc::nfds_t, timeout) };
+    if n < 0 {
+        return match Errno::last() {
+            Errno::EINTR if jawas_engine::stopping() => Err(End::Stopping),
+            Errno::EINTR => Ok(Ready::default()),
+            _ => Err(End::ClientGone),
+        };
     }
-    let ready = |p: &PollFd| {
-        p.revents()
-            .is_some_and(|r| r.intersects(any | PollFlags::POLLOUT))
-    };
-    let gone = POLLRDHUP | PollFlags::POLLHUP | PollFlags::POLLERR;
-    if !reading && set[0].revents().is_some_and(|r| r.intersects(gone)) {
+    let any = libc::POLLIN | libc::POLLOUT | libc::POLLHUP | libc::POLLERR;
+    let sock = set[0].revents;
+    if !reading && sock & (libc::POLLHUP | libc::POLLERR) != 0 {
         return Err(End::ClientGone);
     }
-    let sock = reading && ready(&set[0]);
-    let out = unflushed && ready(&set[1]);
-    let back = backend_fd.is_some() && ready(set.last().expect("one fd at least"));
-    Ok((sock, out, back))
+    let mut at = 1;
+    let mut next = |watched: bool| {
+        let r = watched && set[at].revents & any != 0;
+        at += usize::from(watched);
+        r
+    };
+    Ok(Ready {
+        sock_in: reading && sock & any != 0,
+        sock_out: next(unflushed),
+        output: next(backend_fd.is_some()),
+        input: next(input_fd.is_some()),
+        shut: !reading && sock & libc::POLLRDHUP != 0,
+    })
 }
 
 #[cfg(test)]
