@@ -37,20 +37,27 @@ trap cleanup EXIT
 python3 tests/bench/gensite.py "$work/site" "$POSTS"
 
 # Cold build: no cache, every post parsed, highlighted and rendered.
-ms() { date +%s%N | awk '{printf "%d", $1/1000000}'; }
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
 t0=$(ms)
 "$BLOG" build --site "$work/site" --out "$work/out" >/dev/null
 cold_build=$(( $(ms) - t0 ))
 build_rss=$( { /usr/bin/time -f '%M' "$BLOG" build --site "$work/site" --out "$work/out2" >/dev/null; } 2>&1 | tail -1)
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-P_B=$(free_port); P_S=$(free_port); P_N=$(free_port)
+P_B=$(free_port); P_S=$(free_port); P_N=$(free_port); P_Z=$(free_port)
 
 cat >"$work/jawasd.toml" <<CONF
 [services.blog]
 listen = "127.0.0.1:$P_B"
 engine = "jawas-blog"
 args = ["--site", "$work/site", "--cache", "$work/cache", "--no-access-log"]
+
+# The same engine forked from a zygote (spawn = "zygote"), the same cache.
+[services.blog-zygote]
+listen = "127.0.0.1:$P_Z"
+engine = "jawas-blog"
+args = ["--site", "$work/site", "--cache", "$work/cache", "--no-access-log"]
+spawn = "zygote"
 
 [services.export]
 listen = "127.0.0.1:$P_S"
@@ -88,7 +95,7 @@ target/release/jawasd --config "$work/jawasd.toml" 2>"$work/jawasd.log" &
 pids+=($!)
 nginx -c "$work/nginx.conf" -e "$work/nginx-error.log" &
 pids+=($!)
-for p in $P_B $P_S $P_N; do
+for p in $P_B $P_S $P_N $P_Z; do
     for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
 done
 
@@ -101,7 +108,7 @@ cold_first=$(( $(ms) - t0 ))
 
 # Every server must answer 200 with the same bytes before it is measured.
 for path in "$POST" "$INDEX"; do
-    for p in $P_B $P_S $P_N; do
+    for p in $P_B $P_S $P_N $P_Z; do
         got=$(curl -s -o "$work/check-$p" -w '%{http_code} %{size_download}' "http://127.0.0.1:$p$path")
         case $got in 200\ *) ;; *) echo "port $p $path answered $got; not a baseline" >&2; exit 1 ;; esac
     done
@@ -119,8 +126,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2fx", a/b}'; }
 
 echo "# blog benchmark: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), $POSTS posts, ${DUR}s per run, 16 connections"
 echo
-echo "| metric | jawas-blog | nginx (build output) | jawas-static (build output) | blog/nginx | blog/static |"
-echo "|---|---|---|---|---|---|"
+echo "| metric | jawas-blog | jawas-blog zygote | nginx (build output) | jawas-static (build output) | blog/nginx | blog/static | zygote/nginx | zygote/static |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for spec in "post page, keep-alive|$POST|" "index page, keep-alive|$INDEX|" \
     "post page, new connection each|$POST|close" "index page, new connection each|$INDEX|close"; do
     IFS='|' read -r label path close <<<"$spec"
@@ -129,15 +136,18 @@ for spec in "post page, keep-alive|$POST|" "index page, keep-alive|$INDEX|" \
     b=$(wrk_rps "$P_B" "$path" "${args[@]}")
     n=$(wrk_rps "$P_N" "$path" "${args[@]}")
     s=$(wrk_rps "$P_S" "$path" "${args[@]}")
-    printf '| %s, req/s | %.0f | %.0f | %.0f | %s | %s |\n' "$label" "$b" "$n" "$s" "$(ratio "$b" "$n")" "$(ratio "$b" "$s")"
+    z=$(wrk_rps "$P_Z" "$path" "${args[@]}")
+    printf '| %s, req/s | %.0f | %.0f | %.0f | %.0f | %s | %s | %s | %s |\n' "$label" "$b" "$z" "$n" "$s" \
+        "$(ratio "$b" "$n")" "$(ratio "$b" "$s")" "$(ratio "$z" "$n")" "$(ratio "$z" "$s")"
 done
 
 read -r b50 b99 bf < <(python3 tests/bench/ttfb.py "$P_B" "$POST" 500)
 read -r n50 n99 nf < <(python3 tests/bench/ttfb.py "$P_N" "$POST" 500)
 read -r s50 s99 sf < <(python3 tests/bench/ttfb.py "$P_S" "$POST" 500)
-echo "| first byte of a post, fresh connection, p50 ms | $b50 | $n50 | $s50 | | |"
-echo "| first byte of a post, fresh connection, p99 ms | $b99 | $n99 | $s99 | | |"
-[ "$bf$nf$sf" = 000 ] || echo "  (ttfb failures: blog $bf nginx $nf static $sf)" >&2
+read -r z50 z99 zf < <(python3 tests/bench/ttfb.py "$P_Z" "$POST" 500)
+echo "| first byte of a post, fresh connection, p50 ms | $b50 | $z50 | $n50 | $s50 | | | | |"
+echo "| first byte of a post, fresh connection, p99 ms | $b99 | $z99 | $n99 | $s99 | | | | |"
+[ "$bf$nf$sf$zf" = 0000 ] || echo "  (ttfb failures: blog $bf zygote $zf nginx $nf static $sf)" >&2
 
 # The first request after editing one post (after the period has passed),
 # five times; the median. The page must show the edit.

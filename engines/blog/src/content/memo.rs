@@ -124,9 +124,34 @@ fn summary_line(line: &str, content: u128) -> Option<Rendered> {
 /// The summary (and word count) of the body rendered from the source
 /// with hash `content` (the first two lines only).
 pub fn read_summary(dir: &Path, identity: u128, content: u128) -> Option<Rendered> {
+    if let Some(r) = SUMMARIES.with(|c| c.borrow().get(&(identity, content)).cloned()) {
+        return Some(r);
+    }
     let lines = lines(dir, identity, 2)?;
-    read_head(dir, identity)?;
-    summary_line(&lines[1], content)
+    let head: Head = decode(&lines[0])?;
+    if head.format != FORMAT || head.version != env!("CARGO_PKG_VERSION") {
+        return None;
+    }
+    let r = summary_line(&lines[1], content)?;
+    SUMMARIES.with(|c| {
+        let mut c = c.borrow_mut();
+        // Bounded: a build of any size keeps at most this many, then
+        // reads the rest from disk as before.
+        if c.len() < SUMMARY_CACHE {
+            c.insert((identity, content), r.clone());
+        }
+    });
+    Some(r)
+}
+
+/// Summaries already read by this process, by (identity, content hash):
+/// a build shows each post in many lists (index pages, tags, authors,
+/// feeds), and each read was a file opened again.
+const SUMMARY_CACHE: usize = 20_000;
+
+thread_local! {
+    static SUMMARIES: std::cell::RefCell<std::collections::HashMap<(u128, u128), Rendered>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
 /// The whole rendered body from the source with hash `content`.
