@@ -147,9 +147,11 @@ impl Store {
             }
         }
         if !writable(probe) {
-            let e = std::io::Error::last_os_error();
+            let e = std::io::Error::last_os_error().to_string();
+            // Without the "(os error N)" Rust appends: the message is for people.
+            let why = e.split(" (os error").next().unwrap_or(&e);
             return Err(format!(
-                "cannot write the cache {}: {}: {e}",
+                "cannot write the cache {}: {}: {why}",
                 cache.display(),
                 probe.display()
             ));
