@@ -891,3 +891,41 @@ fn a_preview_with_drafts_shares_the_cache_with_the_public_site() {
     assert!(get(&d, "/second-post/", &[]).text().contains("edit 2"));
     assert!(d.log().matches("damaged").count() == 0, "{}", d.log());
 }
+
+#[test]
+fn the_example_site_serves_every_url_of_its_sitemap() {
+    let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc/blog");
+    let site = site.canonicalize().unwrap();
+    let config = format!(
+        "[services.blog]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-blog\"\n\
+         args = [\"--site\", {:?}, \"--cache\", \"{{dir}}/cache\"]\ncapture_stderr = true\n",
+        site.to_str().unwrap()
+    );
+    let d = Jawasd::start(&config);
+    let sitemap = get(&d, "/sitemap.xml", &[]);
+    assert_eq!(sitemap.status, 200);
+    let locs = python(
+        r#"
+import sys, xml.etree.ElementTree as ET
+from urllib.parse import urlsplit
+root = ET.fromstring(sys.stdin.buffer.read())
+ns = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
+print(" ".join(urlsplit(u.find(ns + "loc").text).path for u in root.iter(ns + "url")))
+"#,
+        &sitemap.body,
+    );
+    let paths: Vec<&str> = locs.split(' ').collect();
+    assert!(paths.len() >= 5, "{locs}");
+    for path in paths {
+        let got = get(&d, path, &[]);
+        assert_eq!(got.status, 200, "{path}");
+    }
+    for path in ["/rss/", "/atom.xml", "/robots.txt", "/search?q=ghost"] {
+        assert_eq!(get(&d, path, &[]).status, 200, "{path}");
+    }
+    assert_eq!(get(&d, "/no-such-page/", &[]).status, 404);
+    assert!(
+        d.dir().join("cache/current").exists(),
+        "the cache is where --cache says"
+    );
+}
