@@ -244,6 +244,7 @@ impl Site {
             e.url = post_url(&self.config.permalink, &e.meta);
             e.out = out_path(&e.url);
             claim(&e, findings);
+            self.check_template(&e, findings);
             e.authors = self.resolve_authors(&e, findings);
             let date = e.meta.date.unwrap_or(now);
             if e.meta.draft && !opts.drafts {
@@ -260,6 +261,7 @@ impl Site {
             e.url = format!("/{}/", encode_path(&e.meta.slug));
             e.out = format!("{}/index.html", e.meta.slug);
             claim(&e, findings);
+            self.check_template(&e, findings);
             e.authors = self.resolve_authors(&e, findings);
             if !e.meta.draft || opts.drafts {
                 self.pages.push(e);
@@ -293,6 +295,18 @@ impl Site {
                     message,
                 });
             }
+        }
+    }
+
+    /// A `template` named in front matter must exist.
+    fn check_template(&self, e: &Entry, findings: &mut Vec<Finding>) {
+        let name = content::render::template_of(e, "post.html");
+        if !self.templates.has(name) {
+            findings.push(Finding {
+                file: e.file.clone(),
+                line: 0,
+                message: format!("template {name:?} is neither built in nor in templates/"),
+            });
         }
     }
 

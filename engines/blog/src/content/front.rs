@@ -191,6 +191,10 @@ impl Fields<'_> {
     fn string(&mut self, map: &Map, key: &str) -> Option<String> {
         match map.get(key)? {
             serde_json::Value::String(s) => Some(s.clone()),
+            // YAML reads `title: 1984` as a number; the writer meant text.
+            serde_json::Value::Number(n) if key != "date" && key != "updated" => {
+                Some(n.to_string())
+            }
             serde_json::Value::Null => None,
             _ => {
                 self.finding(key, format!("`{key}` must be a string"));
@@ -221,6 +225,16 @@ impl Fields<'_> {
     }
 
     fn date(&mut self, map: &Map, key: &str) -> Option<Date> {
+        if !matches!(
+            map.get(key)?,
+            serde_json::Value::String(_) | serde_json::Value::Null
+        ) {
+            self.finding(
+                key,
+                format!("`{key}` must be a date such as 2024-05-01 or 2024-05-01T10:00:00Z"),
+            );
+            return None;
+        }
         let s = self.string(map, key)?;
         match Date::parse(&s) {
             Ok(d) => Some(d),
@@ -337,6 +351,8 @@ mod tests {
             assert_eq!(m.extra["mood"], "ok");
             assert!(m.body_line >= 6, "{text:?}");
         }
+        let m = run("---\ntitle: 1984\ndate: 2024-05-01\nslug: 42\n---\n").unwrap();
+        assert_eq!((m.title.as_str(), m.slug.as_str()), ("1984", "42"));
         let m = run("+++\ntitle = \"x\"\ndate = 2024-05-01T10:00:00+02:00\nslug = \"other\"\nformat = \"html\"\ndraft = true\n+++\n").unwrap();
         assert_eq!(
             (m.slug.as_str(), m.format, m.draft),

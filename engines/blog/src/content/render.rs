@@ -33,12 +33,15 @@ pub fn render(site: &Site, job: &Job) -> io::Result<Vec<u8>> {
         }
         Job::Tag(t, page) => html("index.html", tag_list(site, t, page)?),
         Job::Author(a, page) => html("index.html", author_list(site, a, page)?),
-        Job::Post(i) => html("post.html", post_page(site, i)?),
+        Job::Post(i) => html(
+            template_of(&site.posts[i], "post.html"),
+            post_page(site, i)?,
+        ),
         Job::Page(i) => {
             let e = &site.pages[i];
             let body = body(site, e)?;
             let ctx = context! { page => entry_value(site, e, Some(&body), Mode::Full), ..base(site, &e.url) };
-            html("page.html", ctx)
+            html(template_of(e, "page.html"), ctx)
         }
         Job::TagIndex => {
             let tags: Vec<Value> = site.tags.iter().map(tag_value).collect();
@@ -94,6 +97,16 @@ pub fn render(site: &Site, job: &Job) -> io::Result<Vec<u8>> {
         Job::Style => Ok(theme::STYLE.as_bytes().to_vec()),
         Job::Highlight => Ok(highlight::css().into_bytes()),
     }
+}
+
+/// The template a source asks for with `template = "NAME"` in its front
+/// matter (one of the site's templates/), else `default`.
+pub fn template_of<'a>(e: &'a Entry, default: &'a str) -> &'a str {
+    e.meta
+        .extra
+        .get("template")
+        .and_then(|v| v.as_str())
+        .unwrap_or(default)
 }
 
 fn tag_value(g: &Group) -> Value {

@@ -104,6 +104,11 @@ impl Templates {
         )
     }
 
+    /// Whether a template of that name exists.
+    pub fn has(&self, name: &str) -> bool {
+        self.env.get_template(name).is_ok()
+    }
+
     /// Renders template `name` with `ctx`. An error names the template
     /// and line, for the writer who overrode it.
     pub fn render(&self, name: &str, ctx: Value) -> std::io::Result<String> {
