@@ -929,3 +929,29 @@ print(" ".join(urlsplit(u.find(ns + "loc").text).path for u in root.iter(ns + "u
         "the cache is where --cache says"
     );
 }
+
+#[test]
+fn a_new_binary_rebuilds_at_the_next_scan() {
+    let dir = site_dir();
+    let exe = dir.path().join("jawas-blog");
+    std::fs::copy(bin("jawas-blog"), &exe).unwrap();
+    let config = format!(
+        "[services.blog]\nlisten = \"127.0.0.1:0\"\nengine = {:?}\n\
+         args = [\"--site\", \"{{dir}}/site\", \"--period\", \"{PERIOD}\"]\ncapture_stderr = true\n",
+        exe.to_str().unwrap()
+    );
+    let d = Jawasd::builder(&config).dir(dir).start();
+    let cache = d.dir().join("site/.jawas-cache");
+    assert_eq!(get(&d, "/", &[]).status, 200);
+    let first = std::fs::read_link(cache.join("current")).unwrap();
+    wait_period();
+    assert_eq!(get(&d, "/", &[]).status, 200);
+    assert_eq!(std::fs::read_link(cache.join("current")).unwrap(), first);
+    // A new build of the program (here: the same bytes, a new file).
+    let tmp = d.dir().join("jawas-blog.new");
+    std::fs::copy(&exe, &tmp).unwrap();
+    std::fs::rename(&tmp, &exe).unwrap();
+    wait_period();
+    assert_eq!(get(&d, "/", &[]).status, 200);
+    assert_ne!(std::fs::read_link(cache.join("current")).unwrap(), first);
+}
