@@ -955,3 +955,31 @@ fn a_new_binary_rebuilds_at_the_next_scan() {
     assert_eq!(get(&d, "/", &[]).status, 200);
     assert_ne!(std::fs::read_link(cache.join("current")).unwrap(), first);
 }
+
+#[test]
+fn hostile_paths_get_clean_answers() {
+    let d = blog(&[]);
+    let long = format!("/{}", "a".repeat(4000));
+    let cases: &[(&str, u16)] = &[
+        ("/..%2f..%2fetc/passwd", 400),
+        ("/%2e%2e/%2e%2e/etc/passwd", 400),
+        ("/a%00b", 400),
+        ("/a%5cb", 400),
+        ("/%ff%fe/", 400),
+        ("//hello-world/", 200),
+        ("/hello-world/./", 200),
+        ("/.jawas-cache/current", 404),
+        ("/static/images/dot.png", 404),
+        ("/images/", 404),
+        ("/images/dot.png/", 404),
+        ("/search?q=%", 200),
+        ("/search?q=%ff%fe", 200),
+        (&long, 404),
+    ];
+    for (path, want) in cases {
+        let got = get(&d, path, &["--path-as-is"]);
+        assert_eq!(got.status, *want, "{path}: {}", got.head);
+    }
+    assert!(!d.log().contains("panicked"), "{}", d.log());
+    assert!(!d.log().contains("exit=101"), "{}", d.log());
+}
