@@ -891,3 +891,95 @@ fn a_preview_with_drafts_shares_the_cache_with_the_public_site() {
     assert!(get(&d, "/second-post/", &[]).text().contains("edit 2"));
     assert!(d.log().matches("damaged").count() == 0, "{}", d.log());
 }
+
+#[test]
+fn the_example_site_serves_every_url_of_its_sitemap() {
+    let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc/blog");
+    let site = site.canonicalize().unwrap();
+    let config = format!(
+        "[services.blog]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-blog\"\n\
+         args = [\"--site\", {:?}, \"--cache\", \"{{dir}}/cache\"]\ncapture_stderr = true\n",
+        site.to_str().unwrap()
+    );
+    let d = Jawasd::start(&config);
+    let sitemap = get(&d, "/sitemap.xml", &[]);
+    assert_eq!(sitemap.status, 200);
+    let locs = python(
+        r#"
+import sys, xml.etree.ElementTree as ET
+from urllib.parse import urlsplit
+root = ET.fromstring(sys.stdin.buffer.read())
+ns = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
+print(" ".join(urlsplit(u.find(ns + "loc").text).path for u in root.iter(ns + "url")))
+"#,
+        &sitemap.body,
+    );
+    let paths: Vec<&str> = locs.split(' ').collect();
+    assert!(paths.len() >= 5, "{locs}");
+    for path in paths {
+        let got = get(&d, path, &[]);
+        assert_eq!(got.status, 200, "{path}");
+    }
+    for path in ["/rss/", "/atom.xml", "/robots.txt", "/search?q=ghost"] {
+        assert_eq!(get(&d, path, &[]).status, 200, "{path}");
+    }
+    assert_eq!(get(&d, "/no-such-page/", &[]).status, 404);
+    assert!(
+        d.dir().join("cache/current").exists(),
+        "the cache is where --cache says"
+    );
+}
+
+#[test]
+fn a_new_binary_rebuilds_at_the_next_scan() {
+    let dir = site_dir();
+    let exe = dir.path().join("jawas-blog");
+    std::fs::copy(bin("jawas-blog"), &exe).unwrap();
+    let config = format!(
+        "[services.blog]\nlisten = \"127.0.0.1:0\"\nengine = {:?}\n\
+         args = [\"--site\", \"{{dir}}/site\", \"--period\", \"{PERIOD}\"]\ncapture_stderr = true\n",
+        exe.to_str().unwrap()
+    );
+    let d = Jawasd::builder(&config).dir(dir).start();
+    let cache = d.dir().join("site/.jawas-cache");
+    assert_eq!(get(&d, "/", &[]).status, 200);
+    let first = std::fs::read_link(cache.join("current")).unwrap();
+    wait_period();
+    assert_eq!(get(&d, "/", &[]).status, 200);
+    assert_eq!(std::fs::read_link(cache.join("current")).unwrap(), first);
+    // A new build of the program (here: the same bytes, a new file).
+    let tmp = d.dir().join("jawas-blog.new");
+    std::fs::copy(&exe, &tmp).unwrap();
+    std::fs::rename(&tmp, &exe).unwrap();
+    wait_period();
+    assert_eq!(get(&d, "/", &[]).status, 200);
+    assert_ne!(std::fs::read_link(cache.join("current")).unwrap(), first);
+}
+
+#[test]
+fn hostile_paths_get_clean_answers() {
+    let d = blog(&[]);
+    let long = format!("/{}", "a".repeat(4000));
+    let cases: &[(&str, u16)] = &[
+        ("/..%2f..%2fetc/passwd", 400),
+        ("/%2e%2e/%2e%2e/etc/passwd", 400),
+        ("/a%00b", 400),
+        ("/a%5cb", 400),
+        ("/%ff%fe/", 400),
+        ("//hello-world/", 200),
+        ("/hello-world/./", 200),
+        ("/.jawas-cache/current", 404),
+        ("/static/images/dot.png", 404),
+        ("/images/", 404),
+        ("/images/dot.png/", 404),
+        ("/search?q=%", 200),
+        ("/search?q=%ff%fe", 200),
+        (&long, 404),
+    ];
+    for (path, want) in cases {
+        let got = get(&d, path, &["--path-as-is"]);
+        assert_eq!(got.status, *want, "{path}: {}", got.head);
+    }
+    assert!(!d.log().contains("panicked"), "{}", d.log());
+    assert!(!d.log().contains("exit=101"), "{}", d.log());
+}

@@ -147,9 +147,11 @@ impl Store {
             }
         }
         if !writable(probe) {
-            let e = std::io::Error::last_os_error();
+            let e = std::io::Error::last_os_error().to_string();
+            // Without the "(os error N)" Rust appends: the message is for people.
+            let why = e.split(" (os error").next().unwrap_or(&e);
             return Err(format!(
-                "cannot write the cache {}: {}: {e}",
+                "cannot write the cache {}: {}: {why}",
                 cache.display(),
                 probe.display()
             ));
@@ -615,14 +617,18 @@ fn unix_now() -> i64 {
 }
 
 /// A digest of the identity of every source file (name, device, inode,
-/// size, times, mode) and of the options that change the output: equal
-/// fingerprints, nothing to rebuild. Reads directories and stats files;
-/// reads no file's contents.
+/// size, times, mode), of this program's file (a new binary may render
+/// differently: its built-in theme) and of the options that change the
+/// output: equal fingerprints, nothing to rebuild. Reads directories and
+/// stats files; reads no file's contents.
 pub fn fingerprint(site: &Path, drafts: bool) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     env!("CARGO_PKG_VERSION").hash(&mut h);
     drafts.hash(&mut h);
     let mut entries = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        stat_into(Path::new("/"), &exe, &mut entries);
+    }
     stat_into(site, Path::new("site.toml"), &mut entries);
     for dir in ["posts", "pages", "templates"] {
         scan_dir(site, Path::new(dir), SCAN_DEPTH, &mut entries);
