@@ -130,6 +130,14 @@ pub struct Store {
     cache: PathBuf,
     drafts: bool,
     period: Duration,
+    /// The stamp's mtime as the last `refresh` saw it.
+    seen_stamp: std::cell::Cell<Option<SystemTime>>,
+    /// The generation file opened for an earlier request of this
+    /// connection, with the stamp's mtime then: while the stamp has not
+    /// changed no build has switched `current`, so it is still current
+    /// (a build touches the stamp after the switch; until then the old
+    /// generation, whole and valid, is served a moment longer).
+    gen: std::cell::RefCell<Option<(SystemTime, std::rc::Rc<File>)>>,
 }
 
 impl Store {
@@ -161,6 +169,8 @@ impl Store {
             cache: cache.to_path_buf(),
             drafts,
             period: Duration::from_secs(1),
+            seen_stamp: std::cell::Cell::new(None),
+            gen: std::cell::RefCell::new(None),
         })
     }
 
@@ -201,12 +211,14 @@ impl Store {
 
     /// Whether the sources were scanned less than a period ago.
     fn stamp_fresh(&self) -> bool {
+        self.seen_stamp.set(None);
         let Ok(meta) = std::fs::metadata(self.path("stamp")) else {
             return false;
         };
         let Ok(at) = meta.modified() else {
             return false;
         };
+        self.seen_stamp.set(Some(at));
         // A stamp from the future (clock stepped back) is not fresh.
         matches!(SystemTime::now().duration_since(at), Ok(age) if age < self.period)
     }
@@ -234,6 +246,8 @@ impl Store {
         if self.stamp_fresh() {
             return Ok(());
         }
+        // A scan, maybe a build, follows: the generation is looked up anew.
+        self.gen.replace(None);
         let have_current = self.current_gen().is_some();
         let Some(_lock) = self.lock(!have_current)? else {
             return Ok(());
@@ -256,7 +270,9 @@ impl Store {
     /// builder can switch or remove the generation while `then` reads it.
     pub fn rebuild_then<T>(&self, then: impl FnOnce(&Store) -> T) -> Result<T, BuildError> {
         let _lock = self.lock(true)?;
+        self.gen.replace(None);
         self.scan_and_build(true)?;
+        self.gen.replace(None);
         Ok(then(self))
     }
 
@@ -517,8 +533,8 @@ impl Store {
     /// opening `current` and opening the object is looked up again, once.
     pub fn lookup(&self, rel: &str) -> Lookup {
         let mut last = Lookup::Missing;
-        for _ in 0..2 {
-            let gen = match File::open(self.path("current")) {
+        for attempt in 0..2 {
+            let gen = match self.current_file(attempt == 0) {
                 Ok(f) => f,
                 Err(e) => {
                     return Lookup::Corrupt(format!("{}: {e}", self.path("current").display()))
@@ -535,6 +551,21 @@ impl Store {
             }
         }
         last
+    }
+
+    /// The current generation file: the one kept from an earlier request
+    /// when `reuse` and the stamp has not changed since, else opened (and
+    /// kept).
+    fn current_file(&self, reuse: bool) -> std::io::Result<std::rc::Rc<File>> {
+        let stamp = self.seen_stamp.get();
+        if let (true, Some(at), Some((kept_at, f))) = (reuse, stamp, &*self.gen.borrow()) {
+            if *kept_at == at {
+                return Ok(f.clone());
+            }
+        }
+        let f = std::rc::Rc::new(File::open(self.path("current"))?);
+        self.gen.replace(stamp.map(|at| (at, f.clone())));
+        Ok(f)
     }
 
     fn open_object(&self, record: Record) -> Lookup {
