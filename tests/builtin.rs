@@ -506,9 +506,24 @@ fn demo_config_checks_and_serves() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Stopped however the test ends, so no jawasd outlives it.
+    struct Stop(i32);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            // SAFETY: kill has no memory effects.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+    let _stop = Stop(child.id() as i32);
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    // The ready line (zygotes log their start before it).
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    while !line.contains(" ready ") {
+        line.clear();
+        if std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() == 0 {
+            break;
+        }
+    }
     let _ = std::fs::remove_file(&copy);
     let addr = |svc: &str| -> SocketAddr {
         let part = line
