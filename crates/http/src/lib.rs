@@ -24,6 +24,7 @@ mod conn;
 mod date;
 mod handoff;
 mod log;
+pub mod options;
 mod output;
 pub mod path;
 pub mod pipe;

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use jawas_engine::{exit, join, parse_secs, Args, Connection, Engine, Error, Opt};
-use jawas_http::{Conn, Limits};
+use jawas_http::{options, Conn, Limits};
 
 const OPTIONS: &[Opt] = &[
     Opt::value("site", "DIR", "Serve the site in DIR (required)."),
@@ -38,23 +38,10 @@ const OPTIONS: &[Opt] = &[
         "Look at the sources for changes at most once per SECS across every \
          process sharing the cache (default 1).",
     ),
-    Opt::value(
-        "idle-timeout",
-        "SECS",
-        "Close a kept-alive connection idle for SECS (default 15).",
-    ),
-    Opt::value(
-        "request-timeout",
-        "SECS",
-        "Answer 408 to a request not complete within SECS (default 30).",
-    ),
-    Opt::value(
-        "send-timeout",
-        "SECS",
-        "Close the connection when the client takes no bytes for SECS \
-         (default 60).",
-    ),
-    Opt::flag("no-access-log", "Write no access log lines."),
+    options::IDLE_TIMEOUT,
+    options::REQUEST_TIMEOUT,
+    options::SEND_TIMEOUT,
+    options::NO_ACCESS_LOG,
 ];
 
 /// The engine: the store and what answers requests from it, opened by
@@ -92,32 +79,19 @@ Subcommands, given first (each has its own --help):
             Some(a) => Err(Error::usage(format!("unexpected argument '{a}'"))),
             None => Ok(()),
         };
-        let timeouts = join(
-            args.parse("idle-timeout", parse_secs),
-            join(
-                args.parse("request-timeout", parse_secs),
-                args.parse("send-timeout", parse_secs),
-            ),
-        );
         let period = args.parse("period", parse_secs);
-        let (store, ((period, (idle, (request, send))), ())) = join(
+        let (store, ((period, limits), ())) = join(
             open_store(args, Duration::from_secs(1)),
-            join(join(period, timeouts), extra),
+            join(join(period, options::limits(args)), extra),
         )?;
         let store = match period {
             Some(p) => store.with_period(p),
             None => store,
         };
-        let defaults = Limits::default();
         Ok(Blog {
             server: serve::Server::new(store),
-            limits: Limits {
-                idle: idle.unwrap_or(defaults.idle),
-                request: request.unwrap_or(defaults.request),
-                send: send.unwrap_or(defaults.send),
-                ..defaults
-            },
-            access_log: !args.flag("no-access-log"),
+            limits,
+            access_log: options::access_log(args),
         })
     }
 

@@ -20,8 +20,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use jawas_engine::{join, parse_secs, Args, Connection, Engine, Error, Opt};
-use jawas_http::{format_http_date, Body, Conn, Limits, Request, Response, Segment};
+use jawas_engine::{join, Args, Connection, Engine, Error, Opt};
+use jawas_http::{format_http_date, options, Body, Conn, Limits, Request, Response, Segment};
 
 use jawas_http::path::{html_escape, percent_encode, segments, PathError};
 use jawas_http::rules::{
@@ -81,23 +81,10 @@ const OPTIONS: &[Opt] = &[
         "Follow symbolic links that leave the root.",
     ),
     Opt::flag("show-dotfiles", "Serve names starting with '.'."),
-    Opt::value(
-        "idle-timeout",
-        "SECS",
-        "Close a kept-alive connection idle for SECS (default 15).",
-    ),
-    Opt::value(
-        "request-timeout",
-        "SECS",
-        "Answer 408 to a request not complete within SECS (default 30).",
-    ),
-    Opt::value(
-        "send-timeout",
-        "SECS",
-        "Close the connection when the client takes no bytes for SECS \
-         (default 60).",
-    ),
-    Opt::flag("no-access-log", "Write no access log lines."),
+    options::IDLE_TIMEOUT,
+    options::REQUEST_TIMEOUT,
+    options::SEND_TIMEOUT,
+    options::NO_ACCESS_LOG,
 ];
 
 /// The engine: its options and the root, opened once by `init`.
@@ -180,13 +167,7 @@ fn options(args: &Args) -> Result<(Options, OwnedFd), Error> {
         Some(a) => Err(Error::usage(format!("unexpected argument '{a}'"))),
         None => Ok(()),
     };
-    let limits = join(
-        args.parse("idle-timeout", parse_secs),
-        join(
-            args.parse("request-timeout", parse_secs),
-            args.parse("send-timeout", parse_secs),
-        ),
-    );
+    let limits = options::limits(args);
     let pairs = join(
         args.parse_all("mime", parse_mime),
         args.parse_all("cache-control", parse_cache_control),
@@ -195,9 +176,7 @@ fn options(args: &Args) -> Result<(Options, OwnedFd), Error> {
         open_root(args.value("root")),
         join(join(limits, pairs), extra),
     )?;
-    let (idle, (request, send)) = limits;
     let (mime, cache_control) = pairs;
-    let defaults = Limits::default();
     let index = args.value("index").map_or_else(
         || vec!["index.html".to_string()],
         |v| {
@@ -216,13 +195,8 @@ fn options(args: &Args) -> Result<(Options, OwnedFd), Error> {
         not_found: args.value("not-found").map(PathBuf::from),
         follow_symlinks: args.flag("follow-symlinks"),
         show_dotfiles: args.flag("show-dotfiles"),
-        limits: Limits {
-            idle: idle.unwrap_or(defaults.idle),
-            request: request.unwrap_or(defaults.request),
-            send: send.unwrap_or(defaults.send),
-            ..defaults
-        },
-        access_log: !args.flag("no-access-log"),
+        limits,
+        access_log: options::access_log(args),
     };
     Ok((opts, root_fd))
 }
