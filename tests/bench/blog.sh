@@ -11,6 +11,7 @@
 # Usage: tests/bench/blog.sh [seconds per run, default 10] [posts, default 1000]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/bench/lib.sh
 DUR=${1:-10}
 POSTS=${2:-1000}
 PATH="$PATH:/usr/sbin:/sbin"
@@ -43,7 +44,6 @@ t0=$(ms)
 cold_build=$(( $(ms) - t0 ))
 build_rss=$( { /usr/bin/time -f '%M' "$BLOG" build --site "$work/site" --out "$work/out2" >/dev/null; } 2>&1 | tail -1)
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 P_B=$(free_port); P_S=$(free_port); P_N=$(free_port); P_Z=$(free_port)
 
 cat >"$work/jawasd.toml" <<CONF
@@ -64,40 +64,14 @@ listen = "127.0.0.1:$P_S"
 engine = "jawas-static"
 args = ["--root", "$work/out", "--no-access-log"]
 CONF
-cat >"$work/nginx.conf" <<CONF
-worker_processes 1;
-user root;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 1000000;
-    keepalive_timeout 60;
-    types { text/html html; application/rss+xml xml; text/css css; }
-    etag on;
-    client_body_temp_path $work/nginx-tmp;
-    proxy_temp_path $work/nginx-tmp;
-    fastcgi_temp_path $work/nginx-tmp;
-    uwsgi_temp_path $work/nginx-tmp;
-    scgi_temp_path $work/nginx-tmp;
-    server {
-        listen 127.0.0.1:$P_N;
+nginx_conf "$work" "text/html html; application/rss+xml xml; text/css css;" "        listen 127.0.0.1:$P_N;
         root $work/out;
-        index index.html;
-    }
-}
-CONF
+        index index.html;"
 target/release/jawasd --config "$work/jawasd.toml" 2>"$work/jawasd.log" &
 pids+=($!)
 nginx -c "$work/nginx.conf" -e "$work/nginx-error.log" &
 pids+=($!)
-for p in $P_B $P_S $P_N $P_Z; do
-    for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
-done
+wait_ports $P_B $P_S $P_N $P_Z
 
 POST=/post-0500/
 INDEX=/

@@ -9,6 +9,7 @@
 # Usage: tests/bench/static.sh [seconds per run, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/bench/lib.sh
 DUR=${1:-10}
 PATH="$PATH:/usr/sbin:/sbin"
 
@@ -40,7 +41,6 @@ open(os.path.join(root, "small.html"), "w").write(small)
 open(os.path.join(root, "100k.bin"), "wb").write(os.urandom(100 * 1024))
 PY
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 P_J=$(free_port); P_N=$(free_port); P_Q=$(free_port)
 
 cat >"$work/jawasd.toml" <<CONF
@@ -56,38 +56,13 @@ listen = "127.0.0.1:$P_Q"
 engine = "jawas-static"
 args = ["--root", "$work/www", "--no-access-log"]
 CONF
-cat >"$work/nginx.conf" <<CONF
-worker_processes 1;
-user root;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 1000000;
-    keepalive_timeout 60;
-    types { text/html html; application/octet-stream bin; }
-    client_body_temp_path $work/nginx-tmp;
-    proxy_temp_path $work/nginx-tmp;
-    fastcgi_temp_path $work/nginx-tmp;
-    uwsgi_temp_path $work/nginx-tmp;
-    scgi_temp_path $work/nginx-tmp;
-    server {
-        listen 127.0.0.1:$P_N;
-        root $work/www;
-    }
-}
-CONF
+nginx_conf "$work" "text/html html; application/octet-stream bin;" "        listen 127.0.0.1:$P_N;
+        root $work/www;"
 target/release/jawasd --config "$work/jawasd.toml" 2>"$work/jawasd.log" &
 pids+=($!)
 nginx -c "$work/nginx.conf" -e "$work/nginx-error.log" &
 pids+=($!)
-for p in $P_J $P_Q $P_N; do
-    for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
-done
+wait_ports $P_J $P_Q $P_N
 
 # wrk_run PORT PATH [extra wrk args] -> "req/s MB/s"
 wrk_run() {

@@ -14,6 +14,7 @@
 # Usage: tests/bench/zygote.sh [seconds per run, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/bench/lib.sh
 DUR=${1:-10}
 PATH="$PATH:/usr/sbin:/sbin"
 
@@ -44,7 +45,6 @@ gcc -O2 -static -o "$tiny" tests/bench/tinyhttp.c 2>/dev/null || gcc -O2 -o "$ti
 mkdir -p "$work/www"
 printf 'hello\n' >"$work/www/index.html"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 P_EX=$(free_port); P_ZY=$(free_port); P_TR=$(free_port); P_TC=$(free_port); P_NG=$(free_port)
 P_SEX=$(free_port); P_SZY=$(free_port)
 
@@ -69,29 +69,9 @@ engine = "jawas-static"
 args = ["--root", "$work/www", "--no-access-log"]
 spawn = "zygote"
 CONF
-cat >"$work/nginx.conf" <<CONF
-worker_processes 1;
-user root;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    sendfile on;
-    types { text/html html; }
-    client_body_temp_path $work/nginx-tmp;
-    proxy_temp_path $work/nginx-tmp;
-    fastcgi_temp_path $work/nginx-tmp;
-    uwsgi_temp_path $work/nginx-tmp;
-    scgi_temp_path $work/nginx-tmp;
-    server {
-        listen 127.0.0.1:$P_NG;
+nginx_conf "$work" "text/html html;" "        listen 127.0.0.1:$P_NG;
         root $work/www;
-        location = /hello { default_type text/plain; return 200 "hello\n"; }
-    }
-}
-CONF
+        location = /hello { default_type text/plain; return 200 \"hello\\n\"; }"
 # jawasd logs its per-connection lines to a file, as under a supervisor.
 target/release/jawasd --config "$work/jawasd.toml" 2>"$work/jawasd.log" &
 pids+=($!); PID_J=$!
@@ -101,9 +81,7 @@ tcpserver -c 100000 -H -R -l0 127.0.0.1 "$P_TC" "$tiny" 2>/dev/null &
 pids+=($!)
 nginx -c "$work/nginx.conf" -e "$work/nginx-error.log" &
 pids+=($!)
-for p in $P_EX $P_ZY $P_TR $P_TC $P_NG $P_SEX $P_SZY; do
-    for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
-done
+wait_ports $P_EX $P_ZY $P_TR $P_TC $P_NG $P_SEX $P_SZY
 for _ in $(seq 50); do [ "$(grep -c 'zygote ready' "$work/jawasd.log")" -ge 2 ] && break; sleep 0.1; done
 grep -q 'zygote ready svc=zygote' "$work/jawasd.log" || { echo "zygote not ready" >&2; cat "$work/jawasd.log" >&2; exit 1; }
 

@@ -1224,16 +1224,20 @@ impl Server {
                 }
                 error!("reload failed: keeping the running configuration");
             }
-            Ok(config) if !crate::privilege::missing(&config).is_empty() => {
-                error!(
-                    "reload failed: the new configuration needs {}, which jawasd dropped at start (it keeps only what its first configuration needed); restart jawasd to apply it; keeping the running configuration",
-                    crate::privilege::missing(&config).join(", ")
-                );
+            Ok(config) => {
+                let missing = crate::privilege::missing(&config);
+                if !missing.is_empty() {
+                    error!(
+                        "reload failed: the new configuration needs {}, which jawasd dropped at start (it keeps only what its first configuration needed); restart jawasd to apply it; keeping the running configuration",
+                        missing.join(", ")
+                    );
+                } else {
+                    match self.apply(config) {
+                        Ok(()) => self.log_ready(),
+                        Err(e) => error!("reload failed: {e}; keeping the running configuration"),
+                    }
+                }
             }
-            Ok(config) => match self.apply(config) {
-                Ok(()) => self.log_ready(),
-                Err(e) => error!("reload failed: {e}; keeping the running configuration"),
-            },
         }
         // Whatever the outcome, jawasd is serving (the new configuration
         // or the old one).
