@@ -515,29 +515,13 @@ fn demo_config_checks_and_serves() {
         }
     }
     let _stop = Stop(child.id() as i32);
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    // The ready line (zygotes log their start before it).
-    let mut line = String::new();
-    while !line.contains(" ready ") {
-        line.clear();
-        if std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() == 0 {
-            break;
-        }
-    }
+    let mut stderr = child.stderr.take().unwrap();
+    let addrs = jawas_tests::ready_addrs(&mut stderr);
     let _ = std::fs::remove_file(&copy);
     let addr = |svc: &str| -> SocketAddr {
-        let part = line
-            .split_whitespace()
-            .find(|w| w.starts_with(&format!("{svc}=")))
-            .unwrap_or_else(|| panic!("{line}"));
-        part.split_once('=')
-            .unwrap()
-            .1
-            .split(',')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
+        *addrs
+            .get(svc)
+            .unwrap_or_else(|| panic!("no {svc} in the ready line: {addrs:?}"))
     };
     assert_eq!(exchange(addr("echo"), b"demo"), b"demo");
     assert!(String::from_utf8(exchange(addr("hello-sh"), b"quit\n"))

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use jawas_tests::{bin_dir, exchange, TempDir};
+use jawas_tests::{bin_dir, exchange, ready_addrs, TempDir};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -142,27 +142,12 @@ fn install_sh_puts_everything_under_the_prefix_and_the_demo_runs_from_there() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains(" ready ") {
-        line.clear();
-        if std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() == 0 {
-            panic!("jawasd ended before it was ready");
-        }
-    }
+    let mut stderr = child.stderr.take().unwrap();
+    let addrs = ready_addrs(&mut stderr);
     let addr = |svc: &str| -> SocketAddr {
-        let part = line
-            .split_whitespace()
-            .find(|w| w.starts_with(&format!("{svc}=")))
-            .unwrap_or_else(|| panic!("{line}"));
-        part.split_once('=')
-            .unwrap()
-            .1
-            .split(',')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
+        *addrs
+            .get(svc)
+            .unwrap_or_else(|| panic!("no {svc} in the ready line: {addrs:?}"))
     };
     let echo = exchange(addr("echo"), b"installed\n");
     let page = String::from_utf8_lossy(&exchange(

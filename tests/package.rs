@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use jawas_tests::{bin_dir, exchange, TempDir};
+use jawas_tests::{bin_dir, exchange, ready_addrs, TempDir};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -81,18 +81,9 @@ fn the_deb_is_lintian_clean_installs_serves_and_purges() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains(" ready ") {
-        line.clear();
-        if std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() == 0 {
-            break;
-        }
-    }
-    let addr: Option<SocketAddr> = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("echo="))
-        .and_then(|a| a.parse().ok());
+    let mut stderr = child.stderr.take().unwrap();
+    let addrs = ready_addrs(&mut stderr);
+    let addr: Option<SocketAddr> = addrs.get("echo").copied();
     let echo = addr.map(|a| exchange(a, b"packaged\n"));
     // SAFETY: kill has no memory effects.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -102,7 +93,7 @@ fn the_deb_is_lintian_clean_installs_serves_and_purges() {
     assert_eq!(
         echo.as_deref(),
         Some(&b"packaged\n"[..]),
-        "ready line: {line}"
+        "ready line: {addrs:?}"
     );
     for p in [
         "/usr/bin/jawasd",

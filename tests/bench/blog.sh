@@ -73,7 +73,8 @@ nginx -c "$work/nginx.conf" -e "$work/nginx-error.log" &
 pids+=($!)
 wait_ports $P_B $P_S $P_N $P_Z
 
-POST=/post-0500/
+# A post in the middle of the site.
+POST=/post-$(printf %04d $((POSTS / 2)))/
 INDEX=/
 # The first request builds the cache (timed: a cold start as a reader sees it).
 t0=$(ms)
@@ -127,7 +128,7 @@ echo "| first byte of a post, fresh connection, p99 ms | $b99 | $z99 | $n99 | $s
 # five times; the median. The page must show the edit.
 edits=()
 for i in 1 2 3 4 5; do
-    printf '\nEdited paragraph %s.\n' "$i" >>"$work/site/posts/post-0500.md"
+    printf '\nEdited paragraph %s.\n' "$i" >>"$work/site/posts/post-$(printf %04d $((POSTS / 2))).md"
     sleep 1.2
     t0=$(date +%s%N)
     body=$(curl -sf "http://127.0.0.1:$P_B$POST")

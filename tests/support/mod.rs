@@ -223,20 +223,7 @@ impl Jawasd {
             .nth(n - 1)
             .expect("ready line")
             .to_string();
-        self.addrs.clear();
-        for part in line
-            .split_whitespace()
-            .skip_while(|w| *w != "ready")
-            .skip(2)
-        {
-            let (name, list) = part.split_once('=').expect("svc=addrs");
-            let addrs = list
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(|s| s.parse().expect("address"))
-                .collect();
-            self.addrs.insert(name.to_string(), addrs);
-        }
+        self.addrs = parse_ready(&line);
     }
 
     /// The first address of service `svc`.
@@ -600,4 +587,42 @@ pub fn assert_help_lists(out: &str, options: &[(&str, &str)]) {
         out.lines().all(|l| l.len() <= 79),
         "lines over 79 columns:\n{out}"
     );
+}
+
+/// The first address of each service in the ready line of a jawasd
+/// started by hand (its stderr piped): reads up to that line, skipping the
+/// ones before it (zygotes log their start first). Empty when jawasd
+/// ended before it was ready. Pass `&mut` the pipe and keep it: jawasd
+/// goes on writing to it.
+pub fn ready_addrs(stderr: impl std::io::Read) -> HashMap<String, SocketAddr> {
+    let mut reader = BufReader::new(stderr);
+    let mut line = String::new();
+    while !line.contains(" ready ") {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return HashMap::new();
+        }
+    }
+    parse_ready(&line)
+        .into_iter()
+        .filter_map(|(name, addrs)| Some((name, *addrs.first()?)))
+        .collect()
+}
+
+/// The services and addresses of a ready line:
+/// `... ready pid=N svc=addr,addr svc2=addr`.
+fn parse_ready(line: &str) -> HashMap<String, Vec<SocketAddr>> {
+    line.split_whitespace()
+        .skip_while(|w| *w != "ready")
+        .skip(2)
+        .map(|part| {
+            let (name, list) = part.split_once('=').expect("svc=addrs");
+            let addrs = list
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse().expect("address"))
+                .collect();
+            (name.to_string(), addrs)
+        })
+        .collect()
 }
