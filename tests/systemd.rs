@@ -433,6 +433,8 @@ fn root_jawasd_keeps_only_the_capabilities_it_needs() {
         (1u64 << 7, 1u64 << 6, 1u64 << 5, 1u64 << 10, 1u64 << 18);
     let plain = "[services.echo]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-builtin\"\nargs = [\"echo\"]\n";
     let mut d = Jawasd::start(plain);
+    // The drop follows the ready line.
+    assert!(d.wait_log("capabilities kept", SECS), "{}", d.log());
     let eff = cap_eff(d.pid());
     assert_eq!(
         eff & (setuid | setgid | kill | bind | chroot),
@@ -459,6 +461,7 @@ fn root_jawasd_keeps_only_the_capabilities_it_needs() {
     drop(d);
     // With a user switch, those are kept (and nothing like SYS_ADMIN).
     let d = Jawasd::start(&users);
+    assert!(d.wait_log("capabilities kept", SECS), "{}", d.log());
     let eff = cap_eff(d.pid());
     assert_eq!(
         eff & (setuid | setgid | kill),
