@@ -429,3 +429,31 @@ fn an_engine_that_never_says_ready_is_served_by_exec_and_named() {
     assert!(d.wait_log("zygote died svc=cat", SECS), "{}", d.log());
     assert_eq!(exchange(d.addr("cat"), b"and again\n"), b"and again\n");
 }
+
+#[test]
+fn a_stuck_zygote_is_killed_at_the_hand_over_and_started_again() {
+    let d = start("zygote_fallback = \"refuse\"\n");
+    let old = zygote_pid(&d);
+    // SAFETY: kill has no memory effects.
+    unsafe { libc::kill(old, libc::SIGSTOP) };
+    // This connection waits for a zygote that cannot answer: refused.
+    assert_eq!(exchange(d.addr("probe"), b"info\n"), b"");
+    assert!(
+        d.wait_log("hand-over failed: the zygote did not answer in time", SECS),
+        "{}",
+        d.log()
+    );
+    assert!(
+        d.wait_log(&format!("zygote died svc=probe pid={old}"), SECS)
+            && d.log().contains("refusing connections meanwhile"),
+        "{}",
+        d.log()
+    );
+    assert!(
+        d.wait_log_count("zygote ready svc=probe", 2, SECS),
+        "started again; log:\n{}",
+        d.log()
+    );
+    assert_ne!(zygote_pid(&d), old);
+    assert!(info(d.addr("probe")).contains_key("pid"));
+}

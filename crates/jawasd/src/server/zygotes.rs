@@ -41,6 +41,9 @@ pub struct Slot {
     backoff: Option<Duration>,
     /// When the current zygote must have said READY.
     ready_by: Option<Instant>,
+    /// When the current zygote was started: one that ran longer than
+    /// `RESTART_MAX` before dying starts the backoff over.
+    started: Option<Instant>,
 }
 
 /// Every zygote service's slot, and the running zygotes by pid.
@@ -120,10 +123,11 @@ impl Server {
             Ok(s) => s,
             Err(e) => {
                 warn!(
-                    "zygote svc={service}: unable to start: step={} error=\"{}\" cause=\"{}\"; serving by exec meanwhile",
+                    "zygote svc={service}: unable to start: step={} error=\"{}\" cause=\"{}\"; {} meanwhile",
                     e.step,
                     crate::errno_text(&e.error),
-                    launcher::explain(&state.prepared.config, &e)
+                    launcher::explain(&state.prepared.config, &e),
+                    fallback_words(&state.prepared.config)
                 );
                 self.schedule_restart(service);
                 return;
@@ -142,6 +146,7 @@ impl Server {
                 if let Some(slot) = self.zygotes.slots.get_mut(service) {
                     slot.current = Some(key);
                     slot.ready_by = Some(Instant::now() + READY_TIMEOUT);
+                    slot.started = Some(Instant::now());
                 }
             }
             Err((_, e)) => {
@@ -159,6 +164,10 @@ impl Server {
         let Some(slot) = self.zygotes.slots.get_mut(service) else {
             return;
         };
+        // A zygote that ran a while died of something new: start over.
+        if slot.started.is_some_and(|t| t.elapsed() > RESTART_MAX) {
+            slot.backoff = None;
+        }
         let wait = slot.backoff.unwrap_or(RESTART_MIN);
         slot.backoff = Some((wait * 2).min(RESTART_MAX));
         slot.restart_at = Some(Instant::now() + wait);
@@ -198,9 +207,10 @@ impl Server {
                 continue;
             };
             warn!(
-                "zygote svc={name} pid={}: no READY within {}s; does the engine support spawn = \"zygote\" (docs/engine-protocol.md)? Serving by exec meanwhile",
+                "zygote svc={name} pid={}: no READY within {}s; does the engine support spawn = \"zygote\" (docs/engine-protocol.md)? {} meanwhile",
                 z.pid,
-                READY_TIMEOUT.as_secs()
+                READY_TIMEOUT.as_secs(),
+                self.fallback_of(&name)
             );
             // Killed without being retired: its death schedules a restart.
             spawn::signal_group(z.pid, libc::SIGKILL);
@@ -242,14 +252,12 @@ impl Server {
         };
         let pid = z.pid;
         let said_why = e.error.kind() == std::io::ErrorKind::Other;
-        warn!(
-            "zygote svc={service} pid={pid}: hand-over failed: {}; serving this connection by exec",
-            crate::errno_text(&e.error)
-        );
+        let error = crate::errno_text(&e.error);
+        warn!("zygote svc={service} pid={pid}: hand-over failed: {error}");
         if said_why {
             return;
         }
-        z.retire();
+        // Not retired: its death is a failure, so it is started again.
         if let Some(slot) = self.zygotes.slots.get_mut(service) {
             slot.current = None;
         }
@@ -290,7 +298,6 @@ impl Server {
                         z.ready = true;
                     }
                     if let Some(slot) = self.zygotes.slots.get_mut(service) {
-                        slot.backoff = None;
                         slot.ready_by = None;
                     }
                     info!("zygote ready svc={service} pid={pid}");
@@ -340,11 +347,29 @@ impl Server {
             info!("zygote done svc={service} pid={pid} {}", status.describe());
         } else {
             warn!(
-                "zygote died svc={service} pid={pid} {}; serving by exec meanwhile",
-                status.describe()
+                "zygote died svc={service} pid={pid} {}; {} meanwhile",
+                status.describe(),
+                self.fallback_of(&service)
             );
             self.schedule_restart(&service);
         }
         true
+    }
+}
+
+/// What a service does with connections while it has no ready zygote.
+fn fallback_words(svc: &crate::config::Service) -> &'static str {
+    if svc.zygote_refuse {
+        "refusing connections"
+    } else {
+        "serving by exec"
+    }
+}
+
+impl Server {
+    fn fallback_of(&self, service: &Rc<str>) -> &'static str {
+        self.services
+            .get(service)
+            .map_or("serving by exec", |s| fallback_words(&s.prepared.config))
     }
 }
