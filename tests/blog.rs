@@ -983,3 +983,35 @@ fn hostile_paths_get_clean_answers() {
     assert!(!d.log().contains("panicked"), "{}", d.log());
     assert!(!d.log().contains("exit=101"), "{}", d.log());
 }
+
+/// `--check` reads site.toml: a site without one, or with one that is not
+/// TOML, would answer every request with 500, so it is refused up front
+/// (and by jawasd at load, which runs the engine's --check).
+#[test]
+fn check_refuses_a_site_without_usable_settings() {
+    let dir = jawas_tests::TempDir::new();
+    let site = dir.path().join("bare");
+    std::fs::create_dir(&site).unwrap();
+    let cache = dir.path().join("cache");
+    let args = |s: &std::path::Path| {
+        vec![
+            "--site".to_string(),
+            s.display().to_string(),
+            "--cache".to_string(),
+            cache.display().to_string(),
+            "--check".to_string(),
+        ]
+    };
+    let a = args(&site);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let (code, _, err, _) = run_engine("jawas-blog", dir.path(), &a);
+    assert_eq!(code, 100, "{err}");
+    assert!(
+        err.contains("site.toml: cannot read the site settings"),
+        "{err}"
+    );
+    std::fs::write(site.join("site.toml"), "title = \"x\n").unwrap();
+    let (code, _, err, _) = run_engine("jawas-blog", dir.path(), &a);
+    assert_eq!(code, 100, "{err}");
+    assert!(err.contains("site.toml:1: not valid TOML"), "{err}");
+}

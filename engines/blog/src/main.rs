@@ -95,6 +95,19 @@ Subcommands, given first (each has its own --help):
         })
     }
 
+    /// `--check` also reads site.toml: a site whose settings cannot be
+    /// read or parsed would answer every request with 500. (Posts are
+    /// `jawas-blog check`'s job: reading them all takes too long here.)
+    fn check(&self) -> Result<(), Error> {
+        let dir = self.server.site_dir();
+        let (_, findings) = site::content::config::Config::load(dir);
+        findings
+            .into_iter()
+            .map(|f| Error::config(f.to_string()))
+            .reduce(Error::and)
+            .map_or(Ok(()), Err)
+    }
+
     fn serve(&mut self, conn: Connection) -> Result<(), Error> {
         let server = &self.server;
         let mut conn = Conn::from_connection(conn, self.limits.clone());

@@ -54,6 +54,11 @@ impl Server {
         }
     }
 
+    /// The site's directory.
+    pub fn site_dir(&self) -> &std::path::Path {
+        self.store.site_dir()
+    }
+
     pub fn respond(&self, req: &Request, log: &AccessLog) -> Response {
         if req.method != "GET" && req.method != "HEAD" {
             return Response::error(405).header("Allow", "GET, HEAD");
