@@ -106,7 +106,13 @@ pub enum Ranges {
 /// file), as RFC 9110 allows; more than 16 ranges also falls back to the
 /// whole file, which protects against range amplification.
 pub fn parse_range(header: &str, len: u64) -> Ranges {
-    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+    // The unit is case-insensitive (RFC 9110 section 14.1).
+    let header = header.trim();
+    let Some(spec) = header
+        .get(..6)
+        .filter(|unit| unit.eq_ignore_ascii_case("bytes="))
+        .map(|_| &header[6..])
+    else {
         return Ranges::Whole;
     };
     let mut out = Vec::new();
@@ -412,6 +418,8 @@ mod tests {
     fn range_cases() {
         let cases: &[(&str, u64, Ranges)] = &[
             ("bytes=0-99", 1000, Ranges::Some(vec![(0, 99)])),
+            ("Bytes=0-99", 1000, Ranges::Some(vec![(0, 99)])),
+            ("BYTES=0-0", 1000, Ranges::Some(vec![(0, 0)])),
             ("bytes=900-", 1000, Ranges::Some(vec![(900, 999)])),
             ("bytes=-100", 1000, Ranges::Some(vec![(900, 999)])),
             ("bytes=-5000", 1000, Ranges::Some(vec![(0, 999)])),

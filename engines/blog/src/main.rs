@@ -263,8 +263,9 @@ prints its path. An existing file is never overwritten.";
             [_, extra, ..] => return Err(Error::usage(format!("unexpected argument '{extra}'"))),
         };
         let site = site_dir(args.value("site"))?;
-        let path = site::new_post(&site, &title, std::time::SystemTime::now())
-            .map_err(|e| Error::config(os_text(&e)))?;
+        let path = site::new_post(&site, &title, std::time::SystemTime::now()).map_err(|e| {
+            Error::config(format!("{}: {}", site.join("posts").display(), os_text(&e)))
+        })?;
         println!("{}", path.display());
         Ok(exit::OK)
     }
