@@ -50,8 +50,15 @@ pub fn active() -> bool {
 struct Handed {
     socket: OwnedFd,
     stderr: Option<OwnedFd>,
+    /// A routed connection's hand-back socket (announced by
+    /// `JAWAS_HANDBACK_FD` in `env`, whose value `parse` sets to the
+    /// number it has here).
+    handback: Option<OwnedFd>,
     env: Vec<(OsString, OsString)>,
 }
+
+/// The variable naming a routed connection's hand-back descriptor.
+const HANDBACK: &str = "JAWAS_HANDBACK_FD";
 
 /// The zygote's life after `init`: answers jawasd until it closes the
 /// control socket and the last child is reaped. Returns the exit code.
@@ -134,6 +141,7 @@ impl Zygote {
         if let Some(spare) = self.spare.take() {
             let mut fds = vec![handed.socket.as_raw_fd()];
             fds.extend(handed.stderr.as_ref().map(|f| f.as_raw_fd()));
+            fds.extend(handed.handback.as_ref().map(|f| f.as_raw_fd()));
             if send(spare.chan.as_raw_fd(), raw, &fds).is_ok() {
                 self.children.insert(spare.pid);
                 // `handed` and the channel drop here: the zygote keeps no
@@ -265,6 +273,12 @@ fn child<E: Engine>(engine: &mut E, handed: Handed, children_fd: RawFd) -> i32 {
         std::env::set_var(key, value);
     }
     std::env::remove_var(ENV);
+    // The hand-back socket stays open at the number JAWAS_HANDBACK_FD
+    // names, for the engine's HTTP layer; the rest closes.
+    let mut handed = handed;
+    if let Some(fd) = handed.handback.take() {
+        let _ = std::os::fd::IntoRawFd::into_raw_fd(fd);
+    }
     drop(handed);
     if let Err(e) = signals::install() {
         return report(E::NAME, &Error::system(format!("signal set-up: {e}")));
@@ -476,6 +490,16 @@ fn parse(body: &[u8], fds: Vec<OwnedFd>) -> io::Result<Handed> {
             OsString::from_vec(p[eq + 1..].to_vec()),
         ));
     }
+    let mut fds = fds;
+    let handback = match env.iter_mut().find(|(k, _)| k == HANDBACK) {
+        Some((_, value)) if fds.len() >= 2 => {
+            let fd = fds.pop().expect("two or more");
+            *value = OsString::from(fd.as_raw_fd().to_string());
+            Some(fd)
+        }
+        Some(_) => return Err(bad("JAWAS_HANDBACK_FD without its descriptor attached")),
+        None => None,
+    };
     let mut fds = fds.into_iter();
     let socket = fds
         .next()
@@ -483,6 +507,7 @@ fn parse(body: &[u8], fds: Vec<OwnedFd>) -> io::Result<Handed> {
     Ok(Handed {
         socket,
         stderr: fds.next(),
+        handback,
         env,
     })
 }
@@ -505,6 +530,17 @@ mod tests {
         let h = parse(b"CONN\0A=\0", vec![null(), null()]).unwrap();
         assert_eq!(h.env[0].1, "");
         assert!(h.stderr.is_some());
+        // The hand-back socket is the last descriptor, with or without
+        // stderr, and its variable names the number it has here.
+        for n in [2, 3] {
+            let fds: Vec<OwnedFd> = (0..n).map(|_| null()).collect();
+            let last = fds[n - 1].as_raw_fd();
+            let h = parse(b"CONN\0JAWAS_HANDBACK_FD=3\0", fds).unwrap();
+            assert_eq!(h.handback.as_ref().map(|f| f.as_raw_fd()), Some(last));
+            assert_eq!(h.env[0].1, OsString::from(last.to_string()));
+            assert_eq!(h.stderr.is_some(), n == 3);
+        }
+        assert!(parse(b"CONN\0JAWAS_HANDBACK_FD=3\0", vec![null()]).is_err());
         let table: &[(&[u8], usize, &str)] = &[
             (b"HELLO\0", 1, "expected CONN"),
             (b"CONN\0=x\0", 1, "without KEY="),

@@ -21,6 +21,7 @@ use crate::log::AccessLog;
 use crate::output::{set_socket_timeout, Output};
 use crate::request::{Framing, Request};
 use crate::response::{reason, Body, Response, Segment};
+use crate::route::Routed;
 use crate::{format_http_date, HttpError, Peer};
 
 /// Whether `fd` is a socket, and whether it is one without O_NONBLOCK.
@@ -171,6 +172,9 @@ pub struct Conn {
     /// timeout themselves, saving a poll(2) per request; deadlines are
     /// checked at each timeout tick.
     timed_reads: bool,
+    /// Set when jawasd routed this connection (`JAWAS_ROUTE`): a later
+    /// request for another route goes back to jawasd.
+    routed: Option<Routed>,
     /// Responses sent on this connection.
     pub served: u64,
     /// Date header, cached per second.
@@ -191,6 +195,7 @@ impl Conn {
         let log = AccessLog::detect(output.as_raw_fd());
         let mut c = Conn::new(input.as_raw_fd(), output.as_raw_fd(), limits, peer, log);
         c._owned = Some((input, output));
+        c.routed = Routed::from_env();
         c
     }
 
@@ -249,6 +254,7 @@ impl Conn {
             body_pending: None,
             poisoned: false,
             handed_off: false,
+            routed: None,
             served: 0,
             date: (0, String::new()),
             _owned: None,
@@ -363,6 +369,13 @@ impl Conn {
             if self.pos < self.end {
                 break;
             }
+            if self.served > 0 && self.routed.is_some() {
+                match self.peek_route(idle_deadline) {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(None),
+                    Err(e) => return Err(e),
+                }
+            }
             match self.fill(idle_deadline) {
                 Ok(0) => return Ok(None),
                 Ok(_) => {}
@@ -387,6 +400,17 @@ impl Conn {
                         return Err(HttpError::UriTooLong);
                     }
                     let r = Request::from_parsed(&req, started)?;
+                    // A pipelined request for another route: its bytes are
+                    // read already, so it cannot be handed back intact; the
+                    // connection ends and the client sends it again on a
+                    // new one (RFC 9112 section 9.3.2).
+                    if self.served > 0
+                        && self.routed.as_ref().is_some_and(|rt| {
+                            !rt.is_own(r.header("host").map(str::as_bytes), r.target.as_bytes())
+                        })
+                    {
+                        return Ok(None);
+                    }
                     self.pos += n;
                     self.body_pending = (r.framing != Framing::None).then_some(PendingBody {
                         framing: r.framing,
@@ -603,6 +627,91 @@ impl Conn {
     /// longer HTTP.
     pub fn is_handed_off(&self) -> bool {
         self.handed_off
+    }
+
+    /// On a routed connection, before reading the next request: looks at
+    /// its head without taking it off the socket and, if it belongs to
+    /// another route, hands the connection back to jawasd untouched.
+    /// `Ok(true)` to go on reading here, `Ok(false)` when the connection is
+    /// no longer this engine's (handed back, or closed by the client).
+    fn peek_route(&mut self, deadline: Instant) -> Result<bool, HttpError> {
+        let mut scratch = vec![0u8; self.limits.max_head.clamp(1024, 64 * 1024)];
+        loop {
+            self.log.flush();
+            match self.wait_readable(deadline) {
+                Ok(()) => {}
+                Err(HttpError::Timeout) | Err(HttpError::Io(_)) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+            // SAFETY: recv into a buffer we own, peeking only.
+            let n = unsafe {
+                libc::recv(
+                    self.input,
+                    scratch.as_mut_ptr().cast(),
+                    scratch.len(),
+                    libc::MSG_PEEK | libc::MSG_DONTWAIT,
+                )
+            };
+            if n == 0 {
+                return Ok(false);
+            }
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) {
+                    continue;
+                }
+                // Not a socket (pipes in tests) or an error: the normal
+                // read path decides.
+                return Ok(true);
+            }
+            let seen = &scratch[..n as usize];
+            let mut headers = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
+            let mut req = httparse::Request::new(&mut headers);
+            match req.parse(seen) {
+                Ok(httparse::Status::Complete(_)) => {
+                    let host = req
+                        .headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case("host"))
+                        .map(|h| h.value);
+                    let target = req.path.unwrap_or("/").as_bytes();
+                    let Some(routed) = &self.routed else {
+                        return Ok(true);
+                    };
+                    if routed.is_own(host, target) {
+                        return Ok(true);
+                    }
+                    // The next owner gets the socket as accept(2) gave it.
+                    if self.timed_reads {
+                        set_socket_timeout(self.input, libc::SO_RCVTIMEO, Duration::ZERO);
+                        self.timed_reads = false;
+                    }
+                    self.out.clear_timeout();
+                    return Ok(match routed.hand_back(self.input) {
+                        Ok(()) => {
+                            self.handed_off = true;
+                            false
+                        }
+                        // jawasd is gone: serve it here after all.
+                        Err(_) => true,
+                    });
+                }
+                Ok(httparse::Status::Partial) if seen.len() < scratch.len() => {
+                    // The head is still arriving: the socket stays readable
+                    // with the bytes already seen, so wait a little rather
+                    // than spin.
+                    if Instant::now() >= deadline {
+                        return Ok(false);
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                // Too big or malformed: the normal read path answers it.
+                _ => return Ok(true),
+            }
+        }
     }
 
     /// Reads and drops the body, so the next pipelined request can be read.

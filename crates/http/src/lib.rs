@@ -30,6 +30,7 @@ pub mod path;
 pub mod pipe;
 mod request;
 mod response;
+pub mod route;
 pub mod rules;
 
 pub use conn::{Conn, Limits};

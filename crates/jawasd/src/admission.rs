@@ -42,8 +42,16 @@ pub enum Refusal {
     ProxyHeader,
     /// A `proxy_protocol` connection whose header did not come in time.
     ProxyTimeout,
-    /// Too many connections waiting for their PROXY header.
+    /// Too many connections waiting for their PROXY header or request.
     MaxPending,
+    /// A router's request matched no route (404).
+    RouteNone,
+    /// A router's request named a host with no route (421).
+    RouteHost,
+    /// A router's request could not be read (400).
+    RouteBad,
+    /// A router's request did not come in time (408).
+    RouteTimeout,
 }
 
 impl Refusal {
@@ -61,6 +69,9 @@ impl Refusal {
             Refusal::NoZygote => "service_limit",
             Refusal::ProxyUntrusted | Refusal::ProxyHeader | Refusal::ProxyTimeout => "address",
             Refusal::MaxPending => "process_limit",
+            Refusal::RouteNone | Refusal::RouteHost | Refusal::RouteBad | Refusal::RouteTimeout => {
+                "address"
+            }
         }
     }
 
@@ -81,6 +92,10 @@ impl Refusal {
             Refusal::ProxyHeader => "proxy_header",
             Refusal::ProxyTimeout => "proxy_timeout",
             Refusal::MaxPending => "max_pending",
+            Refusal::RouteNone => "route_none",
+            Refusal::RouteHost => "route_host",
+            Refusal::RouteBad => "route_bad_request",
+            Refusal::RouteTimeout => "route_timeout",
         }
     }
 }

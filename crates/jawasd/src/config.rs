@@ -92,6 +92,9 @@ const SERVICE_KEYS: &[&str] = &[
     "proxy_protocol",
     "proxy_from",
     "proxy_timeout",
+    "routes",
+    "route_fallback",
+    "route_timeout",
 ];
 
 const TOP_KEYS: &[&str] = &["server", "defaults", "services"];
@@ -161,6 +164,23 @@ pub struct ProxyConf {
     pub from: Vec<Cidr>,
     /// How long the header may take to arrive.
     pub timeout: Duration,
+}
+
+/// A service that starts no engine itself: it reads each connection's
+/// first request head and hands the connection to the service of the
+/// route it matches (docs/config.md, Routes).
+#[derive(Debug, Clone)]
+pub struct Router {
+    pub table: jawas_http::route::Table,
+    /// The service of each route of `table`, by index.
+    pub targets: Vec<String>,
+    /// The service of requests no route matches; without one jawasd
+    /// answers 404 (or 421 for an unknown host) itself.
+    pub fallback: Option<String>,
+    /// How long the first request head may take to arrive.
+    pub timeout: Duration,
+    /// `table` as `JAWAS_ROUTES` spells it, made once.
+    pub env: String,
 }
 
 /// New-connection rate limit of a service: a token bucket.
@@ -244,6 +264,8 @@ pub struct Service {
     pub zygote_refuse: bool,
     /// Read a PROXY protocol header before anything else.
     pub proxy: Option<ProxyConf>,
+    /// Route connections to other services instead of starting an engine.
+    pub router: Option<std::rc::Rc<Router>>,
 }
 
 /// How a service's engines start.
@@ -410,6 +432,8 @@ impl Config {
             dropped: Vec::new(),
             lines: LineIndex::new(text),
             check_at: Vec::new(),
+            unlistened: Vec::new(),
+            route_refs: Vec::new(),
         };
         let config = p.document();
         let mut errors = p.errors;
@@ -476,6 +500,10 @@ struct Parser<'t, 'e> {
     /// For each service kept, in order, where an engine check's findings
     /// point: its `args` line (or `engine` line) and that key.
     check_at: Vec<(usize, &'static str)>,
+    /// Services read without `listen` (name, line): each needs a route.
+    unlistened: Vec<(String, usize)>,
+    /// Services named by routes: (name, line, key), checked at the end.
+    route_refs: Vec<(String, usize, String)>,
 }
 
 /// Byte offsets where each line starts, computed once, so turning an
@@ -616,6 +644,7 @@ impl<'t> Parser<'t, '_> {
                 }
             }
         }
+        self.check_routes(&services);
         if services.is_empty() && self.errors.is_empty() && !self.lenient {
             self.errors.push(ConfigError {
                 line: 0,
@@ -803,11 +832,10 @@ impl<'t> Parser<'t, '_> {
 
         let mut listen_lines = Vec::new();
         let listen = match get("listen") {
+            // Fine if a route leads to it; `document` checks that.
             None => {
-                self.error(
-                    name_span.clone(),
-                    format!("services.{name}: missing key 'listen'"),
-                );
+                self.unlistened
+                    .push((name.to_string(), self.line_of(name_span.clone())));
                 Vec::new()
             }
             Some(v) => {
@@ -828,7 +856,19 @@ impl<'t> Parser<'t, '_> {
             }
         };
 
+        let routes_given = table.get("routes").is_some();
         let engine_written = match get("engine") {
+            None if routes_given => None,
+            Some(v) if routes_given => {
+                self.error(
+                    v.span(),
+                    format!(
+                        "services.{name}: a service with routes starts no engine itself; \
+                         the engines belong to the services its routes name"
+                    ),
+                );
+                None
+            }
             None => {
                 self.error(
                     name_span.clone(),
@@ -1205,10 +1245,23 @@ impl<'t> Parser<'t, '_> {
             parsed
         });
 
+        let router = if routes_given {
+            self.router(name, table, spawn, protocol == Protocol::Udp || wait)
+        } else {
+            for k in ["route_fallback", "route_timeout"] {
+                if let Some(v) = table.get(k) {
+                    self.error(v.span(), format!("{}: needs routes", key(k)));
+                }
+            }
+            None
+        };
         if self.errors.len() != errors_before {
             return None;
         }
-        let engine = engine?;
+        let engine = match router {
+            Some(_) => CString::default(),
+            None => engine?,
+        };
         let cstr = |s: String| CString::new(s).ok();
         let argv: Option<Vec<CString>> = argv.into_iter().map(cstr).collect();
         let env: Option<Vec<CString>> = env
@@ -1262,7 +1315,170 @@ impl<'t> Parser<'t, '_> {
             spawn,
             zygote_refuse,
             proxy,
+            router: router.map(std::rc::Rc::new),
         })
+    }
+
+    /// `routes`, `route_fallback`, `route_timeout` of a routing service.
+    /// Whether the services named exist is checked once all are read.
+    fn router(
+        &mut self,
+        name: &str,
+        table: &DeTable<'_>,
+        spawn: SpawnMode,
+        udp_or_wait: bool,
+    ) -> Option<Router> {
+        use jawas_http::route::{HostPattern, Prefix, Route};
+        let key = |k: &str| format!("services.{name}.{k}");
+        let v = table.get("routes")?;
+        if udp_or_wait || spawn == SpawnMode::Zygote {
+            self.error(
+                v.span(),
+                format!(
+                    "{}: routes read HTTP requests on TCP connections jawasd accepts; \
+                     not with protocol = \"udp\", wait = true or spawn = \"zygote\"",
+                    key("routes")
+                ),
+            );
+        }
+        let DeValue::Array(items) = v.get_ref() else {
+            self.error(
+                v.span(),
+                format!(
+                    "{}: expected a list such as [{{ path = \"/\", service = \"blog\" }}]",
+                    key("routes")
+                ),
+            );
+            return None;
+        };
+        let mut routes: Vec<Route> = Vec::new();
+        let mut targets = Vec::new();
+        let mut lines: Vec<usize> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let at = format!("{}[{i}]", key("routes"));
+            let line = self.line_of(item.span());
+            let DeValue::Table(t) = item.get_ref() else {
+                self.error(
+                    item.span(),
+                    format!(
+                        "{at}: expected {{ host = \"...\", path = \"/...\", service = \"...\" }}"
+                    ),
+                );
+                continue;
+            };
+            let mut host = HostPattern::Any;
+            let mut prefix = None;
+            let mut target = None;
+            for (k, val) in t.iter() {
+                if !self.known(k, &["host", "path", "service"], &at) {
+                    continue;
+                }
+                let field = format!("{at}.{}", k.get_ref());
+                let Some(text) = self.string(&field, val) else {
+                    continue;
+                };
+                match k.get_ref().as_ref() {
+                    "host" => match HostPattern::parse(&text) {
+                        Ok(h) => host = h,
+                        Err(m) => self.error(val.span(), format!("{field}: {m}")),
+                    },
+                    "path" => match Prefix::parse(&text) {
+                        Ok(p) => prefix = Some(p),
+                        Err(m) => self.error(val.span(), format!("{field}: {m}")),
+                    },
+                    _ => target = Some((text, val.span())),
+                }
+            }
+            let Some((target, _)) = target else {
+                self.error(item.span(), format!("{at}: missing key 'service'"));
+                continue;
+            };
+            let route = Route {
+                host,
+                prefix: prefix.unwrap_or_else(|| Prefix::parse("/").expect("root")),
+            };
+            if let Some(j) = routes.iter().position(|r| *r == route) {
+                self.error(
+                    item.span(),
+                    format!(
+                        "{at}: '{}' is already routed at line {} (each host and path once)",
+                        route.token(),
+                        lines[j]
+                    ),
+                );
+                continue;
+            }
+            self.route_refs.push((target.clone(), line, at));
+            routes.push(route);
+            targets.push(target);
+            lines.push(line);
+        }
+        if routes.is_empty() && items.is_empty() {
+            self.error(v.span(), format!("{}: no route given", key("routes")));
+        }
+        let fallback = table.get("route_fallback").and_then(|v| {
+            let s = self.string(&key("route_fallback"), v)?;
+            self.route_refs
+                .push((s.clone(), self.line_of(v.span()), key("route_fallback")));
+            Some(s)
+        });
+        let timeout = table
+            .get("route_timeout")
+            .and_then(|v| self.duration(&key("route_timeout"), v, limits::PROXY_TIMEOUT))
+            .unwrap_or(Duration::from_secs(10));
+        let table = jawas_http::route::Table::new(routes);
+        Some(Router {
+            env: table.to_env(),
+            table,
+            targets,
+            fallback,
+            timeout,
+        })
+    }
+
+    /// After all services are read: every route leads to a TCP service
+    /// that starts an engine, and every service has a listener or a route.
+    fn check_routes(&mut self, services: &[Service]) {
+        let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+        for (target, line, at) in std::mem::take(&mut self.route_refs) {
+            let message = match services.iter().find(|s| s.name == target) {
+                None => {
+                    let mut m = format!("{at}: no service named '{target}'");
+                    if let Some(near) = did_you_mean(&target, &names) {
+                        m.push_str(&format!("; did you mean '{near}'?"));
+                    }
+                    m
+                }
+                Some(s) if s.router.is_some() => {
+                    format!(
+                        "{at}: '{target}' routes itself; a route leads to a service with an engine"
+                    )
+                }
+                Some(s) if s.protocol == Protocol::Udp || s.wait => {
+                    format!(
+                        "{at}: '{target}' is a udp or wait service; routes lead to TCP services"
+                    )
+                }
+                Some(_) => continue,
+            };
+            self.errors.push(ConfigError { line, message });
+        }
+        let routed: Vec<&str> = services
+            .iter()
+            .filter_map(|s| s.router.as_ref())
+            .flat_map(|r| r.targets.iter().chain(r.fallback.iter()))
+            .map(String::as_str)
+            .collect();
+        for (name, line) in std::mem::take(&mut self.unlistened) {
+            if !routed.contains(&name.as_str()) && services.iter().any(|s| s.name == name) {
+                self.errors.push(ConfigError {
+                    line,
+                    message: format!(
+                        "services.{name}: missing key 'listen' (a service needs a listen address, or a route that leads to it)"
+                    ),
+                });
+            }
+        }
     }
 
     /// Finds the engine: absolute, relative to the config file, or a bare

@@ -45,6 +45,16 @@ pub struct Conn<'a> {
     pub socket: BorrowedFd<'a>,
     pub local: Option<SocketAddr>,
     pub remote: Option<SocketAddr>,
+    /// A routed connection: the route's variables, and the socket the
+    /// engine hands the connection back on (its fd 3).
+    pub route: Option<RouteConn<'a>>,
+}
+
+/// What a routed connection adds (docs/engine-protocol.md, Routes).
+#[derive(Clone, Copy)]
+pub struct RouteConn<'a> {
+    pub env: &'a [CString],
+    pub handback: BorrowedFd<'a>,
 }
 
 /// A started engine.
@@ -71,7 +81,10 @@ pub struct Exec {
 impl Launcher for Exec {
     fn launch(&mut self, svc: &Prepared, conn: &Conn<'_>) -> Result<Launched, SpawnError> {
         let cfg = &svc.config;
-        let conn_env = connection_env(cfg, conn.local, conn.remote);
+        let mut conn_env = connection_env(cfg, conn.local, conn.remote);
+        if let Some(r) = &conn.route {
+            conn_env.extend(r.env.iter().cloned());
+        }
         let envp = CStrArray::chain(&svc.env, &conn_env);
         // Out of descriptors for the capture pipe: the engine still serves
         // its client, with its stderr on jawasd's (the loop pauses
@@ -103,6 +116,7 @@ impl Launcher for Exec {
             envp: &envp,
             socket: conn.socket,
             stderr,
+            handback: conn.route.map(|r| r.handback),
             creds: cfg.creds.as_ref(),
             rlimits: &cfg.rlimits,
             nice: cfg.nice,
@@ -153,6 +167,7 @@ impl Exec {
             envp: &envp,
             socket: theirs.as_fd(),
             stderr: pipe.as_ref().map(|(_, w)| w.as_fd()),
+            handback: None,
             creds: cfg.creds.as_ref(),
             rlimits: &cfg.rlimits,
             nice: cfg.nice,
@@ -194,9 +209,12 @@ pub fn hand_to_zygote(
         StderrMode::Socket => Some(conn.socket),
         StderrMode::Log => None,
     };
-    let env = connection_env(cfg, conn.local, conn.remote);
+    let mut env = connection_env(cfg, conn.local, conn.remote);
+    if let Some(r) = &conn.route {
+        env.extend(r.env.iter().cloned());
+    }
     let (pid, others) = zygote
-        .hand(conn.socket, stderr, &env)
+        .hand(conn.socket, stderr, conn.route.map(|r| r.handback), &env)
         .map_err(|error| SpawnError {
             step: "zygote",
             error,

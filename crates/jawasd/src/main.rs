@@ -12,6 +12,7 @@ mod clock;
 mod config;
 mod engine_check;
 mod events;
+mod fdpass;
 mod launcher;
 mod listeners;
 mod man;

@@ -91,6 +91,35 @@ impl<S: AsFd> Registry<S> {
         Ok(key)
     }
 
+    /// Watches `source` for new bytes, edge-triggered: one event per
+    /// arrival, not one per loop while unread bytes wait (for sockets that
+    /// are only peeked at). `arm` must not be used on it.
+    pub fn add_edge(&mut self, source: S) -> Result<Key, (S, io::Error)> {
+        let key = self.next;
+        // SAFETY: as in `add`: the registry owns the source from now on
+        // and deletes it from the poller before dropping it.
+        let added = unsafe {
+            self.poller.add_with_mode(
+                source.as_fd().as_raw_fd(),
+                Event::readable(key),
+                PollMode::Edge,
+            )
+        };
+        if let Err(e) = added {
+            return Err((source, e));
+        }
+        self.next += 1;
+        self.entries.insert(
+            key,
+            Entry {
+                source,
+                deadline: None,
+                armed: true,
+            },
+        );
+        Ok(key)
+    }
+
     /// Stops watching `key` and hands its source back.
     pub fn remove(&mut self, key: Key) -> Option<S> {
         let entry = self.entries.remove(&key)?;

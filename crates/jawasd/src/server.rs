@@ -47,6 +47,7 @@ use crate::spawn::{self, SpawnError};
 use crate::zygote::{self, Zygote};
 
 mod pending;
+mod routing;
 pub mod upgrade;
 mod zygotes;
 
@@ -89,6 +90,10 @@ enum Source {
     Zygote(Rc<str>, Zygote),
     /// An accepted connection waiting for its PROXY header.
     Pending(pending::Pending),
+    /// A connection to a router waiting for its first request head.
+    Routing(routing::Routing),
+    /// jawasd's end of a routed engine's hand-back socket.
+    Handback(routing::Handback),
 }
 
 impl AsFd for Source {
@@ -100,6 +105,8 @@ impl AsFd for Source {
             Source::Engine(_, fd) => fd.as_fd(),
             Source::Zygote(_, z) => z.fd(),
             Source::Pending(p) => p.stream.as_fd(),
+            Source::Routing(r) => r.stream.as_fd(),
+            Source::Handback(h) => h.fd.as_fd(),
         }
     }
 }
@@ -480,6 +487,8 @@ impl Server {
                     Some(Source::Engine(..)) => self.engine_exited(key),
                     Some(Source::Zygote(..)) => self.zygote_readable(key),
                     Some(Source::Pending(..)) => self.pending_readable(key),
+                    Some(Source::Routing(..)) => self.routing_readable(key),
+                    Some(Source::Handback(..)) => self.handback_readable(key),
                     None => {}
                 }
             }
@@ -515,6 +524,7 @@ impl Server {
         for key in self.registry.expired(now) {
             match self.registry.get(key) {
                 Some(Source::Pending(_)) => self.pending_expired(key),
+                Some(Source::Routing(_)) => self.routing_expired(key),
                 // A listener's pause ended.
                 _ => pause_over = true,
             }
@@ -826,6 +836,7 @@ impl Server {
                 socket: listener.socket.as_fd(),
                 local: Some(local),
                 remote,
+                route: None,
             };
             self.launcher.launch(&state.prepared, &conn)
         };
@@ -939,6 +950,7 @@ impl Server {
                 socket: old.as_fd(),
                 local: old.local_addr().ok(),
                 remote: Some(from),
+                route: None,
             };
             self.launcher.launch(&state.prepared, &conn)
         };
@@ -978,6 +990,7 @@ impl Server {
         stream: TcpStream,
         remote: SocketAddr,
         local: Option<SocketAddr>,
+        route: Option<routing::Pick>,
     ) {
         let Some(svc) = self
             .services
@@ -1007,11 +1020,33 @@ impl Server {
             listeners::send_banner(&stream, banner);
         }
         let local = local.or_else(|| stream.local_addr().ok());
+        // A routed engine's way back to the router (its fd 3).
+        let handback = match &route {
+            Some(_) => match crate::zygote::control_pair() {
+                Ok(pair) => Some(pair),
+                Err(error) => {
+                    let e = SpawnError {
+                        step: "socketpair",
+                        error,
+                    };
+                    self.spawn_failed(service, Some(remote), &e);
+                    return;
+                }
+            },
+            None => None,
+        };
         let launched = {
             let conn = Conn {
                 socket: stream.as_fd(),
                 local,
                 remote: Some(remote),
+                route: route
+                    .as_ref()
+                    .zip(handback.as_ref())
+                    .map(|(p, (_, theirs))| crate::launcher::RouteConn {
+                        env: &p.env,
+                        handback: theirs.as_fd(),
+                    }),
             };
             // A ready zygote forks the engine; otherwise it is exec'd,
             // unless the service would rather refuse.
@@ -1033,6 +1068,9 @@ impl Server {
         match launched {
             Ok((l, others)) => {
                 self.started(service, l, Some(remote), None);
+                if let (Some(pick), Some((ours, _))) = (route, handback) {
+                    self.watch_handback(ours, pick.router, remote, local);
+                }
                 // Exits a zygote reported while it forked this child.
                 for m in others {
                     if let zygote::Message::Exit(pid, status) = m {
@@ -1275,6 +1313,7 @@ impl Server {
             self.registry.remove(key);
         }
         self.drop_pending();
+        self.drop_routing();
         self.retire_all_zygotes();
         let now = Instant::now();
         self.sweep_at = Some(now);

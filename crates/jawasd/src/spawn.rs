@@ -91,6 +91,8 @@ pub struct Command<'a> {
     /// Becomes fd 2 when set (a capture pipe, or the socket); otherwise fd 2
     /// stays jawasd's own stderr.
     pub stderr: Option<BorrowedFd<'a>>,
+    /// Becomes fd 3 when set: a routed connection's hand-back socket.
+    pub handback: Option<BorrowedFd<'a>>,
     pub creds: Option<&'a Creds>,
     pub rlimits: &'a [(RlimitKind, u64)],
     pub nice: Option<i32>,
@@ -161,6 +163,7 @@ struct Plan<'c, 'a> {
     unshare_below: Option<libc::c_uint>,
     socket: RawFd,
     stderr: Option<RawFd>,
+    handback: Option<RawFd>,
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
     /// Filled in by the child when a step fails.
@@ -212,6 +215,7 @@ impl Spawner {
             cmd,
             socket: cmd.socket.as_raw_fd(),
             stderr: cmd.stderr.map(|fd| fd.as_raw_fd()),
+            handback: cmd.handback.map(|fd| fd.as_raw_fd()),
             argv: cmd.argv.as_ptr(),
             envp: cmd.envp.ptrs.as_ptr(),
             nofile: ORIGINAL_NOFILE.get().copied(),
@@ -219,7 +223,10 @@ impl Spawner {
             failure: None,
         };
         if self.unshare {
-            let top = plan.socket.max(plan.stderr.unwrap_or(0));
+            let top = plan
+                .socket
+                .max(plan.stderr.unwrap_or(0))
+                .max(plan.handback.unwrap_or(0));
             plan.unshare_below = Some(top as libc::c_uint + 1);
         }
         let mut pidfd: libc::c_int = -1;
@@ -361,6 +368,13 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
         }
         if let Some(fd) = plan.stderr {
             if libc::dup2(fd, 2) < 0 {
+                return fail(plan, "dup2");
+            }
+        }
+        // Last, so that 0, 1 and 2 are in place whatever number the
+        // socket or the pipe had (3 included).
+        if let Some(fd) = plan.handback {
+            if libc::dup2(fd, 3) < 0 {
                 return fail(plan, "dup2");
             }
         }

@@ -122,6 +122,7 @@ impl Zygote {
         &mut self,
         socket: BorrowedFd<'_>,
         stderr: Option<BorrowedFd<'_>>,
+        handback: Option<BorrowedFd<'_>>,
         env: &[CString],
     ) -> io::Result<(libc::pid_t, Vec<Message>)> {
         let mut body = b"CONN\0".to_vec();
@@ -130,6 +131,8 @@ impl Zygote {
         }
         let mut fds: Vec<RawFd> = vec![socket.as_raw_fd()];
         fds.extend(stderr.map(|fd| fd.as_raw_fd()));
+        // Last, and announced by JAWAS_HANDBACK_FD in `env`.
+        fds.extend(handback.map(|fd| fd.as_raw_fd()));
         let rights = [ControlMessage::ScmRights(&fds)];
         sendmsg::<()>(
             self.control.as_raw_fd(),
@@ -326,7 +329,7 @@ mod tests {
         });
         let env = [CString::new("PROTO=TCP").unwrap()];
         let (pid, others) = z
-            .hand(null.as_fd(), Some(null.as_fd()), &env)
+            .hand(null.as_fd(), Some(null.as_fd()), None, &env)
             .expect("handed");
         let (body, nfds, theirs) = peer.join().unwrap();
         assert_eq!(pid, 555);
@@ -335,7 +338,7 @@ mod tests {
         assert_eq!(nfds, 2);
         // Silence past the timeout is an error, not a hang.
         let started = Instant::now();
-        let e = z.hand(null.as_fd(), None, &env).unwrap_err();
+        let e = z.hand(null.as_fd(), None, None, &env).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
         assert!(started.elapsed() < HAND_TIMEOUT * 4);
         // Messages before the end of the socket are kept.

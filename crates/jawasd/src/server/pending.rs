@@ -51,7 +51,7 @@ impl Server {
             .get(service)
             .and_then(|s| s.prepared.config.proxy.as_ref())
         else {
-            self.admit(service, stream, remote, local);
+            self.front(service, stream, remote, local);
             return;
         };
         if !proxy.from.iter().any(|c| c.contains(remote.ip())) {
@@ -123,7 +123,7 @@ impl Server {
             // LOCAL / UNKNOWN: the balancer speaking for itself.
             None => (p.remote, p.local),
         };
-        self.admit(&p.service, p.stream, remote, local);
+        self.front(&p.service, p.stream, remote, local);
     }
 
     /// A pending connection whose deadline passed.
