@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use jawas_tests::browser::{chromium_text, require};
 use jawas_tests::{exchange, script, Jawasd, TempDir};
 
 /// Imports the client once per script; a missing package fails the test
@@ -792,15 +793,6 @@ fn static_refuses_what_is_not_a_file_inside_it() {
     assert!(upgrade_status(d.addr("ws"), "/app.js").starts_with("HTTP/1.1 101 "));
 }
 
-/// `cmd` on PATH; a test that needs it fails naming the Debian package.
-fn require(cmd: &str, package: &str) -> std::path::PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join(cmd))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{cmd} not found: install the Debian package {package}"))
-}
-
 /// websocketd on a loopback port with `args`, stopped when dropped.
 struct Websocketd {
     child: std::process::Child,
@@ -983,89 +975,6 @@ ws.onclose = (e) => { out.textContent = 'got:' + got.join(',') + ' close:' + e.c
 ws.onerror = () => { out.textContent = 'error'; };
 </script></body></html>
 "#;
-
-/// Drives headless Chromium over `--remote-debugging-pipe` (commands on
-/// its fd 3, replies on fd 4, NUL-terminated JSON): opens the page, then
-/// reads `#out` until the page has written its result (the page's socket
-/// is real network I/O, which `--dump-dom`'s virtual time does not wait
-/// for). Bounded: 30 s in all.
-const CDP: &str = r#"import json, os, select, subprocess, sys, time
-chromium, url, profile = sys.argv[1:4]
-# Commands go to Chromium's fd 3, replies come from its fd 4.
-to_r, to_w = os.pipe()
-from_r, from_w = os.pipe()
-def fds():
-    # Copies first: dup2 onto itself would leave close-on-exec set.
-    a, b = os.dup(to_r), os.dup(from_w)
-    os.dup2(a, 3)
-    os.dup2(b, 4)
-p = subprocess.Popen([chromium, '--headless', '--no-sandbox', '--disable-gpu',
-    '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--remote-debugging-pipe',
-    '--user-data-dir=' + profile, 'about:blank'],
-    preexec_fn=fds, close_fds=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-os.close(to_r); os.close(from_w)
-deadline = time.monotonic() + 30
-buf = b''
-n = 0
-def call(method, params=None, session=None):
-    global n, buf
-    n += 1
-    msg = {'id': n, 'method': method, 'params': params or {}}
-    if session: msg['sessionId'] = session
-    os.write(to_w, json.dumps(msg).encode() + b'\0')
-    while True:
-        while b'\0' in buf:
-            raw, buf = buf.split(b'\0', 1)
-            reply = json.loads(raw)
-            if reply.get('id') == n:
-                if 'error' in reply: raise SystemExit('CDP error: %r' % reply['error'])
-                return reply['result']
-        left = deadline - time.monotonic()
-        if left <= 0: raise SystemExit('TIMEOUT waiting for ' + method)
-        r, _, _ = select.select([from_r], [], [], left)
-        if r:
-            chunk = os.read(from_r, 65536)
-            if not chunk: raise SystemExit('chromium closed the pipe')
-            buf += chunk
-try:
-    target = call('Target.createTarget', {'url': url})['targetId']
-    session = call('Target.attachToTarget', {'targetId': target, 'flatten': True})['sessionId']
-    expr = "(document.getElementById('out') || {}).textContent || ''"
-    text = ''
-    while time.monotonic() < deadline:
-        text = call('Runtime.evaluate', {'expression': expr, 'returnByValue': True}, session)['result'].get('value', '')
-        if text and text != 'pending': break
-        time.sleep(0.1)
-    print(text)
-    call('Browser.close')
-finally:
-    try: p.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        p.kill(); p.wait()
-"#;
-
-/// The text the page at `url` wrote into `#out`, run in headless Chromium
-/// with a fresh profile.
-fn chromium_text(url: &str) -> String {
-    let chromium = require("chromium", "chromium");
-    let profile = TempDir::new();
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(CDP)
-        .arg(chromium)
-        .arg(url)
-        .arg(profile.path())
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "driving chromium failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
-}
 
 #[test]
 fn a_chromium_page_talks_to_its_socket() {

@@ -9,6 +9,8 @@
 //! Config text may use `{dir}` (the test's temp dir) and `{bin}` (the
 //! directory of the built binaries); both are substituted before writing.
 
+pub mod browser;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1366,6 +1366,7 @@ impl<'t> Parser<'t, '_> {
                 );
                 continue;
             };
+            let errors_before = self.errors.len();
             let mut host = HostPattern::Any;
             let mut prefix = None;
             let mut target = None;
@@ -1393,6 +1394,12 @@ impl<'t> Parser<'t, '_> {
                 self.error(item.span(), format!("{at}: missing key 'service'"));
                 continue;
             };
+            // The service is still checked, so that one line's mistakes
+            // are all reported.
+            self.route_refs.push((target.clone(), line, at.clone()));
+            if self.errors.len() != errors_before {
+                continue;
+            }
             let route = Route {
                 host,
                 prefix: prefix.unwrap_or_else(|| Prefix::parse("/").expect("root")),
@@ -1408,7 +1415,6 @@ impl<'t> Parser<'t, '_> {
                 );
                 continue;
             }
-            self.route_refs.push((target.clone(), line, at));
             routes.push(route);
             targets.push(target);
             lines.push(line);
@@ -1440,7 +1446,9 @@ impl<'t> Parser<'t, '_> {
     /// that starts an engine, and every service has a listener or a route.
     fn check_routes(&mut self, services: &[Service]) {
         let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
-        for (target, line, at) in std::mem::take(&mut self.route_refs) {
+        let refs = std::mem::take(&mut self.route_refs);
+        let routed: Vec<String> = refs.iter().map(|(t, _, _)| t.clone()).collect();
+        for (target, line, at) in refs {
             let message = match services.iter().find(|s| s.name == target) {
                 None => {
                     let mut m = format!("{at}: no service named '{target}'");
@@ -1463,14 +1471,8 @@ impl<'t> Parser<'t, '_> {
             };
             self.errors.push(ConfigError { line, message });
         }
-        let routed: Vec<&str> = services
-            .iter()
-            .filter_map(|s| s.router.as_ref())
-            .flat_map(|r| r.targets.iter().chain(r.fallback.iter()))
-            .map(String::as_str)
-            .collect();
         for (name, line) in std::mem::take(&mut self.unlistened) {
-            if !routed.contains(&name.as_str()) && services.iter().any(|s| s.name == name) {
+            if !routed.contains(&name) && services.iter().any(|s| s.name == name) {
                 self.errors.push(ConfigError {
                     line,
                     message: format!(
