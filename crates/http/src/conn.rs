@@ -635,21 +635,36 @@ impl Conn {
     /// `Ok(true)` to go on reading here, `Ok(false)` when the connection is
     /// no longer this engine's (handed back, or closed by the client).
     fn peek_route(&mut self, deadline: Instant) -> Result<bool, HttpError> {
-        let mut scratch = vec![0u8; self.limits.max_head.clamp(1024, 64 * 1024)];
+        // The buffer is empty here: peek into it (nothing is consumed, so
+        // a later `fill` reads the same bytes for real).
+        self.pos = 0;
+        self.end = 0;
         loop {
-            self.log.flush();
-            match self.wait_readable(deadline) {
-                Ok(()) => {}
-                Err(HttpError::Timeout) | Err(HttpError::Io(_)) => return Ok(false),
-                Err(e) => return Err(e),
+            if !self.timed_reads {
+                self.log.flush();
+                match self.wait_readable(deadline) {
+                    Ok(()) => {}
+                    Err(HttpError::Timeout) | Err(HttpError::Io(_)) => return Ok(false),
+                    Err(e) => return Err(e),
+                }
             }
-            // SAFETY: recv into a buffer we own, peeking only.
+            if jawas_engine::stopping() || Instant::now() >= deadline {
+                return Ok(false);
+            }
+            // With timed reads the socket blocks with a timeout tick, as
+            // `fill` reads; otherwise poll said it is readable.
+            let flags = if self.timed_reads {
+                libc::MSG_PEEK
+            } else {
+                libc::MSG_PEEK | libc::MSG_DONTWAIT
+            };
+            // SAFETY: recv into our own buffer, peeking only.
             let n = unsafe {
                 libc::recv(
                     self.input,
-                    scratch.as_mut_ptr().cast(),
-                    scratch.len(),
-                    libc::MSG_PEEK | libc::MSG_DONTWAIT,
+                    self.buf.as_mut_ptr().cast(),
+                    self.buf.len(),
+                    flags,
                 )
             };
             if n == 0 {
@@ -657,20 +672,22 @@ impl Conn {
             }
             if n < 0 {
                 let e = io::Error::last_os_error();
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) {
-                    continue;
+                match e.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock => {
+                        self.log.flush_if_old();
+                        continue;
+                    }
+                    io::ErrorKind::ConnectionReset => return Ok(false),
+                    // Not a socket (pipes in tests): the normal read path
+                    // decides.
+                    _ => return Ok(true),
                 }
-                // Not a socket (pipes in tests) or an error: the normal
-                // read path decides.
-                return Ok(true);
             }
-            let seen = &scratch[..n as usize];
-            let mut headers = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
+            let n = n as usize;
+            let mut headers = [httparse::EMPTY_HEADER; 64];
             let mut req = httparse::Request::new(&mut headers);
-            match req.parse(seen) {
+            match req.parse(&self.buf[..n]) {
                 Ok(httparse::Status::Complete(_)) => {
                     let host = req
                         .headers
@@ -699,16 +716,14 @@ impl Conn {
                         Err(_) => true,
                     });
                 }
-                Ok(httparse::Status::Partial) if seen.len() < scratch.len() => {
+                Ok(httparse::Status::Partial) if n < self.buf.len() => {
                     // The head is still arriving: the socket stays readable
                     // with the bytes already seen, so wait a little rather
                     // than spin.
-                    if Instant::now() >= deadline {
-                        return Ok(false);
-                    }
                     std::thread::sleep(Duration::from_millis(2));
                 }
-                // Too big or malformed: the normal read path answers it.
+                // Too big, too many headers or malformed: the normal read
+                // path answers it.
                 _ => return Ok(true),
             }
         }
