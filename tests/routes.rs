@@ -455,6 +455,22 @@ args = ["echo"]
 }
 
 #[test]
+fn a_route_table_too_big_for_the_environment_is_refused() {
+    let routes: Vec<String> = (0..2000)
+        .map(|i| format!("  {{ host = \"host-number-{i}.example.org\", service = \"web\" }},"))
+        .collect();
+    let err = check(&format!(
+        "[services.front]\nlisten = \"127.0.0.1:0\"\nroutes = [\n{}\n]\n\n[services.web]\nengine = \"jawas-builtin\"\nargs = [\"echo\"]\n",
+        routes.join("\n")
+    ));
+    assert!(
+        err.contains("FILE:3: services.front.routes: the routes take"),
+        "{err}"
+    );
+    assert!(err.contains("at most 32768 per router"), "{err}");
+}
+
+#[test]
 fn the_demo_config_routes() {
     // etc/jawasd.toml's front door must pass --check as it ships.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

@@ -37,9 +37,10 @@ use crate::{exit, report, signals, Connection, Engine, Error};
 pub const ENV: &str = "JAWAS_ZYGOTE";
 /// The control socket's descriptor.
 const CONTROL: RawFd = 0;
-/// Largest control message (a connection's environment is a few hundred
-/// bytes).
-const MAX_MESSAGE: usize = 16 * 1024;
+/// Largest control message: a connection's environment is a few hundred
+/// bytes, plus a routed connection's route table (jawasd caps that at
+/// 32 KiB).
+const MAX_MESSAGE: usize = 48 * 1024;
 
 /// Whether jawasd started this process as a zygote.
 pub fn active() -> bool {

@@ -141,6 +141,8 @@ pub mod limits {
     pub const FILE: usize = 16 << 20;
     /// Errors printed for one file; the rest are counted.
     pub const REPORTED_ERRORS: usize = 100;
+    /// Bytes of a router's table as `JAWAS_ROUTES`.
+    pub const ROUTES_ENV: usize = 32 * 1024;
 }
 
 /// Server-wide settings.
@@ -1433,8 +1435,22 @@ impl<'t> Parser<'t, '_> {
             .and_then(|v| self.duration(&key("route_timeout"), v, limits::PROXY_TIMEOUT))
             .unwrap_or(Duration::from_secs(10));
         let table = jawas_http::route::Table::new(routes);
+        let env = table.to_env();
+        // Every routed engine gets the table in its environment (and a
+        // zygote's CONN message carries it).
+        if env.len() > limits::ROUTES_ENV {
+            self.error(
+                v.span(),
+                format!(
+                    "{}: the routes take {} bytes as JAWAS_ROUTES; at most {} per router (split the hosts over several listeners)",
+                    key("routes"),
+                    env.len(),
+                    limits::ROUTES_ENV
+                ),
+            );
+        }
         Some(Router {
-            env: table.to_env(),
+            env,
             table,
             targets,
             fallback,
