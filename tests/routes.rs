@@ -455,6 +455,35 @@ args = ["echo"]
 }
 
 #[test]
+fn an_engine_cannot_hand_back_a_connection_of_its_own() {
+    let dir = TempDir::new();
+    // Hands back a connection it opened itself instead of its client's.
+    script(
+        dir.path(),
+        "forger",
+        "exec python3 -c '\nimport os, socket, time\nhb = socket.socket(fileno=int(os.environ[\"JAWAS_HANDBACK_FD\"]))\nother = socket.create_connection((\"127.0.0.1\", int(os.environ[\"TCPLOCALPORT\"])))\nsocket.send_fds(hb, [b\"H\"], [other.fileno()])\ntime.sleep(1)\n'",
+    );
+    let d = Jawasd::builder(
+        "[services.front]\nlisten = \"127.0.0.1:0\"\nroutes = [{ path = \"/\", service = \"forger\" }]\n\n[services.forger]\nengine = \"{dir}/forger\"\n",
+    )
+    .dir(dir)
+    .start();
+    let (mut s, mut r) = connect(d.addr("front"));
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert!(
+        d.wait_log(
+            "a hand-back carried something other than this client's TCP connection; dropped",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        d.log()
+    );
+    let mut rest = Vec::new();
+    let _ = r.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+}
+
+#[test]
 fn a_route_table_too_big_for_the_environment_is_refused() {
     let routes: Vec<String> = (0..2000)
         .map(|i| format!("  {{ host = \"host-number-{i}.example.org\", service = \"web\" }},"))

@@ -1069,7 +1069,8 @@ impl Server {
             Ok((l, others)) => {
                 self.started(service, l, Some(remote), None);
                 if let (Some(pick), Some((ours, _))) = (route, handback) {
-                    self.watch_handback(ours, pick.router, remote, local);
+                    let peer = stream.peer_addr().ok();
+                    self.watch_handback(ours, pick.router, (remote, local), peer);
                 }
                 // Exits a zygote reported while it forked this child.
                 for m in others {

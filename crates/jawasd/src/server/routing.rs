@@ -46,6 +46,9 @@ pub struct Handback {
     router: Rc<str>,
     remote: SocketAddr,
     local: Option<SocketAddr>,
+    /// The socket's own peer (not a PROXY header's): a socket handed back
+    /// must be this connection, not one the engine made up.
+    peer: Option<SocketAddr>,
 }
 
 /// Where a routed connection goes, and what its engine is told.
@@ -244,14 +247,15 @@ impl Server {
         &mut self,
         fd: OwnedFd,
         router: Rc<str>,
-        remote: SocketAddr,
-        local: Option<SocketAddr>,
+        (remote, local): (SocketAddr, Option<SocketAddr>),
+        peer: Option<SocketAddr>,
     ) {
         let h = Handback {
             fd,
             router,
             remote,
             local,
+            peer,
         };
         if let Err((_, e)) = self.registry.add(Source::Handback(h), true) {
             info!("route: hand-back socket not watched: {e}");
@@ -282,9 +286,9 @@ impl Server {
             Ok(nix::sys::socket::SockType::Stream)
         );
         let stream = TcpStream::from(fd);
-        if !is_stream || stream.local_addr().is_err() {
+        if !is_stream || stream.local_addr().is_err() || stream.peer_addr().ok() != h.peer {
             info!(
-                "route svc={} remote={}: a hand-back carried something other than a TCP socket; dropped",
+                "route svc={} remote={}: a hand-back carried something other than this client's TCP connection; dropped",
                 h.router, h.remote
             );
             return;
