@@ -158,7 +158,7 @@ impl Zygote {
             -1 => format!("FAIL fork: {}", io::Error::last_os_error()),
             0 => {
                 release_control();
-                std::process::exit(child::<E>(engine, handed, self.children_fd.as_raw_fd()))
+                quick_exit(child::<E>(engine, handed, self.children_fd.as_raw_fd()))
             }
             pid => {
                 self.children.insert(pid);
@@ -190,7 +190,7 @@ impl Zygote {
                     // The zygote ended or retired before using it.
                     _ => exit::OK,
                 };
-                std::process::exit(code)
+                quick_exit(code)
             }
             pid => self.spare = Some(Spare { pid, chan: ours }),
         }
@@ -263,6 +263,18 @@ fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: both descriptors were just created and are owned by no one else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Ends a child: flushes Rust's stdout, then `_exit`, skipping the C
+/// library's exit handlers and the dynamic loader's finalisers, which
+/// would only touch (and copy-on-write) pages of the zygote's for nothing:
+/// the engine's own destructors have run when `serve` returned, and no
+/// engine writes through C stdio.
+fn quick_exit(code: i32) -> ! {
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    // SAFETY: _exit ends the process at once; nothing runs after it.
+    unsafe { libc::_exit(code) }
 }
 
 /// In the child: become the engine an exec would have started, and serve.
@@ -420,7 +432,19 @@ fn send(fd: RawFd, msg: &[u8], fds: &[RawFd]) -> io::Result<()> {
 /// Receives one message from `fd`: the raw bytes and the connection they
 /// describe; `None` at the end of the socket.
 fn receive(fd: RawFd) -> io::Result<Option<(Vec<u8>, Handed)>> {
-    let mut buf = vec![0u8; MAX_MESSAGE];
+    RECEIVE_BUF.with_borrow_mut(|buf| receive_into(fd, buf))
+}
+
+thread_local! {
+    /// The buffer messages are received into, allocated and touched once in
+    /// the zygote: a child that receives into its copy writes one page or
+    /// two (copy-on-write) instead of faulting in and zeroing a fresh
+    /// MAX_MESSAGE per connection.
+    static RECEIVE_BUF: std::cell::RefCell<Vec<u8>> =
+        std::cell::RefCell::new(vec![0u8; MAX_MESSAGE]);
+}
+
+fn receive_into(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<(Vec<u8>, Handed)>> {
     // Room for up to 4 descriptors; only 1 or 2 are expected.
     let mut cmsg = [0u64; 8];
     let mut iov = libc::iovec {
@@ -445,9 +469,9 @@ fn receive(fd: RawFd) -> io::Result<Option<(Vec<u8>, Handed)>> {
     if n == 0 && fds.is_empty() {
         return Ok(None);
     }
-    buf.truncate(n as usize);
-    let handed = parse(&buf, fds)?;
-    Ok(Some((buf, handed)))
+    let raw = buf[..n as usize].to_vec();
+    let handed = parse(&raw, fds)?;
+    Ok(Some((raw, handed)))
 }
 
 /// The descriptors an SCM_RIGHTS message carried, now owned.

@@ -243,7 +243,9 @@ impl Conn {
             input,
             timed_reads,
             out,
-            buf: vec![0; 16 * 1024],
+            // Small at first (a head fits; each page is one fault in a
+            // fresh process), grown by `fill` when a request needs more.
+            buf: vec![0; 4 * 1024],
             pos: 0,
             end: 0,
             limits,
@@ -715,6 +717,14 @@ impl Conn {
                         // jawasd is gone: serve it here after all.
                         Err(_) => true,
                     });
+                }
+                // The buffer is full: a long head (cookies) needs more room
+                // to be seen whole, up to the head limit.
+                Ok(httparse::Status::Partial)
+                    if n == self.buf.len() && self.buf.len() < self.limits.max_head =>
+                {
+                    let more = self.buf.len().min(self.limits.max_head - self.buf.len());
+                    self.buf.resize(self.buf.len() + more, 0);
                 }
                 Ok(httparse::Status::Partial) if n < self.buf.len() => {
                     // The head is still arriving: the socket stays readable
