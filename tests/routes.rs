@@ -491,6 +491,127 @@ fn an_engine_cannot_hand_back_a_connection_of_its_own() {
     assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
 }
 
+/// Sends `first` and reads its answer, then `second` on the same
+/// connection: the status of the second answer (0 if the connection
+/// closed without one).
+fn two_requests(addr: SocketAddr, first: &str, second: &str) -> u16 {
+    let (mut s, mut r) = connect(addr);
+    s.write_all(first.as_bytes()).unwrap();
+    // The first answer whole (its status checked by the caller's second),
+    // without panicking here, so the caller can show jawasd's log.
+    let answered =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_response(&mut r).0));
+    if !matches!(answered, Ok(200)) {
+        return 1;
+    }
+    s.write_all(second.as_bytes()).unwrap();
+    let mut line = String::new();
+    if r.read_line(&mut line).unwrap_or(0) == 0 {
+        return 0;
+    }
+    line[9..12].parse().unwrap()
+}
+
+#[test]
+fn router_and_engines_never_disagree_on_a_request() {
+    let d = start("");
+    let addr = d.addr("front");
+    let first = "GET /users/ HTTP/1.1\r\nHost: x\r\n\r\n";
+    // A fragment in the target: routers cut there, file engines did not.
+    for target in ["/x#/../env", "http://x#/../env"] {
+        let (mut s, mut r) = connect(addr);
+        s.write_all(format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        assert_eq!(read_response(&mut r).0, 400, "{target}");
+        let req = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(
+            two_requests(addr, first, &req),
+            400,
+            "{target} on keep-alive"
+        );
+    }
+    // A Host jawasd cannot read is its to answer, on a later request too.
+    let bad_host = "GET /env HTTP/1.1\r\nHost: a..b\r\n\r\n";
+    assert_eq!(two_requests(addr, first, bad_host), 400);
+    // The target's authority and Host must agree.
+    let mismatch = "GET http://exact.wild.test/ HTTP/1.1\r\nHost: x.wild.test\r\n\r\n";
+    assert_eq!(two_requests(addr, first, mismatch), 400);
+    // More fields than a small peek would take: still routed.
+    let fields: String = (0..70).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let many = format!("GET /env HTTP/1.1\r\nHost: x\r\n{fields}\r\n");
+    assert_eq!(two_requests(addr, first, &many), 200);
+}
+
+#[test]
+fn a_hand_back_is_not_refused_by_the_limits_of_the_engine_it_leaves() {
+    let d = start("");
+    let cfg = std::fs::read_to_string(d.dir().join("jawasd.toml")).unwrap();
+    let mut d2 = d;
+    // One engine at a time: the one handing back must be gone before the
+    // next starts.
+    assert!(d2.reload(&format!("[server]\nmax_connections = 1\n{cfg}")));
+    let first = "GET /users/ HTTP/1.1\r\nHost: x\r\n\r\n";
+    let second = "GET /assets/app.css HTTP/1.1\r\nHost: x\r\n\r\n";
+    for i in 1..=3 {
+        let code = two_requests(d2.addr("front"), first, second);
+        assert_eq!(code, 200, "{}", d2.log());
+        // The next client may come once this one's engine is gone.
+        assert!(d2.wait_log_count("done svc=assets", i, Duration::from_secs(5)));
+    }
+}
+
+#[test]
+fn a_client_gone_mid_head_frees_its_slot_at_once() {
+    let d = start("");
+    let cfg = std::fs::read_to_string(d.dir().join("jawasd.toml")).unwrap();
+    let mut d = d;
+    assert!(d.reload(&format!("[server]\nmax_pending = 1\n{cfg}")));
+    let (mut s, _r) = connect(d.addr("front"));
+    s.write_all(b"GET /users/ HTTP/1.1\r\nHo").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // The only pending slot is free again: a new client is routed.
+    let (code, _) = curl(&[], &url(&d, "/users/"));
+    assert_eq!(code, 200, "{}", d.log());
+}
+
+#[test]
+fn descriptors_an_engine_piles_on_a_hand_back_are_closed() {
+    let dir = TempDir::new();
+    // Hands back six descriptors, none of them its client.
+    script(
+        dir.path(),
+        "piler",
+        "exec python3 -c '\nimport os, socket, time\nhb = socket.socket(fileno=int(os.environ[\"JAWAS_HANDBACK_FD\"]))\nnull = [os.open(\"/dev/null\", os.O_RDONLY) for _ in range(6)]\nsocket.send_fds(hb, [b\"H\"], null)\n'",
+    );
+    let d = Jawasd::builder(
+        "[services.front]\nlisten = \"127.0.0.1:0\"\nroute_timeout = \"1s\"\nroutes = [{ path = \"/\", service = \"piler\" }]\n\n[services.piler]\nengine = \"{dir}/piler\"\n",
+    )
+    .dir(dir)
+    .start();
+    let before = d.open_fds();
+    for _ in 0..10 {
+        let (mut s, _r) = connect(d.addr("front"));
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        d.wait_log_count(
+            "something other than this client's TCP connection",
+            10,
+            Duration::from_secs(10)
+        ),
+        "{}",
+        d.log()
+    );
+    let after = d.open_fds();
+    assert!(
+        after <= before + 2,
+        "{before} descriptors before, {after} after"
+    );
+}
+
 #[test]
 fn a_route_table_too_big_for_the_environment_is_refused() {
     let routes: Vec<String> = (0..2000)

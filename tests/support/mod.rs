@@ -176,7 +176,7 @@ impl Builder {
             log,
             addrs: HashMap::new(),
         };
-        if !d.wait_log(" ready ", Duration::from_secs(10)) {
+        if !d.wait_log(" ready pid=", Duration::from_secs(10)) {
             panic!("jawasd did not become ready; log:\n{}", d.log());
         }
         d.read_ready(1);
@@ -221,7 +221,7 @@ impl Jawasd {
         let log = self.log();
         let line = log
             .lines()
-            .filter(|l| l.contains(" ready "))
+            .filter(|l| l.contains(" ready pid="))
             .nth(n - 1)
             .expect("ready line")
             .to_string();
@@ -290,7 +290,7 @@ impl Jawasd {
     /// when jawasd kept the old one.
     pub fn reload(&mut self, config: &str) -> bool {
         std::fs::write(&self.config_path, expand(config, self.dir.path())).expect("write config");
-        let readies = self.log().matches(" ready ").count();
+        let readies = self.log().matches(" ready pid=").count();
         let fails = self
             .log()
             .matches("keeping the running configuration")
@@ -299,7 +299,7 @@ impl Jawasd {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             let log = self.log();
-            if log.matches(" ready ").count() > readies {
+            if log.matches(" ready pid=").count() > readies {
                 self.read_ready(readies + 1);
                 return true;
             }
@@ -599,7 +599,7 @@ pub fn assert_help_lists(out: &str, options: &[(&str, &str)]) {
 pub fn ready_addrs(stderr: impl std::io::Read) -> HashMap<String, SocketAddr> {
     let mut reader = BufReader::new(stderr);
     let mut line = String::new();
-    while !line.contains(" ready ") {
+    while !line.contains(" ready pid=") {
         line.clear();
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
             return HashMap::new();

@@ -641,6 +641,7 @@ impl Conn {
         // a later `fill` reads the same bytes for real).
         self.pos = 0;
         self.end = 0;
+        let mut pause = Duration::from_millis(2);
         loop {
             if !self.timed_reads {
                 self.log.flush();
@@ -687,9 +688,9 @@ impl Conn {
                 }
             }
             let n = n as usize;
-            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut headers = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
             let mut req = httparse::Request::new(&mut headers);
-            match req.parse(&self.buf[..n]) {
+            let own = match req.parse(&self.buf[..n]) {
                 Ok(httparse::Status::Complete(_)) => {
                     let host = req
                         .headers
@@ -697,26 +698,9 @@ impl Conn {
                         .find(|h| h.name.eq_ignore_ascii_case("host"))
                         .map(|h| h.value);
                     let target = req.path.unwrap_or("/").as_bytes();
-                    let Some(routed) = &self.routed else {
-                        return Ok(true);
-                    };
-                    if routed.is_own(host, target) {
-                        return Ok(true);
-                    }
-                    // The next owner gets the socket as accept(2) gave it.
-                    if self.timed_reads {
-                        set_socket_timeout(self.input, libc::SO_RCVTIMEO, Duration::ZERO);
-                        self.timed_reads = false;
-                    }
-                    self.out.clear_timeout();
-                    return Ok(match routed.hand_back(self.input) {
-                        Ok(()) => {
-                            self.handed_off = true;
-                            false
-                        }
-                        // jawasd is gone: serve it here after all.
-                        Err(_) => true,
-                    });
+                    self.routed
+                        .as_ref()
+                        .is_none_or(|routed| routed.is_own(host, target))
                 }
                 // The buffer is full: a long head (cookies) needs more room
                 // to be seen whole, up to the head limit.
@@ -725,18 +709,49 @@ impl Conn {
                 {
                     let more = self.buf.len().min(self.limits.max_head - self.buf.len());
                     self.buf.resize(self.buf.len() + more, 0);
+                    continue;
                 }
                 Ok(httparse::Status::Partial) if n < self.buf.len() => {
                     // The head is still arriving: the socket stays readable
-                    // with the bytes already seen, so wait a little rather
-                    // than spin.
-                    std::thread::sleep(Duration::from_millis(2));
+                    // with the bytes already seen, so look again after a
+                    // pause that grows (a client that stops mid-head costs
+                    // a few wake-ups a second, not hundreds).
+                    std::thread::sleep(
+                        pause.min(deadline.saturating_duration_since(Instant::now())),
+                    );
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                    continue;
                 }
-                // Too big, too many headers or malformed: the normal read
-                // path answers it.
-                _ => return Ok(true),
+                // Too big, too many fields, malformed: which route it is
+                // cannot be told here, so jawasd decides (and answers 400).
+                _ => false,
+            };
+            if own {
+                return Ok(true);
             }
+            return Ok(self.hand_back());
         }
+    }
+
+    /// Sends the connection back to jawasd; after that, nothing more is
+    /// written or read here. `false` either way: the connection is no
+    /// longer this engine's (if the hand-back failed, it is closed rather
+    /// than served under another route's rules).
+    fn hand_back(&mut self) -> bool {
+        let Some(routed) = &self.routed else {
+            return false;
+        };
+        if routed.hand_back(self.input).is_ok() {
+            // jawasd routes it once this engine has exited; the next
+            // owner gets the socket without our timeouts.
+            if self.timed_reads {
+                set_socket_timeout(self.input, libc::SO_RCVTIMEO, Duration::ZERO);
+                self.timed_reads = false;
+            }
+            self.out.clear_timeout();
+        }
+        self.handed_off = true;
+        false
     }
 
     /// Reads and drops the body, so the next pipelined request can be read.

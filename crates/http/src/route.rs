@@ -58,7 +58,10 @@ impl HostPattern {
                 "'{text}': `*` may only stand first, as in `*.example.org`"
             ));
         }
-        if !(valid_name(lower) || valid_ip6_literal(lower)) {
+        if let Some(ip) = canonical_ip6(lower) {
+            return Ok(HostPattern::Exact(ip));
+        }
+        if !valid_name(lower) {
             return Err(format!(
                 "'{text}' is not a host name (letters, digits, '-', '.', or an [IPv6] literal)"
             ));
@@ -85,10 +88,11 @@ fn valid_name(s: &str) -> bool {
         })
 }
 
-fn valid_ip6_literal(s: &str) -> bool {
-    s.strip_prefix('[')
-        .and_then(|r| r.strip_suffix(']'))
-        .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok())
+/// `[addr]` in its canonical spelling (`[0::1]` is `[::1]`), so literals
+/// compare as addresses.
+fn canonical_ip6(s: &str) -> Option<String> {
+    let ip: std::net::Ipv6Addr = s.strip_prefix('[')?.strip_suffix(']')?.parse().ok()?;
+    Some(format!("[{ip}]"))
 }
 
 /// A path prefix, as segments.
@@ -227,11 +231,20 @@ impl Table {
     /// as sent. Returns the route's index.
     pub fn find(&self, host: Option<&[u8]>, target: &[u8]) -> Result<usize, Miss> {
         let (target_host, path) = split_target(target)?;
-        // RFC 9112 section 3.2.2: an absolute-form target's authority
-        // replaces the Host field.
-        let host = match target_host.or(host) {
-            Some(h) => Some(normalize_host(h).ok_or(Miss::Bad("malformed Host"))?),
-            None => None,
+        let norm = |h: &[u8]| normalize_host(h).ok_or(Miss::Bad("malformed Host"));
+        let host = match (target_host, host) {
+            // RFC 9112 section 3.2.2 lets the target's authority win; the
+            // engines read Host, so a request where they differ could be
+            // routed by one and served as the other: refused.
+            (Some(t), Some(h)) => {
+                let t = norm(t)?;
+                if t != norm(h)? {
+                    return Err(Miss::Bad("Host differs from the target's authority"));
+                }
+                Some(t)
+            }
+            (Some(h), None) | (None, Some(h)) => Some(norm(h)?),
+            (None, None) => None,
         };
         let path = normalize_path(path)?;
         let group = self.host_group(host.as_deref()).ok_or(Miss::UnknownHost)?;
@@ -324,8 +337,11 @@ pub fn normalize_host(raw: &[u8]) -> Option<String> {
         }
     };
     let host = host.to_ascii_lowercase();
+    if let Some(ip) = canonical_ip6(&host) {
+        return Some(ip);
+    }
     let host = host.strip_suffix('.').unwrap_or(&host).to_string();
-    (valid_name(&host) || valid_ip6_literal(&host)).then_some(host)
+    valid_name(&host).then_some(host)
 }
 
 fn all_digits(s: &str) -> bool {
@@ -333,12 +349,14 @@ fn all_digits(s: &str) -> bool {
 }
 
 /// The path's segments after percent-decoding, with `.` and `..` resolved
-/// and empty segments dropped. The query and fragment are cut off first.
+/// and empty segments dropped. The query is cut off first.
 pub fn normalize_path(path: &[u8]) -> Result<Vec<Vec<u8>>, Miss> {
-    let end = path
-        .iter()
-        .position(|&b| b == b'?' || b == b'#')
-        .unwrap_or(path.len());
+    // A fragment is never part of a request target (RFC 9112 section
+    // 3.2); engines would not cut there, so neither may the router.
+    if path.contains(&b'#') {
+        return Err(Miss::Bad("'#' in the request target"));
+    }
+    let end = path.iter().position(|&b| b == b'?').unwrap_or(path.len());
     let decoded = percent_decode(&path[..end]).ok_or(Miss::Bad("malformed percent-encoding"))?;
     let mut out: Vec<Vec<u8>> = Vec::new();
     for seg in decoded.split(|&b| b == b'/') {
@@ -361,6 +379,9 @@ fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
     while i < s.len() {
         if s[i] == b'%' {
             let hex = s.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
             let v = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
             if v == 0 {
                 return None;
@@ -424,7 +445,9 @@ impl Routed {
     pub fn is_own(&self, host: Option<&[u8]>, target: &[u8]) -> bool {
         match self.table.find(host, target) {
             Ok(i) => Some(i) == self.own,
-            Err(Miss::Bad(_)) => true, // the engine answers 400 itself
+            // jawasd answers it (400): what the router cannot read, an
+            // engine must not read its own way.
+            Err(Miss::Bad(_)) => false,
             Err(_) => self.own.is_none(),
         }
     }
@@ -525,13 +548,20 @@ mod tests {
             (Some("x.a.example.org"), "/", Ok(3)),
             (Some("example.org"), "/", Ok(0)),
             (Some("[::1]:8080"), "/", Ok(4)),
+            (Some("[0:0::1]"), "/", Ok(4)),
             (Some("bad host"), "/", Err(Miss::Bad("malformed Host"))),
             (Some("h:port"), "/", Err(Miss::Bad("malformed Host"))),
-            // An absolute-form target's authority wins over Host.
+            // An absolute-form target's authority must agree with Host.
+            (
+                Some("blog.example.org"),
+                "http://BLOG.example.org:80/static",
+                Ok(5),
+            ),
+            (None, "http://blog.example.org/static", Ok(5)),
             (
                 Some("other.net"),
-                "http://blog.example.org:80/static",
-                Ok(5),
+                "http://blog.example.org/static",
+                Err(Miss::Bad("Host differs from the target's authority")),
             ),
         ];
         for (host, target, want) in cases {
@@ -567,6 +597,13 @@ mod tests {
             t.find(Some(b"a.example"), b"a/b"),
             Err(Miss::Bad(_))
         ));
+        for (host, target) in [
+            (&b"a.example"[..], &b"/x#/../api"[..]),
+            (b"a.example", b"/%+f"),
+            (b"a..example", b"/"),
+        ] {
+            assert!(matches!(t.find(Some(host), target), Err(Miss::Bad(_))));
+        }
     }
 
     #[test]

@@ -184,6 +184,10 @@ pub struct Server {
     zygotes: zygotes::Zygotes,
     /// Connections waiting for their PROXY header (`Source::Pending`).
     pending: usize,
+    /// Connections handed back by an engine that has not exited yet, by
+    /// its session: routed again when it has, so that it no longer counts
+    /// against the limits the next engine is checked against.
+    returned: HashMap<SessionId, routing::Returned>,
     /// systemd's readiness protocol (nothing without NOTIFY_SOCKET).
     notify: crate::notify::Notifier,
     /// When the next WATCHDOG=1 is due, when systemd asked for them.
@@ -292,6 +296,7 @@ impl Server {
             loader,
             zygotes: zygotes::Zygotes::default(),
             pending: 0,
+            returned: HashMap::new(),
             watchdog_at: notify.watchdog_interval().map(|d| Instant::now() + d),
             draining_until: None,
             upgrade: upgrade::Upgrade::default(),
@@ -679,6 +684,9 @@ impl Server {
         let Some(session) = self.sessions.end(id) else {
             return;
         };
+        if let Some(r) = self.returned.remove(&id) {
+            self.route_returned(r);
+        }
         if let Some(key) = session.pidfd {
             self.registry.remove(key);
         }
@@ -1067,10 +1075,11 @@ impl Server {
         };
         match launched {
             Ok((l, others)) => {
+                let pid = l.pid;
                 self.started(service, l, Some(remote), None);
                 if let (Some(pick), Some((ours, _))) = (route, handback) {
                     let peer = stream.peer_addr().ok();
-                    self.watch_handback(ours, pick.router, (remote, local), peer);
+                    self.watch_handback(ours, pick.router, (remote, local), (peer, pid));
                 }
                 // Exits a zygote reported while it forked this child.
                 for m in others {
@@ -1315,6 +1324,7 @@ impl Server {
         }
         self.drop_pending();
         self.drop_routing();
+        self.returned.clear();
         self.retire_all_zygotes();
         let now = Instant::now();
         self.sweep_at = Some(now);

@@ -37,6 +37,17 @@ pub struct Routing {
     router: Rc<str>,
     remote: SocketAddr,
     local: Option<SocketAddr>,
+    /// Bytes the last peek saw: an event that shows no more may be the
+    /// client's end (a FIN after part of a head).
+    seen: usize,
+}
+
+/// A connection an engine handed back, waiting for that engine to exit.
+pub struct Returned {
+    stream: TcpStream,
+    router: Rc<str>,
+    remote: SocketAddr,
+    local: Option<SocketAddr>,
 }
 
 /// jawasd's end of a routed engine's hand-back socket, with what the
@@ -49,6 +60,8 @@ pub struct Handback {
     /// The socket's own peer (not a PROXY header's): a socket handed back
     /// must be this connection, not one the engine made up.
     peer: Option<SocketAddr>,
+    /// The engine holding the other end.
+    pid: libc::pid_t,
 }
 
 /// Where a routed connection goes, and what its engine is told.
@@ -111,6 +124,7 @@ impl Server {
             router: router_name,
             remote,
             local,
+            seen: 0,
         };
         // Edge-triggered: a peeked byte stays readable, so level-triggered
         // would wake the loop again and again for a head still arriving.
@@ -135,18 +149,28 @@ impl Server {
 
     /// Bytes (or the end) arrived on a connection being routed.
     pub(super) fn routing_readable(&mut self, key: Key) {
-        let Some(Source::Routing(w)) = self.registry.get(key) else {
+        let Some(Source::Routing(w)) = self.registry.get_mut(key) else {
             return;
         };
         let mut buf = vec![0u8; MAX_HEAD];
         let fd = w.stream.as_raw_fd();
         let n = match recv(fd, &mut buf, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT) {
             Ok(0) => return self.routing_gone(key),
+            // Woken with nothing new: the client's FIN after part of a
+            // head (or the event of the registration itself).
+            Ok(n) if n == w.seen => {
+                if crate::fdpass::peer_closed(fd) {
+                    self.routing_gone(key);
+                }
+                return;
+            }
             Ok(n) => n,
             Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return,
             Err(_) => return self.routing_gone(key),
         };
-        let Some(router) = self.router_of(&w.router) else {
+        w.seen = n;
+        let router_name = w.router.clone();
+        let Some(router) = self.router_of(&router_name) else {
             return self.routing_gone(key);
         };
         let head = &buf[..n];
@@ -248,7 +272,7 @@ impl Server {
         fd: OwnedFd,
         router: Rc<str>,
         (remote, local): (SocketAddr, Option<SocketAddr>),
-        peer: Option<SocketAddr>,
+        (peer, pid): (Option<SocketAddr>, libc::pid_t),
     ) {
         let h = Handback {
             fd,
@@ -256,6 +280,7 @@ impl Server {
             remote,
             local,
             peer,
+            pid,
         };
         if let Err((_, e)) = self.registry.add(Source::Handback(h), true) {
             info!("route: hand-back socket not watched: {e}");
@@ -293,11 +318,36 @@ impl Server {
             );
             return;
         }
-        let Some(router) = self.router_of(&h.router) else {
+        debug!("route svc={} remote={}: handed back", h.router, h.remote);
+        let r = Returned {
+            stream,
+            router: h.router,
+            remote: h.remote,
+            local: h.local,
+        };
+        // Routed again once the engine that handed it back has exited, so
+        // that it no longer counts against `instances`, `per_source` and
+        // `max_connections` (it exits right after handing back).
+        match self.sessions.by_pid(h.pid) {
+            Some(id) => {
+                self.returned.insert(id, r);
+            }
+            None => self.route_returned(r),
+        }
+    }
+
+    /// A handed-back connection whose engine has exited: through the
+    /// routing stage again. While jawasd stops (or has handed over to its
+    /// successor), it is closed instead: the client reconnects, to the
+    /// new jawasd if there is one.
+    pub(super) fn route_returned(&mut self, r: Returned) {
+        if self.stopping.is_some() {
+            return;
+        }
+        let Some(router) = self.router_of(&r.router) else {
             return; // the router is gone after a reload: the client reconnects
         };
-        debug!("route svc={} remote={}: handed back", h.router, h.remote);
-        self.wait_for_head(h.router, stream, h.remote, h.local, &router);
+        self.wait_for_head(r.router, r.stream, r.remote, r.local, &router);
     }
 
     /// At shutdown: connections still waiting for a request are closed.
