@@ -36,7 +36,14 @@ use crate::engine_check::{self, Check, Verdict};
 pub type Runner<'a> = dyn Fn(&[Check]) -> Vec<engine_check::Ran> + 'a;
 
 /// Keys allowed in `[server]`.
-const SERVER_KEYS: &[&str] = &["max_connections", "shutdown_grace", "max_pending", "drain"];
+const SERVER_KEYS: &[&str] = &[
+    "max_connections",
+    "shutdown_grace",
+    "max_pending",
+    "drain",
+    "control",
+    "control_mode",
+];
 
 /// Keys allowed in `[services.NAME]`; all but `listen` may also sit in `[defaults]`.
 const SERVICE_KEYS: &[&str] = &[
@@ -152,6 +159,10 @@ pub struct Server {
     /// After SIGTERM, how long engines may finish on their own before
     /// they are sent SIGTERM.
     pub drain: Duration,
+    /// The control socket's path (`jawasd ctl`); `None`: no control socket.
+    pub control: Option<PathBuf>,
+    /// The control socket's permission bits (default 0600: its owner only).
+    pub control_mode: libc::mode_t,
 }
 
 /// A service's listeners read a PROXY protocol header first.
@@ -747,6 +758,8 @@ impl<'t> Parser<'t, '_> {
             shutdown_grace: Duration::from_secs(5),
             max_pending: 1024,
             drain: Duration::ZERO,
+            control: None,
+            control_mode: 0o600,
         };
         let Some(table) = table else { return server };
         for (k, v) in table.iter() {
@@ -769,6 +782,17 @@ impl<'t> Parser<'t, '_> {
                 "shutdown_grace" => {
                     if let Some(d) = self.duration(&key, v, limits::SHUTDOWN_GRACE) {
                         server.shutdown_grace = d;
+                    }
+                }
+                "control" => {
+                    if let Some(p) = self.path_value(&key, v) {
+                        server.control =
+                            Some(PathBuf::from(std::ffi::OsStr::from_bytes(p.as_bytes())));
+                    }
+                }
+                "control_mode" => {
+                    if let Some(m) = self.umask(&key, v) {
+                        server.control_mode = m;
                     }
                 }
                 _ => unreachable!("key list and match disagree"),

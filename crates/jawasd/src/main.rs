@@ -10,6 +10,8 @@ mod activation;
 mod admission;
 mod clock;
 mod config;
+mod control;
+mod ctl;
 mod engine_check;
 mod events;
 mod launcher;
@@ -23,6 +25,8 @@ mod registry;
 mod server;
 mod sessions;
 mod spawn;
+mod stats;
+mod timefmt;
 mod xinetd;
 mod zygote;
 
@@ -56,6 +60,9 @@ struct Cli {
     /// Check the configuration and exit: 0 when valid, 100 with every finding otherwise.
     #[arg(long)]
     check: bool,
+    /// Timestamps of the log in UTC (default) or local time; RFC 3339 either way.
+    #[arg(long, value_name = "ZONE", value_parser = ["utc", "local"])]
+    log_time: Option<String>,
     /// error, warn, info (default), debug or trace; RUST_LOG overrides per module.
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<log::LevelFilter>,
@@ -90,6 +97,8 @@ enum Command {
     },
     /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
     Completions { shell: clap_complete::Shell },
+    /// Ask a running jawasd through its control socket (`[server] control`).
+    Ctl(ctl::CtlArgs),
 }
 
 /// `jawasd man [PAGE]`.
@@ -120,8 +129,8 @@ fn print_man(page: &str) -> ExitCode {
     }
 }
 
-const EXIT_CONFIG: u8 = 100;
-const EXIT_TEMPORARY: u8 = 111;
+pub const EXIT_CONFIG: u8 = 100;
+pub const EXIT_TEMPORARY: u8 = 111;
 
 /// The services database xinetd consults for listed services.
 const SERVICES_DB: &str = "/etc/services";
@@ -158,6 +167,7 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::ImportXinetd { file }) => return import_xinetd(file),
         Some(Command::Man { page }) => return print_man(page),
+        Some(Command::Ctl(args)) => return ctl::run(args),
         Some(Command::Completions { shell }) => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
@@ -374,6 +384,10 @@ fn import_xinetd(path: &Path) -> ExitCode {
 
 /// One line per event on stderr (or a file, or syslog): time, level, message.
 fn init_logger(cli: &Cli) -> Result<(), String> {
+    timefmt::set_zone(match cli.log_time.as_deref() {
+        Some("local") => timefmt::Zone::Local,
+        _ => timefmt::Zone::Utc,
+    });
     let level = cli.log_level;
     let mut builder = env_logger::Builder::new();
     builder.filter_level(level.unwrap_or(log::LevelFilter::Info));
@@ -390,6 +404,16 @@ fn init_logger(cli: &Cli) -> Result<(), String> {
         let (facility, _) = config::parse_syslog(&format!("{facility}.info")).ok_or_else(|| {
             format!("--syslog {facility}: not a syslog facility such as daemon or local0")
         })?;
+        // As xinetd does: a log that would vanish is a start-up error, not
+        // a silent loss of every line.
+        let dev_log =
+            std::os::unix::net::UnixDatagram::unbound().and_then(|s| s.connect(SYSLOG_SOCKET));
+        if let Err(e) = dev_log {
+            return Err(format!(
+                "--syslog: {SYSLOG_SOCKET} is not reachable ({}); start a syslog daemon (or systemd-journald), or log to stderr or --log-file instead",
+                errno_text(&e)
+            ));
+        }
         events::openlog(facility);
         builder.format(|buf, record| {
             writeln!(
@@ -421,7 +445,7 @@ fn init_logger(cli: &Cli) -> Result<(), String> {
         writeln!(
             buf,
             "{} jawasd {} {}",
-            buf.timestamp_millis(),
+            timefmt::now(timefmt::zone()),
             record.level().as_str().to_ascii_lowercase(),
             record.args()
         )
@@ -429,6 +453,9 @@ fn init_logger(cli: &Cli) -> Result<(), String> {
     builder.init();
     Ok(())
 }
+
+/// Where syslog(3) sends its datagrams.
+const SYSLOG_SOCKET: &str = "/dev/log";
 
 /// A log target that hands each complete line to syslog(3).
 #[derive(Default)]

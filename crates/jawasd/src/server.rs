@@ -44,8 +44,10 @@ use crate::reaper::{self, ExitStatus, Reaped};
 use crate::registry::{Key, Registry};
 use crate::sessions::{NewSession, SessionId, Sessions};
 use crate::spawn::{self, SpawnError};
+use crate::stats::Stats;
 use crate::zygote::{self, Zygote};
 
+mod control;
 mod pending;
 pub mod upgrade;
 mod zygotes;
@@ -89,6 +91,9 @@ enum Source {
     Zygote(Rc<str>, Zygote),
     /// An accepted connection waiting for its PROXY header.
     Pending(pending::Pending),
+    /// The control socket, and one client of it.
+    Control(crate::control::ControlSocket),
+    ControlClient(crate::control::Client),
 }
 
 impl AsFd for Source {
@@ -100,6 +105,8 @@ impl AsFd for Source {
             Source::Engine(_, fd) => fd.as_fd(),
             Source::Zygote(_, z) => z.fd(),
             Source::Pending(p) => p.stream.as_fd(),
+            Source::Control(c) => c.listener.as_fd(),
+            Source::ControlClient(c) => c.stream.as_fd(),
         }
     }
 }
@@ -109,14 +116,6 @@ struct StderrPipe {
     service: Rc<str>,
     pid: libc::pid_t,
     partial: Vec<u8>,
-}
-
-/// What jawasd counts about one service, for the log and SIGUSR1.
-#[derive(Default, Debug, Clone)]
-struct Stats {
-    accepted: u64,
-    refused: u64,
-    spawn_failed: u64,
 }
 
 /// Whether a service's engine starts and keeps running.
@@ -185,6 +184,8 @@ pub struct Server {
     draining_until: Option<Instant>,
     /// A zero-downtime upgrade (SIGUSR2) under way or done.
     upgrade: upgrade::Upgrade,
+    /// The control socket, its clients and event subscribers.
+    control: control::ControlState,
 }
 
 /// Signals read through the signalfd.
@@ -204,6 +205,8 @@ pub enum StartError {
     /// Where the address was written, the service, the address, why.
     Bind(String, Rc<str>, SocketAddr, io::Error),
     System(&'static str, io::Error),
+    /// The control socket's path, why it could not be created.
+    Control(String, io::Error),
 }
 
 impl std::fmt::Display for StartError {
@@ -227,6 +230,11 @@ impl std::fmt::Display for StartError {
                 Ok(())
             }
             StartError::System(what, e) => write!(f, "unable to {what}: {}", crate::errno_text(e)),
+            StartError::Control(path, e) => write!(
+                f,
+                "server.control: unable to create the control socket {path}: {}",
+                crate::errno_text(e)
+            ),
         }
     }
 }
@@ -288,6 +296,7 @@ impl Server {
             watchdog_at: notify.watchdog_interval().map(|d| Instant::now() + d),
             draining_until: None,
             upgrade: upgrade::Upgrade::default(),
+            control: control::ControlState::default(),
             notify,
         };
         server.apply(config)?;
@@ -346,6 +355,12 @@ impl Server {
                 }
             }
         }
+        if let Err(e) = self.open_control(&config) {
+            for key in added {
+                self.registry.remove(key);
+            }
+            return Err(e);
+        }
         // Commit. Connections already queued on a TCP listener that closes
         // are served first, by the configuration they arrived under (a
         // wait or UDP socket is simply closed, as before).
@@ -401,6 +416,7 @@ impl Server {
         self.admission
             .retain_services(|name| services.contains_key(name));
         self.config = config;
+        self.control_loaded();
         self.refresh_zygotes();
         self.rearm_listeners();
         Ok(())
@@ -480,6 +496,8 @@ impl Server {
                     Some(Source::Engine(..)) => self.engine_exited(key),
                     Some(Source::Zygote(..)) => self.zygote_readable(key),
                     Some(Source::Pending(..)) => self.pending_readable(key),
+                    Some(Source::Control(_)) => self.control_accept(key),
+                    Some(Source::ControlClient(_)) => self.control_ready(key),
                     None => {}
                 }
             }
@@ -515,6 +533,8 @@ impl Server {
         for key in self.registry.expired(now) {
             match self.registry.get(key) {
                 Some(Source::Pending(_)) => self.pending_expired(key),
+                // Requests left over from an earlier wakeup.
+                Some(Source::ControlClient(_)) => self.control_ready(key),
                 // A listener's pause ended.
                 _ => pause_over = true,
             }
@@ -567,7 +587,9 @@ impl Server {
         for (sig, pid) in got {
             match sig {
                 libc::SIGCHLD => self.child_signal(pid),
-                libc::SIGHUP => self.reload(),
+                libc::SIGHUP => {
+                    let _ = self.reload();
+                }
                 libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => self.shutdown(sig),
                 libc::SIGUSR1 => self.dump(),
                 libc::SIGUSR2 => self.upgrade_signal(pid),
@@ -676,6 +698,11 @@ impl Server {
             self.rearm_listeners();
         }
         let took = session.started.elapsed();
+        self.publish(serde_json::json!({
+            "event": "exit", "id": id.raw(), "service": &*session.service, "pid": session.pid,
+            "remote": events::show(session.remote), "status": status.describe(),
+            "duration": took.as_secs_f64(),
+        }));
         let Some(state) = self.services.get_mut(&session.service) else {
             info!(
                 "done svc={} pid={} {}",
@@ -685,6 +712,7 @@ impl Server {
             );
             return;
         };
+        state.stats.ended(status, took);
         let fields = Fields(state.prepared.config.log_on_success.as_deref());
         if let Some(line) = events::exit(
             state.format,
@@ -733,7 +761,12 @@ impl Server {
             match socket.accept() {
                 Ok((stream, remote)) => {
                     let service = listener.service.clone();
+                    let at = listener.local;
                     self.accept_backoff = BACKOFF_MIN;
+                    self.publish(serde_json::json!({
+                        "event": "accept", "service": &*service, "remote": remote.to_string(),
+                        "local": at.to_string(),
+                    }));
                     self.accepted(&service, stream, remote, local);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
@@ -831,7 +864,7 @@ impl Server {
         };
         match launched {
             Ok(l) => {
-                self.started(&service, l, remote, Some(key));
+                self.started(&service, l, remote, Some(local), Some(key));
                 self.registry.arm(key, false);
             }
             Err(e) => {
@@ -931,19 +964,20 @@ impl Server {
             );
             return;
         }
+        let udp_local = old.local_addr().ok();
         let launched = {
             let Some(state) = self.services.get(&service) else {
                 return;
             };
             let conn = Conn {
                 socket: old.as_fd(),
-                local: old.local_addr().ok(),
+                local: udp_local,
                 remote: Some(from),
             };
             self.launcher.launch(&state.prepared, &conn)
         };
         match launched {
-            Ok(l) => self.started(&service, l, Some(from), None),
+            Ok(l) => self.started(&service, l, Some(from), udp_local, None),
             Err(e) => {
                 self.spawn_failed(&service, Some(from), &e);
                 self.pause_service(&service);
@@ -1032,7 +1066,7 @@ impl Server {
         };
         match launched {
             Ok((l, others)) => {
-                self.started(service, l, Some(remote), None);
+                self.started(service, l, Some(remote), local, None);
                 // Exits a zygote reported while it forked this child.
                 for m in others {
                     if let zygote::Message::Exit(pid, status) = m {
@@ -1061,17 +1095,20 @@ impl Server {
         service: &Rc<str>,
         launched: Launched,
         remote: Option<SocketAddr>,
+        local: Option<SocketAddr>,
         waiting_on: Option<Key>,
     ) {
         let pid = launched.pid;
+        let now = Instant::now();
         let id = self.sessions.start(
             NewSession {
                 service: service.clone(),
                 pid,
                 remote,
+                local,
                 waiting_on,
             },
-            Instant::now(),
+            now,
         );
         self.childless = false;
         if self.sweep_at.is_none() {
@@ -1085,7 +1122,7 @@ impl Server {
             }
         }
         if let Some(state) = self.services.get_mut(service) {
-            state.stats.accepted += 1;
+            state.stats.accept(now);
             state.health.backoff = None;
             let fields = Fields(state.prepared.config.log_on_success.as_deref());
             if let Some(line) = events::start(state.format, fields, service, pid, remote) {
@@ -1093,6 +1130,10 @@ impl Server {
             }
         }
         debug!("{}", events::accept(service, pid, remote));
+        self.publish(serde_json::json!({
+            "event": "spawn", "id": id.raw(), "service": &**service, "pid": pid,
+            "remote": events::show(remote), "local": events::show(local),
+        }));
         if let Some(fd) = launched.stderr {
             self.watch_pipe(fd, service.clone(), pid);
         }
@@ -1102,15 +1143,23 @@ impl Server {
         let Some(state) = self.services.get_mut(service) else {
             return;
         };
-        state.stats.refused += 1;
+        state.stats.refuse(r.as_str());
         let fields = Fields(state.prepared.config.log_on_failure.as_deref());
         let line = events::refuse(state.format, fields, service, remote, r);
-        state.sink.write(log::Level::Info, &line);
+        state.sink.write(log::Level::Warn, &line);
+        self.publish(serde_json::json!({
+            "event": "refuse", "service": &**service, "remote": events::show(remote),
+            "reason": r.as_str(),
+        }));
     }
 
     /// Logs a failed start at most once a second per service, with the
     /// number of failures since the last line and the cause in words.
     fn spawn_failed(&mut self, service: &Rc<str>, remote: Option<SocketAddr>, e: &SpawnError) {
+        self.publish(serde_json::json!({
+            "event": "spawn_failed", "service": &**service, "remote": events::show(remote),
+            "step": e.step, "error": crate::errno_text(&e.error),
+        }));
         let Some(state) = self.services.get_mut(service) else {
             return;
         };
@@ -1201,9 +1250,11 @@ impl Server {
         }
     }
 
-    fn reload(&mut self) {
+    /// SIGHUP or `jawasd ctl reload`: loads the configuration again and
+    /// applies it; the error lines (file:line: ...) when it was not.
+    fn reload(&mut self) -> Result<(), Vec<String>> {
         if self.stopping.is_some() {
-            return;
+            return Err(vec!["jawasd is stopping".into()]);
         }
         let path = self.config.path.clone();
         info!("reload config={}", path.display());
@@ -1217,31 +1268,37 @@ impl Server {
         // down: a bug in the loader is a failed reload, not an exit.
         let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.loader)(&env)))
             .unwrap_or_else(|_| Err("internal error while loading the configuration".into()));
-        match loaded {
+        let result = match loaded {
+            Err(errors) => Err(errors.lines().map(str::to_string).collect::<Vec<_>>()),
+            Ok(config) => {
+                let missing = crate::privilege::missing(&config);
+                if !missing.is_empty() {
+                    Err(vec![format!(
+                        "the new configuration needs {}, which jawasd dropped at start (it keeps only what its first configuration needed); restart jawasd to apply it",
+                        missing.join(", ")
+                    )])
+                } else {
+                    self.apply(config).map_err(|e| vec![e.to_string()])
+                }
+            }
+        };
+        match &result {
+            Ok(()) => self.log_ready(),
             Err(errors) => {
-                for e in errors.lines() {
+                for e in errors {
                     error!("reload failed: {e}");
                 }
                 error!("reload failed: keeping the running configuration");
             }
-            Ok(config) => {
-                let missing = crate::privilege::missing(&config);
-                if !missing.is_empty() {
-                    error!(
-                        "reload failed: the new configuration needs {}, which jawasd dropped at start (it keeps only what its first configuration needed); restart jawasd to apply it; keeping the running configuration",
-                        missing.join(", ")
-                    );
-                } else {
-                    match self.apply(config) {
-                        Ok(()) => self.log_ready(),
-                        Err(e) => error!("reload failed: {e}; keeping the running configuration"),
-                    }
-                }
-            }
         }
+        self.publish(match &result {
+            Ok(()) => serde_json::json!({"event": "reload", "ok": true}),
+            Err(errors) => serde_json::json!({"event": "reload", "ok": false, "errors": errors}),
+        });
         // Whatever the outcome, jawasd is serving (the new configuration
         // or the old one).
         self.notify_ready();
+        result
     }
 
     fn shutdown(&mut self, sig: libc::c_int) {
