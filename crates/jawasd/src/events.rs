@@ -197,10 +197,8 @@ impl Sink {
         match self {
             Sink::Main => log::log!(level, "{line}"),
             Sink::File(f) => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
+                // The same timestamp as jawasd's own log.
+                let now = crate::timefmt::now(crate::timefmt::zone());
                 let _ = writeln!(f, "{now} {line}");
             }
             Sink::Syslog(priority) => syslog(*priority, line),

@@ -14,8 +14,10 @@ mod control;
 mod ctl;
 mod engine_check;
 mod events;
+mod journal;
 mod launcher;
 mod listeners;
+mod logsink;
 mod man;
 mod notify;
 mod privilege;
@@ -63,6 +65,9 @@ struct Cli {
     /// Timestamps of the log in UTC (default) or local time; RFC 3339 either way.
     #[arg(long, value_name = "ZONE", value_parser = ["utc", "local"])]
     log_time: Option<String>,
+    /// `text` (default): TIME jawasd LEVEL MESSAGE; `json`: one JSON object per line.
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
     /// error, warn, info (default), debug or trace; RUST_LOG overrides per module.
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<log::LevelFilter>,
@@ -427,29 +432,56 @@ fn init_logger(cli: &Cli) -> Result<(), String> {
         builder.init();
         return Ok(());
     }
-    if let Some(path) = &cli.log_file {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| {
-                format!(
-                    "unable to open log file {}: {}",
-                    path.display(),
-                    errno_text(&e)
+    let json = cli.log_format.as_deref() == Some("json");
+    if cli.log_file.is_none() && !json && journal::stderr_is_journal() {
+        let path = std::env::var_os("JAWASD_JOURNAL_SOCKET")
+            .map_or_else(|| PathBuf::from(journal::SOCKET), PathBuf::from);
+        // Without the socket, stderr (which is the journal too) stands.
+        if let Ok(j) = journal::Journal::connect(&path) {
+            builder.format(|buf, record| {
+                writeln!(
+                    buf,
+                    "{} {}",
+                    record.level().as_str().to_ascii_lowercase(),
+                    record.args()
                 )
-            })?;
-        builder.target(env_logger::Target::Pipe(Box::new(file)));
+            });
+            builder.target(env_logger::Target::Pipe(Box::new(j)));
+            builder.init();
+            return Ok(());
+        }
     }
-    builder.format(|buf, record| {
-        writeln!(
-            buf,
-            "{} jawasd {} {}",
-            timefmt::now(timefmt::zone()),
-            record.level().as_str().to_ascii_lowercase(),
-            record.args()
-        )
-    });
+    match &cli.log_file {
+        Some(path) => logsink::to_file(path.clone()).map_err(|e| {
+            format!(
+                "unable to open log file {}: {}",
+                path.display(),
+                errno_text(&e)
+            )
+        })?,
+        None => logsink::to_stderr(),
+    }
+    builder.target(env_logger::Target::Pipe(Box::new(logsink::Writer)));
+    if json {
+        builder.format(|buf, record| {
+            let line = serde_json::json!({
+                "time": timefmt::now(timefmt::zone()),
+                "level": record.level().as_str().to_ascii_lowercase(),
+                "msg": record.args().to_string(),
+            });
+            writeln!(buf, "{line}")
+        });
+    } else {
+        builder.format(|buf, record| {
+            writeln!(
+                buf,
+                "{} jawasd {} {}",
+                timefmt::now(timefmt::zone()),
+                record.level().as_str().to_ascii_lowercase(),
+                record.args()
+            )
+        });
+    }
     builder.init();
     Ok(())
 }

@@ -78,6 +78,8 @@ const SWEEP_SOON: Duration = Duration::from_millis(200);
 /// How often children are swept for while engines run, as a safety net.
 /// A sweep walks every child (waitpid(-1)), so it is rare.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// How often log lines waiting for a stalled reader are retried.
+const LOG_RETRY: Duration = Duration::from_millis(100);
 
 /// Everything the loop waits on.
 enum Source {
@@ -502,6 +504,9 @@ impl Server {
                 }
             }
             self.timers();
+            if crate::logsink::pending() {
+                crate::logsink::flush();
+            }
         }
     }
 
@@ -514,12 +519,15 @@ impl Server {
             .filter(|_| !self.killed)
             .or(self.draining_until);
         let restart = self.zygotes.next_restart();
+        // Log lines a stalled reader has not taken are retried this often.
+        let log_retry = crate::logsink::pending().then(|| now + LOG_RETRY);
         [
             self.registry.next_deadline(),
             stop,
             self.sweep_at,
             restart,
             self.watchdog_at,
+            log_retry,
         ]
         .into_iter()
         .flatten()
@@ -591,7 +599,10 @@ impl Server {
                     let _ = self.reload();
                 }
                 libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => self.shutdown(sig),
-                libc::SIGUSR1 => self.dump(),
+                libc::SIGUSR1 => {
+                    self.reopen_logs();
+                    self.dump();
+                }
                 libc::SIGUSR2 => self.upgrade_signal(pid),
                 _ => {}
             }
@@ -1257,6 +1268,9 @@ impl Server {
             return Err(vec!["jawasd is stopping".into()]);
         }
         let path = self.config.path.clone();
+        if let Err(e) = crate::logsink::reopen() {
+            error!("{e}");
+        }
         info!("reload config={}", path.display());
         self.notify.reloading();
         let path_var = std::env::var_os("PATH");
@@ -1384,6 +1398,19 @@ impl Server {
             debug!("stopping orphan pid={pid}");
             spawn::signal_group(pid, sig);
             spawn::signal_pid(pid, sig);
+        }
+    }
+
+    /// SIGUSR1 (logrotate's postrotate): `--log-file` and every service's
+    /// `log_file` are opened again by name.
+    fn reopen_logs(&mut self) {
+        if let Err(e) = crate::logsink::reopen() {
+            error!("{e}");
+        }
+        for state in self.services.values_mut() {
+            if state.prepared.config.log_file.is_some() {
+                state.sink = Sink::open(&state.prepared.config);
+            }
         }
     }
 

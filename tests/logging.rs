@@ -1,0 +1,297 @@
+//! jawasd's log through the real binary: one timestamp format in jawasd's
+//! lines, captured engine lines and a service's own `log_file`; a
+//! logrotate-style rename plus SIGUSR1 loses no line; `--log-format json`
+//! lines parse; a stalled stderr reader does not stop the accept loop and
+//! the dropped lines are counted; `--syslog` without /dev/log is a
+//! start-up error.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jawas_tests::{bin, exchange, ready_addrs, Jawasd, TempDir};
+use serde_json::Value;
+
+const SECS: Duration = Duration::from_secs(10);
+
+/// `2026-11-25T02:23:01.123Z`: RFC 3339, milliseconds, UTC.
+fn is_rfc3339_ms(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 24
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            4 | 7 => c == b'-',
+            10 => c == b'T',
+            13 | 16 => c == b':',
+            19 => c == b'.',
+            23 => c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+#[test]
+fn one_timestamp_format_for_jawasd_engines_and_service_files() {
+    let dir = TempDir::new();
+    let engine = jawas_tests::script(dir.path(), "talk.sh", "echo said-on-stderr >&2; cat");
+    let config = format!(
+        "[services.talk]\nlisten = \"127.0.0.1:0\"\nengine = \"{}\"\nstderr = \"capture\"\n\
+         [services.filed]\nlisten = \"127.0.0.1:0\"\nengine = \"{{bin}}/jawas-builtin\"\n\
+         args = [\"echo\"]\nlog_file = \"{{dir}}/filed.log\"\n",
+        engine.display()
+    );
+    let d = Jawasd::builder(&config).dir(dir).start();
+    assert_eq!(exchange(d.addr("talk"), b"a\n"), b"a\n");
+    assert_eq!(exchange(d.addr("filed"), b"b\n"), b"b\n");
+    assert!(d.wait_log("said-on-stderr", SECS), "{}", d.log());
+    assert!(d.wait_log("done svc=talk", SECS), "{}", d.log());
+    let log = d.log();
+    for line in log.lines() {
+        let (time, rest) = line.split_once(' ').unwrap();
+        assert!(is_rfc3339_ms(time), "{line}");
+        assert!(rest.starts_with("jawasd "), "{line}");
+    }
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" info engine svc=talk pid=") && l.ends_with(": said-on-stderr")),
+        "{log}"
+    );
+    let path = d.dir().join("filed.log");
+    let deadline = Instant::now() + SECS;
+    let filed = loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.contains("done svc=filed") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(filed.contains("done svc=filed"), "{filed}");
+    for line in filed.lines() {
+        assert!(is_rfc3339_ms(line.split(' ').next().unwrap()), "{line}");
+    }
+}
+
+/// jawasd started by hand with its stderr piped: (child, stderr, the
+/// address of each service).
+fn spawn(
+    dir: &Path,
+    config: &str,
+    args: &[&str],
+) -> (Child, ChildStderr, HashMap<String, SocketAddr>) {
+    let path = dir.join("jawasd.toml");
+    std::fs::write(
+        &path,
+        config.replace("{bin}", &jawas_tests::bin_dir().display().to_string()),
+    )
+    .unwrap();
+    let mut child = Command::new(bin("jawasd"))
+        .arg("-c")
+        .arg(&path)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let addrs = ready_addrs(&mut stderr);
+    assert!(addrs.contains_key("echo"), "no ready line");
+    (child, stderr, addrs)
+}
+
+struct Stop(Child);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        // SAFETY: kill has no memory effects; the pid is our child's.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+const ECHO: &str =
+    "[services.echo]\nlisten = \"127.0.0.1:0\"\nengine = \"{bin}/jawas-builtin\"\nargs = [\"echo\"]\n";
+
+#[test]
+fn rename_and_sigusr1_lose_no_line() {
+    let dir = TempDir::new();
+    let log = dir.path().join("jawasd.log");
+    let rotated = dir.path().join("jawasd.log.1");
+    // The ready line is looked for on stderr: --log-file sends it to the
+    // file, so wait for the port instead.
+    let port = jawas_tests::free_port();
+    let config = ECHO.replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    std::fs::write(
+        dir.path().join("jawasd.toml"),
+        config.replace("{bin}", &jawas_tests::bin_dir().display().to_string()),
+    )
+    .unwrap();
+    let child = Command::new(bin("jawasd"))
+        .arg("-c")
+        .arg(dir.path().join("jawasd.toml"))
+        .arg("--log-file")
+        .arg(&log)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let _stop = Stop(child);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert!(jawas_tests::wait_for_port(addr, SECS));
+    let count = |p: &Path| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .matches("done svc=echo")
+            .count()
+    };
+    let wait_total = |n: usize| {
+        let deadline = Instant::now() + SECS;
+        while count(&log) + count(&rotated) < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        count(&log) + count(&rotated)
+    };
+    for _ in 0..20 {
+        assert_eq!(exchange(addr, b"x"), b"x");
+    }
+    assert_eq!(wait_total(20), 20);
+    std::fs::rename(&log, &rotated).unwrap();
+    // Lines logged between the rename and the signal go to the old file.
+    for _ in 0..5 {
+        assert_eq!(exchange(addr, b"x"), b"x");
+    }
+    // SAFETY: kill has no memory effects.
+    unsafe { libc::kill(pid, libc::SIGUSR1) };
+    let deadline = Instant::now() + SECS;
+    while !log.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..20 {
+        assert_eq!(exchange(addr, b"x"), b"x");
+    }
+    assert_eq!(wait_total(45), 45, "a line was lost or doubled");
+    assert!(count(&log) >= 20, "the new file has the later lines");
+    // SIGUSR1's counters follow the reopen, in the new file.
+    let new = std::fs::read_to_string(&log).unwrap();
+    assert!(new.contains("stats svc=echo"), "{new}");
+    assert!(!std::fs::read_to_string(&rotated)
+        .unwrap()
+        .contains("stats svc="));
+}
+
+#[test]
+fn json_lines_parse() {
+    let dir = TempDir::new();
+    let path = dir.path().join("jawasd.toml");
+    let bins = jawas_tests::bin_dir().display().to_string();
+    std::fs::write(&path, ECHO.replace("{bin}", &bins)).unwrap();
+    let mut child = Command::new(bin("jawasd"))
+        .arg("-c")
+        .arg(&path)
+        .args(["--log-format", "json"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let stop = Stop(child);
+    let mut lines = BufReader::new(stderr).lines();
+    let ready = loop {
+        let line = lines.next().expect("a ready line").unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if let Some(rest) = v["msg"].as_str().unwrap().strip_prefix("ready ") {
+            break rest.to_string();
+        }
+    };
+    let addr: SocketAddr = ready
+        .split_once("echo=")
+        .expect("echo's address")
+        .1
+        .parse()
+        .unwrap();
+    assert_eq!(exchange(addr, b"x"), b"x");
+    let done = loop {
+        let line = lines.next().expect("a done line").unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(is_rfc3339_ms(v["time"].as_str().unwrap()), "{line}");
+        assert!(["info", "warn", "error", "debug"].contains(&v["level"].as_str().unwrap()));
+        if v["msg"].as_str().unwrap().starts_with("done svc=echo") {
+            break v;
+        }
+    };
+    assert_eq!(done["level"], "info");
+    drop(stop);
+}
+
+#[test]
+fn a_stalled_stderr_reader_does_not_stop_accepting() {
+    let dir = TempDir::new();
+    let noisy = jawas_tests::script(dir.path(), "noisy.sh", "seq 1 30000 >&2");
+    let config = format!(
+        "{ECHO}[services.noisy]\nlisten = \"127.0.0.1:0\"\nengine = \"{}\"\nstderr = \"capture\"\n",
+        noisy.display()
+    );
+    let (child, mut stderr, addrs) = spawn(dir.path(), &config, &[]);
+    let _stop = Stop(child);
+    let (echo, noisy) = (addrs["echo"], addrs["noisy"]);
+    // jawasd's stderr is not read from here on, and the noisy engine fills
+    // the pipe many times over (30000 lines of about 60 bytes each).
+    for _ in 0..3 {
+        let _ = exchange(noisy, b"");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..20 {
+        let t = Instant::now();
+        assert_eq!(exchange(echo, b"x"), b"x", "connection {i}");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "connection {i} took {:?} with the log reader stalled",
+            t.elapsed()
+        );
+    }
+    // The reader comes back: the count of what was lost follows.
+    let deadline = Instant::now() + SECS;
+    let mut text = String::new();
+    let mut buf = vec![0u8; 1 << 16];
+    while !text.contains("lines dropped while the log's reader was not reading") {
+        assert!(Instant::now() < deadline, "no drop count");
+        let n = stderr.read(&mut buf).unwrap();
+        assert!(n > 0, "jawasd ended");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        // Keep only the tail: the count is near the end.
+        if text.len() > 1 << 20 {
+            text.drain(..text.len() - 4096);
+        }
+    }
+    let line = text
+        .lines()
+        .find(|l| l.contains("lines dropped"))
+        .unwrap()
+        .to_string();
+    assert!(line.contains(" jawasd warn log: "), "{line}");
+}
+
+#[test]
+fn syslog_without_dev_log_is_a_start_up_error() {
+    if Path::new("/dev/log").exists() {
+        eprintln!("skipped: this machine has /dev/log");
+        return;
+    }
+    let dir = TempDir::new();
+    let path = dir.path().join("jawasd.toml");
+    std::fs::write(
+        &path,
+        ECHO.replace("{bin}", &jawas_tests::bin_dir().display().to_string()),
+    )
+    .unwrap();
+    let out = Command::new(bin("jawasd"))
+        .arg("-c")
+        .arg(&path)
+        .args(["--syslog", "daemon"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(100));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--syslog: /dev/log is not reachable"), "{err}");
+}
