@@ -430,3 +430,150 @@ fn ctl_says_what_is_missing() {
     assert_eq!(out.status.code(), Some(111));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ctl.sock"));
 }
+
+/// `curl -sS URL`: (HTTP code, content type, body).
+fn curl(url: &str) -> (String, String, String) {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-w",
+            "\n%{http_code} %{content_type}",
+            url,
+        ])
+        .output()
+        .expect("curl (tests/deps.sh installs it)");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, tail) = text.rsplit_once('\n').unwrap();
+    let (code, kind) = tail.split_once(' ').unwrap();
+    (code.to_string(), kind.to_string(), body.to_string())
+}
+
+/// The value of the sample `name{labels}` in Prometheus text.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn metrics_match_the_traffic_and_pass_promtool() {
+    let config = format!(
+        "{CONFIG}[services.metrics]\nlisten = \"127.0.0.1:0\"\nengine = \"{{bin}}/jawas-builtin\"\n\
+         args = [\"metrics\", \"{{dir}}/ctl.sock\"]\n"
+    );
+    let d = Jawasd::start(&config);
+    let (echo, sink, closed, web) = (
+        d.addr("echo"),
+        d.addr("sink"),
+        d.addr("closed"),
+        d.addr("metrics"),
+    );
+    for _ in 0..3 {
+        assert_eq!(exchange(echo, b"x"), b"x");
+    }
+    for _ in 0..2 {
+        let _ = exchange(closed, b"x");
+    }
+    let _held = connect(sink);
+    wait_running(&d, &[("sink", 1), ("echo", 0)]);
+
+    let (code, kind, body) = curl(&format!("http://{web}/metrics"));
+    assert_eq!(code, "200", "{body}");
+    assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
+    let s = |series: &str| sample(&body, series);
+    assert_eq!(
+        s("jawasd_connections_accepted_total{service=\"echo\"}"),
+        3.0
+    );
+    assert_eq!(
+        s("jawasd_connections_refused_total{service=\"closed\",reason=\"access\"}"),
+        2.0
+    );
+    assert_eq!(s("jawasd_engines_running{service=\"sink\"}"), 1.0);
+    // The scrape itself is a connection of the metrics service.
+    assert_eq!(s("jawasd_engines_running{service=\"metrics\"}"), 1.0);
+    assert_eq!(
+        s("jawasd_engine_exits_total{service=\"echo\",status=\"exit=0\"}"),
+        3.0
+    );
+    assert_eq!(
+        s("jawasd_connection_duration_seconds_count{service=\"echo\"}"),
+        3.0
+    );
+    assert_eq!(
+        s("jawasd_connection_duration_seconds_bucket{service=\"echo\",le=\"+Inf\"}"),
+        3.0
+    );
+    assert_eq!(s("jawasd_listeners{service=\"echo\"}"), 1.0);
+    assert!(s("process_open_fds") > 3.0);
+    assert!(s("process_resident_memory_bytes") > 1e5);
+    let start = s("process_start_time_seconds");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(start <= now && start > now - 60.0, "{start} vs {now}");
+
+    // promtool (Debian package prometheus) parses and lints it.
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is missing: apt-get install prometheus (tests/deps.sh installs it)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}\n{body}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The page for people, and a browser's view of it.
+    let (code, kind, page) = curl(&format!("http://{web}/"));
+    assert_eq!(
+        (code.as_str(), kind.as_str()),
+        ("200", "text/html; charset=utf-8")
+    );
+    assert!(page.contains("<title>jawasd status</title>"), "{page}");
+    assert!(page.contains(&echo.to_string()), "{page}");
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("jawasd-status.png");
+    let _ = std::fs::remove_file(&shot);
+    let profile = d.dir().join("chromium");
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--window-size=1100,520",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("http://{web}/"))
+        .output()
+        .expect("chromium is missing: apt-get install chromium (tests/deps.sh installs it)");
+    let png = std::fs::read(&shot)
+        .unwrap_or_else(|_| panic!("no screenshot: {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+    eprintln!("status page screenshot: {}", shot.display());
+
+    let (code, _, _) = curl(&format!("http://{web}/nothing-here"));
+    assert_eq!(code, "404");
+}

@@ -300,6 +300,8 @@ impl Server {
             "pid": std::process::id(),
             "version": env!("CARGO_PKG_VERSION"),
             "started": timefmt::rfc3339(self.control.started, zone),
+            "started_unix": unix(self.control.started),
+            "loaded_unix": unix(self.control.loaded),
             "uptime": self.control.started_at.elapsed().as_secs_f64(),
             "config": self.config.path.display().to_string(),
             "loaded": timefmt::rfc3339(self.control.loaded, zone),
@@ -408,6 +410,11 @@ impl Server {
             self.send(key, &line);
         }
     }
+}
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn error_line(why: &str) -> String {
