@@ -1,5 +1,6 @@
 //! jawasd's log through the real binary: one timestamp format in jawasd's
-//! lines, captured engine lines and a service's own `log_file`; a
+//! lines, engine stderr (captured by default) and a service's own
+//! `log_file`, which also takes that service's engine lines; a
 //! logrotate-style rename plus SIGUSR1 loses no line; `--log-format json`
 //! lines parse; a stalled stderr reader does not stop the accept loop and
 //! the dropped lines are counted; `--syslog` without /dev/log is a
@@ -36,9 +37,9 @@ fn one_timestamp_format_for_jawasd_engines_and_service_files() {
     let dir = TempDir::new();
     let engine = jawas_tests::script(dir.path(), "talk.sh", "echo said-on-stderr >&2; cat");
     let config = format!(
-        "[services.talk]\nlisten = \"127.0.0.1:0\"\nengine = \"{}\"\nstderr = \"capture\"\n\
-         [services.filed]\nlisten = \"127.0.0.1:0\"\nengine = \"{{bin}}/jawas-builtin\"\n\
-         args = [\"echo\"]\nlog_file = \"{{dir}}/filed.log\"\n",
+        "[services.talk]\nlisten = \"127.0.0.1:0\"\nengine = \"{0}\"\n\
+         [services.filed]\nlisten = \"127.0.0.1:0\"\nengine = \"{0}\"\n\
+         log_file = \"{{dir}}/filed.log\"\n",
         engine.display()
     );
     let d = Jawasd::builder(&config).dir(dir).start();
@@ -67,6 +68,14 @@ fn one_timestamp_format_for_jawasd_engines_and_service_files() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(filed.contains("done svc=filed"), "{filed}");
+    // The engine's own line goes to its service's file, not jawasd's log.
+    assert!(
+        filed
+            .lines()
+            .any(|l| l.contains(" engine svc=filed pid=") && l.ends_with(": said-on-stderr")),
+        "{filed}"
+    );
+    assert!(!d.log().contains("svc=filed"), "{}", d.log());
     for line in filed.lines() {
         assert!(is_rfc3339_ms(line.split(' ').next().unwrap()), "{line}");
     }
@@ -152,10 +161,12 @@ fn rename_and_sigusr1_lose_no_line() {
         }
         count(&log) + count(&rotated)
     };
+    // wait_for_port's probe was a connection too.
+    assert_eq!(wait_total(1), 1);
     for _ in 0..20 {
         assert_eq!(exchange(addr, b"x"), b"x");
     }
-    assert_eq!(wait_total(20), 20);
+    assert_eq!(wait_total(21), 21);
     std::fs::rename(&log, &rotated).unwrap();
     // Lines logged between the rename and the signal go to the old file.
     for _ in 0..5 {
@@ -170,7 +181,7 @@ fn rename_and_sigusr1_lose_no_line() {
     for _ in 0..20 {
         assert_eq!(exchange(addr, b"x"), b"x");
     }
-    assert_eq!(wait_total(45), 45, "a line was lost or doubled");
+    assert_eq!(wait_total(46), 46, "a line was lost or doubled");
     assert!(count(&log) >= 20, "the new file has the later lines");
     // SIGUSR1's counters follow the reopen, in the new file.
     let new = std::fs::read_to_string(&log).unwrap();

@@ -1042,19 +1042,21 @@ impl<'t> Parser<'t, '_> {
                 }
             }
         }
-        let capture_stderr = get("capture_stderr")
-            .and_then(|v| self.boolean(&key("capture_stderr"), v))
-            .unwrap_or(false);
-        let mut stderr = if capture_stderr {
-            StderrMode::Capture
-        } else {
+        // Captured unless the file says otherwise: every engine line then
+        // reaches jawasd's log with its service, pid and time.
+        let capture_stderr =
+            get("capture_stderr").and_then(|v| self.boolean(&key("capture_stderr"), v));
+        let mut stderr = if capture_stderr == Some(false) {
             StderrMode::Log
+        } else {
+            StderrMode::Capture
         };
+        let forced = capture_stderr == Some(true);
         if let Some(v) = get("stderr") {
             match self.string(&key("stderr"), v).as_deref() {
-                Some("log") if !capture_stderr => stderr = StderrMode::Log,
+                Some("log") if !forced => stderr = StderrMode::Log,
                 Some("capture") => stderr = StderrMode::Capture,
-                Some("socket") if !capture_stderr => stderr = StderrMode::Socket,
+                Some("socket") if !forced => stderr = StderrMode::Socket,
                 Some("log" | "socket") => self.error(
                     v.span(),
                     format!("{}: contradicts capture_stderr = true", key("stderr")),

@@ -1216,7 +1216,7 @@ impl Server {
             return;
         };
         let mut buf = [0u8; 16384];
-        let mut last = None;
+        let mut lines = Vec::new();
         // A few reads per wakeup: an engine writing stderr faster than
         // jawasd logs must not keep the loop here (epoll is level
         // triggered, so the rest is read on the next round).
@@ -1232,15 +1232,11 @@ impl Server {
                     pipe.partial.extend_from_slice(&buf[..n]);
                     while let Some(pos) = pipe.partial.iter().position(|&b| b == b'\n') {
                         let line: Vec<u8> = pipe.partial.drain(..=pos).collect();
-                        last = Some(log_engine_line(
-                            &pipe.service,
-                            pipe.pid,
-                            &line[..line.len() - 1],
-                        ));
+                        lines.push(engine_text(&line[..line.len() - 1]));
                     }
                     if pipe.partial.len() > MAX_LOG_LINE {
                         let line = std::mem::take(&mut pipe.partial);
-                        last = Some(log_engine_line(&pipe.service, pipe.pid, &line));
+                        lines.push(engine_text(&line));
                     }
                 }
                 Err(nix::errno::Errno::EAGAIN) => break false,
@@ -1248,16 +1244,28 @@ impl Server {
                 Err(_) => break true,
             }
         };
-        let service = pipe.service.clone();
+        let (service, pid) = (pipe.service.clone(), pipe.pid);
         if eof {
             if let Some(Source::Pipe(pipe)) = self.registry.remove(key) {
                 if !pipe.partial.is_empty() {
-                    last = Some(log_engine_line(&pipe.service, pipe.pid, &pipe.partial));
+                    lines.push(engine_text(&pipe.partial));
                 }
             }
         }
-        if let (Some(line), Some(state)) = (last, self.services.get_mut(&service)) {
-            state.health.last_stderr = Some(line);
+        // To the service's own log_file (or syslog facility) when it has
+        // one, else jawasd's log.
+        let Some(state) = self.services.get_mut(&service) else {
+            for text in &lines {
+                info!("engine svc={service} pid={pid}: {text}");
+            }
+            return;
+        };
+        for text in &lines {
+            let line = format!("engine svc={service} pid={pid}: {text}");
+            state.sink.write(log::Level::Info, &line);
+        }
+        if let Some(last) = lines.pop() {
+            state.health.last_stderr = Some(last);
         }
     }
 
@@ -1462,13 +1470,10 @@ fn warn_if_failing(service: &str, state: &mut ServiceState, now: Instant) {
     );
 }
 
-/// Logs one line an engine wrote to its captured stderr, escaped and
-/// capped; returns the escaped text.
-fn log_engine_line(service: &str, pid: libc::pid_t, line: &[u8]) -> String {
+/// One line an engine wrote to its captured stderr, escaped and capped.
+fn engine_text(line: &[u8]) -> String {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let text = crate::escape(line, MAX_LOG_LINE);
-    info!("engine svc={service} pid={pid}: {text}");
-    text
+    crate::escape(line, MAX_LOG_LINE)
 }
 
 #[cfg(test)]
