@@ -577,3 +577,44 @@ fn metrics_match_the_traffic_and_pass_promtool() {
     let (code, _, _) = curl(&format!("http://{web}/nothing-here"));
     assert_eq!(code, "404");
 }
+
+#[test]
+fn the_socket_lives_as_long_as_jawasd_and_moves_with_a_reload() {
+    let mut d = Jawasd::start(CONFIG);
+    assert!(socket(&d).exists());
+    // A reload may move it: the new one is served, the old one is gone.
+    let moved = CONFIG.replace("ctl.sock", "moved.sock");
+    assert!(d.reload(&moved));
+    let new = d.dir().join("moved.sock");
+    assert!(new.exists() && !socket(&d).exists());
+    let out = Command::new(bin("jawasd"))
+        .args(["ctl", "--socket"])
+        .arg(&new)
+        .arg("status")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(SECS), Some(0));
+    assert!(!new.exists(), "the socket outlived jawasd");
+
+    // A socket that cannot be created is a start-up error naming it.
+    let dir = jawas_tests::TempDir::new();
+    let path = dir.path().join("jawasd.toml");
+    let bins = jawas_tests::bin_dir().display().to_string();
+    let bad = CONFIG
+        .replace("ctl.sock", "/nonexistent/dir/c.sock")
+        .replace("{bin}", &bins);
+    std::fs::write(&path, bad).unwrap();
+    let out = Command::new(bin("jawasd"))
+        .arg("-c")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(111), "{err}");
+    assert!(
+        err.contains("server.control: unable to create the control socket /nonexistent/dir/c.sock: no such file or directory"),
+        "{err}"
+    );
+}

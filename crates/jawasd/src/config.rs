@@ -2093,6 +2093,18 @@ mod tests {
                 "[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\ndisabled = true\n",
                 "/etc/j.toml: every service is disabled: nothing to serve",
             ),
+            (
+                "[server]\ncontrol_mode = \"0999\"\n[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n",
+                "/etc/j.toml:2: server.control_mode: expected octal permission bits",
+            ),
+            (
+                "[server]\ncontrol = 5\n[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n",
+                "/etc/j.toml:2: server.control: expected a string, found integer",
+            ),
+            (
+                "[server]\ncontrol = \"\"\n[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n",
+                "/etc/j.toml:2: server.control: empty path",
+            ),
         ];
         for (input, want) in cases {
             let got = check(input);
@@ -2105,6 +2117,42 @@ mod tests {
 
     /// Every number the file holds is bounded, the error naming the key,
     /// its line and the maximum; none of these may panic.
+    #[test]
+    fn control_socket_and_stderr_defaults() {
+        let cases: &[(&str, Option<&str>, libc::mode_t, StderrMode)] = &[
+            ("", None, 0o600, StderrMode::Capture),
+            (
+                "[server]\ncontrol = \"run/c.sock\"\ncontrol_mode = \"0660\"\n",
+                Some("/etc/run/c.sock"),
+                0o660,
+                StderrMode::Capture,
+            ),
+            (
+                "[server]\ncontrol = \"/run/j.sock\"\n[defaults]\ncapture_stderr = false\n",
+                Some("/run/j.sock"),
+                0o600,
+                StderrMode::Log,
+            ),
+            (
+                "[defaults]\nstderr = \"log\"\n",
+                None,
+                0o600,
+                StderrMode::Log,
+            ),
+        ];
+        for (head, control, mode, stderr) in cases {
+            let text = format!("{head}[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n");
+            let c = Config::parse(&text, Path::new("/etc/j.toml"), &env()).unwrap();
+            assert_eq!(
+                c.server.control.as_deref(),
+                control.map(Path::new),
+                "{head}"
+            );
+            assert_eq!(c.server.control_mode, *mode, "{head}");
+            assert_eq!(c.services[0].stderr, *stderr, "{head}");
+        }
+    }
+
     #[test]
     fn absurd_values_are_errors_naming_the_maximum() {
         let svc = "[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n";
