@@ -618,3 +618,36 @@ fn the_socket_lives_as_long_as_jawasd_and_moves_with_a_reload() {
         "{err}"
     );
 }
+
+#[test]
+fn a_subscriber_that_falls_behind_gets_every_event_once_it_reads() {
+    let d = Jawasd::start(CONFIG);
+    let echo = d.addr("echo");
+    let mut sub = UnixStream::connect(socket(&d)).unwrap();
+    sub.write_all(b"events\n").unwrap();
+    sub.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut lines = BufReader::new(sub).lines();
+    // Subscribed once answered; events before that are not this client's.
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["events"], true);
+    // Not read while 250 connections make 750 events: more than the
+    // kernel's socket buffer holds, less than jawasd keeps for a client.
+    let n = 250;
+    for _ in 0..n {
+        assert_eq!(exchange(echo, b"x"), b"x");
+    }
+    wait_running(&d, &[("echo", 0)]);
+    let mut got = 0;
+    let mut last = String::new();
+    while got < 3 * n {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("closed after {got} events"))
+            .unwrap_or_else(|e| panic!("stalled after {got} events: {e}; the last: {last}"));
+        let v: Value = serde_json::from_str(&line).unwrap();
+        last = line;
+        assert!(["accept", "spawn", "exit"].contains(&v["event"].as_str().unwrap()));
+        got += 1;
+    }
+    assert!(!d.log().contains("control client dropped"), "{}", d.log());
+}

@@ -11,7 +11,7 @@
 //! `control::MAX_OUTPUT` is dropped, never waited for; an event is
 //! serialised once, whatever the number of subscribers.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Instant, SystemTime};
@@ -27,6 +27,8 @@ use crate::timefmt;
 
 /// Control clients accepted per loop wakeup.
 const ACCEPTS_PER_WAKEUP: usize = 8;
+/// How long jawasd's process figures are reused.
+const PROCESS_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub struct ControlState {
     /// The listening socket's key, when `[server] control` is set.
@@ -38,6 +40,10 @@ pub struct ControlState {
     loaded: SystemTime,
     /// Services whose listeners `drain` closed (until the next reload).
     pub drained: HashSet<Rc<str>>,
+    /// jawasd's CPU, descriptors and memory, and when they were read:
+    /// reading /proc/self/fd costs one entry per descriptor (a pidfd and a
+    /// pipe per engine), so a client asking often gets a recent copy.
+    process: Option<(Instant, Value)>,
 }
 
 impl Default for ControlState {
@@ -50,6 +56,7 @@ impl Default for ControlState {
             started_at: Instant::now(),
             loaded: SystemTime::now(),
             drained: HashSet::new(),
+            process: None,
         }
     }
 }
@@ -165,6 +172,17 @@ impl Server {
                 return;
             }
         }
+        // Writable, or answers queued above: write what the kernel takes.
+        let Some(Source::ControlClient(client)) = self.registry.get_mut(key) else {
+            return;
+        };
+        match client.flush() {
+            Ok(done) => self.registry.want_write(key, !done),
+            Err(_) => {
+                self.drop_client(key, None);
+                return;
+            }
+        }
         let Some(Source::ControlClient(client)) = self.registry.get(key) else {
             return;
         };
@@ -259,14 +277,27 @@ impl Server {
         let mut services = Vec::new();
         let mut names: Vec<Rc<str>> = self.services.keys().cloned().collect();
         names.sort();
+        // One pass over the registry, not one per service.
+        let mut listening: HashMap<Rc<str>, Vec<String>> = HashMap::new();
+        for key in self.listener_keys() {
+            if let Some(l) = self.listener(key) {
+                listening
+                    .entry(l.service.clone())
+                    .or_default()
+                    .push(l.local.to_string());
+            }
+        }
+        let process = match &self.control.process {
+            Some((at, v)) if now.saturating_duration_since(*at) < PROCESS_FRESH => v.clone(),
+            _ => {
+                let v = process();
+                self.control.process = Some((now, v.clone()));
+                v
+            }
+        };
         for name in names {
-            let listen: Vec<String> = self
-                .listener_keys()
-                .into_iter()
-                .filter_map(|k| self.listener(k))
-                .filter(|l| l.service == name)
-                .map(|l| l.local.to_string())
-                .collect();
+            let mut listen = listening.remove(&name).unwrap_or_default();
+            listen.sort();
             let running = self.sessions.running(&name);
             let drained = self.control.drained.contains(&name);
             let Some(state) = self.services.get_mut(&name) else {
@@ -308,7 +339,7 @@ impl Server {
             "engines": self.sessions.len(),
             "pending": self.pending,
             "control_clients": self.control.clients,
-            "process": process(),
+            "process": process,
             "services": services,
         })
     }
