@@ -3,8 +3,9 @@
 //! `log_file`, which also takes that service's engine lines; a
 //! logrotate-style rename plus SIGUSR1 loses no line; `--log-format json`
 //! lines parse; a stalled stderr reader does not stop the accept loop and
-//! the dropped lines are counted; `--syslog` without /dev/log is a
-//! start-up error.
+//! the dropped lines are counted; under systemd (JOURNAL_STREAM) records
+//! reach a stand-in journal socket as fields; `--syslog` without /dev/log
+//! is a start-up error.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
@@ -305,4 +306,93 @@ fn syslog_without_dev_log_is_a_start_up_error() {
     assert_eq!(out.status.code(), Some(100));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--syslog: /dev/log is not reachable"), "{err}");
+}
+
+#[test]
+fn under_systemd_records_go_to_the_journal_as_fields() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::net::UnixDatagram;
+    let dir = TempDir::new();
+    let journal_path = dir.path().join("journal.sock");
+    let journal = UnixDatagram::bind(&journal_path).unwrap();
+    journal.set_read_timeout(Some(SECS)).unwrap();
+    // jawasd's stderr is a pipe; JOURNAL_STREAM names it, as systemd names
+    // the stream socket it connects a service's stderr to.
+    let mut fds = [0; 2];
+    // SAFETY: pipe fills the two-element array it is given.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both descriptors were just created and are owned here only.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let meta = std::fs::File::from(r.try_clone().unwrap())
+        .metadata()
+        .unwrap();
+    let config = format!(
+        "{ECHO}[services.closed]\nlisten = \"127.0.0.1:0\"\nengine = \"{{bin}}/jawas-builtin\"\n\
+         args = [\"echo\"]\nonly_from = [\"10.9.9.9\"]\n"
+    );
+    let path = dir.path().join("jawasd.toml");
+    let bins = jawas_tests::bin_dir().display().to_string();
+    std::fs::write(&path, config.replace("{bin}", &bins)).unwrap();
+    let child = Command::new(bin("jawasd"))
+        .arg("-c")
+        .arg(&path)
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .env("JAWASD_JOURNAL_SOCKET", &journal_path)
+        .stdin(Stdio::null())
+        .stderr(Stdio::from(w))
+        .spawn()
+        .unwrap();
+    let _stop = Stop(child);
+    let mut buf = vec![0u8; 65536];
+    let mut next = || {
+        let n = journal.recv(&mut buf).expect("a journal record");
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    };
+    let ready = loop {
+        let record = next();
+        if record.contains("\nMESSAGE=ready pid=") {
+            break record;
+        }
+    };
+    assert!(
+        ready.starts_with("PRIORITY=6\nSYSLOG_IDENTIFIER=jawasd\nSYSLOG_PID="),
+        "{ready}"
+    );
+    let addr = |svc: &str| -> SocketAddr {
+        let at = ready.find(&format!(" {svc}=")).unwrap() + svc.len() + 2;
+        ready[at..]
+            .split([' ', '\n'])
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let _ = exchange(addr("closed"), b"x");
+    let refused = loop {
+        let record = next();
+        if record.contains("MESSAGE=refuse svc=closed") {
+            break record;
+        }
+    };
+    assert!(
+        refused.starts_with("PRIORITY=4\n"),
+        "a refusal is a warning: {refused}"
+    );
+    // Nothing went to stderr: the journal has it all.
+    let mut stderr = std::fs::File::from(r);
+    // SAFETY: fcntl on a descriptor this test owns.
+    unsafe {
+        libc::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(&stderr),
+            libc::F_SETFL,
+            libc::O_NONBLOCK,
+        )
+    };
+    let mut byte = [0u8; 1];
+    let got = stderr.read(&mut byte);
+    assert!(
+        matches!(&got, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "stderr got {got:?}"
+    );
 }
