@@ -126,68 +126,96 @@ const ECHO: &str =
 #[test]
 fn rename_and_sigusr1_lose_no_line() {
     let dir = TempDir::new();
-    let log = dir.path().join("jawasd.log");
-    let rotated = dir.path().join("jawasd.log.1");
+    let d = dir.path();
+    // jawasd's --log-file, and a service's own log_file.
+    let files = [
+        ("echo", d.join("jawasd.log"), d.join("jawasd.log.1")),
+        ("filed", d.join("filed.log"), d.join("filed.log.1")),
+    ];
     // The ready line is looked for on stderr: --log-file sends it to the
-    // file, so wait for the port instead.
-    let port = jawas_tests::free_port();
-    let config = ECHO.replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
-    std::fs::write(
-        dir.path().join("jawasd.toml"),
-        config.replace("{bin}", &jawas_tests::bin_dir().display().to_string()),
-    )
-    .unwrap();
+    // file, so wait for the ports instead.
+    let ports = [jawas_tests::free_port(), jawas_tests::free_port()];
+    let config = format!(
+        "[services.echo]\nlisten = \"127.0.0.1:{}\"\nengine = \"{{bin}}/jawas-builtin\"\nargs = [\"echo\"]\n\
+         [services.filed]\nlisten = \"127.0.0.1:{}\"\nengine = \"{{bin}}/jawas-builtin\"\nargs = [\"echo\"]\n\
+         log_file = \"{}\"\n",
+        ports[0],
+        ports[1],
+        files[1].1.display()
+    );
+    let bins = jawas_tests::bin_dir().display().to_string();
+    std::fs::write(d.join("jawasd.toml"), config.replace("{bin}", &bins)).unwrap();
     let child = Command::new(bin("jawasd"))
         .arg("-c")
-        .arg(dir.path().join("jawasd.toml"))
+        .arg(d.join("jawasd.toml"))
         .arg("--log-file")
-        .arg(&log)
+        .arg(&files[0].1)
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
     let pid = child.id() as i32;
     let _stop = Stop(child);
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    assert!(jawas_tests::wait_for_port(addr, SECS));
-    let count = |p: &Path| {
+    let addrs: Vec<SocketAddr> = ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}").parse().unwrap())
+        .collect();
+    for a in &addrs {
+        assert!(jawas_tests::wait_for_port(*a, SECS));
+    }
+    let count = |p: &Path, svc: &str| {
         std::fs::read_to_string(p)
             .unwrap_or_default()
-            .matches("done svc=echo")
+            .matches(&format!("done svc={svc} "))
             .count()
     };
+    // Waits until each service's done lines, over both its files, number n.
     let wait_total = |n: usize| {
         let deadline = Instant::now() + SECS;
-        while count(&log) + count(&rotated) < n && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        count(&log) + count(&rotated)
+        files
+            .iter()
+            .map(|(svc, now, old)| {
+                while count(now, svc) + count(old, svc) < n && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                count(now, svc) + count(old, svc)
+            })
+            .collect::<Vec<usize>>()
     };
-    // wait_for_port's probe was a connection too.
-    assert_eq!(wait_total(1), 1);
-    for _ in 0..20 {
-        assert_eq!(exchange(addr, b"x"), b"x");
+    let traffic = |n: usize| {
+        for _ in 0..n {
+            for a in &addrs {
+                assert_eq!(exchange(*a, b"x"), b"x");
+            }
+        }
+    };
+    // wait_for_port's probes were connections too.
+    assert_eq!(wait_total(1), [1, 1]);
+    traffic(20);
+    assert_eq!(wait_total(21), [21, 21]);
+    for (_, now, old) in &files {
+        std::fs::rename(now, old).unwrap();
     }
-    assert_eq!(wait_total(21), 21);
-    std::fs::rename(&log, &rotated).unwrap();
-    // Lines logged between the rename and the signal go to the old file.
-    for _ in 0..5 {
-        assert_eq!(exchange(addr, b"x"), b"x");
-    }
+    // Lines logged between the rename and the signal go to the old files.
+    traffic(5);
     // SAFETY: kill has no memory effects.
     unsafe { libc::kill(pid, libc::SIGUSR1) };
     let deadline = Instant::now() + SECS;
-    while !log.exists() && Instant::now() < deadline {
+    while !files.iter().all(|(_, now, _)| now.exists()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    for _ in 0..20 {
-        assert_eq!(exchange(addr, b"x"), b"x");
+    traffic(20);
+    assert_eq!(wait_total(46), [46, 46], "a line was lost or doubled");
+    for (svc, now, _) in &files {
+        assert!(
+            count(now, svc) >= 20,
+            "{} has the later lines",
+            now.display()
+        );
     }
-    assert_eq!(wait_total(46), 46, "a line was lost or doubled");
-    assert!(count(&log) >= 20, "the new file has the later lines");
     // SIGUSR1's counters follow the reopen, in the new file.
-    let new = std::fs::read_to_string(&log).unwrap();
+    let new = std::fs::read_to_string(&files[0].1).unwrap();
     assert!(new.contains("stats svc=echo"), "{new}");
-    assert!(!std::fs::read_to_string(&rotated)
+    assert!(!std::fs::read_to_string(&files[0].2)
         .unwrap()
         .contains("stats svc="));
 }
