@@ -709,11 +709,13 @@ impl Server {
             self.rearm_listeners();
         }
         let took = session.started.elapsed();
-        self.publish(serde_json::json!({
-            "event": "exit", "id": id.raw(), "service": &*session.service, "pid": session.pid,
-            "remote": events::show(session.remote), "status": status.describe(),
-            "duration": took.as_secs_f64(),
-        }));
+        self.publish(|| {
+            serde_json::json!({
+                "event": "exit", "id": id.raw(), "service": &*session.service, "pid": session.pid,
+                "remote": events::show(session.remote), "status": status.describe(),
+                "duration": took.as_secs_f64(),
+            })
+        });
         let Some(state) = self.services.get_mut(&session.service) else {
             info!(
                 "done svc={} pid={} {}",
@@ -774,10 +776,12 @@ impl Server {
                     let service = listener.service.clone();
                     let at = listener.local;
                     self.accept_backoff = BACKOFF_MIN;
-                    self.publish(serde_json::json!({
-                        "event": "accept", "service": &*service, "remote": remote.to_string(),
-                        "local": at.to_string(),
-                    }));
+                    self.publish(|| {
+                        serde_json::json!({
+                            "event": "accept", "service": &*service, "remote": remote.to_string(),
+                            "local": at.to_string(),
+                        })
+                    });
                     self.accepted(&service, stream, remote, local);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
@@ -1141,10 +1145,12 @@ impl Server {
             }
         }
         debug!("{}", events::accept(service, pid, remote));
-        self.publish(serde_json::json!({
-            "event": "spawn", "id": id.raw(), "service": &**service, "pid": pid,
-            "remote": events::show(remote), "local": events::show(local),
-        }));
+        self.publish(|| {
+            serde_json::json!({
+                "event": "spawn", "id": id.raw(), "service": &**service, "pid": pid,
+                "remote": events::show(remote), "local": events::show(local),
+            })
+        });
         if let Some(fd) = launched.stderr {
             self.watch_pipe(fd, service.clone(), pid);
         }
@@ -1158,19 +1164,23 @@ impl Server {
         let fields = Fields(state.prepared.config.log_on_failure.as_deref());
         let line = events::refuse(state.format, fields, service, remote, r);
         state.sink.write(log::Level::Warn, &line);
-        self.publish(serde_json::json!({
-            "event": "refuse", "service": &**service, "remote": events::show(remote),
-            "reason": r.as_str(),
-        }));
+        self.publish(|| {
+            serde_json::json!({
+                "event": "refuse", "service": &**service, "remote": events::show(remote),
+                "reason": r.as_str(),
+            })
+        });
     }
 
     /// Logs a failed start at most once a second per service, with the
     /// number of failures since the last line and the cause in words.
     fn spawn_failed(&mut self, service: &Rc<str>, remote: Option<SocketAddr>, e: &SpawnError) {
-        self.publish(serde_json::json!({
-            "event": "spawn_failed", "service": &**service, "remote": events::show(remote),
-            "step": e.step, "error": crate::errno_text(&e.error),
-        }));
+        self.publish(|| {
+            serde_json::json!({
+                "event": "spawn_failed", "service": &**service, "remote": events::show(remote),
+                "step": e.step, "error": crate::errno_text(&e.error),
+            })
+        });
         let Some(state) = self.services.get_mut(service) else {
             return;
         };
@@ -1313,7 +1323,7 @@ impl Server {
                 error!("reload failed: keeping the running configuration");
             }
         }
-        self.publish(match &result {
+        self.publish(|| match &result {
             Ok(()) => serde_json::json!({"event": "reload", "ok": true}),
             Err(errors) => serde_json::json!({"event": "reload", "ok": false, "errors": errors}),
         });

@@ -419,16 +419,18 @@ impl Server {
         }
         let name: Rc<str> = Rc::from(service);
         self.control.drained.insert(name);
-        self.publish(json!({"event": "drain", "service": service, "closed": closed}));
+        self.publish(|| json!({"event": "drain", "service": service, "closed": closed}));
         json!({"ok": true, "service": service, "closed": closed})
     }
 
-    /// Sends an event to every subscriber; `event` is an object, to which
-    /// the time is added.
-    pub(super) fn publish(&mut self, mut event: Value) {
+    /// Sends an event to every subscriber; `event` makes an object, to
+    /// which the time is added. It is only called when someone listens,
+    /// so the accept path builds nothing when nobody does.
+    pub(super) fn publish(&mut self, event: impl FnOnce() -> Value) {
         if self.control.subscribers.is_empty() {
             return;
         }
+        let mut event = event();
         if let Value::Object(m) = &mut event {
             let mut with_time = Map::new();
             with_time.insert("time".into(), timefmt::now(timefmt::zone()).into());
