@@ -424,3 +424,91 @@ fn under_systemd_records_go_to_the_journal_as_fields() {
         "stderr got {got:?}"
     );
 }
+
+#[test]
+fn syslog_datagrams_carry_facilities_and_a_stalled_daemon_costs_no_time() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = TempDir::new();
+    let dev_log = dir.path().join("log.sock");
+    let daemon = UnixDatagram::bind(&dev_log).unwrap();
+    daemon.set_read_timeout(Some(SECS)).unwrap();
+    let config = format!(
+        "{ECHO}[services.closed]\nlisten = \"127.0.0.1:0\"\nengine = \"{{bin}}/jawas-builtin\"\n\
+         args = [\"echo\"]\nonly_from = [\"10.9.9.9\"]\nlog_syslog = \"local5.notice\"\n"
+    );
+    let path = dir.path().join("jawasd.toml");
+    let bins = jawas_tests::bin_dir().display().to_string();
+    std::fs::write(&path, config.replace("{bin}", &bins)).unwrap();
+    let child = Command::new(bin("jawasd"))
+        .arg("-c")
+        .arg(&path)
+        .args(["--syslog", "local3"])
+        .env("JAWASD_SYSLOG_SOCKET", &dev_log)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let _stop = Stop(child);
+    let mut buf = vec![0u8; 65536];
+    let mut next = || {
+        let n = daemon.recv(&mut buf).expect("a syslog datagram");
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    };
+    let ready = loop {
+        let d = next();
+        if d.contains(": info ready pid=") {
+            break d;
+        }
+    };
+    // local3 (19 << 3) | info (6) = 158, then an RFC 3164 timestamp.
+    assert!(ready.starts_with("<158>"), "{ready}");
+    assert!(
+        ready.contains(&format!(" jawasd[{pid}]: info ready")),
+        "{ready}"
+    );
+    let addr = |svc: &str| -> SocketAddr {
+        let at = ready.find(&format!(" {svc}=")).unwrap() + svc.len() + 2;
+        ready[at..].split(' ').next().unwrap().parse().unwrap()
+    };
+    let (echo, closed) = (addr("echo"), addr("closed"));
+    let _ = exchange(closed, b"x");
+    let refused = loop {
+        let d = next();
+        if d.contains("refuse svc=closed") {
+            break d;
+        }
+    };
+    // The service's own facility and level: local5 (21 << 3) | notice (5).
+    assert!(refused.starts_with("<173>"), "{refused}");
+
+    // The daemon stops reading: its queue fills after a few datagrams, and
+    // connections are still served at once.
+    for i in 0..40 {
+        let t = Instant::now();
+        assert_eq!(exchange(echo, b"x"), b"x", "connection {i}");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "connection {i}: {:?}",
+            t.elapsed()
+        );
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    // It reads again: the next line brings the count of those it missed.
+    daemon.set_nonblocking(true).unwrap();
+    while daemon.recv(&mut buf).is_ok() {}
+    daemon.set_nonblocking(false).unwrap();
+    let _ = exchange(echo, b"x");
+    let note = loop {
+        let n = daemon.recv(&mut buf).expect("the count of dropped lines");
+        let d = String::from_utf8(buf[..n].to_vec()).unwrap();
+        if d.contains("lines dropped") {
+            break d;
+        }
+    };
+    assert!(note.starts_with("<156>"), "local3 | warning: {note}");
+    assert!(
+        note.contains("lines dropped while syslog was not taking them"),
+        "{note}"
+    );
+}

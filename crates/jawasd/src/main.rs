@@ -28,6 +28,7 @@ mod server;
 mod sessions;
 mod spawn;
 mod stats;
+mod syslog;
 mod timefmt;
 mod xinetd;
 mod zygote;
@@ -411,15 +412,7 @@ fn init_logger(cli: &Cli) -> Result<(), String> {
         })?;
         // As xinetd does: a log that would vanish is a start-up error, not
         // a silent loss of every line.
-        let dev_log =
-            std::os::unix::net::UnixDatagram::unbound().and_then(|s| s.connect(SYSLOG_SOCKET));
-        if let Err(e) = dev_log {
-            return Err(format!(
-                "--syslog: {SYSLOG_SOCKET} is not reachable ({}); start a syslog daemon (or systemd-journald), or log to stderr or --log-file instead",
-                errno_text(&e)
-            ));
-        }
-        events::openlog(facility);
+        syslog::init(facility)?;
         builder.format(|buf, record| {
             writeln!(
                 buf,
@@ -486,10 +479,7 @@ fn init_logger(cli: &Cli) -> Result<(), String> {
     Ok(())
 }
 
-/// Where syslog(3) sends its datagrams.
-const SYSLOG_SOCKET: &str = "/dev/log";
-
-/// A log target that hands each complete line to syslog(3).
+/// A log target that hands each complete line to syslog (`crate::syslog`).
 #[derive(Default)]
 struct Syslog {
     line: Vec<u8>,

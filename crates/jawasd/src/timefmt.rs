@@ -55,6 +55,28 @@ pub fn now(zone: Zone) -> String {
     rfc3339(SystemTime::now(), zone)
 }
 
+/// `t` as syslog's RFC 3164 header wants it, in local time:
+/// `Nov  5 02:23:01` (the day padded to two places with a space).
+pub fn rfc3164(t: SystemTime) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs() as i64;
+    let local = secs + local_offset(secs);
+    let (_, mo, d) = civil_from_days(local.div_euclid(86_400));
+    let s = local.rem_euclid(86_400);
+    format!(
+        "{} {d:>2} {:02}:{:02}:{:02}",
+        MONTHS[(mo - 1) as usize],
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
 /// Seconds east of UTC in the local zone at `secs` after the epoch.
 fn local_offset(secs: i64) -> i64 {
     let t = secs as libc::time_t;
@@ -101,6 +123,14 @@ mod tests {
             let t = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(ms);
             assert_eq!(rfc3339(t, Zone::Utc), want, "{secs}");
         }
+    }
+
+    #[test]
+    fn syslog_stamp_shape() {
+        let s = rfc3164(UNIX_EPOCH + Duration::from_secs(86_400 * 45));
+        assert_eq!(s.len(), "Feb 14 00:00:00".len(), "{s}");
+        let months = "JanFebMarAprMayJunJulAugSepOctNovDec";
+        assert!(months.contains(&s[..3]), "{s}");
     }
 
     #[test]
