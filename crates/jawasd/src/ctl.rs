@@ -21,13 +21,13 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(clap::Args, Debug)]
 pub struct CtlArgs {
     /// The configuration whose `[server] control` names the socket.
-    #[arg(short = 'c', long, value_name = "FILE")]
+    #[arg(short = 'c', long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// The control socket itself.
-    #[arg(long, value_name = "PATH", conflicts_with = "config")]
+    #[arg(long, value_name = "PATH", conflicts_with = "config", global = true)]
     socket: Option<PathBuf>,
     /// Print jawasd's JSON answer (and events) as they come, one per line.
-    #[arg(long)]
+    #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
     command: CtlCommand,
