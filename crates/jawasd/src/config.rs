@@ -36,7 +36,14 @@ use crate::engine_check::{self, Check, Verdict};
 pub type Runner<'a> = dyn Fn(&[Check]) -> Vec<engine_check::Ran> + 'a;
 
 /// Keys allowed in `[server]`.
-const SERVER_KEYS: &[&str] = &["max_connections", "shutdown_grace", "max_pending", "drain"];
+const SERVER_KEYS: &[&str] = &[
+    "max_connections",
+    "shutdown_grace",
+    "max_pending",
+    "drain",
+    "control",
+    "control_mode",
+];
 
 /// Keys allowed in `[services.NAME]`; all but `listen` may also sit in `[defaults]`.
 const SERVICE_KEYS: &[&str] = &[
@@ -157,6 +164,10 @@ pub struct Server {
     /// After SIGTERM, how long engines may finish on their own before
     /// they are sent SIGTERM.
     pub drain: Duration,
+    /// The control socket's path (`jawasd ctl`); `None`: no control socket.
+    pub control: Option<PathBuf>,
+    /// The control socket's permission bits (default 0600: its owner only).
+    pub control_mode: libc::mode_t,
 }
 
 /// A service's listeners read a PROXY protocol header first.
@@ -778,6 +789,8 @@ impl<'t> Parser<'t, '_> {
             shutdown_grace: Duration::from_secs(5),
             max_pending: 1024,
             drain: Duration::ZERO,
+            control: None,
+            control_mode: 0o600,
         };
         let Some(table) = table else { return server };
         for (k, v) in table.iter() {
@@ -800,6 +813,17 @@ impl<'t> Parser<'t, '_> {
                 "shutdown_grace" => {
                     if let Some(d) = self.duration(&key, v, limits::SHUTDOWN_GRACE) {
                         server.shutdown_grace = d;
+                    }
+                }
+                "control" => {
+                    if let Some(p) = self.path_value(&key, v) {
+                        server.control =
+                            Some(PathBuf::from(std::ffi::OsStr::from_bytes(p.as_bytes())));
+                    }
+                }
+                "control_mode" => {
+                    if let Some(m) = self.umask(&key, v) {
+                        server.control_mode = m;
                     }
                 }
                 _ => unreachable!("key list and match disagree"),
@@ -1060,19 +1084,21 @@ impl<'t> Parser<'t, '_> {
                 }
             }
         }
-        let capture_stderr = get("capture_stderr")
-            .and_then(|v| self.boolean(&key("capture_stderr"), v))
-            .unwrap_or(false);
-        let mut stderr = if capture_stderr {
-            StderrMode::Capture
-        } else {
+        // Captured unless the file says otherwise: every engine line then
+        // reaches jawasd's log with its service, pid and time.
+        let capture_stderr =
+            get("capture_stderr").and_then(|v| self.boolean(&key("capture_stderr"), v));
+        let mut stderr = if capture_stderr == Some(false) {
             StderrMode::Log
+        } else {
+            StderrMode::Capture
         };
+        let forced = capture_stderr == Some(true);
         if let Some(v) = get("stderr") {
             match self.string(&key("stderr"), v).as_deref() {
-                Some("log") if !capture_stderr => stderr = StderrMode::Log,
+                Some("log") if !forced => stderr = StderrMode::Log,
                 Some("capture") => stderr = StderrMode::Capture,
-                Some("socket") if !capture_stderr => stderr = StderrMode::Socket,
+                Some("socket") if !forced => stderr = StderrMode::Socket,
                 Some("log" | "socket") => self.error(
                     v.span(),
                     format!("{}: contradicts capture_stderr = true", key("stderr")),
@@ -2301,6 +2327,18 @@ mod tests {
                 "[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\ndisabled = true\n",
                 "/etc/j.toml: every service is disabled: nothing to serve",
             ),
+            (
+                "[server]\ncontrol_mode = \"0999\"\n[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n",
+                "/etc/j.toml:2: server.control_mode: expected octal permission bits",
+            ),
+            (
+                "[server]\ncontrol = 5\n[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n",
+                "/etc/j.toml:2: server.control: expected a string, found integer",
+            ),
+            (
+                "[server]\ncontrol = \"\"\n[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n",
+                "/etc/j.toml:2: server.control: empty path",
+            ),
         ];
         for (input, want) in cases {
             let got = check(input);
@@ -2313,6 +2351,42 @@ mod tests {
 
     /// Every number the file holds is bounded, the error naming the key,
     /// its line and the maximum; none of these may panic.
+    #[test]
+    fn control_socket_and_stderr_defaults() {
+        let cases: &[(&str, Option<&str>, libc::mode_t, StderrMode)] = &[
+            ("", None, 0o600, StderrMode::Capture),
+            (
+                "[server]\ncontrol = \"run/c.sock\"\ncontrol_mode = \"0660\"\n",
+                Some("/etc/run/c.sock"),
+                0o660,
+                StderrMode::Capture,
+            ),
+            (
+                "[server]\ncontrol = \"/run/j.sock\"\n[defaults]\ncapture_stderr = false\n",
+                Some("/run/j.sock"),
+                0o600,
+                StderrMode::Log,
+            ),
+            (
+                "[defaults]\nstderr = \"log\"\n",
+                None,
+                0o600,
+                StderrMode::Log,
+            ),
+        ];
+        for (head, control, mode, stderr) in cases {
+            let text = format!("{head}[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n");
+            let c = Config::parse(&text, Path::new("/etc/j.toml"), &env()).unwrap();
+            assert_eq!(
+                c.server.control.as_deref(),
+                control.map(Path::new),
+                "{head}"
+            );
+            assert_eq!(c.server.control_mode, *mode, "{head}");
+            assert_eq!(c.services[0].stderr, *stderr, "{head}");
+        }
+    }
+
     #[test]
     fn absurd_values_are_errors_naming_the_maximum() {
         let svc = "[services.a]\nlisten = \"127.0.0.1:1\"\nengine = \"true\"\n";

@@ -11,7 +11,6 @@
 //! service's own facility: the facility travels in each message's priority,
 //! so one service's `log_syslog` never changes where jawasd's own log goes.
 
-use std::ffi::CString;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -165,7 +164,7 @@ pub enum Sink {
     /// jawasd's own log.
     Main,
     File(std::fs::File),
-    /// syslog(3) with this priority (facility | level).
+    /// syslog with this priority (facility | level).
     Syslog(libc::c_int),
 }
 
@@ -197,10 +196,8 @@ impl Sink {
         match self {
             Sink::Main => log::log!(level, "{line}"),
             Sink::File(f) => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
+                // The same timestamp as jawasd's own log.
+                let now = crate::timefmt::now(crate::timefmt::zone());
                 let _ = writeln!(f, "{now} {line}");
             }
             Sink::Syslog(priority) => syslog(*priority, line),
@@ -208,26 +205,10 @@ impl Sink {
     }
 }
 
-/// Makes syslog(3) lines of jawasd's own log say `jawasd[PID]`, with
-/// `facility` as the default; each service's lines carry their own.
-pub fn openlog(facility: libc::c_int) {
-    // SAFETY: openlog keeps the ident pointer, which is a static C string.
-    unsafe {
-        libc::openlog(
-            c"jawasd".as_ptr(),
-            libc::LOG_PID | libc::LOG_NDELAY,
-            facility,
-        )
-    };
-}
-
-/// Sends one line to syslog(3) with `priority` (facility | level).
+/// Sends one line to syslog with `priority` (facility | level), never
+/// blocking (see `crate::syslog`).
 pub fn syslog(priority: libc::c_int, line: &str) {
-    if let Ok(c) = CString::new(line) {
-        // SAFETY: a "%s" format with one C string argument that lives
-        // across the call.
-        unsafe { libc::syslog(priority, c"%s".as_ptr(), c.as_ptr()) };
-    }
+    crate::syslog::send_line(priority, line);
 }
 
 #[cfg(test)]

@@ -10,11 +10,15 @@ mod activation;
 mod admission;
 mod clock;
 mod config;
+mod control;
+mod ctl;
 mod engine_check;
 mod events;
 mod fdpass;
+mod journal;
 mod launcher;
 mod listeners;
+mod logsink;
 mod man;
 mod notify;
 mod privilege;
@@ -24,6 +28,9 @@ mod registry;
 mod server;
 mod sessions;
 mod spawn;
+mod stats;
+mod syslog;
+mod timefmt;
 mod xinetd;
 mod zygote;
 
@@ -57,6 +64,12 @@ struct Cli {
     /// Check the configuration and exit: 0 when valid, 100 with every finding otherwise.
     #[arg(long)]
     check: bool,
+    /// Timestamps of the log in UTC (default) or local time; RFC 3339 either way.
+    #[arg(long, value_name = "ZONE", value_parser = ["utc", "local"])]
+    log_time: Option<String>,
+    /// `text` (default): TIME jawasd LEVEL MESSAGE; `json`: one JSON object per line.
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
     /// error, warn, info (default), debug or trace; RUST_LOG overrides per module.
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<log::LevelFilter>,
@@ -91,6 +104,8 @@ enum Command {
     },
     /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
     Completions { shell: clap_complete::Shell },
+    /// Ask a running jawasd through its control socket (`[server] control`).
+    Ctl(ctl::CtlArgs),
 }
 
 /// `jawasd man [PAGE]`.
@@ -121,8 +136,8 @@ fn print_man(page: &str) -> ExitCode {
     }
 }
 
-const EXIT_CONFIG: u8 = 100;
-const EXIT_TEMPORARY: u8 = 111;
+pub const EXIT_CONFIG: u8 = 100;
+pub const EXIT_TEMPORARY: u8 = 111;
 
 /// The services database xinetd consults for listed services.
 const SERVICES_DB: &str = "/etc/services";
@@ -159,6 +174,7 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::ImportXinetd { file }) => return import_xinetd(file),
         Some(Command::Man { page }) => return print_man(page),
+        Some(Command::Ctl(args)) => return ctl::run(args),
         Some(Command::Completions { shell }) => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
@@ -375,6 +391,10 @@ fn import_xinetd(path: &Path) -> ExitCode {
 
 /// One line per event on stderr (or a file, or syslog): time, level, message.
 fn init_logger(cli: &Cli) -> Result<(), String> {
+    timefmt::set_zone(match cli.log_time.as_deref() {
+        Some("local") => timefmt::Zone::Local,
+        _ => timefmt::Zone::Utc,
+    });
     let level = cli.log_level;
     let mut builder = env_logger::Builder::new();
     builder.filter_level(level.unwrap_or(log::LevelFilter::Info));
@@ -391,7 +411,9 @@ fn init_logger(cli: &Cli) -> Result<(), String> {
         let (facility, _) = config::parse_syslog(&format!("{facility}.info")).ok_or_else(|| {
             format!("--syslog {facility}: not a syslog facility such as daemon or local0")
         })?;
-        events::openlog(facility);
+        // As xinetd does: a log that would vanish is a start-up error, not
+        // a silent loss of every line.
+        syslog::init(facility)?;
         builder.format(|buf, record| {
             writeln!(
                 buf,
@@ -404,34 +426,61 @@ fn init_logger(cli: &Cli) -> Result<(), String> {
         builder.init();
         return Ok(());
     }
-    if let Some(path) = &cli.log_file {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| {
-                format!(
-                    "unable to open log file {}: {}",
-                    path.display(),
-                    errno_text(&e)
+    let json = cli.log_format.as_deref() == Some("json");
+    if cli.log_file.is_none() && !json && journal::stderr_is_journal() {
+        let path = std::env::var_os("JAWASD_JOURNAL_SOCKET")
+            .map_or_else(|| PathBuf::from(journal::SOCKET), PathBuf::from);
+        // Without the socket, stderr (which is the journal too) stands.
+        if let Ok(j) = journal::Journal::connect(&path) {
+            builder.format(|buf, record| {
+                writeln!(
+                    buf,
+                    "{} {}",
+                    record.level().as_str().to_ascii_lowercase(),
+                    record.args()
                 )
-            })?;
-        builder.target(env_logger::Target::Pipe(Box::new(file)));
+            });
+            builder.target(env_logger::Target::Pipe(Box::new(j)));
+            builder.init();
+            return Ok(());
+        }
     }
-    builder.format(|buf, record| {
-        writeln!(
-            buf,
-            "{} jawasd {} {}",
-            buf.timestamp_millis(),
-            record.level().as_str().to_ascii_lowercase(),
-            record.args()
-        )
-    });
+    match &cli.log_file {
+        Some(path) => logsink::to_file(path.clone()).map_err(|e| {
+            format!(
+                "unable to open log file {}: {}",
+                path.display(),
+                errno_text(&e)
+            )
+        })?,
+        None => logsink::to_stderr(),
+    }
+    builder.target(env_logger::Target::Pipe(Box::new(logsink::Writer)));
+    if json {
+        builder.format(|buf, record| {
+            let line = serde_json::json!({
+                "time": timefmt::now(timefmt::zone()),
+                "level": record.level().as_str().to_ascii_lowercase(),
+                "msg": record.args().to_string(),
+            });
+            writeln!(buf, "{line}")
+        });
+    } else {
+        builder.format(|buf, record| {
+            writeln!(
+                buf,
+                "{} jawasd {} {}",
+                timefmt::now(timefmt::zone()),
+                record.level().as_str().to_ascii_lowercase(),
+                record.args()
+            )
+        });
+    }
     builder.init();
     Ok(())
 }
 
-/// A log target that hands each complete line to syslog(3).
+/// A log target that hands each complete line to syslog (`crate::syslog`).
 #[derive(Default)]
 struct Syslog {
     line: Vec<u8>,

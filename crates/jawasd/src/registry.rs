@@ -28,6 +28,9 @@ struct Entry<S> {
     deadline: Option<Instant>,
     /// Whether the loop wants readiness events from it now.
     armed: bool,
+    /// Whether it also wants writability (a control client with output
+    /// the kernel did not take yet).
+    writable: bool,
 }
 
 pub struct Registry<S: AsFd> {
@@ -86,6 +89,7 @@ impl<S: AsFd> Registry<S> {
                 source,
                 deadline: None,
                 armed,
+                writable: false,
             },
         );
         Ok(key)
@@ -115,6 +119,7 @@ impl<S: AsFd> Registry<S> {
                 source,
                 deadline: None,
                 armed: true,
+                writable: false,
             },
         );
         Ok(key)
@@ -163,17 +168,32 @@ impl<S: AsFd> Registry<S> {
         if entry.armed == on {
             return;
         }
-        let event = if on {
-            Event::readable(key)
-        } else {
-            Event::none(key)
-        };
+        let event = interest(key, on, entry.writable);
         if self
             .poller
             .modify_with_mode(entry.source.as_fd(), event, PollMode::Level)
             .is_ok()
         {
             entry.armed = on;
+        }
+    }
+
+    /// Turns writability events for `key` on or off (readability stays as
+    /// `arm` left it).
+    pub fn want_write(&mut self, key: Key, on: bool) {
+        let Some(entry) = self.entries.get_mut(&key) else {
+            return;
+        };
+        if entry.writable == on {
+            return;
+        }
+        let event = interest(key, entry.armed, on);
+        if self
+            .poller
+            .modify_with_mode(entry.source.as_fd(), event, PollMode::Level)
+            .is_ok()
+        {
+            entry.writable = on;
         }
     }
 
@@ -231,6 +251,14 @@ impl<S: AsFd> Registry<S> {
     pub fn len(&self) -> usize {
         self.entries.len()
     }
+}
+
+/// The events a source asks for.
+fn interest(key: Key, readable: bool, writable: bool) -> Event {
+    let mut event = Event::none(key);
+    event.readable = readable;
+    event.writable = writable;
+    event
 }
 
 impl<S: AsFd> Drop for Registry<S> {

@@ -44,8 +44,10 @@ use crate::reaper::{self, ExitStatus, Reaped};
 use crate::registry::{Key, Registry};
 use crate::sessions::{NewSession, SessionId, Sessions};
 use crate::spawn::{self, SpawnError};
+use crate::stats::Stats;
 use crate::zygote::{self, Zygote};
 
+mod control;
 mod pending;
 mod routing;
 pub mod upgrade;
@@ -77,6 +79,8 @@ const SWEEP_SOON: Duration = Duration::from_millis(200);
 /// How often children are swept for while engines run, as a safety net.
 /// A sweep walks every child (waitpid(-1)), so it is rare.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// How often log lines waiting for a stalled reader are retried.
+const LOG_RETRY: Duration = Duration::from_millis(100);
 
 /// Everything the loop waits on.
 enum Source {
@@ -94,6 +98,9 @@ enum Source {
     Routing(routing::Routing),
     /// jawasd's end of a routed engine's hand-back socket.
     Handback(routing::Handback),
+    /// The control socket, and one client of it.
+    Control(crate::control::ControlSocket),
+    ControlClient(crate::control::Client),
 }
 
 impl AsFd for Source {
@@ -107,6 +114,8 @@ impl AsFd for Source {
             Source::Pending(p) => p.stream.as_fd(),
             Source::Routing(r) => r.stream.as_fd(),
             Source::Handback(h) => h.fd.as_fd(),
+            Source::Control(c) => c.listener.as_fd(),
+            Source::ControlClient(c) => c.stream.as_fd(),
         }
     }
 }
@@ -116,14 +125,6 @@ struct StderrPipe {
     service: Rc<str>,
     pid: libc::pid_t,
     partial: Vec<u8>,
-}
-
-/// What jawasd counts about one service, for the log and SIGUSR1.
-#[derive(Default, Debug, Clone)]
-struct Stats {
-    accepted: u64,
-    refused: u64,
-    spawn_failed: u64,
 }
 
 /// Whether a service's engine starts and keeps running.
@@ -196,6 +197,8 @@ pub struct Server {
     draining_until: Option<Instant>,
     /// A zero-downtime upgrade (SIGUSR2) under way or done.
     upgrade: upgrade::Upgrade,
+    /// The control socket, its clients and event subscribers.
+    control: control::ControlState,
 }
 
 /// Signals read through the signalfd.
@@ -215,6 +218,8 @@ pub enum StartError {
     /// Where the address was written, the service, the address, why.
     Bind(String, Rc<str>, SocketAddr, io::Error),
     System(&'static str, io::Error),
+    /// The control socket's path, why it could not be created.
+    Control(String, io::Error),
 }
 
 impl std::fmt::Display for StartError {
@@ -238,6 +243,11 @@ impl std::fmt::Display for StartError {
                 Ok(())
             }
             StartError::System(what, e) => write!(f, "unable to {what}: {}", crate::errno_text(e)),
+            StartError::Control(path, e) => write!(
+                f,
+                "server.control: unable to create the control socket {path}: {}",
+                crate::errno_text(e)
+            ),
         }
     }
 }
@@ -300,6 +310,7 @@ impl Server {
             watchdog_at: notify.watchdog_interval().map(|d| Instant::now() + d),
             draining_until: None,
             upgrade: upgrade::Upgrade::default(),
+            control: control::ControlState::default(),
             notify,
         };
         server.apply(config)?;
@@ -358,6 +369,12 @@ impl Server {
                 }
             }
         }
+        if let Err(e) = self.open_control(&config) {
+            for key in added {
+                self.registry.remove(key);
+            }
+            return Err(e);
+        }
         // Commit. Connections already queued on a TCP listener that closes
         // are served first, by the configuration they arrived under (a
         // wait or UDP socket is simply closed, as before).
@@ -413,6 +430,7 @@ impl Server {
         self.admission
             .retain_services(|name| services.contains_key(name));
         self.config = config;
+        self.control_loaded();
         self.refresh_zygotes();
         self.rearm_listeners();
         Ok(())
@@ -494,10 +512,15 @@ impl Server {
                     Some(Source::Pending(..)) => self.pending_readable(key),
                     Some(Source::Routing(..)) => self.routing_readable(key),
                     Some(Source::Handback(..)) => self.handback_readable(key),
+                    Some(Source::Control(_)) => self.control_accept(key),
+                    Some(Source::ControlClient(_)) => self.control_ready(key),
                     None => {}
                 }
             }
             self.timers();
+            if crate::logsink::pending() {
+                crate::logsink::flush();
+            }
         }
     }
 
@@ -510,12 +533,15 @@ impl Server {
             .filter(|_| !self.killed)
             .or(self.draining_until);
         let restart = self.zygotes.next_restart();
+        // Log lines a stalled reader has not taken are retried this often.
+        let log_retry = crate::logsink::pending().then(|| now + LOG_RETRY);
         [
             self.registry.next_deadline(),
             stop,
             self.sweep_at,
             restart,
             self.watchdog_at,
+            log_retry,
         ]
         .into_iter()
         .flatten()
@@ -530,6 +556,8 @@ impl Server {
             match self.registry.get(key) {
                 Some(Source::Pending(_)) => self.pending_expired(key),
                 Some(Source::Routing(_)) => self.routing_expired(key),
+                // Requests left over from an earlier wakeup.
+                Some(Source::ControlClient(_)) => self.control_ready(key),
                 // A listener's pause ended.
                 _ => pause_over = true,
             }
@@ -582,9 +610,14 @@ impl Server {
         for (sig, pid) in got {
             match sig {
                 libc::SIGCHLD => self.child_signal(pid),
-                libc::SIGHUP => self.reload(),
+                libc::SIGHUP => {
+                    let _ = self.reload();
+                }
                 libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => self.shutdown(sig),
-                libc::SIGUSR1 => self.dump(),
+                libc::SIGUSR1 => {
+                    self.reopen_logs();
+                    self.dump();
+                }
                 libc::SIGUSR2 => self.upgrade_signal(pid),
                 _ => {}
             }
@@ -694,6 +727,13 @@ impl Server {
             self.rearm_listeners();
         }
         let took = session.started.elapsed();
+        self.publish(|| {
+            serde_json::json!({
+                "event": "exit", "id": id.raw(), "service": &*session.service, "pid": session.pid,
+                "remote": events::show(session.remote), "status": status.describe(),
+                "duration": took.as_secs_f64(),
+            })
+        });
         let Some(state) = self.services.get_mut(&session.service) else {
             info!(
                 "done svc={} pid={} {}",
@@ -703,6 +743,7 @@ impl Server {
             );
             return;
         };
+        state.stats.ended(status, took);
         let fields = Fields(state.prepared.config.log_on_success.as_deref());
         if let Some(line) = events::exit(
             state.format,
@@ -751,7 +792,14 @@ impl Server {
             match socket.accept() {
                 Ok((stream, remote)) => {
                     let service = listener.service.clone();
+                    let at = listener.local;
                     self.accept_backoff = BACKOFF_MIN;
+                    self.publish(|| {
+                        serde_json::json!({
+                            "event": "accept", "service": &*service, "remote": remote.to_string(),
+                            "local": at.to_string(),
+                        })
+                    });
                     self.accepted(&service, stream, remote, local);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
@@ -850,7 +898,7 @@ impl Server {
         };
         match launched {
             Ok(l) => {
-                self.started(&service, l, remote, Some(key));
+                self.started(&service, l, remote, Some(local), Some(key));
                 self.registry.arm(key, false);
             }
             Err(e) => {
@@ -950,20 +998,21 @@ impl Server {
             );
             return;
         }
+        let udp_local = old.local_addr().ok();
         let launched = {
             let Some(state) = self.services.get(&service) else {
                 return;
             };
             let conn = Conn {
                 socket: old.as_fd(),
-                local: old.local_addr().ok(),
+                local: udp_local,
                 remote: Some(from),
                 route: None,
             };
             self.launcher.launch(&state.prepared, &conn)
         };
         match launched {
-            Ok(l) => self.started(&service, l, Some(from), None),
+            Ok(l) => self.started(&service, l, Some(from), udp_local, None),
             Err(e) => {
                 self.spawn_failed(&service, Some(from), &e);
                 self.pause_service(&service);
@@ -1076,7 +1125,7 @@ impl Server {
         match launched {
             Ok((l, others)) => {
                 let pid = l.pid;
-                self.started(service, l, Some(remote), None);
+                self.started(service, l, Some(remote), local, None);
                 if let (Some(pick), Some((ours, _))) = (route, handback) {
                     let peer = stream.peer_addr().ok();
                     self.watch_handback(ours, pick.router, (remote, local), (peer, pid));
@@ -1109,17 +1158,20 @@ impl Server {
         service: &Rc<str>,
         launched: Launched,
         remote: Option<SocketAddr>,
+        local: Option<SocketAddr>,
         waiting_on: Option<Key>,
     ) {
         let pid = launched.pid;
+        let now = Instant::now();
         let id = self.sessions.start(
             NewSession {
                 service: service.clone(),
                 pid,
                 remote,
+                local,
                 waiting_on,
             },
-            Instant::now(),
+            now,
         );
         self.childless = false;
         if self.sweep_at.is_none() {
@@ -1133,7 +1185,7 @@ impl Server {
             }
         }
         if let Some(state) = self.services.get_mut(service) {
-            state.stats.accepted += 1;
+            state.stats.accept(now);
             state.health.backoff = None;
             let fields = Fields(state.prepared.config.log_on_success.as_deref());
             if let Some(line) = events::start(state.format, fields, service, pid, remote) {
@@ -1141,6 +1193,12 @@ impl Server {
             }
         }
         debug!("{}", events::accept(service, pid, remote));
+        self.publish(|| {
+            serde_json::json!({
+                "event": "spawn", "id": id.raw(), "service": &**service, "pid": pid,
+                "remote": events::show(remote), "local": events::show(local),
+            })
+        });
         if let Some(fd) = launched.stderr {
             self.watch_pipe(fd, service.clone(), pid);
         }
@@ -1150,15 +1208,27 @@ impl Server {
         let Some(state) = self.services.get_mut(service) else {
             return;
         };
-        state.stats.refused += 1;
+        state.stats.refuse(r.as_str());
         let fields = Fields(state.prepared.config.log_on_failure.as_deref());
         let line = events::refuse(state.format, fields, service, remote, r);
-        state.sink.write(log::Level::Info, &line);
+        state.sink.write(log::Level::Warn, &line);
+        self.publish(|| {
+            serde_json::json!({
+                "event": "refuse", "service": &**service, "remote": events::show(remote),
+                "reason": r.as_str(),
+            })
+        });
     }
 
     /// Logs a failed start at most once a second per service, with the
     /// number of failures since the last line and the cause in words.
     fn spawn_failed(&mut self, service: &Rc<str>, remote: Option<SocketAddr>, e: &SpawnError) {
+        self.publish(|| {
+            serde_json::json!({
+                "event": "spawn_failed", "service": &**service, "remote": events::show(remote),
+                "step": e.step, "error": crate::errno_text(&e.error),
+            })
+        });
         let Some(state) = self.services.get_mut(service) else {
             return;
         };
@@ -1204,7 +1274,7 @@ impl Server {
             return;
         };
         let mut buf = [0u8; 16384];
-        let mut last = None;
+        let mut lines = Vec::new();
         // A few reads per wakeup: an engine writing stderr faster than
         // jawasd logs must not keep the loop here (epoll is level
         // triggered, so the rest is read on the next round).
@@ -1220,15 +1290,11 @@ impl Server {
                     pipe.partial.extend_from_slice(&buf[..n]);
                     while let Some(pos) = pipe.partial.iter().position(|&b| b == b'\n') {
                         let line: Vec<u8> = pipe.partial.drain(..=pos).collect();
-                        last = Some(log_engine_line(
-                            &pipe.service,
-                            pipe.pid,
-                            &line[..line.len() - 1],
-                        ));
+                        lines.push(engine_text(&line[..line.len() - 1]));
                     }
                     if pipe.partial.len() > MAX_LOG_LINE {
                         let line = std::mem::take(&mut pipe.partial);
-                        last = Some(log_engine_line(&pipe.service, pipe.pid, &line));
+                        lines.push(engine_text(&line));
                     }
                 }
                 Err(nix::errno::Errno::EAGAIN) => break false,
@@ -1236,24 +1302,41 @@ impl Server {
                 Err(_) => break true,
             }
         };
-        let service = pipe.service.clone();
+        let (service, pid) = (pipe.service.clone(), pipe.pid);
         if eof {
             if let Some(Source::Pipe(pipe)) = self.registry.remove(key) {
                 if !pipe.partial.is_empty() {
-                    last = Some(log_engine_line(&pipe.service, pipe.pid, &pipe.partial));
+                    lines.push(engine_text(&pipe.partial));
                 }
             }
         }
-        if let (Some(line), Some(state)) = (last, self.services.get_mut(&service)) {
-            state.health.last_stderr = Some(line);
+        // To the service's own log_file (or syslog facility) when it has
+        // one, else jawasd's log.
+        let Some(state) = self.services.get_mut(&service) else {
+            for text in &lines {
+                info!("engine svc={service} pid={pid}: {text}");
+            }
+            return;
+        };
+        for text in &lines {
+            let line = format!("engine svc={service} pid={pid}: {text}");
+            state.sink.write(log::Level::Info, &line);
+        }
+        if let Some(last) = lines.pop() {
+            state.health.last_stderr = Some(last);
         }
     }
 
-    fn reload(&mut self) {
+    /// SIGHUP or `jawasd ctl reload`: loads the configuration again and
+    /// applies it; the error lines (file:line: ...) when it was not.
+    fn reload(&mut self) -> Result<(), Vec<String>> {
         if self.stopping.is_some() {
-            return;
+            return Err(vec!["jawasd is stopping".into()]);
         }
         let path = self.config.path.clone();
+        if let Err(e) = crate::logsink::reopen() {
+            error!("{e}");
+        }
         info!("reload config={}", path.display());
         self.notify.reloading();
         let path_var = std::env::var_os("PATH");
@@ -1265,31 +1348,37 @@ impl Server {
         // down: a bug in the loader is a failed reload, not an exit.
         let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.loader)(&env)))
             .unwrap_or_else(|_| Err("internal error while loading the configuration".into()));
-        match loaded {
+        let result = match loaded {
+            Err(errors) => Err(errors.lines().map(str::to_string).collect::<Vec<_>>()),
+            Ok(config) => {
+                let missing = crate::privilege::missing(&config);
+                if !missing.is_empty() {
+                    Err(vec![format!(
+                        "the new configuration needs {}, which jawasd dropped at start (it keeps only what its first configuration needed); restart jawasd to apply it",
+                        missing.join(", ")
+                    )])
+                } else {
+                    self.apply(config).map_err(|e| vec![e.to_string()])
+                }
+            }
+        };
+        match &result {
+            Ok(()) => self.log_ready(),
             Err(errors) => {
-                for e in errors.lines() {
+                for e in errors {
                     error!("reload failed: {e}");
                 }
                 error!("reload failed: keeping the running configuration");
             }
-            Ok(config) => {
-                let missing = crate::privilege::missing(&config);
-                if !missing.is_empty() {
-                    error!(
-                        "reload failed: the new configuration needs {}, which jawasd dropped at start (it keeps only what its first configuration needed); restart jawasd to apply it; keeping the running configuration",
-                        missing.join(", ")
-                    );
-                } else {
-                    match self.apply(config) {
-                        Ok(()) => self.log_ready(),
-                        Err(e) => error!("reload failed: {e}; keeping the running configuration"),
-                    }
-                }
-            }
         }
+        self.publish(|| match &result {
+            Ok(()) => serde_json::json!({"event": "reload", "ok": true}),
+            Err(errors) => serde_json::json!({"event": "reload", "ok": false, "errors": errors}),
+        });
         // Whatever the outcome, jawasd is serving (the new configuration
         // or the old one).
         self.notify_ready();
+        result
     }
 
     fn shutdown(&mut self, sig: libc::c_int) {
@@ -1380,6 +1469,19 @@ impl Server {
         }
     }
 
+    /// SIGUSR1 (logrotate's postrotate): `--log-file` and every service's
+    /// `log_file` are opened again by name.
+    fn reopen_logs(&mut self) {
+        if let Err(e) = crate::logsink::reopen() {
+            error!("{e}");
+        }
+        for state in self.services.values_mut() {
+            if state.prepared.config.log_file.is_some() {
+                state.sink = Sink::open(&state.prepared.config);
+            }
+        }
+    }
+
     /// SIGUSR1: one line per service with its counters.
     fn dump(&self) {
         let mut names: Vec<&Rc<str>> = self.services.keys().collect();
@@ -1428,13 +1530,10 @@ fn warn_if_failing(service: &str, state: &mut ServiceState, now: Instant) {
     );
 }
 
-/// Logs one line an engine wrote to its captured stderr, escaped and
-/// capped; returns the escaped text.
-fn log_engine_line(service: &str, pid: libc::pid_t, line: &[u8]) -> String {
+/// One line an engine wrote to its captured stderr, escaped and capped.
+fn engine_text(line: &[u8]) -> String {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let text = crate::escape(line, MAX_LOG_LINE);
-    info!("engine svc={service} pid={pid}: {text}");
-    text
+    crate::escape(line, MAX_LOG_LINE)
 }
 
 #[cfg(test)]

@@ -21,6 +21,17 @@ use crate::registry::Key;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(u64);
 
+impl SessionId {
+    /// The id a control client names (`jawasd ctl kill ID`).
+    pub fn from_raw(n: u64) -> SessionId {
+        SessionId(n)
+    }
+
+    pub fn raw(self) -> u64 {
+        self.0
+    }
+}
+
 impl std::fmt::Display for SessionId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.0)
@@ -35,6 +46,8 @@ pub struct Session {
     pub pid: libc::pid_t,
     /// The client; unknown for a TCP wait service (the engine accepts).
     pub remote: Option<SocketAddr>,
+    /// The address the client connected to, when known.
+    pub local: Option<SocketAddr>,
     pub started: Instant,
     /// For a wait service, the listener to watch again when this ends.
     pub waiting_on: Option<Key>,
@@ -54,6 +67,7 @@ pub struct NewSession {
     pub service: Rc<str>,
     pub pid: libc::pid_t,
     pub remote: Option<SocketAddr>,
+    pub local: Option<SocketAddr>,
     pub waiting_on: Option<Key>,
 }
 
@@ -75,6 +89,7 @@ impl Sessions {
             service: new.service,
             pid: new.pid,
             remote: new.remote,
+            local: new.local,
             started: now,
             waiting_on: new.waiting_on,
             pidfd: None,
@@ -143,6 +158,14 @@ impl Sessions {
     pub fn iter(&self) -> impl Iterator<Item = &Session> {
         self.by_id.values()
     }
+
+    pub fn iter_ids(&self) -> impl Iterator<Item = (SessionId, &Session)> {
+        self.by_id.iter().map(|(id, s)| (*id, s))
+    }
+
+    pub fn get(&self, id: SessionId) -> Option<&Session> {
+        self.by_id.get(&id)
+    }
 }
 
 fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u32>, key: &K) {
@@ -163,6 +186,7 @@ mod tests {
             service: service.clone(),
             pid,
             remote: Some(remote.parse().unwrap()),
+            local: None,
             waiting_on: None,
         }
     }

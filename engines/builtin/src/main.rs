@@ -27,7 +27,9 @@ use std::time::Duration;
 use jawas_engine::{join, parse_secs, stopping, Args, Connection, Engine, Error, Kind, Opt};
 
 /// The service names, as given on the command line.
-const SERVICES: [&str; 6] = ["echo", "discard", "chargen", "daytime", "time", "relay"];
+const SERVICES: [&str; 7] = [
+    "echo", "discard", "chargen", "daytime", "time", "relay", "metrics",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Service {
@@ -37,6 +39,8 @@ enum Service {
     Daytime,
     Time,
     Relay(SocketAddr),
+    /// jawasd's counters over HTTP (the socket is `Builtin::control`).
+    Metrics,
 }
 
 #[derive(Debug)]
@@ -46,13 +50,18 @@ struct Builtin {
     linger: Duration,
     /// How long relay waits for the target to accept.
     connect_timeout: Duration,
+    /// metrics: jawasd's control socket.
+    control: Option<std::path::PathBuf>,
 }
 
 impl Engine for Builtin {
     const NAME: &'static str = "jawas-builtin";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const USAGE: &'static [&'static str] =
-        &["echo|discard|chargen|daytime|time", "relay ADDRESS:PORT"];
+    const USAGE: &'static [&'static str] = &[
+        "echo|discard|chargen|daytime|time",
+        "relay ADDRESS:PORT",
+        "metrics SOCKET",
+    ];
     const ABOUT: &'static str = "\
 xinetd's internal services as an engine, over the connection on fds 0 and 1:
   echo      RFC 862: sends back what it receives
@@ -61,6 +70,8 @@ xinetd's internal services as an engine, over the connection on fds 0 and 1:
   daytime   RFC 867: one line, DD MON YYYY HH:MM:SS ZONE, local time
   time      RFC 868: 4 bytes, seconds since 1900-01-01 UTC, big-endian
   relay     copies the connection both ways to ADDRESS:PORT (xinetd's redirect)
+  metrics   HTTP: jawasd's counters, asked from its control socket SOCKET, as
+            Prometheus text (GET /metrics) or an HTML status page (GET /)
 
 When fd 0 is a UDP socket, each datagram is answered to its sender, and the
 engine exits after --linger without one so the super-server watches the
@@ -80,7 +91,7 @@ socket again.";
 
     fn init(args: &Args) -> Result<Self, Error> {
         // Every problem at once, for --check.
-        let (service, (linger, connect_timeout)) = join(
+        let ((service, control), (linger, connect_timeout)) = join(
             parse_service(args.positionals()),
             join(
                 args.parse("linger", parse_secs),
@@ -91,6 +102,7 @@ socket again.";
             service,
             linger: linger.unwrap_or(Duration::from_secs(1)),
             connect_timeout: connect_timeout.unwrap_or(Duration::from_secs(10)),
+            control,
         })
     }
 
@@ -102,6 +114,14 @@ socket again.";
             (Kind::Datagram, Service::Relay(_)) => {
                 Err(Error::config("relay serves TCP connections, not datagrams"))
             }
+            (Kind::Datagram, Service::Metrics) => {
+                Err(Error::config("metrics serves HTTP over TCP, not datagrams"))
+            }
+            (Kind::Stream, Service::Metrics) => {
+                let socket = self.control.clone().unwrap_or_default();
+                let (mut input, mut output) = conn.into_files();
+                metrics::serve(&socket, &mut input, &mut output)
+            }
             (Kind::Datagram, service) => serve_datagrams(conn.input(), service, self.linger),
             (Kind::Stream, Service::Relay(target)) => relay(conn, target, self.connect_timeout),
             (Kind::Stream, service) => serve_stream(conn, service),
@@ -109,12 +129,15 @@ socket again.";
     }
 }
 
+mod metrics;
+
 fn main() {
     jawas_engine::run::<Builtin>()
 }
 
-/// The positional arguments: one service name, or `relay ADDRESS:PORT`.
-fn parse_service(args: &[String]) -> Result<Service, Error> {
+/// The positional arguments: one service name, `relay ADDRESS:PORT` or
+/// `metrics SOCKET` (with the socket's path).
+fn parse_service(args: &[String]) -> Result<(Service, Option<std::path::PathBuf>), Error> {
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     let service = match words.as_slice() {
         [] => {
@@ -128,6 +151,12 @@ fn parse_service(args: &[String]) -> Result<Service, Error> {
         ["daytime"] => Service::Daytime,
         ["time"] => Service::Time,
         ["relay"] => return Err(Error::usage("relay needs a target: relay ADDRESS:PORT")),
+        ["metrics"] => {
+            return Err(Error::usage(
+                "metrics needs jawasd's control socket: metrics SOCKET (see [server] control)",
+            ))
+        }
+        ["metrics", socket] => return Ok((Service::Metrics, Some(socket.into()))),
         ["relay", target] => Service::Relay(target.parse().map_err(|_| {
             Error::usage(format!(
                 "relay: '{target}' is not ADDRESS:PORT (an IP address and a port, such as 192.0.2.1:80 or [::1]:80)"
@@ -147,7 +176,7 @@ fn parse_service(args: &[String]) -> Result<Service, Error> {
             )));
         }
     };
-    Ok(service)
+    Ok((service, None))
 }
 
 /// The service loops' read and write, ended by SIGTERM: once `stopping()`
@@ -189,7 +218,7 @@ fn serve_stream(conn: Connection, service: Service) -> Result<(), Error> {
         Service::Chargen => chargen(&mut output),
         Service::Daytime => write_or_stop(&mut output, daytime(now()).as_bytes()),
         Service::Time => write_or_stop(&mut output, &rfc868(now())),
-        Service::Relay(_) => unreachable!("relay is served by relay()"),
+        Service::Relay(_) | Service::Metrics => unreachable!("served by relay() and metrics"),
     };
     match result {
         Ok(()) => Ok(()),
@@ -341,7 +370,7 @@ fn serve_datagrams(sock: BorrowedFd<'_>, service: Service, linger: Duration) -> 
         }
         let reply: Vec<u8> = match service {
             Service::Echo => buf[..n as usize].to_vec(),
-            Service::Discard | Service::Relay(_) => continue,
+            Service::Discard | Service::Relay(_) | Service::Metrics => continue,
             // RFC 864 over UDP: one datagram of up to 512 characters.
             Service::Chargen => {
                 let l = chargen_line(line);
