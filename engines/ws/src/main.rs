@@ -10,6 +10,7 @@ mod files;
 mod handshake;
 mod program;
 mod pump;
+mod room;
 mod route;
 
 use std::os::fd::AsRawFd;
@@ -50,12 +51,18 @@ struct Ws {
     protocols: Vec<String>,
     ping: Option<Duration>,
     idle: Option<Duration>,
+    /// `--room`, `--room-path`: connections join a room.
+    rooms: Option<room::RoomConfig>,
 }
 
 impl Engine for Ws {
     const NAME: &'static str = "jawas-ws";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const USAGE: &'static [&'static str] = &["-- PROGRAM [ARG]...", "--dir DIR"];
+    const USAGE: &'static [&'static str] = &[
+        "-- PROGRAM [ARG]...",
+        "--dir DIR",
+        "--room NAME | --room-path PREFIX",
+    ];
     const ABOUT: &'static str = "\
 Serves one WebSocket connection with PROGRAM: each text message from the
 client is one line on PROGRAM's stdin, each line PROGRAM writes to stdout is
@@ -65,7 +72,9 @@ exits the socket closes (1000 on exit 0, 1011 otherwise); when the client
 leaves, PROGRAM's stdin closes, then its group gets SIGTERM, then SIGKILL. A
 request that is not a WebSocket upgrade gets 426, or with --static DIR a file
 from DIR (GET/HEAD, index.html, validators). With --dir, the URL path
-picks the program: /chat runs DIR/chat, the rest of the path is PATH_INFO.";
+picks the program: /chat runs DIR/chat, the rest of the path is PATH_INFO.
+With --room or --room-path, the connection joins a room instead: each
+message goes to every member (JSON out; see docs/rooms.md).";
     const OPTIONS: &'static [Opt] = &[
         Opt::flag(
             "binary",
@@ -124,6 +133,83 @@ picks the program: /chat runs DIR/chat, the rest of the path is PATH_INFO.";
             "A subprotocol this service speaks (repeatable); the first one the client offers \
              is chosen.",
         ),
+        Opt::value(
+            "room",
+            "NAME",
+            "Every connection joins room NAME (letters, digits, '-', '_'; at most 64): a \
+             message from one member goes to all the others. No PROGRAM is run.",
+        ),
+        Opt::value(
+            "room-path",
+            "PREFIX",
+            "The room is the rest of the URL path after PREFIX: with /rooms/, a socket \
+             opened on /rooms/lobby joins lobby. Other paths get 404.",
+        ),
+        Opt::value(
+            "room-dir",
+            "DIR",
+            "Where rooms' hub sockets live (one directory per room); give each service \
+             its own. Default: /tmp/jawas-ws-rooms-UID.",
+        ),
+        Opt::flag("room-echo", "A member gets its own messages back too."),
+        Opt::flag("room-events", "Members see joins and leaves."),
+        Opt::value(
+            "room-bot",
+            "PROGRAM",
+            "Run PROGRAM for each room while it has members: it reads the room's events \
+             as lines on stdin and sends lines to the room or to one member.",
+        ),
+        Opt::value(
+            "room-linger",
+            "SECS",
+            "Keep an empty room's hub (and bot) for SECS, or for good with 'keep'. \
+             Default: 0.",
+        ),
+        Opt::value(
+            "room-max-members",
+            "N",
+            "At most N members per room (per host with a broker); the next one is closed \
+             with 1013.",
+        ),
+        Opt::value(
+            "room-max-rooms",
+            "N",
+            "At most N rooms with members at once under --room-dir; a connection that \
+             would open another is closed with 1013.",
+        ),
+        Opt::value(
+            "room-rate",
+            "N",
+            "A member may send N messages per second (bursts of N); one sending faster is \
+             closed with 1008.",
+        ),
+        Opt::value(
+            "room-queue",
+            "BYTES",
+            "Bytes that may wait for a client that reads slowly before it is cut \
+             (default 1048576).",
+        ),
+        Opt::value(
+            "room-slow-code",
+            "CODE",
+            "Close code for a client cut for reading too slowly: 1013 (default) or 1008.",
+        ),
+        Opt::flag(
+            "room-lost-close",
+            "When the room's hub or broker goes away, close with 1011 instead of telling \
+             the members with a system message and carrying on when it is back.",
+        ),
+        Opt::value(
+            "room-broker",
+            "URL",
+            "Pass rooms through a broker so they span hosts: redis://HOST:PORT (pub/sub) \
+             or nats://HOST:PORT.",
+        ),
+        Opt::value(
+            "room-host-id",
+            "ID",
+            "This host's part of connection ids (default: from /etc/machine-id).",
+        ),
     ];
 
     fn init(args: &Args) -> Result<Self, Error> {
@@ -133,7 +219,25 @@ picks the program: /chat runs DIR/chat, the rest of the path is PATH_INFO.";
             .value("static")
             .map(|d| open_dir("static", d))
             .transpose()?;
+        let rooms = room_config(args)?;
+        if rooms.is_some() {
+            if let Some(p) = argv.first() {
+                return Err(Error::usage(format!(
+                    "--room and a PROGRAM ('{p}') exclude each other (a program in the room: \
+                     --room-bot)"
+                )));
+            }
+            if dir.is_some() {
+                return Err(Error::usage("--room and --dir exclude each other"));
+            }
+            if args.flag("binary") || args.flag("pty") {
+                return Err(Error::usage(
+                    "rooms carry text: --binary and --pty do not apply",
+                ));
+            }
+        }
         match (argv.is_empty(), &dir) {
+            (true, None) if rooms.is_some() => {}
             (true, None) => {
                 return Err(Error::usage(
                     "no PROGRAM given (jawas-ws [OPTION]... -- PROGRAM [ARG]..., or --dir DIR)",
@@ -167,6 +271,7 @@ picks the program: /chat runs DIR/chat, the rest of the path is PATH_INFO.";
             protocols: args.values("protocol").map(str::to_string).collect(),
             ping: args.parse("ping", jawas_engine::parse_secs)?,
             idle: args.parse("idle-timeout", jawas_engine::parse_secs)?,
+            rooms,
         })
     }
 
@@ -200,6 +305,17 @@ impl Ws {
             }
             Decision::Accept(resp) => resp,
         };
+        if let Some(rooms) = &self.rooms {
+            let Some(name) = rooms.room_for(req.path()) else {
+                conn.send(Some(&req), Response::error(404))
+                    .map_err(|e| Error::io("write", &e))?;
+                return Ok(false);
+            };
+            conn.send(Some(&req), resp)
+                .map_err(|e| Error::io("write", &e))?;
+            let (mut ws, fds) = self.upgrade(conn)?;
+            return self.run_room(rooms, &mut ws, &fds, &name).map(|()| false);
+        }
         let route = match self.dir.as_deref().map(|d| route::resolve(d, req.path())) {
             Some(Err(status)) => {
                 conn.send(Some(&req), Response::error(status))
@@ -236,10 +352,17 @@ impl Ws {
         }
         // 4 KiB reads instead of tungstenite's 128 KiB buffer: that buffer
         // is zeroed and so resident, most of a held connection's memory.
-        let config = WebSocketConfig::default()
+        let mut config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER)
             .max_message_size(Some(self.max))
             .max_frame_size(Some(self.max));
+        if let Some(rooms) = &self.rooms {
+            // A room's client queue: the write buffer, bounded (the pump
+            // cuts a client past it).
+            config = config
+                .write_buffer_size(rooms.queue / 2)
+                .max_write_buffer_size(rooms.queue);
+        }
         let ws = WebSocket::from_partially_read(up.stream, up.buffered, Role::Server, Some(config));
         Ok((ws, fds))
     }
@@ -289,12 +412,149 @@ impl Ws {
                 pump::close(ws, fds, CloseCode::Normal, CLOSE_WAIT);
                 prog.finish(GRACE);
             }
+            End::Lagging => {
+                pump::close(ws, fds, CloseCode::Again, CLOSE_WAIT);
+                prog.finish(GRACE);
+            }
             End::ClientClosed | End::ClientGone => {
                 prog.finish(GRACE);
             }
         }
         Ok(())
     }
+
+    /// A member of room `name`, from the join to the end.
+    fn run_room(
+        &self,
+        rooms: &room::RoomConfig,
+        ws: &mut WebSocket<Duplex>,
+        fds: &SocketFds,
+        name: &str,
+    ) -> Result<(), Error> {
+        let (mut member, welcome) = match room::member::Member::join(rooms, name) {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("jawas-ws: cannot join room {name}: {e}");
+                pump::close(ws, fds, e.close_code(), CLOSE_WAIT);
+                return Ok(());
+            }
+        };
+        // Written now; a socket too full for it is the pump's to flush.
+        let _ = ws.write(welcome);
+        let _ = ws.flush();
+        let end = pump::run(ws, fds, &mut member, self.ping, self.idle);
+        let code = match end {
+            End::BackendDone => member.close_code(),
+            End::Lagging => rooms.slow_code,
+            End::Refused(code) => {
+                pump::close(ws, fds, code, CLOSE_WAIT);
+                return Err(Error::exit_code(exit::PEER));
+            }
+            End::Stopping => CloseCode::Away,
+            End::Idle => CloseCode::Normal,
+            End::ClientClosed | End::ClientGone => return Ok(()),
+        };
+        drop(member);
+        pump::close(ws, fds, code, CLOSE_WAIT);
+        Ok(())
+    }
+}
+
+/// The room options as a `RoomConfig`; `None` without --room or --room-path.
+fn room_config(args: &Args) -> Result<Option<room::RoomConfig>, Error> {
+    let fixed = args.value("room").map(str::to_string);
+    let path_prefix = args.value("room-path").map(str::to_string);
+    match (&fixed, &path_prefix) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => {
+            return Err(Error::usage("--room and --room-path exclude each other"))
+        }
+        (Some(n), None) if !room::valid_name(n) => {
+            return Err(Error::usage(format!(
+                "--room '{n}': a room name is 1 to 64 letters, digits, '-' or '_'"
+            )))
+        }
+        (None, Some(p)) if !p.starts_with('/') => {
+            return Err(Error::usage(format!(
+                "--room-path '{p}': must start with '/'"
+            )))
+        }
+        _ => {}
+    }
+    let count = |v: &str| match v.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("'{v}' is not a positive whole number")),
+    };
+    let dir = match args.value("room-dir") {
+        Some(d) => PathBuf::from(d),
+        None => std::env::temp_dir().join(format!("jawas-ws-rooms-{}", nix::unistd::getuid())),
+    };
+    let bot = match args.value("room-bot") {
+        Some(b) => {
+            let real = std::fs::canonicalize(b)
+                .map_err(|e| Error::config(format!("--room-bot '{b}': {e}")))?;
+            vec![real.to_string_lossy().into_owned()]
+        }
+        None => Vec::new(),
+    };
+    let broker = args.value("room-broker").map(str::to_string);
+    if let Some(url) = &broker {
+        room::broker::Target::parse(url).map_err(|e| Error::usage(format!("--room-broker {e}")))?;
+        if !bot.is_empty() {
+            return Err(Error::usage(
+                "--room-bot with --room-broker: not supported yet (each host would run its own bot)",
+            ));
+        }
+    }
+    let linger = match args.value("room-linger") {
+        Some("keep") => None,
+        Some(_) => args.parse("room-linger", jawas_engine::parse_secs)?,
+        None => Some(Duration::ZERO),
+    };
+    let queue = args.parse("room-queue", count)?.unwrap_or(1 << 20);
+    if queue < 4096 {
+        return Err(Error::usage(format!(
+            "--room-queue {queue}: at least 4096 bytes"
+        )));
+    }
+    let slow_code = match args.value("room-slow-code") {
+        None | Some("1013") => CloseCode::Again,
+        Some("1008") => CloseCode::Policy,
+        Some(c) => {
+            return Err(Error::usage(format!(
+                "--room-slow-code '{c}': 1008 or 1013"
+            )))
+        }
+    };
+    let host_id = args
+        .value("room-host-id")
+        .map(str::to_string)
+        .unwrap_or_else(room::default_host_id);
+    if !room::valid_name(&host_id) || host_id.len() > 32 {
+        return Err(Error::usage(format!(
+            "--room-host-id '{host_id}': 1 to 32 letters, digits, '-' or '_'"
+        )));
+    }
+    Ok(Some(room::RoomConfig {
+        fixed,
+        path_prefix,
+        dir,
+        echo: args.flag("room-echo"),
+        events: args.flag("room-events"),
+        bot,
+        linger,
+        max_members: args.parse("room-max-members", count)?,
+        max_rooms: args.parse("room-max-rooms", count)?,
+        rate: args.parse("room-rate", |v| match v.parse::<f64>() {
+            Ok(n) if n > 0.0 && n.is_finite() => Ok(n),
+            _ => Err(format!("'{v}' is not a positive number of messages")),
+        })?,
+        queue,
+        slow_code,
+        lost_close: args.flag("room-lost-close"),
+        broker,
+        host_id,
+    }))
 }
 
 /// `--dir DIR`, `--static DIR`: its real path (so every file's real path
@@ -309,5 +569,11 @@ fn open_dir(opt: &str, dir: &str) -> Result<PathBuf, Error> {
 }
 
 fn main() {
+    // A room's hub is this same program, started by the room's first
+    // member (room::mod), not by jawasd: no engine options, no connection.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(room::HUB_FLAG) {
+        std::process::exit(room::hub::main(&args[2..]));
+    }
     jawas_engine::run::<Ws>()
 }

@@ -50,6 +50,13 @@ pub trait Backend {
     }
     /// Writes what waiting messages it can, without blocking.
     fn write_input(&mut self) {}
+    /// Whether its output is read even while frames wait for the client
+    /// (a room: its hub must never wait for one slow client). The
+    /// client's queue is then bounded by the WebSocket's write buffer
+    /// limit, and a client past it ends the pump with `End::Lagging`.
+    fn read_ahead(&self) -> bool {
+        false
+    }
 }
 
 /// Why the pump stopped.
@@ -67,6 +74,8 @@ pub enum End {
     Stopping,
     /// No message either way for the idle limit.
     Idle,
+    /// The client did not read fast enough: its queue passed the limit.
+    Lagging,
 }
 
 /// The socket's descriptors, for poll: separate from the WebSocket,
@@ -155,8 +164,11 @@ fn pass_output<S: Read + Write>(
         Ok(None) | Err(_) => return Err(End::BackendDone),
     };
     for m in msgs {
-        if ws.write(m).is_err() && !ws.can_write() {
-            return Err(End::ClientGone);
+        match ws.write(m) {
+            Ok(()) => {}
+            Err(Error::WriteBufferFull(_)) => return Err(End::Lagging),
+            Err(_) if !ws.can_write() => return Err(End::ClientGone),
+            Err(_) => {}
         }
     }
     let unflushed = match ws.flush() {
@@ -376,7 +388,11 @@ fn wait(
     if unflushed {
         set.push(entry(fds.output.as_fd(), libc::POLLOUT));
     }
-    let backend_fd = if unflushed { None } else { backend.output() };
+    let backend_fd = if unflushed && !backend.read_ahead() {
+        None
+    } else {
+        backend.output()
+    };
     if let Some(fd) = backend_fd {
         set.push(entry(fd, libc::POLLIN));
     }

@@ -1,0 +1,535 @@
+//! A room's hub: one process per room (per host), started by the room's
+//! first member and gone after its last one leaves. Members connect to
+//! its Unix socket (`DIR/ROOM/hub.sock`); it puts every event in one
+//! order and writes it to every member, runs the room's bot, and, with a
+//! broker, passes events through the broker so the room spans hosts.
+//! Owns the listener, the member connections and their bounded queues,
+//! the bot and the broker link. Invariants: one thread, nothing blocks
+//! (a member whose queue passes the limit is cut, never waited for); the
+//! order every member sees is the order the hub (or the broker) took the
+//! events in; while the hub leaves, `hub.lock` is held so no member
+//! starts a second hub for the room.
+
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+
+use super::bot::{Bot, Says};
+use super::broker::{Broker, Target};
+use super::wire::{take_frames, Event};
+use super::{lock_file, HUB_SOCK};
+
+/// Longest poll wait: the linger and broker retries are checked this often.
+const TICK: Duration = Duration::from_millis(100);
+/// Bytes waiting for one member process before it is cut: a member reads
+/// the hub at once whatever its client does, so only a stopped or stuck
+/// process gets here.
+const MEMBER_QUEUE: usize = 8 << 20;
+const BOT_GRACE: Duration = Duration::from_millis(500);
+
+/// What the member that starts the hub tells it (as arguments).
+#[derive(Debug, Default)]
+pub struct HubConfig {
+    pub dir: PathBuf,
+    pub room: String,
+    pub max_members: Option<usize>,
+    /// How long the hub stays with no members; `None`: for good.
+    pub linger: Option<Duration>,
+    pub bot: Vec<String>,
+    pub broker: Option<String>,
+    pub subject: String,
+}
+
+impl HubConfig {
+    /// As arguments after `--room-hub`.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut a = vec![
+            self.dir.to_string_lossy().into_owned(),
+            self.room.clone(),
+            self.max_members.map_or("-".into(), |n| n.to_string()),
+            self.linger
+                .map_or("keep".into(), |d| d.as_millis().to_string()),
+            self.broker.clone().unwrap_or("-".into()),
+            self.subject.clone(),
+        ];
+        a.extend(self.bot.iter().cloned());
+        a
+    }
+
+    pub fn from_args(a: &[String]) -> Option<HubConfig> {
+        let [dir, room, max, linger, broker, subject, bot @ ..] = a else {
+            return None;
+        };
+        Some(HubConfig {
+            dir: dir.into(),
+            room: room.clone(),
+            max_members: if max == "-" {
+                None
+            } else {
+                Some(max.parse().ok()?)
+            },
+            linger: if linger == "keep" {
+                None
+            } else {
+                Some(Duration::from_millis(linger.parse().ok()?))
+            },
+            broker: (broker != "-").then(|| broker.clone()),
+            subject: subject.clone(),
+            bot: bot.to_vec(),
+        })
+    }
+}
+
+struct Member {
+    stream: UnixStream,
+    /// Empty until its Join arrived.
+    id: String,
+    input: Vec<u8>,
+    out: Vec<u8>,
+    gone: bool,
+}
+
+struct Hub {
+    cfg: HubConfig,
+    listener: Option<UnixListener>,
+    members: Vec<Member>,
+    bot: Option<Bot>,
+    broker: Option<Broker>,
+    empty_since: Option<Instant>,
+    /// The broker's loss was logged and told; its return is told next.
+    broker_down: bool,
+}
+
+/// `jawas-ws --room-hub ARGS`: runs the hub until the room is empty (and
+/// its linger over). Exit status as an engine's.
+pub fn main(args: &[String]) -> i32 {
+    let Some(cfg) = HubConfig::from_args(args) else {
+        eprintln!("jawas-ws --room-hub: bad arguments (this mode is started by jawas-ws itself)");
+        return 100;
+    };
+    let room_dir = cfg.dir.join(&cfg.room);
+    let path = room_dir.join(HUB_SOCK);
+    // The member that started us holds hub.lock, and found no hub answering:
+    // a socket file left is a dead hub's.
+    let _ = std::fs::remove_file(&path);
+    let listener = match UnixListener::bind(&path).and_then(|l| {
+        l.set_nonblocking(true)?;
+        Ok(l)
+    }) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "jawas-ws room {}: cannot listen on {}: {e}",
+                cfg.room,
+                path.display()
+            );
+            return 111;
+        }
+    };
+    let bot = if cfg.bot.is_empty() {
+        None
+    } else {
+        match Bot::start(&cfg.bot, &cfg.room) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                eprintln!(
+                    "jawas-ws room {}: cannot start the bot {}: {e}",
+                    cfg.room, cfg.bot[0]
+                );
+                None
+            }
+        }
+    };
+    let broker = match cfg.broker.as_deref().map(Target::parse) {
+        None => None,
+        Some(Ok(t)) => Some(Broker::new(t, format!("{}{}", cfg.subject, cfg.room))),
+        Some(Err(e)) => {
+            eprintln!("jawas-ws room {}: {e}", cfg.room);
+            return 100;
+        }
+    };
+    let mut hub = Hub {
+        cfg,
+        listener: Some(listener),
+        members: Vec::new(),
+        bot,
+        broker,
+        empty_since: Some(Instant::now()),
+        broker_down: false,
+    };
+    hub.connect_broker();
+    hub.run();
+    if let Some(b) = hub.bot.as_mut() {
+        b.stop(BOT_GRACE);
+    }
+    0
+}
+
+impl Hub {
+    fn run(&mut self) {
+        loop {
+            if self.should_leave() && self.leave() {
+                return;
+            }
+            self.connect_broker();
+            let mut set: Vec<libc::pollfd> = Vec::new();
+            let entry = |fd: RawFd, events| libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            };
+            if let Some(l) = &self.listener {
+                set.push(entry(l.as_raw_fd(), libc::POLLIN));
+            }
+            for m in &self.members {
+                let out = if m.out.is_empty() { 0 } else { libc::POLLOUT };
+                set.push(entry(m.stream.as_raw_fd(), libc::POLLIN | out));
+            }
+            let extra: Vec<(RawFd, i16)> = self
+                .bot
+                .iter()
+                .flat_map(|b| b.poll_entries())
+                .chain(self.broker.iter().flat_map(|b| b.poll_entries()))
+                .collect();
+            set.extend(extra.iter().map(|&(fd, ev)| entry(fd, ev)));
+            // SAFETY: `set` is a live, exclusively borrowed array of
+            // `set.len()` pollfd entries for the whole call.
+            let n = unsafe {
+                libc::poll(
+                    set.as_mut_ptr(),
+                    set.len() as libc::nfds_t,
+                    TICK.as_millis() as i32,
+                )
+            };
+            if n < 0 && Errno::last() != Errno::EINTR {
+                eprintln!("jawas-ws room {}: poll: {}", self.cfg.room, Errno::last());
+                return;
+            }
+            self.accept();
+            let count = self.members.len();
+            for i in 0..count.min(self.members.len()) {
+                self.serve_member(i);
+            }
+            self.pump_bot();
+            self.pump_broker();
+            self.reap();
+        }
+    }
+
+    fn should_leave(&self) -> bool {
+        match (self.empty_since, self.cfg.linger) {
+            (Some(t), Some(linger)) => t.elapsed() >= linger,
+            _ => false,
+        }
+    }
+
+    /// With no member left: holds hub.lock, takes any connection that
+    /// came meanwhile (then stays), else removes the socket and returns
+    /// true. A connection that lands after the socket is gone sees it
+    /// closed and its member starts a new hub.
+    fn leave(&mut self) -> bool {
+        let room_dir = self.cfg.dir.join(&self.cfg.room);
+        let _lock = lock_file(&room_dir);
+        self.accept();
+        if !self.members.is_empty() {
+            self.empty_since = None;
+            return false;
+        }
+        let _ = std::fs::remove_file(room_dir.join(HUB_SOCK));
+        self.listener = None;
+        true
+    }
+
+    fn accept(&mut self) {
+        let Some(l) = &self.listener else { return };
+        loop {
+            match l.accept() {
+                Ok((stream, _)) => {
+                    if stream.set_nonblocking(true).is_err() {
+                        continue;
+                    }
+                    self.members.push(Member {
+                        stream,
+                        id: String::new(),
+                        input: Vec::new(),
+                        out: Vec::new(),
+                        gone: false,
+                    });
+                    self.empty_since = None;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Reads member `i`'s frames and acts on them; writes its queue.
+    fn serve_member(&mut self, i: usize) {
+        let mut buf = [0u8; 65536];
+        let mut events = Vec::new();
+        {
+            let m = &mut self.members[i];
+            flush(m);
+            loop {
+                match m.stream.read(&mut buf) {
+                    Ok(0) => {
+                        m.gone = true;
+                        break;
+                    }
+                    Ok(n) => m.input.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        m.gone = true;
+                        break;
+                    }
+                }
+            }
+            match take_frames(&mut m.input) {
+                Ok(evs) => events = evs,
+                Err(()) => m.gone = true,
+            }
+        }
+        for ev in events {
+            self.on_member_event(i, ev);
+        }
+    }
+
+    /// One event a member sent: the hub stamps the sender, so a member
+    /// cannot speak as another.
+    fn on_member_event(&mut self, i: usize, ev: Event) {
+        let id = self.members[i].id.clone();
+        match ev {
+            Event::Join(new) if id.is_empty() => {
+                let joined = self.members.iter().filter(|m| !m.id.is_empty()).count();
+                if self.cfg.max_members.is_some_and(|max| joined >= max) {
+                    send(&mut self.members[i], &Event::Full);
+                    self.members[i].gone = true;
+                    return;
+                }
+                self.members[i].id = new.clone();
+                send(&mut self.members[i], &Event::Welcome);
+                if self.broker.as_ref().is_some_and(|b| !b.is_up()) {
+                    send(&mut self.members[i], &Event::Broker(false));
+                }
+                self.publish(Event::Join(new));
+            }
+            Event::Msg { text, .. } if !id.is_empty() => {
+                self.publish(Event::Msg { from: id, text });
+            }
+            Event::To { to, text, .. } if !id.is_empty() => {
+                self.publish(Event::To { from: id, to, text });
+            }
+            _ => self.members[i].gone = true,
+        }
+    }
+
+    /// An event of this host's room: through the broker when there is
+    /// one (it comes back in the broker's order), else straight out.
+    fn publish(&mut self, ev: Event) {
+        let Some(broker) = self.broker.as_mut() else {
+            self.deliver(&ev);
+            return;
+        };
+        if !broker.is_up() {
+            return; // members were told; their events are lost meanwhile
+        }
+        if let Err(e) = broker.publish(&ev.encode()) {
+            self.broker_lost(&e.to_string());
+        }
+    }
+
+    /// An event of the room to this host's members and bot.
+    fn deliver(&mut self, ev: &Event) {
+        let frame = ev.frame();
+        match ev {
+            Event::To { to, .. } => {
+                for m in self.members.iter_mut().filter(|m| &m.id == to) {
+                    queue(m, &frame);
+                }
+            }
+            _ => {
+                for m in self.members.iter_mut().filter(|m| !m.id.is_empty()) {
+                    queue(m, &frame);
+                }
+            }
+        }
+        let Some(bot) = self.bot.as_mut() else { return };
+        match ev {
+            Event::Join(id) => bot.tell(&["join", id], None),
+            Event::Leave(id) => bot.tell(&["leave", id], None),
+            Event::Msg { from, text } if from != "bot" => bot.tell(&["msg", from], Some(text)),
+            Event::To { from, to, text } if to == "bot" => bot.tell(&["dm", from], Some(text)),
+            _ => {}
+        }
+    }
+
+    fn pump_bot(&mut self) {
+        let Some(bot) = self.bot.as_mut() else { return };
+        match bot.pump() {
+            Some(says) => {
+                for s in says {
+                    let from = "bot".to_string();
+                    self.publish(match s {
+                        Says::All(text) => Event::Msg { from, text },
+                        Says::To(to, text) => Event::To { from, to, text },
+                    });
+                }
+            }
+            None => {
+                eprintln!(
+                    "jawas-ws room {}: the bot ended its output; the room goes on without it",
+                    self.cfg.room
+                );
+                if let Some(mut b) = self.bot.take() {
+                    b.stop(BOT_GRACE);
+                }
+            }
+        }
+    }
+
+    fn connect_broker(&mut self) {
+        let Some(broker) = self.broker.as_mut() else {
+            return;
+        };
+        match broker.reconnect() {
+            Ok(true) => {
+                eprintln!(
+                    "jawas-ws room {}: connected to the broker at {}",
+                    self.cfg.room,
+                    broker.addr()
+                );
+                if std::mem::take(&mut self.broker_down) {
+                    self.tell_all(&Event::Broker(true));
+                }
+            }
+            Ok(false) => {}
+            Err(e) => {
+                let addr = broker.addr().to_string();
+                self.broker_lost(&format!("cannot connect to {addr}: {e}"));
+            }
+        }
+    }
+
+    fn pump_broker(&mut self) {
+        let Some(broker) = self.broker.as_mut() else {
+            return;
+        };
+        match broker.pump() {
+            Ok(bodies) => {
+                for b in bodies {
+                    // Anything else is not ours: another program on the subject.
+                    if let Some(
+                        ev @ (Event::Join(_)
+                        | Event::Leave(_)
+                        | Event::Msg { .. }
+                        | Event::To { .. }),
+                    ) = Event::decode(&b)
+                    {
+                        self.deliver(&ev);
+                    }
+                }
+            }
+            Err(e) => self.broker_lost(&e.to_string()),
+        }
+    }
+
+    /// Logs the loss (once per outage) and tells the members.
+    fn broker_lost(&mut self, why: &str) {
+        if !self.broker_down {
+            self.broker_down = true;
+            eprintln!(
+                "jawas-ws room {}: broker lost: {why}; retrying",
+                self.cfg.room
+            );
+            self.tell_all(&Event::Broker(false));
+        }
+    }
+
+    fn tell_all(&mut self, ev: &Event) {
+        let frame = ev.frame();
+        for m in self.members.iter_mut().filter(|m| !m.id.is_empty()) {
+            queue(m, &frame);
+        }
+    }
+
+    /// Drops members whose connection ended or who were cut; their leave
+    /// is an event of the room.
+    fn reap(&mut self) {
+        while let Some(i) = self.members.iter().position(|m| m.gone) {
+            let m = self.members.swap_remove(i);
+            if !m.id.is_empty() {
+                self.publish(Event::Leave(m.id));
+            }
+        }
+        if self.members.is_empty() && self.empty_since.is_none() {
+            self.empty_since = Some(Instant::now());
+        }
+    }
+}
+
+fn send(m: &mut Member, ev: &Event) {
+    queue(m, &ev.frame());
+}
+
+/// Queues a frame for a member; one whose queue is past the limit is cut.
+fn queue(m: &mut Member, frame: &[u8]) {
+    if m.gone {
+        return;
+    }
+    if m.out.len() + frame.len() > MEMBER_QUEUE {
+        eprintln!("jawas-ws room: member {} does not read the hub; cut", m.id);
+        m.gone = true;
+        m.out.clear();
+        return;
+    }
+    m.out.extend_from_slice(frame);
+    flush(m);
+}
+
+fn flush(m: &mut Member) {
+    while !m.out.is_empty() {
+        match m.stream.write(&m.out) {
+            Ok(0) => break,
+            Ok(n) => drop(m.out.drain(..n)),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(_) => {
+                m.gone = true;
+                m.out.clear();
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_survives_the_command_line() {
+        let cfg = HubConfig {
+            dir: "/run/rooms".into(),
+            room: "lobby".into(),
+            max_members: Some(3),
+            linger: Some(Duration::from_millis(1500)),
+            bot: vec!["/bin/bot".into(), "-v".into()],
+            broker: Some("redis://h:1".into()),
+            subject: "jawas.room.".into(),
+        };
+        let back = HubConfig::from_args(&cfg.to_args()).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{cfg:?}"));
+        let bare = HubConfig {
+            linger: None,
+            ..HubConfig::default()
+        };
+        let back = HubConfig::from_args(&bare.to_args()).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{bare:?}"));
+        assert!(HubConfig::from_args(&["a".into()]).is_none());
+    }
+}
