@@ -33,6 +33,9 @@ use pump::{End, SocketFds};
 const GRACE: Duration = Duration::from_millis(500);
 /// How long the client has to answer our close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// How long a room member cut for reading slowly has to read to the
+/// close frame behind its queue.
+const LAGGING_CLOSE_WAIT: Duration = Duration::from_secs(10);
 const DEFAULT_MAX: usize = 1 << 20;
 /// Bytes read from the client at a time.
 const READ_BUFFER: usize = 4096;
@@ -445,7 +448,14 @@ impl Ws {
         let end = pump::run(ws, fds, &mut member, self.ping, self.idle);
         let code = match end {
             End::BackendDone => member.close_code(),
-            End::Lagging => rooms.slow_code,
+            End::Lagging => {
+                // The close frame goes after the queue: let it in, and
+                // give the client longer to read its way to it.
+                ws.set_config(|c| c.max_write_buffer_size = usize::MAX);
+                drop(member);
+                pump::close(ws, fds, rooms.slow_code, LAGGING_CLOSE_WAIT);
+                return Ok(());
+            }
             End::Refused(code) => {
                 pump::close(ws, fds, code, CLOSE_WAIT);
                 return Err(Error::exit_code(exit::PEER));

@@ -314,11 +314,18 @@ pub fn close<S: Read + Write>(
     }
     let end = Instant::now() + limit;
     loop {
+        // What still waits for the client (a slow one's queue, then the
+        // close frame) goes out as it reads, not only when it speaks.
+        let unflushed = match ws.flush() {
+            Ok(()) => false,
+            Err(e) if would_block(&e) => true,
+            Err(_) => return,
+        };
         match ws.read() {
             Ok(_) => {}
             Err(e) if would_block(&e) => {
                 let left = end.saturating_duration_since(Instant::now());
-                if left.is_zero() || wait(fds, &NoBackend, false, false, Some(left)).is_err() {
+                if left.is_zero() || wait(fds, &NoBackend, unflushed, false, Some(left)).is_err() {
                     return;
                 }
             }

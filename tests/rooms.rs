@@ -1,0 +1,643 @@
+//! jawas-ws rooms through the real jawasd, with Python's `websockets`
+//! package as the members' client: broadcast to 200 members (each message
+//! once, in one order for all, with the fan-out latency printed),
+//! addressed messages, the bot (joins, leaves, messages, answers), a slow
+//! member cut without delaying the others, members killed with SIGKILL
+//! (client and engine), the hub killed and rooms recovering, limits
+//! (members, rooms, rate), and rooms across two jawasd instances through
+//! Redis and through NATS (Debian packages redis-server and nats-server,
+//! started here on loopback), the broker restarted under them.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jawas_tests::{children_of, free_port, wait_for_port, Jawasd, TempDir};
+
+/// Shared by every client script: imports, and helpers to read a
+/// member's JSON messages.
+const PRELUDE: &str = "import sys, os, json, time, asyncio
+try:
+    import websockets
+    from websockets.sync.client import connect
+    from websockets.exceptions import ConnectionClosed
+except ImportError:
+    print('MISSING websockets')
+    sys.exit(3)
+URL = sys.argv[1]
+ARGS = sys.argv[2:]
+def recv(ws, t=10):
+    return json.loads(ws.recv(timeout=t))
+def until(ws, pred, t=10):
+    # The first message matching pred, skipping others.
+    end = time.time() + t
+    while True:
+        m = recv(ws, max(0.01, end - time.time()))
+        if pred(m):
+            return m
+def close_code(ws, t=10):
+    try:
+        while True:
+            ws.recv(timeout=t)
+    except ConnectionClosed as e:
+        return e.rcvd.code if e.rcvd else None
+";
+
+/// Runs `body` (Python, after PRELUDE) with `url` and `args`; its stdout.
+fn client(url: &str, args: &[&str], body: &str) -> String {
+    let out = python(url, args, body).output().expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        !stdout.contains("MISSING websockets"),
+        "the tests need Python's websockets package: python3 -m pip install websockets"
+    );
+    assert!(
+        out.status.success(),
+        "client failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn python(url: &str, args: &[&str], body: &str) -> Command {
+    let mut c = Command::new("python3");
+    c.arg("-c")
+        .arg(format!("{PRELUDE}{body}\n"))
+        .arg(url)
+        .args(args);
+    c
+}
+
+/// jawasd with one jawas-ws room service given `args` (rooms under the
+/// test's directory unless `args` say otherwise).
+fn server(args: &[&str], prepare: impl FnOnce(&Path)) -> Jawasd {
+    let dir = TempDir::new();
+    prepare(dir.path());
+    let mut all: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+    if !args.contains(&"--room-dir") {
+        all.push("\"--room-dir\", \"{dir}/rooms\"".into());
+    }
+    let config = format!(
+        "[services.ws]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-ws\"\nargs = [{}]\ncapture_stderr = true\n",
+        all.join(", ")
+    );
+    Jawasd::builder(&config).dir(dir).start()
+}
+
+fn url(addr: SocketAddr, path: &str) -> String {
+    format!("ws://{addr}{path}")
+}
+
+/// Pids of the room hubs whose command line names `dir`.
+fn hubs(dir: &Path) -> Vec<i32> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd);
+        if cmd.contains("--room-hub") && cmd.contains(&needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Writes an executable file (a script with its own #! line).
+fn executable(dir: &Path, name: &str, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn kill9(pid: i32) {
+    // SAFETY: kill takes a pid and a signal number; no memory is passed.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
+#[test]
+fn broadcast_to_200_members_once_and_in_order() {
+    let d = server(&["--room", "all", "--room-echo"], |_| {});
+    let out = client(
+        &url(d.addr("ws"), "/"),
+        &[],
+        "
+N, SENDERS, EACH = 200, 10, 5
+async def main():
+    members = []
+    for i in range(N):
+        ws = await websockets.connect(URL, max_queue=None)
+        w = json.loads(await ws.recv())
+        assert w['type'] == 'welcome', w
+        members.append((ws, w['id']))
+    got = [[] for _ in range(N)]
+    lat = []
+    async def reader(i):
+        ws = members[i][0]
+        while len(got[i]) < SENDERS * EACH:
+            m = json.loads(await asyncio.wait_for(ws.recv(), 20))
+            if m['type'] == 'message':
+                got[i].append((m['from'], m['text']))
+                lat.append(time.time() - float(m['text'].split()[1]))
+    readers = [asyncio.create_task(reader(i)) for i in range(N)]
+    for k in range(EACH):
+        for s in range(SENDERS):
+            await members[s][0].send('%d-%d %f' % (s, k, time.time()))
+        await asyncio.sleep(0.02)
+    await asyncio.gather(*readers)
+    first = got[0]
+    assert len(first) == SENDERS * EACH
+    assert len(set(t for _, t in first)) == SENDERS * EACH, 'a message came twice'
+    for i in range(N):
+        assert got[i] == first, 'member %d saw another order' % i
+    for s in range(SENDERS):
+        mine = [t.split()[0] for f, t in first if f == members[s][1]]
+        assert mine == ['%d-%d' % (s, k) for k in range(EACH)], mine
+    lat.sort()
+    print('LATENCY p50=%.1fms p99=%.1fms max=%.1fms deliveries=%d' % (
+        lat[len(lat)//2]*1000, lat[len(lat)*99//100]*1000, lat[-1]*1000, len(lat)))
+    for ws, _ in members:
+        await ws.close()
+asyncio.run(main())
+print('OK')",
+    );
+    eprintln!("{out}");
+    assert!(out.contains("OK"), "{out}");
+}
+
+#[test]
+fn addressed_messages_and_events() {
+    let d = server(&["--room-path", "/rooms/", "--room-events"], |_| {});
+    let out = client(
+        &url(d.addr("ws"), "/rooms/lobby"),
+        &[],
+        "
+# A member is in the room from its welcome on: each waits for its own
+# before the next connects, so each sees the later ones join.
+with connect(URL) as a:
+  ia = recv(a)['id']
+  with connect(URL) as b:
+   ib = recv(b)['id']
+   with connect(URL) as c:
+    ic = recv(c)['id']
+    assert len({ia, ib, ic}) == 3
+    assert until(a, lambda m: m['type'] == 'join')['id'] == ib
+    assert until(a, lambda m: m['type'] == 'join')['id'] == ic
+    a.send(json.dumps({'to': ic, 'text': 'for c only'}))
+    b.send('to everyone')
+    # Two senders: either may be first.
+    got = [until(c, lambda m: m['type'] == 'message') for _ in range(2)]
+    assert {'type': 'message', 'from': ia, 'to': ic, 'text': 'for c only'} in got, got
+    assert {'type': 'message', 'from': ib, 'text': 'to everyone'} in got, got
+    m = until(a, lambda m: m['type'] == 'message')
+    assert m['text'] == 'to everyone', 'a saw something not for it: %r' % m
+    b.close()
+    assert until(a, lambda m: m['type'] == 'leave')['id'] == ib
+print('OK')",
+    );
+    assert!(out.contains("OK"), "{out}");
+    // Another path is another room; a path naming none is refused.
+    let out = client(
+        &url(d.addr("ws"), "/rooms/a"),
+        &[
+            &url(d.addr("ws"), "/rooms/b"),
+            &url(d.addr("ws"), "/elsewhere"),
+        ],
+        "
+with connect(URL) as a, connect(ARGS[0]) as b:
+    recv(a); recv(b)
+    a.send('in a')
+    try:
+        print('LEAK', b.recv(timeout=0.5))
+    except TimeoutError:
+        pass
+try:
+    connect(ARGS[1])
+except Exception as e:
+    print('REFUSED', e)
+print('OK')",
+    );
+    assert!(!out.contains("LEAK"), "{out}");
+    assert!(out.contains("REFUSED") && out.contains("404"), "{out}");
+}
+
+#[test]
+fn the_bot_sees_joins_leaves_and_messages_and_answers() {
+    let d = server(&["--room", "game", "--room-bot", "{dir}/bot.py"], |dir| {
+        executable(
+            dir,
+            "bot.py",
+            &format!(
+                "#!/usr/bin/env python3
+import sys
+log = open('{}/bot.log', 'a', buffering=1)
+for line in sys.stdin:
+    f = line.rstrip('\\n').split('\\t')
+    log.write(' '.join(f) + '\\n')
+    if f[0] == 'join':
+        print('to\\t%s\\twelcome %s' % (f[1], f[1]), flush=True)
+    elif f[0] == 'msg' and f[2] == 'ping':
+        print('pong for %s' % f[1], flush=True)
+    elif f[0] == 'dm':
+        print('to\\t%s\\tsecret ok: %s' % (f[1], f[2]), flush=True)
+",
+                dir.display()
+            ),
+        );
+    });
+    let out = client(
+        &url(d.addr("ws"), "/"),
+        &[],
+        "
+with connect(URL) as a:
+    ia = recv(a)['id']
+    m = until(a, lambda m: m['type'] == 'message')
+    assert m == {'type': 'message', 'from': 'bot', 'to': ia, 'text': 'welcome ' + ia}, m
+    with connect(URL) as b:
+        ib = recv(b)['id']
+        until(b, lambda m: m.get('text') == 'welcome ' + ib)
+        b.send('ping')
+        m = until(a, lambda m: m['from'] == 'bot')
+        assert m == {'type': 'message', 'from': 'bot', 'text': 'pong for ' + ib}, m
+        b.send(json.dumps({'to': 'bot', 'text': 'my\\tmove'}))
+        m = until(b, lambda m: m['from'] == 'bot' and 'secret' in m['text'])
+        assert m['text'] == 'secret ok: my\\tmove' and m['to'] == ib, m
+        try:
+            m = until(a, lambda m: 'secret' in m.get('text', ''), 0.5)
+            print('LEAK', m)
+        except TimeoutError:
+            pass
+    print('IDS', ia, ib)
+    time.sleep(0.3)
+print('OK')",
+    );
+    assert!(out.contains("OK") && !out.contains("LEAK"), "{out}");
+    let ids: Vec<&str> = out
+        .lines()
+        .find_map(|l| l.strip_prefix("IDS "))
+        .unwrap()
+        .split(' ')
+        .collect();
+    let log = std::fs::read_to_string(d.dir().join("bot.log")).unwrap();
+    for want in [
+        format!("join {}", ids[0]),
+        format!("join {}", ids[1]),
+        format!("msg {} ping", ids[1]),
+        format!("dm {} my\\tmove", ids[1]),
+        format!("leave {}", ids[1]),
+    ] {
+        assert!(log.contains(&want), "bot log lacks {want:?}:\n{log}");
+    }
+    // The room empties: its hub and bot go.
+    let end = Instant::now() + Duration::from_secs(5);
+    while !hubs(d.dir()).is_empty() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        hubs(d.dir()).is_empty(),
+        "the empty room's hub is still running"
+    );
+}
+
+#[test]
+fn a_slow_member_is_cut_without_delaying_the_others() {
+    let d = server(&["--room", "feed", "--room-queue", "65536"], |_| {});
+    let out = client(
+        &url(d.addr("ws"), "/"),
+        &[],
+        "
+# The slow member's client reads nothing: websockets stops reading the
+# socket after max_queue messages, so everything backs up to the engine.
+slow = connect(URL, max_queue=1)
+fast = connect(URL)
+src = connect(URL)
+recv(fast); recv(src)
+lat = []
+pad = 'x' * 4000
+for i in range(3000):
+    src.send('%f %s' % (time.time(), pad))
+    m = recv(fast)
+    lat.append(time.time() - float(m['text'].split()[0]))
+lat.sort()
+print('FAST p50=%.1fms p99=%.1fms max=%.1fms' % (lat[1500]*1000, lat[2970]*1000, lat[-1]*1000))
+assert lat[2970] < 0.25, 'the others were slowed down'
+print('SLOW CLOSE', close_code(slow, 20))
+fast.close(); src.close()
+print('OK')",
+    );
+    eprintln!("{out}");
+    assert!(out.contains("OK"), "{out}");
+    assert!(out.contains("SLOW CLOSE 1013"), "{out}");
+}
+
+#[test]
+fn members_killed_with_sigkill_are_removed() {
+    let d = server(&["--room", "k", "--room-events"], |_| {});
+    let u = url(d.addr("ws"), "/");
+    // A client killed: its engine sees the connection end.
+    let mut watcher = python(
+        &u,
+        &[],
+        "
+with connect(URL) as a:
+    recv(a)
+    print('READY', flush=True)
+    j = until(a, lambda m: m['type'] == 'join', 20)
+    print('JOIN', j['id'], flush=True)
+    l = until(a, lambda m: m['type'] == 'leave', 20)
+    print('LEAVE', l['id'], flush=True)
+    j = until(a, lambda m: m['type'] == 'join', 20)
+    print('JOIN', j['id'], flush=True)
+    l = until(a, lambda m: m['type'] == 'leave', 20)
+    print('LEAVE', l['id'], flush=True)
+",
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines =
+        std::io::BufRead::lines(std::io::BufReader::new(watcher.stdout.take().unwrap()));
+    let mut next = || lines.next().unwrap().unwrap();
+    assert_eq!(next(), "READY");
+    let mut victim = python(
+        &u,
+        &[],
+        "with connect(URL) as b:\n    recv(b)\n    time.sleep(60)",
+    )
+    .spawn()
+    .unwrap();
+    let joined = next();
+    victim.kill().unwrap(); // SIGKILL
+    let _ = victim.wait();
+    assert_eq!(next(), joined.replace("JOIN", "LEAVE"));
+    // An engine killed: the hub sees its connection end.
+    let before: Vec<i32> = children_of(d.pid()).iter().map(|c| c.0).collect();
+    let mut victim = python(
+        &u,
+        &[],
+        "with connect(URL) as b:\n    recv(b)\n    time.sleep(60)",
+    )
+    .spawn()
+    .unwrap();
+    let joined = next();
+    let engine = children_of(d.pid())
+        .into_iter()
+        .map(|c| c.0)
+        .find(|p| !before.contains(p))
+        .expect("the new member's engine");
+    kill9(engine);
+    assert_eq!(next(), joined.replace("JOIN", "LEAVE"));
+    let _ = victim.kill();
+    let _ = victim.wait();
+    let _ = watcher.wait();
+}
+
+#[test]
+fn a_killed_hub_is_replaced_and_members_carry_on() {
+    let d = server(&["--room", "h"], |_| {});
+    let mut c = python(
+        &url(d.addr("ws"), "/"),
+        &[],
+        "
+with connect(URL) as a, connect(URL) as b:
+    recv(a); recv(b)
+    print('READY', flush=True)
+    m = until(a, lambda m: m['type'] == 'system')
+    print('SYSTEM', m['text'], flush=True)
+    until(a, lambda m: m['type'] == 'system' and 'back' in m['text'])
+    until(b, lambda m: m['type'] == 'system' and 'back' in m['text'])
+    b.send('after')
+    print('GOT', until(a, lambda m: m['type'] == 'message')['text'], flush=True)
+",
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(c.stdout.take().unwrap()));
+    assert_eq!(lines.next().unwrap().unwrap(), "READY");
+    let hub = hubs(d.dir());
+    assert_eq!(hub.len(), 1, "one hub for the room");
+    kill9(hub[0]);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let _ = c.wait();
+    assert!(rest[0].contains("hub went away"), "{rest:?}");
+    assert_eq!(
+        rest.last().map(String::as_str),
+        Some("GOT after"),
+        "{rest:?}"
+    );
+    assert!(
+        d.wait_log("hub went away", Duration::from_secs(5)),
+        "{}",
+        d.log()
+    );
+}
+
+#[test]
+fn limits_members_rooms_and_rate() {
+    let d = server(
+        &[
+            "--room-path",
+            "/r/",
+            "--room-max-members",
+            "2",
+            "--room-max-rooms",
+            "2",
+            "--room-rate",
+            "5",
+        ],
+        |_| {},
+    );
+    let base = format!("ws://{}/r/", d.addr("ws"));
+    let out = client(
+        &base,
+        &[],
+        "
+with connect(URL + 'a') as a1, connect(URL + 'a') as a2:
+    recv(a1); recv(a2)
+    with connect(URL + 'a') as a3:
+        print('THIRD', close_code(a3))
+    with connect(URL + 'b') as b1:
+        recv(b1)
+        with connect(URL + 'c') as c1:
+            print('THIRD ROOM', close_code(c1))
+    # Bursts of 5 are fine; 20 at once are over the rate.
+    for i in range(5):
+        a1.send('m%d' % i)
+    for i in range(5):
+        recv(a2)
+    time.sleep(1.1)
+    for i in range(20):
+        try:
+            a1.send('m%d' % i)
+        except ConnectionClosed:
+            break
+    print('FLOOD', close_code(a1))
+print('OK')",
+    );
+    assert!(out.contains("OK"), "{out}");
+    assert!(out.contains("THIRD 1013"), "{out}");
+    assert!(out.contains("THIRD ROOM 1013"), "{out}");
+    assert!(out.contains("FLOOD 1008"), "{out}");
+}
+
+/// A broker process on a loopback port, in its own directory, killed
+/// when dropped.
+struct Broker {
+    child: Option<Child>,
+    port: u16,
+    nats: bool,
+    dir: TempDir,
+}
+
+impl Broker {
+    fn start(nats: bool) -> Broker {
+        let mut b = Broker {
+            child: None,
+            port: free_port(),
+            nats,
+            dir: TempDir::new(),
+        };
+        b.restart();
+        b
+    }
+
+    fn restart(&mut self) {
+        let port = self.port.to_string();
+        let (prog, package, args): (&str, &str, Vec<&str>) = if self.nats {
+            (
+                "nats-server",
+                "nats-server",
+                vec!["-a", "127.0.0.1", "-p", &port],
+            )
+        } else {
+            (
+                "redis-server",
+                "redis-server",
+                vec![
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    &port,
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ],
+            )
+        };
+        let child = Command::new(prog)
+            .args(&args)
+            .current_dir(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("{prog}: {e}: install the Debian package {package} (tests/deps.sh)")
+            });
+        self.child = Some(child);
+        let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
+        assert!(
+            wait_for_port(addr, Duration::from_secs(10)),
+            "{prog} did not come up"
+        );
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        let scheme = if self.nats { "nats" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Two jawasd (two "hosts": their own room directories and host ids)
+/// sharing one broker: a room spans both; the broker restarted, members
+/// are told and the room works again.
+fn across_two_hosts(nats: bool) {
+    let mut broker = Broker::start(nats);
+    let u = broker.url();
+    let one = server(
+        &["--room", "x", "--room-broker", &u, "--room-host-id", "one"],
+        |_| {},
+    );
+    let two = server(
+        &["--room", "x", "--room-broker", &u, "--room-host-id", "two"],
+        |_| {},
+    );
+    let mut c = python(
+        &url(one.addr("ws"), "/"),
+        &[&url(two.addr("ws"), "/")],
+        "
+with connect(URL) as a, connect(ARGS[0]) as b:
+    ia, ib = recv(a)['id'], recv(b)['id']
+    assert ia.startswith('one-') and ib.startswith('two-'), (ia, ib)
+    time.sleep(0.3)
+    a.send('from one')
+    assert until(b, lambda m: m['type'] == 'message') == {'type': 'message', 'from': ia, 'text': 'from one'}
+    b.send(json.dumps({'to': ia, 'text': 'dm from two'}))
+    assert until(a, lambda m: m['type'] == 'message')['text'] == 'dm from two'
+    print('READY', flush=True)
+    print('A', until(a, lambda m: m['type'] == 'system', 20)['text'], flush=True)
+    print('B', until(b, lambda m: m['type'] == 'system', 20)['text'], flush=True)
+    until(a, lambda m: m['type'] == 'system' and 'back' in m['text'], 20)
+    until(b, lambda m: m['type'] == 'system' and 'back' in m['text'], 20)
+    b.send('after the restart')
+    print('GOT', until(a, lambda m: m['type'] == 'message')['text'], flush=True)
+",
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(c.stdout.take().unwrap()));
+    assert_eq!(lines.next().map(Result::unwrap).as_deref(), Some("READY"));
+    broker.stop();
+    let a = lines.next().unwrap().unwrap();
+    let b = lines.next().unwrap().unwrap();
+    assert!(
+        a.contains("unreachable") && b.contains("unreachable"),
+        "{a} / {b}"
+    );
+    broker.restart();
+    let got = lines.next().map(Result::unwrap);
+    let status = c.wait().unwrap();
+    assert_eq!(
+        got.as_deref(),
+        Some("GOT after the restart"),
+        "{}",
+        one.log()
+    );
+    assert!(status.success());
+    assert!(
+        one.wait_log("broker lost", Duration::from_secs(5)),
+        "{}",
+        one.log()
+    );
+}
+
+#[test]
+fn rooms_span_two_hosts_through_redis() {
+    across_two_hosts(false);
+}
+
+#[test]
+fn rooms_span_two_hosts_through_nats() {
+    across_two_hosts(true);
+}
