@@ -445,7 +445,7 @@ fn limits_members_rooms_and_rate() {
         &[
             "--room-path",
             "/r/",
-            "--room-max-members",
+            "--room-max",
             "2",
             "--room-max-rooms",
             "2",
@@ -485,6 +485,45 @@ print('OK')",
     assert!(out.contains("THIRD 1013"), "{out}");
     assert!(out.contains("THIRD ROOM 1013"), "{out}");
     assert!(out.contains("FLOOD 1008"), "{out}");
+}
+
+#[test]
+fn a_program_in_the_room_speaks_for_its_connection() {
+    let d = server(
+        &[
+            "--room",
+            "p",
+            "--",
+            "sh",
+            "-c",
+            "while read l; do [ \"$l\" = bye ] && exit 3; echo \"said: $l\"; done",
+        ],
+        |_| {},
+    );
+    let out = client(
+        &url(d.addr("ws"), "/"),
+        &[],
+        "
+with connect(URL) as a:
+    ia = recv(a)['id']
+    with connect(URL) as b:
+        ib = recv(b)['id']
+        a.send('hi')
+        m = until(b, lambda m: m['type'] == 'message')
+        assert m == {'type': 'message', 'from': ia, 'text': 'said: hi'}, m
+        # b's client talks to b's program, which speaks to the room as b.
+        b.send('from b')
+        m = until(a, lambda m: m['type'] == 'message')
+        assert m == {'type': 'message', 'from': ib, 'text': 'said: from b'}, m
+        a.send('bye')
+        print('A CLOSE', close_code(a))
+print('OK')",
+    );
+    assert!(out.contains("OK"), "{out}");
+    assert!(
+        out.contains("A CLOSE 1011"),
+        "PROGRAM's exit 3 closes with 1011: {out}"
+    );
 }
 
 /// A broker process on a loopback port, in its own directory, killed

@@ -76,8 +76,9 @@ leaves, PROGRAM's stdin closes, then its group gets SIGTERM, then SIGKILL. A
 request that is not a WebSocket upgrade gets 426, or with --static DIR a file
 from DIR (GET/HEAD, index.html, validators). With --dir, the URL path
 picks the program: /chat runs DIR/chat, the rest of the path is PATH_INFO.
-With --room or --room-path, the connection joins a room instead: each
-message goes to every member (JSON out; see docs/rooms.md).";
+With --room or --room-path, the connection joins a room: each message goes
+to every member (JSON out; see docs/rooms.md); with a PROGRAM too, the
+client talks to PROGRAM and PROGRAM's lines go to the room.";
     const OPTIONS: &'static [Opt] = &[
         Opt::flag(
             "binary",
@@ -140,7 +141,7 @@ message goes to every member (JSON out; see docs/rooms.md).";
             "room",
             "NAME",
             "Every connection joins room NAME (letters, digits, '-', '_'; at most 64): a \
-             message from one member goes to all the others. No PROGRAM is run.",
+             message from one member goes to all the others.",
         ),
         Opt::value(
             "room-path",
@@ -169,7 +170,7 @@ message goes to every member (JSON out; see docs/rooms.md).";
              Default: 0.",
         ),
         Opt::value(
-            "room-max-members",
+            "room-max",
             "N",
             "At most N members per room (per host with a broker); the next one is closed \
              with 1013.",
@@ -193,7 +194,7 @@ message goes to every member (JSON out; see docs/rooms.md).";
              (default 1048576).",
         ),
         Opt::value(
-            "room-slow-code",
+            "room-cut",
             "CODE",
             "Close code for a client cut for reading too slowly: 1013 (default) or 1008.",
         ),
@@ -224,12 +225,6 @@ message goes to every member (JSON out; see docs/rooms.md).";
             .transpose()?;
         let rooms = room_config(args)?;
         if rooms.is_some() {
-            if let Some(p) = argv.first() {
-                return Err(Error::usage(format!(
-                    "--room and a PROGRAM ('{p}') exclude each other (a program in the room: \
-                     --room-bot)"
-                )));
-            }
             if dir.is_some() {
                 return Err(Error::usage("--room and --dir exclude each other"));
             }
@@ -314,10 +309,13 @@ impl Ws {
                     .map_err(|e| Error::io("write", &e))?;
                 return Ok(false);
             };
+            let vars = env::cgi_vars(&req, conn.peer(), None);
             conn.send(Some(&req), resp)
                 .map_err(|e| Error::io("write", &e))?;
             let (mut ws, fds) = self.upgrade(conn)?;
-            return self.run_room(rooms, &mut ws, &fds, &name).map(|()| false);
+            return self
+                .run_room(rooms, &mut ws, &fds, &name, &vars)
+                .map(|()| false);
         }
         let route = match self.dir.as_deref().map(|d| route::resolve(d, req.path())) {
             Some(Err(status)) => {
@@ -426,15 +424,17 @@ impl Ws {
         Ok(())
     }
 
-    /// A member of room `name`, from the join to the end.
+    /// A member of room `name` (with PROGRAM, if one is given), from the
+    /// join to the end.
     fn run_room(
         &self,
         rooms: &room::RoomConfig,
         ws: &mut WebSocket<Duplex>,
         fds: &SocketFds,
         name: &str,
+        vars: &[(String, String)],
     ) -> Result<(), Error> {
-        let (mut member, welcome) = match room::member::Member::join(rooms, name) {
+        let (member, welcome) = match room::member::Member::join(rooms, name) {
             Ok(m) => m,
             Err(e) => {
                 eprintln!("jawas-ws: cannot join room {name}: {e}");
@@ -442,17 +442,43 @@ impl Ws {
                 return Ok(());
             }
         };
+        let mut backend = if self.argv.is_empty() {
+            RoomBackend::Alone(member)
+        } else {
+            let framing = Framing {
+                binary: false,
+                max: self.max,
+                pty: false,
+            };
+            match Program::start(&self.argv, vars, framing) {
+                Ok(program) => {
+                    RoomBackend::Program(room::with_program::WithProgram { member, program })
+                }
+                Err(e) => {
+                    pump::close(ws, fds, CloseCode::Error, CLOSE_WAIT);
+                    return Err(Error::system(format!("cannot start {}: {e}", self.argv[0])));
+                }
+            }
+        };
         // Written now; a socket too full for it is the pump's to flush.
         let _ = ws.write(welcome);
         let _ = ws.flush();
-        let end = pump::run(ws, fds, &mut member, self.ping, self.idle);
+        let end = pump::run(ws, fds, backend.as_backend(), self.ping, self.idle);
+        let (member, status) = match &mut backend {
+            RoomBackend::Alone(m) => (&*m, None),
+            RoomBackend::Program(p) => {
+                let s = p.program.finish(GRACE);
+                (&p.member, Some(s.is_some_and(|s| s.success())))
+            }
+        };
         let code = match end {
+            End::BackendDone if status == Some(false) => CloseCode::Error,
             End::BackendDone => member.close_code(),
             End::Lagging => {
                 // The close frame goes after the queue: let it in, and
                 // give the client longer to read its way to it.
                 ws.set_config(|c| c.max_write_buffer_size = usize::MAX);
-                drop(member);
+                drop(backend);
                 pump::close(ws, fds, rooms.slow_code, LAGGING_CLOSE_WAIT);
                 return Ok(());
             }
@@ -464,9 +490,24 @@ impl Ws {
             End::Idle => CloseCode::Normal,
             End::ClientClosed | End::ClientGone => return Ok(()),
         };
-        drop(member);
+        drop(backend);
         pump::close(ws, fds, code, CLOSE_WAIT);
         Ok(())
+    }
+}
+
+/// A room member alone, or with its PROGRAM.
+enum RoomBackend<'a> {
+    Alone(room::member::Member<'a>),
+    Program(room::with_program::WithProgram<'a>),
+}
+
+impl RoomBackend<'_> {
+    fn as_backend(&mut self) -> &mut dyn pump::Backend {
+        match self {
+            RoomBackend::Alone(m) => m,
+            RoomBackend::Program(p) => p,
+        }
     }
 }
 
@@ -527,14 +568,10 @@ fn room_config(args: &Args) -> Result<Option<room::RoomConfig>, Error> {
             "--room-queue {queue}: at least 4096 bytes"
         )));
     }
-    let slow_code = match args.value("room-slow-code") {
+    let slow_code = match args.value("room-cut") {
         None | Some("1013") => CloseCode::Again,
         Some("1008") => CloseCode::Policy,
-        Some(c) => {
-            return Err(Error::usage(format!(
-                "--room-slow-code '{c}': 1008 or 1013"
-            )))
-        }
+        Some(c) => return Err(Error::usage(format!("--room-cut '{c}': 1008 or 1013"))),
     };
     let host_id = args
         .value("room-host-id")
@@ -553,7 +590,7 @@ fn room_config(args: &Args) -> Result<Option<room::RoomConfig>, Error> {
         events: args.flag("room-events"),
         bot,
         linger,
-        max_members: args.parse("room-max-members", count)?,
+        max_members: args.parse("room-max", count)?,
         max_rooms: args.parse("room-max-rooms", count)?,
         rate: args.parse("room-rate", |v| match v.parse::<f64>() {
             Ok(n) if n > 0.0 && n.is_finite() => Ok(n),

@@ -57,6 +57,13 @@ pub trait Backend {
     fn read_ahead(&self) -> bool {
         false
     }
+    /// More descriptors to watch (with their poll events) that are not
+    /// the client's business: a program whose output goes to a room.
+    fn side(&self) -> Vec<(BorrowedFd<'_>, i16)> {
+        Vec::new()
+    }
+    /// One of `side` is ready.
+    fn on_side(&mut self) {}
 }
 
 /// Why the pump stopped.
@@ -131,6 +138,9 @@ pub fn run<S: Read + Write>(
         };
         if ready.input {
             backend.write_input();
+        }
+        if ready.side {
+            backend.on_side();
         }
         if ready.sock_out {
             match ws.flush() {
@@ -363,6 +373,8 @@ struct Ready {
     input: bool,
     /// While not reading: the client shut down its sending side.
     shut: bool,
+    /// One of the backend's side descriptors.
+    side: bool,
 }
 
 /// Waits for the socket (and, unless frames are waiting to be written,
@@ -407,6 +419,8 @@ fn wait(
     if let Some(fd) = input_fd {
         set.push(entry(fd, libc::POLLOUT));
     }
+    let side_at = set.len();
+    set.extend(backend.side().into_iter().map(|(fd, ev)| entry(fd, ev)));
     // A SIGTERM that lands between the check and poll is seen at the
     // latest after STOP_RECHECK.
     if jawas_engine::stopping() {
@@ -448,6 +462,7 @@ fn wait(
         output: next(backend_fd.is_some()),
         input: next(input_fd.is_some()),
         shut: !reading && sock & libc::POLLRDHUP != 0,
+        side: set[side_at..].iter().any(|p| p.revents & any != 0),
     })
 }
 

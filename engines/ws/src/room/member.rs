@@ -78,7 +78,22 @@ impl<'a> Member<'a> {
         }
     }
 
-    fn end(&mut self, code: CloseCode) {
+    /// Says `text` to the room as this member (a program's line: no rate
+    /// limit, the same addressing as a client's message).
+    pub fn say(&mut self, text: &str) {
+        if let State::In(_) = self.state {
+            self.out.extend_from_slice(&parse_client(text).frame());
+            self.write_input();
+        }
+    }
+
+    /// The hub connection while messages wait to be written to it.
+    pub fn hub_blocked(&self) -> Option<BorrowedFd<'_>> {
+        self.input_blocked()
+    }
+
+    /// Ends the member at the next read, closing with `code`.
+    pub fn end(&mut self, code: CloseCode) {
         self.state = State::Ending(code);
         self.timer.arm(Duration::from_nanos(1));
     }

@@ -13,6 +13,7 @@ pub mod broker;
 pub mod hub;
 pub mod member;
 pub mod wire;
+pub mod with_program;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
