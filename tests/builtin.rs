@@ -494,7 +494,7 @@ fn demo_config_checks_and_serves() {
     let text = std::fs::read_to_string(&demo).unwrap();
     let mut text = text;
     for port in [
-        "7007", "7013", "7019", "7020", "7021", "8080", "8081", "8082", "8083",
+        "7007", "7013", "7019", "7020", "7021", "8080", "8081", "8082", "8083", "8086",
     ] {
         text = text.replace(&format!(":{port}\""), ":0\"");
     }

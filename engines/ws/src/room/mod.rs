@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use hub::HubConfig;
 use tungstenite::protocol::frame::coding::CloseCode;
-use wire::{take_frames, Event};
+use wire::Event;
 
 pub const HUB_SOCK: &str = "hub.sock";
 const HUB_LOCK: &str = "hub.lock";
@@ -193,25 +193,22 @@ impl RoomConfig {
 /// The argument that makes jawas-ws run as a room's hub.
 pub const HUB_FLAG: &str = "--room-hub";
 
-/// Sends the join and reads the answer, within START_WAIT.
+/// Sends the join and reads the answer, within START_WAIT. Reads that
+/// one frame exactly: what the hub sends next (the bot's greeting, say)
+/// stays in the socket for the member.
 fn handshake(stream: &mut UnixStream, id: &str) -> io::Result<Event> {
     stream.set_read_timeout(Some(START_WAIT))?;
     stream.set_write_timeout(Some(START_WAIT))?;
     stream.write_all(&Event::Join(id.to_string()).frame())?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 256];
-    loop {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Err(io::Error::other("the hub closed the connection"));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let evs = take_frames(&mut buf).map_err(|()| io::Error::other("bad frame"))?;
-        if let Some(ev) = evs.into_iter().next() {
-            // A welcome comes alone: nothing else is queued before it.
-            return Ok(ev);
-        }
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len)?;
+    let n = u32::from_be_bytes(len) as usize;
+    if n > 64 {
+        return Err(io::Error::other("the hub's answer is not a join's"));
     }
+    let mut body = vec![0u8; n];
+    stream.read_exact(&mut body)?;
+    Event::decode(&body).ok_or_else(|| io::Error::other("bad frame"))
 }
 
 /// An exclusive flock on DIR/hub.lock, released when the file closes.
