@@ -337,6 +337,70 @@ print('OK')",
 }
 
 #[test]
+fn a_stopped_member_process_is_cut_by_the_hub_without_delaying_the_others() {
+    let d = server(&["--room", "stop"], |_| {});
+    let u = url(d.addr("ws"), "/");
+    let before: Vec<i32> = children_of(d.pid()).iter().map(|c| c.0).collect();
+    let mut stopped = python(
+        &u,
+        &[],
+        "
+with connect(URL, max_queue=None) as ws:
+    recv(ws)
+    print('READY', flush=True)
+    sys.stdin.readline()
+    print('CLOSE', close_code(ws, 20), flush=True)
+",
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines =
+        std::io::BufRead::lines(std::io::BufReader::new(stopped.stdout.take().unwrap()));
+    assert_eq!(lines.next().map(Result::unwrap).as_deref(), Some("READY"));
+    let engine = children_of(d.pid())
+        .into_iter()
+        .map(|c| c.0)
+        .find(|p| !before.contains(p))
+        .expect("the member's engine");
+    // SAFETY: kill takes a pid and a signal number; no memory is passed.
+    unsafe { libc::kill(engine, libc::SIGSTOP) };
+    // More than the hub keeps for one member (8 MiB) passes while the
+    // engine is stopped; the others' latency stays low.
+    let out = client(
+        &u,
+        &[],
+        "
+fast = connect(URL)
+src = connect(URL)
+recv(fast); recv(src)
+lat = []
+pad = 'x' * 4000
+for i in range(3000):
+    src.send('%f %s' % (time.time(), pad))
+    m = recv(fast)
+    lat.append(time.time() - float(m['text'].split()[0]))
+lat.sort()
+print('FAST p50=%.1fms p99=%.1fms' % (lat[1500]*1000, lat[2970]*1000))
+assert lat[2970] < 0.25, 'the others were slowed down'
+print('OK')",
+    );
+    assert!(out.contains("OK"), "{out}");
+    assert!(
+        d.wait_log("does not read the hub; cut", Duration::from_secs(5)),
+        "{}",
+        d.log()
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(engine, libc::SIGCONT) };
+    std::io::Write::write_all(stopped.stdin.as_mut().unwrap(), b"go\n").unwrap();
+    let close = lines.next().map(Result::unwrap);
+    let _ = stopped.wait();
+    assert_eq!(close.as_deref(), Some("CLOSE 1013"), "{}", d.log());
+}
+
+#[test]
 fn members_killed_with_sigkill_are_removed() {
     let d = server(&["--room", "k", "--room-events"], |_| {});
     let u = url(d.addr("ws"), "/");

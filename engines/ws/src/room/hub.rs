@@ -30,6 +30,9 @@ const TICK: Duration = Duration::from_millis(100);
 /// process gets here.
 const MEMBER_QUEUE: usize = 8 << 20;
 const BOT_GRACE: Duration = Duration::from_millis(500);
+/// How long a mark for a cut member is kept for it to find (its process,
+/// once it runs again, sees the hub's end as a loss and tries to rejoin).
+const CUT_MEMORY: Duration = Duration::from_secs(600);
 
 /// What the member that starts the hub tells it (as arguments).
 #[derive(Debug, Default)]
@@ -91,6 +94,8 @@ struct Member {
     input: Vec<u8>,
     out: Vec<u8>,
     gone: bool,
+    /// Cut for not reading: its rejoin is refused for CUT_MEMORY.
+    cut: bool,
 }
 
 struct Hub {
@@ -241,6 +246,7 @@ impl Hub {
         }
         let _ = std::fs::remove_file(room_dir.join(HUB_SOCK));
         self.listener = None;
+        forget_old_cuts(&room_dir);
         true
     }
 
@@ -258,6 +264,7 @@ impl Hub {
                         input: Vec::new(),
                         out: Vec::new(),
                         gone: false,
+                        cut: false,
                     });
                     self.empty_since = None;
                 }
@@ -305,6 +312,14 @@ impl Hub {
         let id = self.members[i].id.clone();
         match ev {
             Event::Join(new) if id.is_empty() => {
+                // A mark in the room directory, not the hub's memory: the
+                // hub may have left and another started meanwhile.
+                let mark = self.cfg.dir.join(&self.cfg.room).join(format!("cut.{new}"));
+                if std::fs::remove_file(mark).is_ok() {
+                    send(&mut self.members[i], &Event::Cut);
+                    self.members[i].gone = true;
+                    return;
+                }
                 let joined = self.members.iter().filter(|m| !m.id.is_empty()).count();
                 if self.cfg.max_members.is_some_and(|max| joined >= max) {
                     send(&mut self.members[i], &Event::Full);
@@ -462,12 +477,32 @@ impl Hub {
     fn reap(&mut self) {
         while let Some(i) = self.members.iter().position(|m| m.gone) {
             let m = self.members.swap_remove(i);
+            if m.cut && !m.id.is_empty() {
+                let room_dir = self.cfg.dir.join(&self.cfg.room);
+                let _ = std::fs::write(room_dir.join(format!("cut.{}", m.id)), b"");
+            }
             if !m.id.is_empty() {
                 self.publish(Event::Leave(m.id));
             }
         }
         if self.members.is_empty() && self.empty_since.is_none() {
             self.empty_since = Some(Instant::now());
+        }
+    }
+}
+
+/// Removes marks of cut members that did not come back within CUT_MEMORY.
+fn forget_old_cuts(room_dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(room_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > CUT_MEMORY));
+        if old && e.file_name().to_string_lossy().starts_with("cut.") {
+            let _ = std::fs::remove_file(e.path());
         }
     }
 }
@@ -484,6 +519,7 @@ fn queue(m: &mut Member, frame: &[u8]) {
     if m.out.len() + frame.len() > MEMBER_QUEUE {
         eprintln!("jawas-ws room: member {} does not read the hub; cut", m.id);
         m.gone = true;
+        m.cut = true;
         m.out.clear();
         return;
     }

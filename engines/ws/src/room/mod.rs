@@ -66,6 +66,8 @@ pub struct RoomConfig {
 #[derive(Debug)]
 pub enum JoinError {
     Full,
+    /// The hub cut this member (it did not read); it may not come back.
+    Cut(CloseCode),
     TooManyRooms,
     Failed(String),
 }
@@ -74,6 +76,7 @@ impl std::fmt::Display for JoinError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             JoinError::Full => f.write_str("the room is full"),
+            JoinError::Cut(_) => f.write_str("cut by the hub for not reading"),
             JoinError::TooManyRooms => f.write_str("too many rooms"),
             JoinError::Failed(why) => f.write_str(why),
         }
@@ -84,6 +87,7 @@ impl JoinError {
     pub fn close_code(&self) -> CloseCode {
         match self {
             JoinError::Full | JoinError::TooManyRooms => CloseCode::Again,
+            JoinError::Cut(code) => *code,
             JoinError::Failed(_) => CloseCode::Error,
         }
     }
@@ -125,6 +129,7 @@ impl RoomConfig {
             match handshake(&mut stream, id) {
                 Ok(Event::Welcome) => return Ok(stream),
                 Ok(Event::Full) => return Err(JoinError::Full),
+                Ok(Event::Cut) => return Err(JoinError::Cut(self.slow_code)),
                 Ok(_) => last = "the hub answered the join with something else".into(),
                 // A hub that was leaving just as we came: try again.
                 Err(e) => last = e.to_string(),

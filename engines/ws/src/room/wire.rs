@@ -26,6 +26,9 @@ pub enum Event {
     Welcome,
     /// Hub -> member: the room is full; you are not in it.
     Full,
+    /// Hub -> member: you were cut for not reading (and lost messages):
+    /// your rejoin is refused.
+    Cut,
     /// Hub -> member: the broker went away (`false`) or came back (`true`).
     Broker(bool),
 }
@@ -61,6 +64,7 @@ impl Event {
             }
             Event::Welcome => b.push(b'W'),
             Event::Full => b.push(b'F'),
+            Event::Cut => b.push(b'C'),
             Event::Broker(up) => b.extend_from_slice(if *up { b"B+" } else { b"B-" }),
         }
         b
@@ -100,6 +104,7 @@ impl Event {
             }
             b'W' if rest.is_empty() => Event::Welcome,
             b'F' if rest.is_empty() => Event::Full,
+            b'C' if rest.is_empty() => Event::Cut,
             b'B' if rest == b"+" => Event::Broker(true),
             b'B' if rest == b"-" => Event::Broker(false),
             _ => return None,
@@ -161,6 +166,7 @@ mod tests {
             },
             Event::Welcome,
             Event::Full,
+            Event::Cut,
             Event::Broker(true),
             Event::Broker(false),
         ];
