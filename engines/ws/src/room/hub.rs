@@ -45,6 +45,9 @@ pub struct HubConfig {
     pub bot: Vec<String>,
     pub broker: Option<String>,
     pub subject: String,
+    /// Whether members want joins and leaves (`--room-events`): without,
+    /// a join is not written to every member (N writes for nothing).
+    pub events: bool,
 }
 
 impl HubConfig {
@@ -58,13 +61,14 @@ impl HubConfig {
                 .map_or("keep".into(), |d| d.as_millis().to_string()),
             self.broker.clone().unwrap_or("-".into()),
             self.subject.clone(),
+            if self.events { "events" } else { "-" }.into(),
         ];
         a.extend(self.bot.iter().cloned());
         a
     }
 
     pub fn from_args(a: &[String]) -> Option<HubConfig> {
-        let [dir, room, max, linger, broker, subject, bot @ ..] = a else {
+        let [dir, room, max, linger, broker, subject, events, bot @ ..] = a else {
             return None;
         };
         Some(HubConfig {
@@ -82,6 +86,7 @@ impl HubConfig {
             },
             broker: (broker != "-").then(|| broker.clone()),
             subject: subject.clone(),
+            events: events == "events",
             bot: bot.to_vec(),
         })
     }
@@ -116,6 +121,7 @@ pub fn main(args: &[String]) -> i32 {
         eprintln!("jawas-ws --room-hub: bad arguments (this mode is started by jawas-ws itself)");
         return 100;
     };
+    raise_nofile();
     let room_dir = cfg.dir.join(&cfg.room);
     let path = room_dir.join(HUB_SOCK);
     // The member that started us holds hub.lock, and found no hub answering:
@@ -214,10 +220,17 @@ impl Hub {
                 eprintln!("jawas-ws room {}: poll: {}", self.cfg.room, Errno::last());
                 return;
             }
-            self.accept();
+            // Only the members poll found ready: a room of N members must
+            // not cost N reads for each message.
+            let first = usize::from(self.listener.is_some());
             let count = self.members.len();
-            for i in 0..count.min(self.members.len()) {
-                self.serve_member(i);
+            for i in 0..count {
+                if set[first + i].revents != 0 {
+                    self.serve_member(i);
+                }
+            }
+            if first == 1 && set[0].revents != 0 {
+                self.accept();
             }
             self.pump_bot();
             self.pump_broker();
@@ -367,6 +380,7 @@ impl Hub {
                     queue(m, &frame);
                 }
             }
+            Event::Join(_) | Event::Leave(_) if !self.cfg.events => {}
             _ => {
                 for m in self.members.iter_mut().filter(|m| !m.id.is_empty()) {
                     queue(m, &frame);
@@ -491,6 +505,16 @@ impl Hub {
     }
 }
 
+/// A descriptor per member: the soft limit goes up to the hard one.
+fn raise_nofile() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+}
+
 /// Removes marks of cut members that did not come back within CUT_MEMORY.
 fn forget_old_cuts(room_dir: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(room_dir) else {
@@ -557,6 +581,7 @@ mod tests {
             bot: vec!["/bin/bot".into(), "-v".into()],
             broker: Some("redis://h:1".into()),
             subject: "jawas.room.".into(),
+            events: true,
         };
         let back = HubConfig::from_args(&cfg.to_args()).unwrap();
         assert_eq!(format!("{back:?}"), format!("{cfg:?}"));

@@ -113,6 +113,7 @@ impl RoomConfig {
             bot: self.bot.clone(),
             broker: self.broker.clone(),
             subject: SUBJECT_PREFIX.to_string(),
+            events: self.events,
         }
     }
 
