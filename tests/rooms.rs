@@ -873,6 +873,89 @@ with connect(URL) as a, connect(ARGS[0]) as b:
 }
 
 #[test]
+fn one_bot_per_room_across_hosts_through_a_redis_lease() {
+    let broker = Broker::start(false);
+    let u = broker.url();
+    let shared = TempDir::new();
+    let bot = shared.path().join("bot.py");
+    executable(
+        shared.path(),
+        "bot.py",
+        &format!(
+            "#!/usr/bin/env python3
+import os, sys
+log = open('{}/bot.log', 'a', buffering=1)
+log.write('start %d\\n' % os.getpid())
+for line in sys.stdin:
+    f = line.rstrip('\\n').split('\\t')
+    log.write(' '.join(f) + '\\n')
+    if f[0] == 'msg' and f[2] == 'ping':
+        print('pong for %s' % f[1], flush=True)
+",
+            shared.path().display()
+        ),
+    );
+    let bot = bot.to_str().unwrap();
+    let args = |host| {
+        [
+            "--room",
+            "b",
+            "--room-broker",
+            &u,
+            "--room-host-id",
+            host,
+            "--room-bot",
+            bot,
+        ]
+    };
+    let one = server(&args("one"), |_| {});
+    let two = server(&args("two"), |_| {});
+    let out = client(
+        &url(one.addr("ws"), "/"),
+        &[&url(two.addr("ws"), "/")],
+        "
+def pongs(ws, t=1.0):
+    n = 0
+    try:
+        while True:
+            m = recv(ws, t)
+            if m.get('from') == 'bot': n += 1
+    except TimeoutError:
+        return n
+# a's host comes first and takes the bot's lease; b's host joins.
+a = connect(URL)
+recv(a)
+time.sleep(1.5)
+b = connect(ARGS[0])
+ib = recv(b)['id']
+time.sleep(0.5)
+a.send('ping')
+print('PONGS', pongs(a), pongs(b, 0.2))
+# a's host empties: its hub leaves and gives the lease up; b's host
+# takes it and runs the bot from then on.
+a.close()
+time.sleep(2.5)
+b.send('ping')
+m = until(b, lambda m: m.get('from') == 'bot', 10)
+print('AFTER', m['text'] == 'pong for ' + ib)
+b.close()
+print('OK')",
+    );
+    assert!(out.contains("OK"), "{out}");
+    assert!(
+        out.contains("PONGS 1 1"),
+        "one bot answered, once, to both hosts: {out}"
+    );
+    assert!(out.contains("AFTER True"), "{out}");
+    let log = std::fs::read_to_string(shared.path().join("bot.log")).unwrap();
+    assert_eq!(
+        log.matches("start ").count(),
+        2,
+        "the bot moved hosts once: {log}"
+    );
+}
+
+#[test]
 fn rooms_span_two_hosts_through_redis() {
     across_two_hosts(false);
 }

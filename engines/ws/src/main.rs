@@ -550,10 +550,12 @@ fn room_config(args: &Args) -> Result<Option<room::RoomConfig>, Error> {
     };
     let broker = args.value("room-broker").map(str::to_string);
     if let Some(url) = &broker {
-        room::broker::Target::parse(url).map_err(|e| Error::usage(format!("--room-broker {e}")))?;
-        if !bot.is_empty() {
+        let target = room::broker::Target::parse(url)
+            .map_err(|e| Error::usage(format!("--room-broker {e}")))?;
+        if target.nats && !bot.is_empty() {
             return Err(Error::usage(
-                "--room-bot with --room-broker: not supported yet (each host would run its own bot)",
+                "--room-bot with a NATS broker: not supported (one bot per room across hosts \
+                 needs a lease, which plain NATS cannot hold; Redis can)",
             ));
         }
     }

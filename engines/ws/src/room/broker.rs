@@ -7,6 +7,7 @@
 //! the connect (sockets are non-blocking, writes wait in `out`); a failed
 //! link is dropped whole and retried later, never half used.
 
+use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
@@ -17,6 +18,35 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const RETRY: Duration = Duration::from_millis(500);
 /// Bytes waiting for a broker that does not read before it is taken as gone.
 const OUT_LIMIT: usize = 16 << 20;
+/// The bot's lease (Redis): how long it lasts, and how often it is
+/// renewed (or, by a hub without it, asked for).
+const LEASE_TTL_MS: u64 = 3000;
+const LEASE_EVERY: Duration = Duration::from_millis(1000);
+/// Renews the lease only if it is still ours (it may have expired and
+/// gone to another host): 1 renewed, 0 not ours.
+const RENEW: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
+    return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
+/// Gives the lease up only if it is ours.
+const RELEASE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
+    return redis.call('del', KEYS[1]) else return 0 end";
+
+/// What a reply on the Redis publishing connection answers, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    Publish,
+    Acquire,
+    Renew,
+    Release,
+}
+
+/// A lease in Redis on one key: the room's bot runs on the host that
+/// holds it, so a room spanning hosts has one bot.
+struct Lease {
+    key: String,
+    holder: String,
+    held: bool,
+    next: Instant,
+}
 
 /// Which broker, where: `redis://host:port` or `nats://host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +166,9 @@ pub struct Broker {
     subject: String,
     links: Option<Links>,
     next_try: Instant,
+    /// Replies awaited on Redis's publishing connection, oldest first.
+    asked: VecDeque<Ask>,
+    lease: Option<Lease>,
 }
 
 impl Broker {
@@ -146,6 +179,88 @@ impl Broker {
             subject,
             links: None,
             next_try: Instant::now(),
+            asked: VecDeque::new(),
+            lease: None,
+        }
+    }
+
+    /// Competes for the lease on `key` as `holder` from now on.
+    pub fn want_lease(&mut self, key: String, holder: String) {
+        self.lease = Some(Lease {
+            key,
+            holder,
+            held: false,
+            next: Instant::now(),
+        });
+    }
+
+    pub fn lease_held(&self) -> bool {
+        self.lease.as_ref().is_some_and(|l| l.held)
+    }
+
+    /// When due: asks for the lease, or renews it.
+    pub fn tend_lease(&mut self) -> io::Result<()> {
+        let Some(l) = self.lease.as_mut() else {
+            return Ok(());
+        };
+        let Some(Links::Redis { publ, .. }) = &mut self.links else {
+            return Ok(());
+        };
+        if Instant::now() < l.next {
+            return Ok(());
+        }
+        l.next = Instant::now() + LEASE_EVERY;
+        let ttl = LEASE_TTL_MS.to_string();
+        let (cmd, ask) = if l.held {
+            let args: [&[u8]; 6] = [
+                b"EVAL",
+                RENEW.as_bytes(),
+                b"1",
+                l.key.as_bytes(),
+                l.holder.as_bytes(),
+                ttl.as_bytes(),
+            ];
+            (resp_command(&args), Ask::Renew)
+        } else {
+            let args: [&[u8]; 6] = [
+                b"SET",
+                l.key.as_bytes(),
+                l.holder.as_bytes(),
+                b"NX",
+                b"PX",
+                ttl.as_bytes(),
+            ];
+            (resp_command(&args), Ask::Acquire)
+        };
+        self.asked.push_back(ask);
+        let r = publ.send(&cmd);
+        self.check(r)
+    }
+
+    /// Gives the lease up (when the hub leaves), so another host's hub
+    /// takes the bot over at once instead of after the lease's expiry.
+    pub fn release_lease(&mut self) {
+        let (Some(l), Some(Links::Redis { publ, .. })) = (self.lease.as_mut(), &mut self.links)
+        else {
+            return;
+        };
+        if l.held {
+            l.held = false;
+            let args: [&[u8]; 5] = [
+                b"EVAL",
+                RELEASE.as_bytes(),
+                b"1",
+                l.key.as_bytes(),
+                l.holder.as_bytes(),
+            ];
+            self.asked.push_back(Ask::Release);
+            let _ = publ.send(&resp_command(&args));
+            // Leaving: give the command a moment to go out.
+            let _ = publ.stream.set_nonblocking(false);
+            let _ = publ
+                .stream
+                .set_write_timeout(Some(Duration::from_millis(200)));
+            let _ = publ.flush();
         }
     }
 
@@ -203,6 +318,7 @@ impl Broker {
                 l.send(&m)
             }
             Some(Links::Redis { publ, .. }) => {
+                self.asked.push_back(Ask::Publish);
                 publ.send(&resp_command(&[b"PUBLISH", self.subject.as_bytes(), body]))
             }
         };
@@ -215,7 +331,9 @@ impl Broker {
         let r = match &mut self.links {
             None => return Ok(Vec::new()),
             Some(Links::Nats(l)) => pump_nats(l),
-            Some(Links::Redis { sub, publ }) => pump_redis(sub, publ),
+            Some(Links::Redis { sub, publ }) => {
+                pump_redis(sub, publ, &mut self.asked, self.lease.as_mut())
+            }
         };
         self.check(r)
     }
@@ -223,6 +341,11 @@ impl Broker {
     fn check<T>(&mut self, r: io::Result<T>) -> io::Result<T> {
         if r.is_err() {
             self.links = None;
+            self.asked.clear();
+            // Unrenewed, it expires; another host may hold it by now.
+            if let Some(l) = self.lease.as_mut() {
+                l.held = false;
+            }
             self.next_try = Instant::now() + RETRY;
         }
         r
@@ -250,17 +373,26 @@ fn pump_nats(l: &mut Link) -> io::Result<Vec<Vec<u8>>> {
     Ok(got)
 }
 
-fn pump_redis(sub: &mut Link, publ: &mut Link) -> io::Result<Vec<Vec<u8>>> {
+fn pump_redis(
+    sub: &mut Link,
+    publ: &mut Link,
+    asked: &mut VecDeque<Ask>,
+    mut lease: Option<&mut Lease>,
+) -> io::Result<Vec<Vec<u8>>> {
     sub.flush()?;
     publ.flush()?;
     sub.fill()?;
     publ.fill()?;
     // PUBLISH answers with the number of receivers: read and forgotten,
-    // unless it is an error.
+    // unless it is an error. The lease's answers say whether it is held.
     while let Some((v, used)) = parse_resp(&publ.input).map_err(io::Error::other)? {
         publ.input.drain(..used);
-        if let Resp::Error(e) = v {
+        if let Resp::Error(e) = &v {
             return Err(io::Error::other(format!("Redis: {e}")));
+        }
+        let ask = asked.pop_front();
+        if let Some(l) = lease.as_deref_mut() {
+            l.held = lease_after(ask, &v, l.held);
         }
     }
     let mut got = Vec::new();
@@ -279,6 +411,16 @@ fn pump_redis(sub: &mut Link, publ: &mut Link) -> io::Result<Vec<Vec<u8>>> {
         }
     }
     Ok(got)
+}
+
+/// Whether the lease is held after the answer `v` to `ask`.
+fn lease_after(ask: Option<Ask>, v: &Resp, held: bool) -> bool {
+    match ask {
+        Some(Ask::Acquire) => *v == Resp::Simple("OK".into()),
+        Some(Ask::Renew) => *v == Resp::Int(1),
+        Some(Ask::Release) => false,
+        Some(Ask::Publish) | None => held,
+    }
 }
 
 /// A command as a RESP array of bulk strings.
@@ -453,6 +595,24 @@ mod tests {
             resp_command(&[b"PUBLISH", b"c", b"x y"]),
             b"*3\r\n$7\r\nPUBLISH\r\n$1\r\nc\r\n$3\r\nx y\r\n"
         );
+    }
+
+    #[test]
+    fn lease_answers() {
+        let ok = Resp::Simple("OK".into());
+        let nil = Resp::Bulk(vec![]);
+        let cases = [
+            (Some(Ask::Acquire), &ok, false, true),
+            (Some(Ask::Acquire), &nil, false, false),
+            (Some(Ask::Renew), &Resp::Int(1), true, true),
+            (Some(Ask::Renew), &Resp::Int(0), true, false),
+            (Some(Ask::Publish), &Resp::Int(3), true, true),
+            (Some(Ask::Publish), &Resp::Int(3), false, false),
+            (Some(Ask::Release), &Resp::Int(1), true, false),
+        ];
+        for (ask, v, held, want) in cases {
+            assert_eq!(lease_after(ask, v, held), want, "{ask:?} {v:?} {held}");
+        }
     }
 
     #[test]

@@ -141,19 +141,12 @@ pub fn main(args: &[String]) -> i32 {
             return 111;
         }
     };
-    let bot = if cfg.bot.is_empty() {
+    // With a broker the bot runs on the host whose hub holds its lease
+    // (tend_bot); alone, here and now.
+    let bot = if cfg.bot.is_empty() || cfg.broker.is_some() {
         None
     } else {
-        match Bot::start(&cfg.bot, &cfg.room) {
-            Ok(b) => Some(b),
-            Err(e) => {
-                eprintln!(
-                    "jawas-ws room {}: cannot start the bot {}: {e}",
-                    cfg.room, cfg.bot[0]
-                );
-                None
-            }
-        }
+        start_bot(&cfg)
     };
     let broker = match cfg.broker.as_deref().map(Target::parse) {
         None => None,
@@ -172,10 +165,17 @@ pub fn main(args: &[String]) -> i32 {
         empty_since: Some(Instant::now()),
         broker_down: false,
     };
+    if let (Some(b), false) = (hub.broker.as_mut(), hub.cfg.bot.is_empty()) {
+        let key = format!("{}{}.bot", hub.cfg.subject, hub.cfg.room);
+        b.want_lease(key, super::new_id("hub"));
+    }
     hub.connect_broker();
     hub.run();
     if let Some(b) = hub.bot.as_mut() {
         b.stop(BOT_GRACE);
+    }
+    if let Some(b) = hub.broker.as_mut() {
+        b.release_lease();
     }
     0
 }
@@ -187,6 +187,7 @@ impl Hub {
                 return;
             }
             self.connect_broker();
+            self.tend_bot();
             let mut set: Vec<libc::pollfd> = Vec::new();
             let entry = |fd: RawFd, events| libc::pollfd {
                 fd,
@@ -421,6 +422,39 @@ impl Hub {
         }
     }
 
+    /// With a broker and a bot: asks for or renews the bot's lease, and
+    /// starts or stops the bot as it is won or lost.
+    fn tend_bot(&mut self) {
+        let Some(broker) = self.broker.as_mut() else {
+            return;
+        };
+        if self.cfg.bot.is_empty() {
+            return;
+        }
+        if let Err(e) = broker.tend_lease() {
+            return self.broker_lost(&e.to_string());
+        }
+        match (broker.lease_held(), self.bot.is_some()) {
+            (true, false) => {
+                eprintln!(
+                    "jawas-ws room {}: this host runs the room's bot",
+                    self.cfg.room
+                );
+                self.bot = start_bot(&self.cfg);
+            }
+            (false, true) => {
+                eprintln!(
+                    "jawas-ws room {}: the bot's lease is lost; stopping it here",
+                    self.cfg.room
+                );
+                if let Some(mut b) = self.bot.take() {
+                    b.stop(BOT_GRACE);
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn connect_broker(&mut self) {
         let Some(broker) = self.broker.as_mut() else {
             return;
@@ -501,6 +535,19 @@ impl Hub {
         }
         if self.members.is_empty() && self.empty_since.is_none() {
             self.empty_since = Some(Instant::now());
+        }
+    }
+}
+
+fn start_bot(cfg: &HubConfig) -> Option<Bot> {
+    match Bot::start(&cfg.bot, &cfg.room) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            eprintln!(
+                "jawas-ws room {}: cannot start the bot {}: {e}",
+                cfg.room, cfg.bot[0]
+            );
+            None
         }
     }
 }

@@ -125,7 +125,15 @@ impl<'a> Member<'a> {
                     eof = true;
                     break;
                 }
-                Ok(n) => self.input.extend_from_slice(&buf[..n]),
+                Ok(n) => {
+                    self.input.extend_from_slice(&buf[..n]);
+                    // A short read took all there was: no second read
+                    // just to hear EAGAIN (a syscall per message per
+                    // member, in a room of a thousand).
+                    if n < buf.len() {
+                        break;
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(_) => {
