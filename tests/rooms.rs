@@ -590,6 +590,27 @@ print('OK')",
     );
 }
 
+#[test]
+fn a_rooms_directory_others_can_write_is_refused() {
+    let d = server(&["--room", "x", "--room-dir", "{dir}/shared"], |dir| {
+        use std::os::unix::fs::PermissionsExt;
+        let shared = dir.join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    });
+    let out = client(
+        &url(d.addr("ws"), "/"),
+        &[],
+        "with connect(URL) as ws:\n    print('CLOSE', close_code(ws))",
+    );
+    assert!(out.contains("CLOSE 1011"), "{out}");
+    assert!(
+        d.wait_log("only it can write", Duration::from_secs(5)),
+        "{}",
+        d.log()
+    );
+}
+
 /// Drives headless Chromium over `--remote-debugging-pipe` (as tests/ws.rs
 /// does: commands on its fd 3, replies on fd 4, NUL-terminated JSON):
 /// opens the page, waits until `#log` says it joined, runs `act` in the

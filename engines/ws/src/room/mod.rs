@@ -120,6 +120,7 @@ impl RoomConfig {
     /// Joins `room` as `id`: connects to its hub (starting it when there
     /// is none) and waits for the welcome. The connection, blocking.
     pub fn join(&self, room: &str, id: &str) -> Result<UnixStream, JoinError> {
+        safe_dir(&self.dir).map_err(JoinError::Failed)?;
         let room_dir = self.dir.join(room);
         let mut last = String::from("no answer");
         for _ in 0..JOIN_TRIES {
@@ -235,6 +236,27 @@ pub fn lock_file(room_dir: &Path) -> io::Result<File> {
             return Err(e);
         }
     }
+}
+
+/// The rooms directory, once it exists, must be ours and writable only
+/// by us: another user's directory (made first under /tmp) could hold a
+/// socket posing as a hub, and read every room. Created here if missing.
+fn safe_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let _ = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir);
+    let meta = std::fs::symlink_metadata(dir)
+        .map_err(|e| format!("rooms directory {}: {e}", dir.display()))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if !meta.is_dir() || meta.uid() != me || meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "rooms directory {}: not a directory of user {me} that only it can write",
+            dir.display()
+        ));
+    }
+    Ok(())
 }
 
 /// Rooms with a hub now (a socket that answers) under `dir`.
