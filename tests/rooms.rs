@@ -611,6 +611,120 @@ fn a_rooms_directory_others_can_write_is_refused() {
     );
 }
 
+#[test]
+fn bad_room_arguments_are_usage_errors() {
+    let dir = TempDir::new();
+    executable(dir.path(), "bot", "#!/bin/sh\ncat\n");
+    type Case = (&'static [&'static str], i32, &'static str);
+    let cases: &[Case] = &[
+        (&["--check", "--room", "lobby"], 0, "jawas-ws: ok"),
+        (
+            &["--check", "--room", "lobby", "--", "cat"],
+            0,
+            "jawas-ws: ok",
+        ),
+        (
+            &["--check", "--room", "a b"],
+            100,
+            "--room 'a b': a room name is",
+        ),
+        (
+            &["--check", "--room", "x", "--room-path", "/r/"],
+            100,
+            "exclude each other",
+        ),
+        (
+            &["--check", "--room-path", "r/"],
+            100,
+            "--room-path 'r/': must start with '/'",
+        ),
+        (
+            &["--check", "--room", "x", "--dir", "."],
+            100,
+            "--room and --dir",
+        ),
+        (
+            &["--check", "--room", "x", "--binary"],
+            100,
+            "rooms carry text",
+        ),
+        (
+            &["--check", "--room", "x", "--room-broker", "http://h"],
+            100,
+            "redis://HOST:PORT",
+        ),
+        (
+            &["--check", "--room", "x", "--room-cut", "1000"],
+            100,
+            "--room-cut '1000': 1008 or 1013",
+        ),
+        (
+            &["--check", "--room", "x", "--room-queue", "100"],
+            100,
+            "at least 4096",
+        ),
+        (&["--check", "--room", "x", "--room-rate", "0"], 100, "'0'"),
+        (
+            &["--check", "--room", "x", "--room-max", "none"],
+            100,
+            "'none'",
+        ),
+        (
+            &["--check", "--room", "x", "--room-host-id", "a.b"],
+            100,
+            "--room-host-id 'a.b'",
+        ),
+        (
+            &["--check", "--room", "x", "--room-bot", "/nonexistent"],
+            100,
+            "--room-bot '/nonexistent'",
+        ),
+        (
+            &[
+                "--check",
+                "--room",
+                "x",
+                "--room-bot",
+                "bot",
+                "--room-broker",
+                "nats://h",
+            ],
+            100,
+            "NATS",
+        ),
+        (
+            &[
+                "--check",
+                "--room",
+                "x",
+                "--room-bot",
+                "bot",
+                "--room-broker",
+                "redis://h",
+            ],
+            0,
+            "jawas-ws: ok",
+        ),
+    ];
+    for (args, code, needle) in cases {
+        let (got, _, err, _) = jawas_tests::run_engine("jawas-ws", dir.path(), args);
+        assert_eq!(got, *code, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let (code, out, _, _) = jawas_tests::run_engine("jawas-ws", dir.path(), &["--help"]);
+    assert_eq!(code, 0);
+    jawas_tests::assert_help_lists(
+        &out,
+        &[
+            ("--room NAME", "joins room NAME"),
+            ("--room-path PREFIX", "URL path"),
+            ("--room-bot PROGRAM", "for each room"),
+            ("--room-broker URL", "span hosts"),
+            ("--room-cut CODE", "1013"),
+        ],
+    );
+}
+
 /// Drives headless Chromium over `--remote-debugging-pipe` (as tests/ws.rs
 /// does: commands on its fd 3, replies on fd 4, NUL-terminated JSON):
 /// opens the page, waits until `#log` says it joined, runs `act` in the
