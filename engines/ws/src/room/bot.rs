@@ -81,7 +81,7 @@ impl Bot {
         if self.queue.len() + line.len() > QUEUE_LIMIT {
             self.dropped += 1;
             if self.dropped.is_power_of_two() {
-                eprintln!(
+                log!(
                     "jawas-ws room: the bot does not read its stdin; {} lines dropped",
                     self.dropped
                 );

@@ -118,7 +118,7 @@ struct Hub {
 /// its linger over). Exit status as an engine's.
 pub fn main(args: &[String]) -> i32 {
     let Some(cfg) = HubConfig::from_args(args) else {
-        eprintln!("jawas-ws --room-hub: bad arguments (this mode is started by jawas-ws itself)");
+        log!("jawas-ws --room-hub: bad arguments (this mode is started by jawas-ws itself)");
         return 100;
     };
     raise_nofile();
@@ -133,7 +133,7 @@ pub fn main(args: &[String]) -> i32 {
     }) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!(
+            log!(
                 "jawas-ws room {}: cannot listen on {}: {e}",
                 cfg.room,
                 path.display()
@@ -152,7 +152,7 @@ pub fn main(args: &[String]) -> i32 {
         None => None,
         Some(Ok(t)) => Some(Broker::new(t, format!("{}{}", cfg.subject, cfg.room))),
         Some(Err(e)) => {
-            eprintln!("jawas-ws room {}: {e}", cfg.room);
+            log!("jawas-ws room {}: {e}", cfg.room);
             return 100;
         }
     };
@@ -218,7 +218,7 @@ impl Hub {
                 )
             };
             if n < 0 && Errno::last() != Errno::EINTR {
-                eprintln!("jawas-ws room {}: poll: {}", self.cfg.room, Errno::last());
+                log!("jawas-ws room {}: poll: {}", self.cfg.room, Errno::last());
                 return;
             }
             // Only the members poll found ready: a room of N members must
@@ -411,7 +411,7 @@ impl Hub {
                 }
             }
             None => {
-                eprintln!(
+                log!(
                     "jawas-ws room {}: the bot ended its output; the room goes on without it",
                     self.cfg.room
                 );
@@ -436,14 +436,14 @@ impl Hub {
         }
         match (broker.lease_held(), self.bot.is_some()) {
             (true, false) => {
-                eprintln!(
+                log!(
                     "jawas-ws room {}: this host runs the room's bot",
                     self.cfg.room
                 );
                 self.bot = start_bot(&self.cfg);
             }
             (false, true) => {
-                eprintln!(
+                log!(
                     "jawas-ws room {}: the bot's lease is lost; stopping it here",
                     self.cfg.room
                 );
@@ -461,7 +461,7 @@ impl Hub {
         };
         match broker.reconnect() {
             Ok(true) => {
-                eprintln!(
+                log!(
                     "jawas-ws room {}: connected to the broker at {}",
                     self.cfg.room,
                     broker.addr()
@@ -505,7 +505,7 @@ impl Hub {
     fn broker_lost(&mut self, why: &str) {
         if !self.broker_down {
             self.broker_down = true;
-            eprintln!(
+            log!(
                 "jawas-ws room {}: broker lost: {why}; retrying",
                 self.cfg.room
             );
@@ -543,9 +543,10 @@ fn start_bot(cfg: &HubConfig) -> Option<Bot> {
     match Bot::start(&cfg.bot, &cfg.room) {
         Ok(b) => Some(b),
         Err(e) => {
-            eprintln!(
+            log!(
                 "jawas-ws room {}: cannot start the bot {}: {e}",
-                cfg.room, cfg.bot[0]
+                cfg.room,
+                cfg.bot[0]
             );
             None
         }
@@ -588,7 +589,7 @@ fn queue(m: &mut Member, frame: &[u8]) {
         return;
     }
     if m.out.len() + frame.len() > MEMBER_QUEUE {
-        eprintln!("jawas-ws room: member {} does not read the hub; cut", m.id);
+        log!("jawas-ws room: member {} does not read the hub; cut", m.id);
         m.gone = true;
         m.cut = true;
         m.out.clear();

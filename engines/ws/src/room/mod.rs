@@ -8,6 +8,16 @@
 //! broker subject; at most one hub per room per host (started under
 //! `hub.lock`).
 
+/// A line on stderr that never panics: a hub outlives the engine that
+/// started it, and the pipe its stderr is may be gone (eprintln! panics
+/// on EPIPE).
+macro_rules! log {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod bot;
 pub mod broker;
 pub mod hub;
