@@ -223,7 +223,7 @@ client talks to PROGRAM and PROGRAM's lines go to the room.";
             .value("static")
             .map(|d| open_dir("static", d))
             .transpose()?;
-        let rooms = room_config(args)?;
+        let rooms = room::options::parse(args)?;
         if rooms.is_some() {
             if dir.is_some() {
                 return Err(Error::usage("--room and --dir exclude each other"));
@@ -509,101 +509,6 @@ impl RoomBackend<'_> {
             RoomBackend::Program(p) => p,
         }
     }
-}
-
-/// The room options as a `RoomConfig`; `None` without --room or --room-path.
-fn room_config(args: &Args) -> Result<Option<room::RoomConfig>, Error> {
-    let fixed = args.value("room").map(str::to_string);
-    let path_prefix = args.value("room-path").map(str::to_string);
-    match (&fixed, &path_prefix) {
-        (None, None) => return Ok(None),
-        (Some(_), Some(_)) => {
-            return Err(Error::usage("--room and --room-path exclude each other"))
-        }
-        (Some(n), None) if !room::valid_name(n) => {
-            return Err(Error::usage(format!(
-                "--room '{n}': a room name is 1 to 64 letters, digits, '-' or '_'"
-            )))
-        }
-        (None, Some(p)) if !p.starts_with('/') => {
-            return Err(Error::usage(format!(
-                "--room-path '{p}': must start with '/'"
-            )))
-        }
-        _ => {}
-    }
-    let count = |v: &str| match v.parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("'{v}' is not a positive whole number")),
-    };
-    let dir = match args.value("room-dir") {
-        Some(d) => PathBuf::from(d),
-        None => std::env::temp_dir().join(format!("jawas-ws-rooms-{}", nix::unistd::getuid())),
-    };
-    let bot = match args.value("room-bot") {
-        Some(b) => {
-            let real = std::fs::canonicalize(b)
-                .map_err(|e| Error::config(format!("--room-bot '{b}': {e}")))?;
-            vec![real.to_string_lossy().into_owned()]
-        }
-        None => Vec::new(),
-    };
-    let broker = args.value("room-broker").map(str::to_string);
-    if let Some(url) = &broker {
-        let target = room::broker::Target::parse(url)
-            .map_err(|e| Error::usage(format!("--room-broker {e}")))?;
-        if target.nats && !bot.is_empty() {
-            return Err(Error::usage(
-                "--room-bot with a NATS broker: not supported (one bot per room across hosts \
-                 needs a lease, which plain NATS cannot hold; Redis can)",
-            ));
-        }
-    }
-    let linger = match args.value("room-linger") {
-        Some("keep") => None,
-        Some(_) => args.parse("room-linger", jawas_engine::parse_secs)?,
-        None => Some(Duration::ZERO),
-    };
-    let queue = args.parse("room-queue", count)?.unwrap_or(1 << 20);
-    if queue < 4096 {
-        return Err(Error::usage(format!(
-            "--room-queue {queue}: at least 4096 bytes"
-        )));
-    }
-    let slow_code = match args.value("room-cut") {
-        None | Some("1013") => CloseCode::Again,
-        Some("1008") => CloseCode::Policy,
-        Some(c) => return Err(Error::usage(format!("--room-cut '{c}': 1008 or 1013"))),
-    };
-    let host_id = args
-        .value("room-host-id")
-        .map(str::to_string)
-        .unwrap_or_else(room::default_host_id);
-    if !room::valid_name(&host_id) || host_id.len() > 32 {
-        return Err(Error::usage(format!(
-            "--room-host-id '{host_id}': 1 to 32 letters, digits, '-' or '_'"
-        )));
-    }
-    Ok(Some(room::RoomConfig {
-        fixed,
-        path_prefix,
-        dir,
-        echo: args.flag("room-echo"),
-        events: args.flag("room-events"),
-        bot,
-        linger,
-        max_members: args.parse("room-max", count)?,
-        max_rooms: args.parse("room-max-rooms", count)?,
-        rate: args.parse("room-rate", |v| match v.parse::<f64>() {
-            Ok(n) if n > 0.0 && n.is_finite() => Ok(n),
-            _ => Err(format!("'{v}' is not a positive number of messages")),
-        })?,
-        queue,
-        slow_code,
-        lost_close: args.flag("room-lost-close"),
-        broker,
-        host_id,
-    }))
 }
 
 /// `--dir DIR`, `--static DIR`: its real path (so every file's real path

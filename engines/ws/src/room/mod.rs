@@ -22,6 +22,7 @@ pub mod bot;
 pub mod broker;
 pub mod hub;
 pub mod member;
+pub mod options;
 pub mod wire;
 pub mod with_program;
 
