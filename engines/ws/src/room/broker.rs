@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// How long a connect may take, and the wait between tries.
@@ -166,6 +167,8 @@ pub struct Broker {
     subject: String,
     links: Option<Links>,
     next_try: Instant,
+    /// A connection being made, by a thread of its own.
+    connecting: Option<mpsc::Receiver<io::Result<Links>>>,
     /// Replies awaited on Redis's publishing connection, oldest first.
     asked: VecDeque<Ask>,
     lease: Option<Lease>,
@@ -179,6 +182,7 @@ impl Broker {
             subject,
             links: None,
             next_try: Instant::now(),
+            connecting: None,
             asked: VecDeque::new(),
             lease: None,
         }
@@ -272,29 +276,37 @@ impl Broker {
         &self.target.addr
     }
 
-    /// When down and a try is due: connects and subscribes. `Ok(true)`:
-    /// up now.
+    /// When down and a try is due: starts connecting (in a thread of
+    /// its own, so a broker that does not answer never stalls the hub);
+    /// when that connection is made, takes it. `Ok(true)`: up now.
     pub fn reconnect(&mut self) -> io::Result<bool> {
-        if self.links.is_some() || Instant::now() < self.next_try {
+        if self.links.is_some() {
             return Ok(false);
         }
-        self.next_try = Instant::now() + RETRY;
-        let links = if self.target.nats {
-            let mut l = Link::open(&self.target.addr)?;
-            let hello = format!(
-                "CONNECT {{\"verbose\":false,\"pedantic\":false,\"name\":\"jawas-ws\"}}\r\nSUB {} 1\r\nPING\r\n",
-                self.subject
-            );
-            l.send(hello.as_bytes())?;
-            Links::Nats(l)
-        } else {
-            let mut sub = Link::open(&self.target.addr)?;
-            sub.send(&resp_command(&[b"SUBSCRIBE", self.subject.as_bytes()]))?;
-            let publ = Link::open(&self.target.addr)?;
-            Links::Redis { sub, publ }
-        };
-        self.links = Some(links);
-        Ok(true)
+        if let Some(rx) = &self.connecting {
+            let got = match rx.try_recv() {
+                Err(mpsc::TryRecvError::Empty) => return Ok(false),
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    Err(io::Error::other("the connecting thread ended"))
+                }
+                Ok(r) => r,
+            };
+            self.connecting = None;
+            self.next_try = Instant::now() + RETRY;
+            self.links = Some(got?);
+            self.asked.clear();
+            return Ok(true);
+        }
+        if Instant::now() < self.next_try {
+            return Ok(false);
+        }
+        let (tx, rx) = mpsc::channel();
+        let (target, subject) = (self.target.clone(), self.subject.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send(open_links(&target, &subject));
+        });
+        self.connecting = Some(rx);
+        Ok(false)
     }
 
     /// Descriptors and events to poll while up.
@@ -420,6 +432,23 @@ fn lease_after(ask: Option<Ask>, v: &Resp, held: bool) -> bool {
         Some(Ask::Renew) => *v == Resp::Int(1),
         Some(Ask::Release) => false,
         Some(Ask::Publish) | None => held,
+    }
+}
+
+/// Connects to the broker and subscribes to `subject`.
+fn open_links(target: &Target, subject: &str) -> io::Result<Links> {
+    if target.nats {
+        let mut l = Link::open(&target.addr)?;
+        let hello = format!(
+            "CONNECT {{\"verbose\":false,\"pedantic\":false,\"name\":\"jawas-ws\"}}\r\nSUB {subject} 1\r\nPING\r\n"
+        );
+        l.send(hello.as_bytes())?;
+        Ok(Links::Nats(l))
+    } else {
+        let mut sub = Link::open(&target.addr)?;
+        sub.send(&resp_command(&[b"SUBSCRIBE", subject.as_bytes()]))?;
+        let publ = Link::open(&target.addr)?;
+        Ok(Links::Redis { sub, publ })
     }
 }
 

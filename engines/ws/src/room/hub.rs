@@ -169,7 +169,7 @@ pub fn main(args: &[String]) -> i32 {
         let key = format!("{}{}.bot", hub.cfg.subject, hub.cfg.room);
         b.want_lease(key, super::new_id("hub"));
     }
-    hub.connect_broker();
+    hub.first_connect();
     hub.run();
     if let Some(b) = hub.bot.as_mut() {
         b.stop(BOT_GRACE);
@@ -342,7 +342,9 @@ impl Hub {
                 }
                 self.members[i].id = new.clone();
                 send(&mut self.members[i], &Event::Welcome);
-                if self.broker.as_ref().is_some_and(|b| !b.is_up()) {
+                // Told only of a loss already declared, not of a
+                // connection still being made.
+                if self.broker_down {
                     send(&mut self.members[i], &Event::Broker(false));
                 }
                 self.publish(Event::Join(new));
@@ -452,6 +454,20 @@ impl Hub {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// At the start, waits (a second at most) for the broker, so the
+    /// first member's join and first messages are not lost to a
+    /// connection still being made; the member waits for its welcome.
+    fn first_connect(&mut self) {
+        let end = Instant::now() + Duration::from_secs(1);
+        while self.broker.as_ref().is_some_and(|b| !b.is_up()) && Instant::now() < end {
+            self.connect_broker();
+            if self.broker_down {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
