@@ -504,6 +504,34 @@ with connect(URL) as a, connect(URL) as b:
 }
 
 #[test]
+fn with_lost_close_a_lost_hub_closes_its_members_with_1011() {
+    let d = server(&["--room", "lc", "--room-lost-close"], |_| {});
+    let mut c = python(
+        &url(d.addr("ws"), "/"),
+        &[],
+        "
+with connect(URL) as a:
+    recv(a)
+    print('READY', flush=True)
+    print('CLOSE', close_code(a), flush=True)
+",
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(c.stdout.take().unwrap()));
+    assert_eq!(lines.next().unwrap().unwrap(), "READY");
+    let hub = hubs(d.dir());
+    assert_eq!(hub.len(), 1, "one hub for the room");
+    kill9(hub[0]);
+    assert_eq!(
+        lines.next().map(Result::unwrap).as_deref(),
+        Some("CLOSE 1011")
+    );
+    let _ = c.wait();
+}
+
+#[test]
 fn limits_members_rooms_and_rate() {
     let d = server(
         &[
@@ -515,6 +543,8 @@ fn limits_members_rooms_and_rate() {
             "2",
             "--room-rate",
             "5",
+            "--max-message",
+            "1000",
         ],
         |_| {},
     );
@@ -543,12 +573,17 @@ with connect(URL + 'a') as a1, connect(URL + 'a') as a2:
         except ConnectionClosed:
             break
     print('FLOOD', close_code(a1))
+with connect(URL + 'a') as big:
+    recv(big)
+    big.send('x' * 1001)
+    print('BIG', close_code(big))
 print('OK')",
     );
     assert!(out.contains("OK"), "{out}");
     assert!(out.contains("THIRD 1013"), "{out}");
     assert!(out.contains("THIRD ROOM 1013"), "{out}");
     assert!(out.contains("FLOOD 1008"), "{out}");
+    assert!(out.contains("BIG 1009"), "{out}");
 }
 
 #[test]
