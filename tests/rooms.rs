@@ -942,7 +942,7 @@ impl Broker {
                 ],
             )
         };
-        let child = Command::new(prog)
+        let child = Command::new(find(prog))
             .args(&args)
             .current_dir(self.dir.path())
             .stdout(Stdio::null())
@@ -976,6 +976,19 @@ impl Drop for Broker {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `prog` on PATH, or in an sbin directory (Debian puts nats-server in
+/// /usr/sbin, which a user's PATH may lack); else `prog` itself, whose
+/// start then fails naming the package.
+fn find(prog: &str) -> std::path::PathBuf {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"])
+        .map(|d| Path::new(d).join(prog))
+        .find(|p| p.is_file());
+    found.unwrap_or_else(|| prog.into())
 }
 
 /// Two jawasd (two "hosts": their own room directories and host ids)
