@@ -4,7 +4,8 @@
 //! Owns only the wiring of the two; the program (`program`) and the
 //! member (`member`) keep their own rules and bounds. Invariant: the
 //! pump's output is the room's (read ahead, bounded per client); the
-//! program's output is a side descriptor, so a slow client never stops it.
+//! program's output is a side descriptor, so a slow client never stops
+//! it, read only while the member's queue to the hub has room.
 
 use std::io;
 use std::os::fd::BorrowedFd;
@@ -52,7 +53,9 @@ impl Backend for WithProgram<'_> {
 
     fn side(&self) -> Vec<(BorrowedFd<'_>, i16)> {
         let mut v = Vec::new();
-        if let Some(fd) = self.program.output() {
+        // While lines wait for the hub, PROGRAM's output waits in its pipe
+        // (pushing back on it) instead of growing here.
+        if let (Some(fd), true) = (self.program.output(), self.member.wants_input()) {
             v.push((fd, libc::POLLIN));
         }
         if let Some(fd) = self.member.hub_blocked() {
