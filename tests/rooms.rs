@@ -306,6 +306,27 @@ print('OK')",
 }
 
 #[test]
+fn an_empty_room_keeps_its_hub_for_the_linger_then_lets_it_go() {
+    let d = server(&["--room", "l", "--room-linger", "1.5"], |_| {});
+    client(
+        &url(d.addr("ws"), "/"),
+        &[],
+        "with connect(URL) as a:\n    recv(a)",
+    );
+    let left = Instant::now();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(hubs(d.dir()).len(), 1, "the hub left before its linger");
+    while !hubs(d.dir()).is_empty() && left.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = left.elapsed();
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(5),
+        "the hub left after {took:?}"
+    );
+}
+
+#[test]
 fn a_slow_member_is_cut_without_delaying_the_others() {
     let d = server(&["--room", "feed", "--room-queue", "65536"], |_| {});
     let out = client(
