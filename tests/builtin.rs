@@ -494,10 +494,15 @@ fn demo_config_checks_and_serves() {
     let text = std::fs::read_to_string(&demo).unwrap();
     let mut text = text;
     for port in [
-        "7007", "7013", "7019", "7020", "7021", "8080", "8081", "8082", "8083",
+        "7007", "7013", "7019", "7020", "7021", "8080", "8081", "8082", "8083", "8086", "8090",
+        "8091",
     ] {
         text = text.replace(&format!(":{port}\""), ":0\"");
     }
+    // Its own control socket, not the one a running demo uses.
+    let sock = format!(".test-demo-{}.sock", std::process::id());
+    let text = text.replace("\"jawasd.sock\"", &format!("\"{sock}\""));
+    assert!(text.contains(&sock), "the demo has a control socket");
     let copy = repo().join(format!("etc/.test-demo-{}.toml", std::process::id()));
     std::fs::write(&copy, &text).unwrap();
     let mut child = Command::new(bin("jawasd"))
@@ -524,6 +529,12 @@ fn demo_config_checks_and_serves() {
             .unwrap_or_else(|| panic!("no {svc} in the ready line: {addrs:?}"))
     };
     assert_eq!(exchange(addr("echo"), b"demo"), b"demo");
+    // The front door routes to the blog, and the metrics engine reads the
+    // control socket.
+    let page = exchange(addr("front"), b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    assert!(String::from_utf8_lossy(&page).contains("Field Notes"));
+    let metrics = exchange(addr("metrics"), b"GET /metrics HTTP/1.0\r\n\r\n");
+    assert!(String::from_utf8_lossy(&metrics).contains("jawasd_connections_accepted_total"));
     assert!(String::from_utf8(exchange(addr("hello-sh"), b"quit\n"))
         .unwrap()
         .contains("hello 127.0.0.1"));

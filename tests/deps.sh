@@ -16,13 +16,15 @@ as_root() {
 # Real clients and real peers the system tests use (command:package);
 # websocketd and chromium for tests/ws.rs (comparison, browser page);
 # promtool checks jawas-builtin metrics' output in tests/ctl.rs, and
-# setpriv runs jawasd ctl as another user there.
+# setpriv runs jawasd ctl as another user there. redis-server and
+# nats-server are the brokers rooms span hosts with (tests/rooms.rs).
 need=""
 for pair in curl:curl python3:python3 git:git xinetd:xinetd in.tftpd:tftpd-hpa tftp:tftp-hpa \
     rsync:rsync tcpserver:ucspi-tcp haproxy:haproxy nginx:nginx-light \
     systemd-socket-activate:systemd systemd-analyze:systemd groff:groff-base \
     java:default-jre-headless lintian:lintian strip:binutils dpkg-deb:dpkg \
-    websocketd:websocketd chromium:chromium promtool:prometheus setpriv:util-linux; do
+    websocketd:websocketd chromium:chromium promtool:prometheus setpriv:util-linux \
+    redis-server:redis-server nats-server:nats-server; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || need="$need ${pair#*:}"
 done
 # nginx's stream module, for the PROXY protocol test behind nginx.

@@ -10,6 +10,7 @@ mod files;
 mod handshake;
 mod program;
 mod pump;
+mod room;
 mod route;
 
 use std::os::fd::AsRawFd;
@@ -32,6 +33,9 @@ use pump::{End, SocketFds};
 const GRACE: Duration = Duration::from_millis(500);
 /// How long the client has to answer our close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// How long a room member cut for reading slowly has to read to the
+/// close frame behind its queue.
+const LAGGING_CLOSE_WAIT: Duration = Duration::from_secs(10);
 const DEFAULT_MAX: usize = 1 << 20;
 /// Bytes read from the client at a time.
 const READ_BUFFER: usize = 4096;
@@ -50,12 +54,18 @@ struct Ws {
     protocols: Vec<String>,
     ping: Option<Duration>,
     idle: Option<Duration>,
+    /// `--room`, `--room-path`: connections join a room.
+    rooms: Option<room::RoomConfig>,
 }
 
 impl Engine for Ws {
     const NAME: &'static str = "jawas-ws";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const USAGE: &'static [&'static str] = &["-- PROGRAM [ARG]...", "--dir DIR"];
+    const USAGE: &'static [&'static str] = &[
+        "-- PROGRAM [ARG]...",
+        "--dir DIR",
+        "--room NAME | --room-path PREFIX",
+    ];
     const ABOUT: &'static str = "\
 Serves one WebSocket connection with PROGRAM: each text message from the
 client is one line on PROGRAM's stdin, each line PROGRAM writes to stdout is
@@ -65,7 +75,10 @@ exits the socket closes (1000 on exit 0, 1011 otherwise); when the client
 leaves, PROGRAM's stdin closes, then its group gets SIGTERM, then SIGKILL. A
 request that is not a WebSocket upgrade gets 426, or with --static DIR a file
 from DIR (GET/HEAD, index.html, validators). With --dir, the URL path
-picks the program: /chat runs DIR/chat, the rest of the path is PATH_INFO.";
+picks the program: /chat runs DIR/chat, the rest of the path is PATH_INFO.
+With --room or --room-path, the connection joins a room: each message goes
+to every member (JSON out; see docs/rooms.md); with a PROGRAM too, the
+client talks to PROGRAM and PROGRAM's lines go to the room.";
     const OPTIONS: &'static [Opt] = &[
         Opt::flag(
             "binary",
@@ -124,6 +137,83 @@ picks the program: /chat runs DIR/chat, the rest of the path is PATH_INFO.";
             "A subprotocol this service speaks (repeatable); the first one the client offers \
              is chosen.",
         ),
+        Opt::value(
+            "room",
+            "NAME",
+            "Every connection joins room NAME (letters, digits, '-', '_'; at most 64): a \
+             message from one member goes to all the others.",
+        ),
+        Opt::value(
+            "room-path",
+            "PREFIX",
+            "The room is the rest of the URL path after PREFIX: with /rooms/, a socket \
+             opened on /rooms/lobby joins lobby. Other paths get 404.",
+        ),
+        Opt::value(
+            "room-dir",
+            "DIR",
+            "Where rooms' hub sockets live (one directory per room); give each service \
+             its own. Default: /tmp/jawas-ws-rooms-UID.",
+        ),
+        Opt::flag("room-echo", "A member gets its own messages back too."),
+        Opt::flag("room-events", "Members see joins and leaves."),
+        Opt::value(
+            "room-bot",
+            "PROGRAM",
+            "Run PROGRAM for each room while it has members: it reads the room's events \
+             as lines on stdin and sends lines to the room or to one member.",
+        ),
+        Opt::value(
+            "room-linger",
+            "SECS",
+            "Keep an empty room's hub (and bot) for SECS, or for good with 'keep'. \
+             Default: 0.",
+        ),
+        Opt::value(
+            "room-max",
+            "N",
+            "At most N members per room (per host with a broker); the next one is closed \
+             with 1013.",
+        ),
+        Opt::value(
+            "room-max-rooms",
+            "N",
+            "At most N rooms with members at once under --room-dir; a connection that \
+             would open another is closed with 1013.",
+        ),
+        Opt::value(
+            "room-rate",
+            "N",
+            "A member may send N messages per second (bursts of N); one sending faster is \
+             closed with 1008.",
+        ),
+        Opt::value(
+            "room-queue",
+            "BYTES",
+            "Bytes that may wait for a client that reads slowly before it is cut \
+             (default 1048576).",
+        ),
+        Opt::value(
+            "room-cut",
+            "CODE",
+            "Close code for a client cut for reading too slowly: 1013 (default) or 1008.",
+        ),
+        Opt::flag(
+            "room-lost-close",
+            "When the room's hub or broker goes away, close with 1011 instead of telling \
+             the members with a system message and carrying on when it is back.",
+        ),
+        Opt::value(
+            "room-broker",
+            "URL",
+            "Pass rooms through a broker so they span hosts: redis://HOST:PORT (pub/sub) \
+             or nats://HOST:PORT.",
+        ),
+        Opt::value(
+            "room-host-id",
+            "ID",
+            "This host's part of connection ids (default: from /etc/machine-id).",
+        ),
     ];
 
     fn init(args: &Args) -> Result<Self, Error> {
@@ -133,7 +223,19 @@ picks the program: /chat runs DIR/chat, the rest of the path is PATH_INFO.";
             .value("static")
             .map(|d| open_dir("static", d))
             .transpose()?;
+        let rooms = room::options::parse(args)?;
+        if rooms.is_some() {
+            if dir.is_some() {
+                return Err(Error::usage("--room and --dir exclude each other"));
+            }
+            if args.flag("binary") || args.flag("pty") {
+                return Err(Error::usage(
+                    "rooms carry text: --binary and --pty do not apply",
+                ));
+            }
+        }
         match (argv.is_empty(), &dir) {
+            (true, None) if rooms.is_some() => {}
             (true, None) => {
                 return Err(Error::usage(
                     "no PROGRAM given (jawas-ws [OPTION]... -- PROGRAM [ARG]..., or --dir DIR)",
@@ -167,6 +269,7 @@ picks the program: /chat runs DIR/chat, the rest of the path is PATH_INFO.";
             protocols: args.values("protocol").map(str::to_string).collect(),
             ping: args.parse("ping", jawas_engine::parse_secs)?,
             idle: args.parse("idle-timeout", jawas_engine::parse_secs)?,
+            rooms,
         })
     }
 
@@ -200,6 +303,20 @@ impl Ws {
             }
             Decision::Accept(resp) => resp,
         };
+        if let Some(rooms) = &self.rooms {
+            let Some(name) = rooms.room_for(req.path()) else {
+                conn.send(Some(&req), Response::error(404))
+                    .map_err(|e| Error::io("write", &e))?;
+                return Ok(false);
+            };
+            let vars = env::cgi_vars(&req, conn.peer(), None);
+            conn.send(Some(&req), resp)
+                .map_err(|e| Error::io("write", &e))?;
+            let (mut ws, fds) = self.upgrade(conn)?;
+            return self
+                .run_room(rooms, &mut ws, &fds, &name, &vars)
+                .map(|()| false);
+        }
         let route = match self.dir.as_deref().map(|d| route::resolve(d, req.path())) {
             Some(Err(status)) => {
                 conn.send(Some(&req), Response::error(status))
@@ -236,10 +353,17 @@ impl Ws {
         }
         // 4 KiB reads instead of tungstenite's 128 KiB buffer: that buffer
         // is zeroed and so resident, most of a held connection's memory.
-        let config = WebSocketConfig::default()
+        let mut config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER)
             .max_message_size(Some(self.max))
             .max_frame_size(Some(self.max));
+        if let Some(rooms) = &self.rooms {
+            // A room's client queue: the write buffer, bounded (the pump
+            // cuts a client past it).
+            config = config
+                .write_buffer_size(rooms.queue / 2)
+                .max_write_buffer_size(rooms.queue);
+        }
         let ws = WebSocket::from_partially_read(up.stream, up.buffered, Role::Server, Some(config));
         Ok((ws, fds))
     }
@@ -289,11 +413,101 @@ impl Ws {
                 pump::close(ws, fds, CloseCode::Normal, CLOSE_WAIT);
                 prog.finish(GRACE);
             }
+            End::Lagging => {
+                pump::close(ws, fds, CloseCode::Again, CLOSE_WAIT);
+                prog.finish(GRACE);
+            }
             End::ClientClosed | End::ClientGone => {
                 prog.finish(GRACE);
             }
         }
         Ok(())
+    }
+
+    /// A member of room `name` (with PROGRAM, if one is given), from the
+    /// join to the end.
+    fn run_room(
+        &self,
+        rooms: &room::RoomConfig,
+        ws: &mut WebSocket<Duplex>,
+        fds: &SocketFds,
+        name: &str,
+        vars: &[(String, String)],
+    ) -> Result<(), Error> {
+        let (member, welcome) = match room::member::Member::join(rooms, name) {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("jawas-ws: cannot join room {name}: {e}");
+                pump::close(ws, fds, e.close_code(), CLOSE_WAIT);
+                return Ok(());
+            }
+        };
+        let mut backend = if self.argv.is_empty() {
+            RoomBackend::Alone(member)
+        } else {
+            let framing = Framing {
+                binary: false,
+                max: self.max,
+                pty: false,
+            };
+            match Program::start(&self.argv, vars, framing) {
+                Ok(program) => {
+                    RoomBackend::Program(room::with_program::WithProgram { member, program })
+                }
+                Err(e) => {
+                    pump::close(ws, fds, CloseCode::Error, CLOSE_WAIT);
+                    return Err(Error::system(format!("cannot start {}: {e}", self.argv[0])));
+                }
+            }
+        };
+        // Written now; a socket too full for it is the pump's to flush.
+        let _ = ws.write(welcome);
+        let _ = ws.flush();
+        let end = pump::run(ws, fds, backend.as_backend(), self.ping, self.idle);
+        let (member, status) = match &mut backend {
+            RoomBackend::Alone(m) => (&*m, None),
+            RoomBackend::Program(p) => {
+                let s = p.program.finish(GRACE);
+                (&p.member, Some(s.is_some_and(|s| s.success())))
+            }
+        };
+        let code = match end {
+            End::BackendDone if status == Some(false) => CloseCode::Error,
+            End::BackendDone => member.close_code(),
+            End::Lagging => {
+                // The close frame goes after the queue: let it in, and
+                // give the client longer to read its way to it.
+                ws.set_config(|c| c.max_write_buffer_size = usize::MAX);
+                drop(backend);
+                pump::close(ws, fds, rooms.slow_code, LAGGING_CLOSE_WAIT);
+                return Ok(());
+            }
+            End::Refused(code) => {
+                pump::close(ws, fds, code, CLOSE_WAIT);
+                return Err(Error::exit_code(exit::PEER));
+            }
+            End::Stopping => CloseCode::Away,
+            End::Idle => CloseCode::Normal,
+            End::ClientClosed | End::ClientGone => return Ok(()),
+        };
+        drop(backend);
+        pump::close(ws, fds, code, CLOSE_WAIT);
+        Ok(())
+    }
+}
+
+/// A room member alone, or with its PROGRAM.
+enum RoomBackend<'a> {
+    Alone(room::member::Member<'a>),
+    Program(room::with_program::WithProgram<'a>),
+}
+
+impl RoomBackend<'_> {
+    fn as_backend(&mut self) -> &mut dyn pump::Backend {
+        match self {
+            RoomBackend::Alone(m) => m,
+            RoomBackend::Program(p) => p,
+        }
     }
 }
 
@@ -309,5 +523,11 @@ fn open_dir(opt: &str, dir: &str) -> Result<PathBuf, Error> {
 }
 
 fn main() {
+    // A room's hub is this same program, started by the room's first
+    // member (room::mod), not by jawasd: no engine options, no connection.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(room::HUB_FLAG) {
+        std::process::exit(room::hub::main(&args[2..]));
+    }
     jawas_engine::run::<Ws>()
 }

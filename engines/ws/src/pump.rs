@@ -50,6 +50,20 @@ pub trait Backend {
     }
     /// Writes what waiting messages it can, without blocking.
     fn write_input(&mut self) {}
+    /// Whether its output is read even while frames wait for the client
+    /// (a room: its hub must never wait for one slow client). The
+    /// client's queue is then bounded by the WebSocket's write buffer
+    /// limit, and a client past it ends the pump with `End::Lagging`.
+    fn read_ahead(&self) -> bool {
+        false
+    }
+    /// More descriptors to watch (with their poll events) that are not
+    /// the client's business: a program whose output goes to a room.
+    fn side(&self) -> Vec<(BorrowedFd<'_>, i16)> {
+        Vec::new()
+    }
+    /// One of `side` is ready.
+    fn on_side(&mut self) {}
 }
 
 /// Why the pump stopped.
@@ -67,6 +81,8 @@ pub enum End {
     Stopping,
     /// No message either way for the idle limit.
     Idle,
+    /// The client did not read fast enough: its queue passed the limit.
+    Lagging,
 }
 
 /// The socket's descriptors, for poll: separate from the WebSocket,
@@ -123,6 +139,9 @@ pub fn run<S: Read + Write>(
         if ready.input {
             backend.write_input();
         }
+        if ready.side {
+            backend.on_side();
+        }
         if ready.sock_out {
             match ws.flush() {
                 Ok(()) => unflushed = false,
@@ -155,8 +174,11 @@ fn pass_output<S: Read + Write>(
         Ok(None) | Err(_) => return Err(End::BackendDone),
     };
     for m in msgs {
-        if ws.write(m).is_err() && !ws.can_write() {
-            return Err(End::ClientGone);
+        match ws.write(m) {
+            Ok(()) => {}
+            Err(Error::WriteBufferFull(_)) => return Err(End::Lagging),
+            Err(_) if !ws.can_write() => return Err(End::ClientGone),
+            Err(_) => {}
         }
     }
     let unflushed = match ws.flush() {
@@ -302,11 +324,18 @@ pub fn close<S: Read + Write>(
     }
     let end = Instant::now() + limit;
     loop {
+        // What still waits for the client (a slow one's queue, then the
+        // close frame) goes out as it reads, not only when it speaks.
+        let unflushed = match ws.flush() {
+            Ok(()) => false,
+            Err(e) if would_block(&e) => true,
+            Err(_) => return,
+        };
         match ws.read() {
             Ok(_) => {}
             Err(e) if would_block(&e) => {
                 let left = end.saturating_duration_since(Instant::now());
-                if left.is_zero() || wait(fds, &NoBackend, false, false, Some(left)).is_err() {
+                if left.is_zero() || wait(fds, &NoBackend, unflushed, false, Some(left)).is_err() {
                     return;
                 }
             }
@@ -344,6 +373,8 @@ struct Ready {
     input: bool,
     /// While not reading: the client shut down its sending side.
     shut: bool,
+    /// One of the backend's side descriptors.
+    side: bool,
 }
 
 /// Waits for the socket (and, unless frames are waiting to be written,
@@ -376,7 +407,11 @@ fn wait(
     if unflushed {
         set.push(entry(fds.output.as_fd(), libc::POLLOUT));
     }
-    let backend_fd = if unflushed { None } else { backend.output() };
+    let backend_fd = if unflushed && !backend.read_ahead() {
+        None
+    } else {
+        backend.output()
+    };
     if let Some(fd) = backend_fd {
         set.push(entry(fd, libc::POLLIN));
     }
@@ -384,6 +419,8 @@ fn wait(
     if let Some(fd) = input_fd {
         set.push(entry(fd, libc::POLLOUT));
     }
+    let side_at = set.len();
+    set.extend(backend.side().into_iter().map(|(fd, ev)| entry(fd, ev)));
     // A SIGTERM that lands between the check and poll is seen at the
     // latest after STOP_RECHECK.
     if jawas_engine::stopping() {
@@ -425,6 +462,7 @@ fn wait(
         output: next(backend_fd.is_some()),
         input: next(input_fd.is_some()),
         shut: !reading && sock & libc::POLLRDHUP != 0,
+        side: set[side_at..].iter().any(|p| p.revents & any != 0),
     })
 }
 
