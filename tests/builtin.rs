@@ -533,7 +533,10 @@ fn demo_config_checks_and_serves() {
     // control socket.
     let page = exchange(addr("front"), b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n");
     assert!(String::from_utf8_lossy(&page).contains("Field Notes"));
-    let chat = exchange(addr("front"), b"GET / HTTP/1.0\r\nHost: chat.localhost\r\n\r\n");
+    let chat = exchange(
+        addr("front"),
+        b"GET / HTTP/1.0\r\nHost: chat.localhost\r\n\r\n",
+    );
     assert!(String::from_utf8_lossy(&chat).starts_with("HTTP/1.1 200"));
     let metrics = exchange(addr("metrics"), b"GET /metrics HTTP/1.0\r\n\r\n");
     assert!(String::from_utf8_lossy(&metrics).contains("jawasd_connections_accepted_total"));

@@ -55,6 +55,9 @@ fn start(front_keys: &str) -> Jawasd {
     std::fs::set_permissions(&env, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let config = format!(
         r#"
+[server]
+control = "{{dir}}/control.sock"
+
 [services.front]
 listen = "127.0.0.1:0"
 {front_keys}
@@ -217,6 +220,21 @@ fn hosts_and_prefixes_pick_the_service() {
         "{}",
         d.log()
     );
+    // The router's counters: what it routed, what it answered itself.
+    let out = Command::new(jawas_tests::bin("jawasd"))
+        .args(["ctl", "--json", "--socket"])
+        .arg(d.dir().join("control.sock"))
+        .arg("status")
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let front = status["services"]
+        .as_array()
+        .and_then(|l| l.iter().find(|s| s["name"] == "front"))
+        .unwrap_or_else(|| panic!("no front in {status}"));
+    // Six requests routed, one answered 400 by jawasd.
+    assert_eq!(front["accepted"], 6, "{front}");
+    assert_eq!(front["refused_by"]["route_bad_request"], 1, "{front}");
 }
 
 #[test]
@@ -549,7 +567,7 @@ fn a_hand_back_is_not_refused_by_the_limits_of_the_engine_it_leaves() {
     let mut d2 = d;
     // One engine at a time: the one handing back must be gone before the
     // next starts.
-    assert!(d2.reload(&format!("[server]\nmax_connections = 1\n{cfg}")));
+    assert!(d2.reload(&cfg.replace("[server]\n", "[server]\nmax_connections = 1\n")));
     let first = "GET /users/ HTTP/1.1\r\nHost: x\r\n\r\n";
     let second = "GET /assets/app.css HTTP/1.1\r\nHost: x\r\n\r\n";
     for i in 1..=3 {
@@ -565,7 +583,7 @@ fn a_client_gone_mid_head_frees_its_slot_at_once() {
     let d = start("");
     let cfg = std::fs::read_to_string(d.dir().join("jawasd.toml")).unwrap();
     let mut d = d;
-    assert!(d.reload(&format!("[server]\nmax_pending = 1\n{cfg}")));
+    assert!(d.reload(&cfg.replace("[server]\n", "[server]\nmax_pending = 1\n")));
     let (mut s, _r) = connect(d.addr("front"));
     s.write_all(b"GET /users/ HTTP/1.1\r\nHo").unwrap();
     std::thread::sleep(Duration::from_millis(200));

@@ -204,6 +204,10 @@ impl Server {
         };
         match (target, found) {
             (Some((service, index)), _) => {
+                // The router's `accepted`: connections it routed.
+                if let Some(state) = self.services.get_mut(&w.router) {
+                    state.stats.accept(Instant::now());
+                }
                 let pick = pick(&w.router, &router, service, index);
                 debug!(
                     "route svc={} remote={} to={}",
