@@ -113,14 +113,17 @@ pub struct Upstreams {
 
 impl Upstreams {
     /// Where this connection starts. Each connection is its own process,
-    /// so round-robin takes the process id, which the kernel hands out in
-    /// increasing order as connections arrive (under exec and under a
-    /// zygote alike): consecutive connections start at consecutive
-    /// upstreams, give or take other processes started in between.
+    /// so round-robin keeps its count in a small file shared by every
+    /// process proxying to the same list (see `shared_counter`); if that
+    /// file cannot be used, the process id stands in.
     fn first(&self) -> usize {
         match self.balance {
             Balance::Order => 0,
-            Balance::RoundRobin => std::process::id() as usize % self.targets.len(),
+            Balance::RoundRobin => {
+                let key: Vec<String> = self.targets.iter().map(Target::authority).collect();
+                let n = shared_counter(&key.join(" ")).unwrap_or(std::process::id() as u64);
+                (n % self.targets.len() as u64) as usize
+            }
         }
     }
 
@@ -139,6 +142,45 @@ impl Upstreams {
         }
         Err(why.join("; "))
     }
+}
+
+/// Takes the next number of the counter named by `key`: a file of 8
+/// bytes under $XDG_RUNTIME_DIR (or /dev/shm, or the temporary directory),
+/// named for the user and a hash of `key`, read and incremented under an
+/// exclusive lock. `None` when it cannot be used (for example a file of
+/// that name owned by someone else).
+fn shared_counter(key: &str) -> Option<u64> {
+    use std::fs::OpenOptions;
+    use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_dir())
+        .or_else(|| Some(PathBuf::from("/dev/shm")).filter(|d| d.is_dir()))
+        .unwrap_or_else(std::env::temp_dir);
+    // FNV-1a: stable across runs and builds, unlike the std hasher.
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    let uid = nix::unistd::geteuid().as_raw();
+    let path = dir.join(format!("jawas-proxy-rr-{uid}-{hash:016x}"));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    if file.metadata().ok()?.uid() != uid {
+        return None;
+    }
+    file.lock().ok()?;
+    let mut buf = [0u8; 8];
+    let n = file.read_at(&mut buf, 0).ok()?;
+    let count = if n == 8 { u64::from_le_bytes(buf) } else { 0 };
+    file.write_at(&count.wrapping_add(1).to_le_bytes(), 0)
+        .ok()?;
+    Some(count)
 }
 
 /// An I/O error as a log reads it ("connection refused", "timed out").
