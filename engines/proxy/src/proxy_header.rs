@@ -141,7 +141,8 @@ mod tests {
         v6.extend_from_slice(&[0x13, 0x88, 0x01, 0xbb]);
         let mut local = sig.clone();
         local.extend_from_slice(&[0x20, 0x00, 0, 0]);
-        let cases: Vec<(Option<(&str, &str)>, Vec<u8>)> = vec![
+        type Case<'a> = (Option<(&'a str, &'a str)>, Vec<u8>);
+        let cases: Vec<Case> = vec![
             (Some(("192.0.2.1:5000", "10.0.0.1:80")), v4),
             (Some(("[2001:db8::1]:5000", "[::1]:443")), v6),
             (None, local),

@@ -248,7 +248,7 @@ pub fn location(value: &[u8], prefix: Option<&Prefix>, sent_host: &[u8]) -> Opti
             continue;
         };
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        if !rest[..end].as_bytes().eq_ignore_ascii_case(sent_host) {
+        if !rest.as_bytes()[..end].eq_ignore_ascii_case(sent_host) {
             return None;
         }
         path = &rest[end..];
