@@ -674,6 +674,94 @@ fn http_keeps_one_upstream_connection_per_client_connection() {
 }
 
 #[test]
+fn http_retries_only_idempotent_requests_on_a_connection_closed_under_it() {
+    // The first upstream connection answers one request, then closes when
+    // the second arrives (as a server closing an idle connection at that
+    // very moment would); later connections answer normally.
+    let first = Arc::new(AtomicUsize::new(0));
+    let up = upstream(move |s| {
+        let nth = first.fetch_add(1, Ordering::SeqCst);
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        let mut served = 0;
+        while let Some(req) = read_request(&mut r) {
+            if nth == 0 && served == 1 {
+                return;
+            }
+            let body = format!("{} on connection {nth}", req.method);
+            let _ = w.write_all(&sized("200 OK", "", body.as_bytes()));
+            served += 1;
+        }
+    });
+    let d = proxy(&["http", "--to", &up.to()]);
+    let mut c = connect(d.addr("px"));
+    let mut r = BufReader::new(c.try_clone().unwrap());
+    let mut exchange_one = |req: &str| -> (u16, String) {
+        c.write_all(req.as_bytes()).unwrap();
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            head.push_str(&line);
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let resp = Resp {
+            head,
+            body: Vec::new(),
+            complete: false,
+        };
+        let n: usize = resp.header("Content-Length").unwrap().parse().unwrap();
+        let mut body = vec![0; n];
+        r.read_exact(&mut body).unwrap();
+        (resp.status(), String::from_utf8(body).unwrap())
+    };
+    let get = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+    assert_eq!(exchange_one(get), (200, "GET on connection 0".into()));
+    assert_eq!(
+        exchange_one(get),
+        (200, "GET on connection 1".into()),
+        "GET resent"
+    );
+    // The same trap for a POST: not resent, 502.
+    let first = Arc::new(AtomicUsize::new(0));
+    let up = upstream(move |s| {
+        let nth = first.fetch_add(1, Ordering::SeqCst);
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        let mut served = 0;
+        while read_request(&mut r).is_some() {
+            if nth == 0 && served == 1 {
+                return;
+            }
+            let _ = w.write_all(&sized("200 OK", "", b"ok"));
+            served += 1;
+        }
+    });
+    let d = proxy(&["http", "--to", &up.to()]);
+    let url = format!("http://{}/", d.addr("px"));
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} ",
+            &url,
+            "-o",
+            "/dev/null",
+            "-d",
+            "x",
+            &url,
+        ])
+        .output()
+        .expect("curl (Debian package curl)");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200 502 ");
+    assert_eq!(up.count(), 1, "the POST was not sent again");
+}
+
+#[test]
 fn http_rewrites_location_and_strips_a_prefix() {
     let up = upstream(app);
     let d = proxy(&["http", "--to", &up.to(), "--strip-prefix", "/app"]);
