@@ -898,8 +898,18 @@ fn http_upstream_failures_are_502_and_504_and_never_truncated_successes() {
     assert!(started.elapsed() < Duration::from_secs(3));
     assert!(d.wait_log("no response within", SECS), "{}", d.log());
 
-    // Dying mid-body, with a length and chunked: the client's response
-    // is visibly incomplete.
+    // Dying within a small body (read whole before answering): 502.
+    let up = upstream(|mut s| {
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let _ = read_request(&mut r);
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly ten b");
+    });
+    let d = proxy(&["http", "--to", &up.to()]);
+    assert_eq!(get(d.addr("px"), "/", "").status(), 502);
+    assert!(d.wait_log("cut off", SECS), "{}", d.log());
+
+    // Dying mid-body, with a large length and chunked: the client's
+    // response is visibly incomplete.
     for chunked in [false, true] {
         let up = upstream(move |mut s| {
             let mut r = BufReader::new(s.try_clone().unwrap());
@@ -907,7 +917,7 @@ fn http_upstream_failures_are_502_and_504_and_never_truncated_successes() {
             let out: &[u8] = if chunked {
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3\r\nwor"
             } else {
-                b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly ten b"
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\nonly ten b"
             };
             let _ = s.write_all(out);
         });
@@ -1115,6 +1125,11 @@ fn command_line_is_checked() {
             &["--check", "tcp", "--to", "h:1", "--host", "x"],
             100,
             "--host is for http",
+        ),
+        (
+            &["--check", "tcp", "--to", "h:1", "--no-access-log"],
+            100,
+            "--no-access-log is for http",
         ),
         (
             &["--check", "tcp", "--to", "/a.sock"],

@@ -29,6 +29,10 @@ use crate::upstream::{describe, Stream, Upstreams};
 /// Largest upstream response head, and most fields in it.
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 200;
+/// Response bodies up to this length are read whole before the head is
+/// sent: the answer leaves in one write, and an upstream failing within
+/// it is a clean 502 rather than a cut-off response.
+const SMALL_BODY: u64 = 64 * 1024;
 
 /// Everything `http` mode is configured with.
 pub struct Config {
@@ -44,6 +48,7 @@ pub struct Config {
     /// Idle limit of an upgraded (WebSocket) tunnel.
     pub idle: Option<Duration>,
     pub limits: Limits,
+    pub access_log: bool,
 }
 
 /// One upstream connection.
@@ -55,6 +60,18 @@ struct Link {
     /// It carried a request before: a failure now may only mean the
     /// upstream closed it while idle.
     used: bool,
+    /// The receive timeout set on the socket, so it is set only when it
+    /// changes rather than twice per request.
+    timeout: Option<Duration>,
+}
+
+impl Link {
+    fn read_timeout(&mut self, t: Duration) {
+        if self.timeout != Some(t) {
+            let _ = self.reader.get_ref().set_read_timeout(Some(t));
+            self.timeout = Some(t);
+        }
+    }
 }
 
 /// Why an exchange with the upstream failed.
@@ -73,6 +90,9 @@ pub fn serve(cfg: &Config, conn: Connection) -> Result<(), Error> {
     let client_ip = conn.peer.remote_ip;
     let addrs = conn.peer.remote().zip(conn.peer.local());
     let mut conn = Conn::from_connection(conn, cfg.limits.clone());
+    if !cfg.access_log {
+        conn.log = jawas_http::AccessLog::Off;
+    }
     let mut proxy = Proxy {
         cfg,
         link: None,
@@ -231,6 +251,7 @@ impl Proxy<'_> {
             writer,
             authority: target.authority(),
             used: false,
+            timeout: None,
         };
         if let Some(v) = self.cfg.send_proxy {
             let header = proxy_header::encode(v, self.addrs);
@@ -265,10 +286,7 @@ impl Proxy<'_> {
             })?;
         }
         link.used = true;
-        let _ = link
-            .reader
-            .get_ref()
-            .set_read_timeout(Some(cfg.response_timeout));
+        link.read_timeout(cfg.response_timeout);
         loop {
             let h = match read_response_head(&mut link.reader, MAX_HEAD, MAX_HEADERS) {
                 Ok(h) => h,
@@ -371,15 +389,27 @@ impl Proxy<'_> {
             }
             return Ok(keep);
         }
-        let _ = link
-            .reader
-            .get_ref()
-            .set_read_timeout(Some(self.cfg.body_timeout));
+        let mut link = link;
+        link.read_timeout(self.cfg.body_timeout);
+        if let BodyKind::Length(n @ 0..=SMALL_BODY) = kind {
+            let mut body = vec![0; n as usize];
+            if let Err(e) = BodyReader::new(kind, &mut link.reader).read_exact(&mut body) {
+                let why = format!("{name}: response body cut off: {}", body_failure(&e));
+                return self.fail(conn, req, 502, &why);
+            }
+            resp.body = Body::Bytes(body);
+            let keep = conn.send(Some(req), resp)?;
+            if keeps {
+                self.link = Some(link);
+            }
+            return Ok(keep);
+        }
         let Link {
             reader,
             writer,
             authority,
             used,
+            timeout,
         } = link;
         let pull = Pull {
             body: Rc::new(RefCell::new(BodyReader::new(kind, reader))),
@@ -405,6 +435,7 @@ impl Proxy<'_> {
                     writer,
                     authority,
                     used,
+                    timeout,
                 });
             }
         }
@@ -466,6 +497,14 @@ fn send_body(
     Ok(())
 }
 
+/// Why reading a response body failed, as the log says it.
+fn body_failure(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => "the upstream closed the connection".to_string(),
+        _ => describe(e),
+    }
+}
+
 /// The response body as the layer pulls it, remembering an upstream
 /// failure (so it is logged as the upstream's, not the client's).
 struct Pull {
@@ -477,11 +516,7 @@ impl Read for Pull {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let r = self.body.borrow_mut().read(buf);
         if let Err(e) = &r {
-            let why = match e.kind() {
-                io::ErrorKind::UnexpectedEof => "the upstream closed the connection".to_string(),
-                _ => describe(e),
-            };
-            self.failed.set(Some(why));
+            self.failed.set(Some(body_failure(e)));
         }
         r
     }

@@ -27,7 +27,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const TCP_IDLE: Duration = Duration::from_secs(600);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 const BODY_TIMEOUT: Duration = Duration::from_secs(60);
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 
 enum Proxy {
     Tcp(tcp::Config),
@@ -41,8 +40,10 @@ const HTTP_ONLY: &[&str] = &[
     "trust-forwarded",
     "response-timeout",
     "body-timeout",
-    "client-timeout",
+    "request-timeout",
+    "send-timeout",
     "max-body",
+    "no-access-log",
 ];
 
 impl Engine for Proxy {
@@ -119,11 +120,9 @@ An upstream is HOST:PORT, [IPv6]:PORT, or (http) a Unix socket path.";
             "http: cut off a response whose body pauses longer than SECS, and give up on \
              an upstream that takes no request bytes for SECS (default 60).",
         ),
-        Opt::value(
-            "client-timeout",
-            "SECS",
-            "http: how long the client has to send a request, head and body (default 60).",
-        ),
+        jawas_http::options::REQUEST_TIMEOUT,
+        jawas_http::options::SEND_TIMEOUT,
+        jawas_http::options::NO_ACCESS_LOG,
         Opt::value(
             "max-body",
             "BYTES",
@@ -183,10 +182,10 @@ An upstream is HOST:PORT, [IPv6]:PORT, or (http) a Unix socket path.";
                 )));
             }
         }
+        let shared = jawas_http::options::limits(args)?;
         let limits = Limits {
-            request: args
-                .parse("client-timeout", parse_secs)?
-                .unwrap_or(CLIENT_TIMEOUT),
+            request: shared.request,
+            send: shared.send,
             max_body: args
                 .parse("max-body", |v| {
                     v.parse::<u64>()
@@ -209,6 +208,7 @@ An upstream is HOST:PORT, [IPv6]:PORT, or (http) a Unix socket path.";
                 .unwrap_or(BODY_TIMEOUT),
             idle,
             limits,
+            access_log: jawas_http::options::access_log(args),
         })))
     }
 
