@@ -32,7 +32,7 @@ pids=()
 stop_nginx() {
     local f
     for f in "$work"/*.pid; do
-        [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+        [ -f "$f" ] && kill "$(cat "$f" 2>/dev/null)" 2>/dev/null || true
     done
 }
 cleanup() {
@@ -163,12 +163,14 @@ ratio() { echo "$1 / $2" | bc -l | xargs printf '%.2f'; }
 
 echo "# proxy benchmark: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), ${DUR}s per wrk run, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
-J_TCP=$(tcp_run $P_JT)
-J_SMALL=$(wrk_run $P_JH /small.html)
-J_BIG=$(wrk_run $P_JH /1m.bin)
 for p in $P_JT $P_JH; do check $p /small.html 600; check $p /1m.bin $((1 << 20)); done
 
+# Each nginx configuration is measured right after jawas-proxy is measured
+# again, so both sides of a ratio see the same load on the machine.
 for workers in 1 auto; do
+    J_TCP=$(tcp_run $P_JT)
+    J_SMALL=$(wrk_run $P_JH /small.html)
+    J_BIG=$(wrk_run $P_JH /1m.bin)
     nginx_front "front-$workers" "$workers"
     nginx -c "$work/front-$workers.conf" -e "$work/front-$workers-error.log" &
     pids+=($!)
@@ -181,7 +183,7 @@ for workers in 1 auto; do
     kill "$(cat "$work/front-$workers.pid")"
     sleep 0.5
     echo
-    echo "nginx front: worker_processes $workers"
+    echo "nginx front: worker_processes $workers (load now $(cut -d' ' -f1 /proc/loadavg))"
     printf '%-34s %12s %12s %7s\n' measure jawas-proxy nginx ratio
     printf '%-34s %12s %12s %7s\n' "TCP, 4 x 256 MB (MB/s)" "$J_TCP" "$N_TCP" "$(ratio "$J_TCP" "$N_TCP")"
     printf '%-34s %12s %12s %7s\n' "HTTP small, 16 keep-alive (req/s)" "${J_SMALL% *}" "${N_SMALL% *}" "$(ratio "${J_SMALL% *}" "${N_SMALL% *}")"
