@@ -552,6 +552,57 @@ fn http_passes_requests_with_forwarding_fields_and_without_hop_by_hop() {
 }
 
 #[test]
+fn http_fails_over_reaches_unix_sockets_and_sends_a_proxy_header() {
+    // A refused upstream is skipped.
+    let up = upstream(app);
+    let d = proxy(&["http", "--to", &closed_port(), "--to", &up.to()]);
+    assert_eq!(get(d.addr("px"), "/echo", "").status(), 200);
+
+    // A Unix socket upstream.
+    let dir = TempDir::new();
+    let sock = dir.path().join("app.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { break };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let _ = s.write_all(&sized("200 OK", "", b"over a unix socket"));
+        }
+    });
+    let d = proxy(&["http", "--to", sock.to_str().unwrap()]);
+    assert_eq!(get(d.addr("px"), "/", "").body, b"over a unix socket");
+
+    // --send-proxy in http mode: the header starts the upstream connection.
+    let up = upstream(|s| {
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        if read_request(&mut r).is_some() {
+            let _ = w.write_all(&sized("200 OK", "", line.as_bytes()));
+        }
+    });
+    let d = proxy(&["http", "--to", &up.to(), "--send-proxy", "v1"]);
+    let mut c = connect(d.addr("px"));
+    let me = c.local_addr().unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let r = parse_response(&read_all(&mut c), false);
+    assert_eq!(
+        String::from_utf8(r.body).unwrap(),
+        format!(
+            "PROXY TCP4 127.0.0.1 127.0.0.1 {} {}\r\n",
+            me.port(),
+            d.addr("px").port()
+        )
+    );
+}
+
+#[test]
 fn http_bodies_both_ways_in_both_framings_and_head() {
     let up = upstream(app);
     let d = proxy(&["http", "--to", &up.to()]);
