@@ -1208,4 +1208,23 @@ fn command_line_is_checked() {
         assert_eq!(got, *code, "{args:?}: {err}");
         assert!(err.contains(says), "{args:?}: {err}");
     }
+    // Every problem is named, not only the first.
+    let (got, _, err, _) = run_engine(
+        "jawas-proxy",
+        dir.path(),
+        &[
+            "--check",
+            "http",
+            "--to",
+            "h",
+            "--strip-prefix",
+            "x",
+            "--body-timeout",
+            "0",
+        ],
+    );
+    assert_eq!(got, 100);
+    for says in ["--to 'h'", "--strip-prefix 'x'", "--body-timeout '0'"] {
+        assert!(err.contains(says), "{says}: {err}");
+    }
 }

@@ -18,7 +18,7 @@ mod upstream;
 
 use std::time::Duration;
 
-use jawas_engine::{parse_secs, Args, Connection, Engine, Error, Opt};
+use jawas_engine::{join, parse_secs, Args, Connection, Engine, Error, Opt};
 use jawas_http::Limits;
 
 use upstream::{Balance, Target, Upstreams};
@@ -131,85 +131,46 @@ An upstream is HOST:PORT, [IPv6]:PORT, or (http) a Unix socket path.";
     ];
 
     fn init(args: &Args) -> Result<Self, Error> {
-        let mode = match args.positionals() {
-            [m] if m == "tcp" || m == "http" => m.as_str(),
-            [] => return Err(Error::usage("no mode given: tcp or http")),
-            [m] => return Err(Error::usage(format!("unknown mode '{m}': tcp or http"))),
-            [_, extra, ..] => return Err(Error::usage(format!("unexpected argument '{extra}'"))),
+        let mode = mode(args)?;
+        // Both halves are parsed before either fails, so --check names
+        // every problem.
+        let specific = match mode {
+            Mode::Tcp => tcp_only(args).map(|()| None),
+            Mode::Http => http_config(args).map(Some),
         };
-        let targets = args.parse_all("to", Target::parse)?;
+        let ((targets, (balance, (connect_timeout, (send_proxy, idle)))), http) = join(
+            join(
+                args.parse_all("to", Target::parse),
+                join(
+                    args.parse("balance", Balance::parse),
+                    join(
+                        args.parse("connect-timeout", parse_secs),
+                        join(
+                            args.parse("send-proxy", proxy_header::Version::parse),
+                            args.parse("idle-timeout", parse_secs),
+                        ),
+                    ),
+                ),
+            ),
+            specific,
+        )?;
         if targets.is_empty() {
             return Err(Error::usage("no upstream given (--to HOST:PORT)"));
         }
-        if mode == "tcp" {
-            if let Some(opt) = HTTP_ONLY
-                .iter()
-                .find(|o| args.iter().any(|(n, _)| n == **o))
-            {
-                return Err(Error::usage(format!("--{opt} is for http mode only")));
-            }
-            if let Some(Target::Unix(p)) = targets.iter().find(|t| matches!(t, Target::Unix(_))) {
-                return Err(Error::usage(format!(
-                    "--to '{}': tcp mode relays to HOST:PORT only",
-                    p.display()
-                )));
-            }
-        }
         let upstreams = Upstreams {
             targets,
-            balance: args
-                .parse("balance", Balance::parse)?
-                .unwrap_or(Balance::Order),
-            connect_timeout: args
-                .parse("connect-timeout", parse_secs)?
-                .unwrap_or(CONNECT_TIMEOUT),
+            balance: balance.unwrap_or(Balance::Order),
+            connect_timeout: connect_timeout.unwrap_or(CONNECT_TIMEOUT),
         };
-        let send_proxy = args.parse("send-proxy", proxy_header::Version::parse)?;
-        let idle = Some(args.parse("idle-timeout", parse_secs)?.unwrap_or(TCP_IDLE));
-        if mode == "tcp" {
-            return Ok(Proxy::Tcp(tcp::Config {
+        let idle = Some(idle.unwrap_or(TCP_IDLE));
+        Ok(match http {
+            None => Proxy::Tcp(tcp::Config {
                 upstreams,
                 send_proxy,
                 idle,
-            }));
-        }
-        let prefix = args.parse("strip-prefix", rewrite::Prefix::parse)?;
-        let host = args.value("host").map(str::to_string);
-        if let Some(h) = &host {
-            if jawas_http::split_host(h).is_none() {
-                return Err(Error::usage(format!(
-                    "--host '{h}': not a valid host[:port]"
-                )));
-            }
-        }
-        let shared = jawas_http::options::limits(args)?;
-        let limits = Limits {
-            request: shared.request,
-            send: shared.send,
-            max_body: args
-                .parse("max-body", |v| {
-                    v.parse::<u64>()
-                        .map_err(|_| "not a number of bytes".to_string())
-                })?
-                .unwrap_or(u64::MAX),
-            ..Limits::default()
-        };
-        Ok(Proxy::Http(Box::new(http::Config {
-            upstreams,
-            send_proxy,
-            host,
-            prefix,
-            trust_forwarded: args.flag("trust-forwarded"),
-            response_timeout: args
-                .parse("response-timeout", parse_secs)?
-                .unwrap_or(RESPONSE_TIMEOUT),
-            body_timeout: args
-                .parse("body-timeout", parse_secs)?
-                .unwrap_or(BODY_TIMEOUT),
-            idle,
-            limits,
-            access_log: jawas_http::options::access_log(args),
-        })))
+            }),
+            Some(finish) => Proxy::Http(Box::new(finish(upstreams, send_proxy, idle))),
+        })
     }
 
     fn serve(&mut self, conn: Connection) -> Result<(), Error> {
@@ -218,6 +179,94 @@ An upstream is HOST:PORT, [IPv6]:PORT, or (http) a Unix socket path.";
             Proxy::Http(cfg) => http::serve(cfg, conn),
         }
     }
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Tcp,
+    Http,
+}
+
+/// The one positional argument.
+fn mode(args: &Args) -> Result<Mode, Error> {
+    match args.positionals() {
+        [m] if m == "tcp" => Ok(Mode::Tcp),
+        [m] if m == "http" => Ok(Mode::Http),
+        [] => Err(Error::usage("no mode given: tcp or http")),
+        [m] => Err(Error::usage(format!("unknown mode '{m}': tcp or http"))),
+        [_, extra, ..] => Err(Error::usage(format!("unexpected argument '{extra}'"))),
+    }
+}
+
+/// In tcp mode: no http option, no Unix socket.
+fn tcp_only(args: &Args) -> Result<(), Error> {
+    let mut problems = Vec::new();
+    for opt in HTTP_ONLY {
+        if args.iter().any(|(n, _)| n == *opt) {
+            problems.push(Error::usage(format!("--{opt} is for http mode only")));
+        }
+    }
+    for v in args.values("to") {
+        if let Ok(Target::Unix(p)) = Target::parse(v) {
+            problems.push(Error::usage(format!(
+                "--to '{}': tcp mode relays to HOST:PORT only",
+                p.display()
+            )));
+        }
+    }
+    Error::collect(problems)
+}
+
+/// What http mode reads besides the common options (every bad value
+/// reported), as the step that completes its `Config` with them.
+type HttpFinish =
+    Box<dyn FnOnce(Upstreams, Option<proxy_header::Version>, Option<Duration>) -> http::Config>;
+
+fn http_config(args: &Args) -> Result<HttpFinish, Error> {
+    let host = args.value("host").map(str::to_string);
+    let host_ok = match &host {
+        Some(h) if jawas_http::split_host(h).is_none() => Err(Error::usage(format!(
+            "--host '{h}': not a valid host[:port]"
+        ))),
+        _ => Ok(()),
+    };
+    let max_body = args.parse("max-body", |v| {
+        v.parse::<u64>()
+            .map_err(|_| "not a number of bytes".to_string())
+    });
+    let (prefix, (shared, (max_body, (response_timeout, (body_timeout, ()))))) = join(
+        args.parse("strip-prefix", rewrite::Prefix::parse),
+        join(
+            jawas_http::options::limits(args),
+            join(
+                max_body,
+                join(
+                    args.parse("response-timeout", parse_secs),
+                    join(args.parse("body-timeout", parse_secs), host_ok),
+                ),
+            ),
+        ),
+    )?;
+    let limits = Limits {
+        request: shared.request,
+        send: shared.send,
+        max_body: max_body.unwrap_or(u64::MAX),
+        ..Limits::default()
+    };
+    let trust_forwarded = args.flag("trust-forwarded");
+    let access_log = jawas_http::options::access_log(args);
+    Ok(Box::new(move |upstreams, send_proxy, idle| http::Config {
+        upstreams,
+        send_proxy,
+        host,
+        prefix,
+        trust_forwarded,
+        response_timeout: response_timeout.unwrap_or(RESPONSE_TIMEOUT),
+        body_timeout: body_timeout.unwrap_or(BODY_TIMEOUT),
+        idle,
+        limits,
+        access_log,
+    }))
 }
 
 fn main() {
