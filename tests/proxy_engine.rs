@@ -193,6 +193,25 @@ fn tcp_half_close_passes_each_way() {
     assert_eq!(rx.recv_timeout(SECS).unwrap(), b"after the end");
 }
 
+#[test]
+fn tcp_idle_connections_are_closed() {
+    let up = upstream(|mut s| {
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+    });
+    let d = proxy(&["tcp", "--to", &up.to(), "--idle-timeout", "0.5"]);
+    let mut c = connect(d.addr("px"));
+    let started = Instant::now();
+    c.write_all(b"one byte, then silence").unwrap();
+    assert_eq!(read_all(&mut c), b"");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert!(d.wait_log("idle timeout", SECS), "{}", d.log());
+}
+
 fn named(name: &'static str) -> Upstream {
     upstream(move |mut s| {
         let _ = s.write_all(name.as_bytes());
@@ -948,6 +967,20 @@ fn http_upstream_failures_are_502_and_504_and_never_truncated_successes() {
     assert_eq!(get(d.addr("px"), "/", "").status(), 504);
     assert!(started.elapsed() < Duration::from_secs(3));
     assert!(d.wait_log("no response within", SECS), "{}", d.log());
+
+    // A body that stalls past --body-timeout is cut off.
+    let up = upstream(|mut s| {
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let _ = read_request(&mut r);
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\nstart");
+        std::thread::sleep(Duration::from_secs(5));
+    });
+    let d = proxy(&["http", "--to", &up.to(), "--body-timeout", "0.5"]);
+    let started = Instant::now();
+    let r = get(d.addr("px"), "/", "");
+    assert!(!r.complete && r.body == b"start", "{}", r.head);
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert!(d.wait_log("timed out", SECS), "{}", d.log());
 
     // Dying within a small body (read whole before answering): 502.
     let up = upstream(|mut s| {
