@@ -377,33 +377,49 @@ impl Proxy<'_> {
             conn.send(Some(req), resp)?;
             return self.tunnel(conn, link);
         }
-        if kind == BodyKind::None {
-            resp.body = match content_length {
-                Some(n) => Body::Sized(Box::new(io::empty()), n),
-                None if req.is_head() => Body::Stream(Box::new(io::empty())),
-                None => Body::Empty,
-            };
-            let keep = conn.send(Some(req), resp)?;
-            if keeps {
-                self.link = Some(link);
-            }
-            return Ok(keep);
-        }
         let mut link = link;
-        link.read_timeout(self.cfg.body_timeout);
-        if let BodyKind::Length(n @ 0..=SMALL_BODY) = kind {
-            let mut body = vec![0; n as usize];
-            if let Err(e) = BodyReader::new(kind, &mut link.reader).read_exact(&mut body) {
-                let why = format!("{name}: response body cut off: {}", body_failure(&e));
-                return self.fail(conn, req, 502, &why);
+        match kind {
+            BodyKind::None => {
+                resp.body = match content_length {
+                    Some(n) => Body::Sized(Box::new(io::empty()), n),
+                    None if req.is_head() => Body::Stream(Box::new(io::empty())),
+                    None => Body::Empty,
+                };
             }
-            resp.body = Body::Bytes(body);
-            let keep = conn.send(Some(req), resp)?;
-            if keeps {
-                self.link = Some(link);
+            BodyKind::Length(n @ 0..=SMALL_BODY) => {
+                link.read_timeout(self.cfg.body_timeout);
+                let mut body = vec![0; n as usize];
+                if let Err(e) = BodyReader::new(kind, &mut link.reader).read_exact(&mut body) {
+                    let why = format!("{name}: response body cut off: {}", body_failure(&e));
+                    return self.fail(conn, req, 502, &why);
+                }
+                resp.body = Body::Bytes(body);
             }
-            return Ok(keep);
+            _ => {
+                link.read_timeout(self.cfg.body_timeout);
+                return self.stream(conn, req, resp, link, kind, keeps);
+            }
         }
+        let keep = conn.send(Some(req), resp)?;
+        if keeps {
+            self.link = Some(link);
+        }
+        Ok(keep)
+    }
+
+    /// Sends a response whose body is pulled from the upstream as the
+    /// client takes it; keeps the upstream connection if the body ended
+    /// where its framing said.
+    fn stream(
+        &mut self,
+        conn: &mut Conn,
+        req: &Request,
+        mut resp: Response,
+        link: Link,
+        kind: BodyKind,
+        keeps: bool,
+    ) -> io::Result<bool> {
+        let name = link.authority.clone();
         let Link {
             reader,
             writer,
