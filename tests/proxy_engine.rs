@@ -1018,6 +1018,20 @@ fn http_upstream_failures_are_502_and_504_and_never_truncated_successes() {
             "chunked={chunked}: {}",
             d.log()
         );
+        // To an HTTP/1.0 client, whose body ends with the connection,
+        // the end is a reset, never a clean close.
+        let mut c = connect(d.addr("px"));
+        c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        let mut buf = [0u8; 4096];
+        let end = loop {
+            match c.read(&mut buf) {
+                Ok(0) => break "a clean close",
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break "a reset",
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(end, "a reset", "chunked={chunked}");
         // curl calls it a failed transfer too.
         let out = Command::new("curl")
             .args(["-s", &format!("http://{}/", d.addr("px"))])

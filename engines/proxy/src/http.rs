@@ -88,6 +88,7 @@ enum Fail {
 /// Serves one client connection.
 pub fn serve(cfg: &Config, conn: Connection) -> Result<(), Error> {
     let client_ip = conn.peer.remote_ip;
+    let client_out = conn.output().as_raw_fd();
     let addrs = conn.peer.remote().zip(conn.peer.local());
     let mut conn = Conn::from_connection(conn, cfg.limits.clone());
     if !cfg.access_log {
@@ -98,6 +99,7 @@ pub fn serve(cfg: &Config, conn: Connection) -> Result<(), Error> {
         link: None,
         client_ip,
         addrs,
+        client_out,
         broken: None,
     };
     let code = jawas_http::serve(&mut conn, |conn, req| proxy.handle(conn, req));
@@ -113,9 +115,33 @@ struct Proxy<'a> {
     client_ip: Option<std::net::IpAddr>,
     /// Client and local address, for a PROXY header.
     addrs: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
+    /// The client socket (owned by the `Conn`, open while it lives).
+    client_out: std::os::fd::RawFd,
     /// Set when the upstream failed in the middle of a response, which
     /// ended the client connection.
     broken: Option<String>,
+}
+
+/// Makes the coming close of the client connection a reset (SO_LINGER 0):
+/// a response cut off by the upstream must not end like a complete one,
+/// and for a body delimited by the close (an HTTP/1.0 client) a clean
+/// close would say exactly that. On a pipe (a test) it does nothing.
+fn reset_on_close(fd: std::os::fd::RawFd) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt with a linger struct we own, on a descriptor the
+    // caller keeps open.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
 }
 
 fn log(msg: &str) {
@@ -441,6 +467,7 @@ impl Proxy<'_> {
             let why = format!("{name}: response body cut off: {e}");
             log(&format!("{} {}: {why}", req.method, req.target));
             self.broken = Some(why);
+            reset_on_close(self.client_out);
             return Err(io::Error::other("upstream failed mid-body"));
         }
         let keep = sent?;
