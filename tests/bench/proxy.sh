@@ -9,11 +9,12 @@
 # sendfile) serving the files. Access logs are off on both sides.
 #
 # A harness that prints numbers and ratios, never a test.
-# Usage: tests/bench/proxy.sh [seconds per wrk run, default 10]
+# Usage: tests/bench/proxy.sh [seconds of wrk per measurement and side,
+# default 15, in ROUNDS=3 alternating rounds]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/bench/lib.sh
-DUR=${1:-10}
+DUR=${1:-15}
 PATH="$PATH:/usr/sbin:/sbin"
 STREAM_MOD=/usr/lib/nginx/modules/ngx_stream_module.so
 
@@ -165,27 +166,38 @@ echo "# proxy benchmark: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1
 
 for p in $P_JT $P_JH; do check $p /small.html 600; check $p /1m.bin $((1 << 20)); done
 
-# Each nginx configuration is measured right after jawas-proxy is measured
-# again, so both sides of a ratio see the same load on the machine.
+# On a shared machine the load changes under a run: each measurement
+# alternates jawas-proxy and nginx in ROUNDS short rounds (DUR/ROUNDS
+# seconds of wrk each, one 1 GB transfer each) and reports the mean, so
+# both sides of a ratio see the same moments.
+ROUNDS=${ROUNDS:-3}
+SLICE=$(( DUR / ROUNDS > 0 ? DUR / ROUNDS : 1 ))
+mean() { tr ' ' '\n' | awk 'NF {s += $1; n++} END {printf "%.0f", s / n}'; }
+
 for workers in 1 auto; do
-    J_TCP=$(tcp_run $P_JT)
-    J_SMALL=$(wrk_run $P_JH /small.html)
-    J_BIG=$(wrk_run $P_JH /1m.bin)
     nginx_front "front-$workers" "$workers"
     nginx -c "$work/front-$workers.conf" -e "$work/front-$workers-error.log" &
     pids+=($!)
     wait_ports $P_NT $P_NH
     check $P_NT /small.html 600
     check $P_NH /1m.bin $((1 << 20))
-    N_TCP=$(tcp_run $P_NT)
-    N_SMALL=$(wrk_run $P_NH /small.html)
-    N_BIG=$(wrk_run $P_NH /1m.bin)
+    jt=(); nt=(); js=(); ns=(); jb=(); nb=()
+    for _ in $(seq "$ROUNDS"); do
+        jt+=("$(tcp_run $P_JT)"); nt+=("$(tcp_run $P_NT)")
+        r=$(DUR=$SLICE wrk_run $P_JH /small.html); js+=("${r% *}")
+        r=$(DUR=$SLICE wrk_run $P_NH /small.html); ns+=("${r% *}")
+        r=$(DUR=$SLICE wrk_run $P_JH /1m.bin); jb+=("${r#* }")
+        r=$(DUR=$SLICE wrk_run $P_NH /1m.bin); nb+=("${r#* }")
+    done
     kill "$(cat "$work/front-$workers.pid")"
     sleep 0.5
+    J_TCP=$(mean <<<"${jt[*]}"); N_TCP=$(mean <<<"${nt[*]}")
+    J_SMALL=$(mean <<<"${js[*]}"); N_SMALL=$(mean <<<"${ns[*]}")
+    J_BIG=$(mean <<<"${jb[*]}"); N_BIG=$(mean <<<"${nb[*]}")
     echo
-    echo "nginx front: worker_processes $workers (load now $(cut -d' ' -f1 /proc/loadavg))"
+    echo "nginx front: worker_processes $workers (load now $(cut -d' ' -f1 /proc/loadavg); rounds: small ${js[*]} vs ${ns[*]})"
     printf '%-34s %12s %12s %7s\n' measure jawas-proxy nginx ratio
     printf '%-34s %12s %12s %7s\n' "TCP, 4 x 256 MB (MB/s)" "$J_TCP" "$N_TCP" "$(ratio "$J_TCP" "$N_TCP")"
-    printf '%-34s %12s %12s %7s\n' "HTTP small, 16 keep-alive (req/s)" "${J_SMALL% *}" "${N_SMALL% *}" "$(ratio "${J_SMALL% *}" "${N_SMALL% *}")"
-    printf '%-34s %12s %12s %7s\n' "HTTP 1 MB, 16 keep-alive (MB/s)" "${J_BIG#* }" "${N_BIG#* }" "$(ratio "${J_BIG#* }" "${N_BIG#* }")"
+    printf '%-34s %12s %12s %7s\n' "HTTP small, 16 keep-alive (req/s)" "$J_SMALL" "$N_SMALL" "$(ratio "$J_SMALL" "$N_SMALL")"
+    printf '%-34s %12s %12s %7s\n' "HTTP 1 MB, 16 keep-alive (MB/s)" "$J_BIG" "$N_BIG" "$(ratio "$J_BIG" "$N_BIG")"
 done
