@@ -832,6 +832,32 @@ fn http_retries_only_idempotent_requests_on_a_connection_closed_under_it() {
 }
 
 #[test]
+fn http_reopens_an_upstream_connection_closed_while_idle() {
+    // Each upstream connection answers one request (saying nothing of
+    // closing) and closes: a POST a second later must go out on a new one,
+    // not fail on the dead one (a POST is never sent twice, so the close
+    // must be noticed before it is sent).
+    let up = upstream(|s| {
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        if let Some(req) = read_request(&mut r) {
+            let _ = w.write_all(&sized("200 OK", "", req.method.as_bytes()));
+        }
+    });
+    let d = proxy(&["http", "--to", &up.to()]);
+    let mut c = connect(d.addr("px"));
+    c.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    let mut buf = [0u8; 256];
+    let n = c.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).ends_with("GET"));
+    std::thread::sleep(Duration::from_millis(1300));
+    c.write_all(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx")
+        .unwrap();
+    let r = parse_response(&read_all(&mut c), false);
+    assert_eq!((r.status(), r.body.as_slice()), (200, b"POST".as_slice()));
+}
+
+#[test]
 fn http_rewrites_location_and_strips_a_prefix() {
     let up = upstream(app);
     let d = proxy(&["http", "--to", &up.to(), "--strip-prefix", "/app"]);
