@@ -231,18 +231,16 @@ impl Proxy<'_> {
         };
         let retryable = idempotent(&req.method) && framing == BodyFraming::None;
         let mut tried_fresh = false;
-        let head = loop {
-            if let Err(why) = self.ensure_link() {
-                return self.fail(conn, &req, 502, &format!("no upstream answered: {why}"));
-            }
-            let used = self.link.as_ref().is_some_and(|l| l.used);
+        let (head, link) = loop {
+            let mut link = match self.open_link() {
+                Ok(l) => l,
+                Err(why) => {
+                    return self.fail(conn, &req, 502, &format!("no upstream answered: {why}"))
+                }
+            };
             let ctx = Context {
                 host: self.cfg.host.as_deref(),
-                upstream: &self
-                    .link
-                    .as_ref()
-                    .map(|l| l.authority.clone())
-                    .unwrap_or_default(),
+                upstream: &link.authority,
                 client_ip: self.client_ip,
                 trust_forwarded: self.cfg.trust_forwarded,
             };
@@ -254,16 +252,15 @@ impl Proxy<'_> {
                 upgrade.as_deref(),
                 &ctx,
             );
-            match self.exchange(conn, &req, &out) {
-                Ok(h) => break h,
+            let used = link.used;
+            match self.exchange(conn, &req, &out, &mut link) {
+                Ok(h) => break (h, link),
                 Err(Fail::Closed(_)) if used && retryable && !tried_fresh => {
-                    self.link = None;
                     tried_fresh = true;
                 }
                 Err(Fail::Closed(why)) => return self.fail(conn, &req, 502, &why),
                 Err(Fail::Status(s, why)) => return self.fail(conn, &req, s, &why),
                 Err(Fail::Client(e)) => {
-                    self.link = None;
                     if e.status().is_some() {
                         conn.send_error(&e);
                     }
@@ -271,16 +268,16 @@ impl Proxy<'_> {
                 }
             }
         };
-        let link = self.link.take().expect("exchange keeps the link");
         self.respond(conn, &req, head, link, upgrade.is_some())
     }
 
-    /// Makes sure `self.link` is an open upstream connection.
-    fn ensure_link(&mut self) -> Result<(), String> {
-        if self.link.as_ref().is_some_and(still_open) {
-            return Ok(());
+    /// The upstream connection for the next request: the kept one if it
+    /// is still open, else a new one. Taken out of `self.link` until the
+    /// response is done and it may be kept again.
+    fn open_link(&mut self) -> Result<Link, String> {
+        if let Some(link) = self.link.take().filter(still_open) {
+            return Ok(link);
         }
-        self.link = None;
         let (stream, target) = self.cfg.upstreams.connect()?;
         let writer = stream.try_clone().map_err(|e| e.to_string())?;
         let _ = writer.set_write_timeout(Some(self.cfg.body_timeout));
@@ -298,20 +295,19 @@ impl Proxy<'_> {
                 .write_all(&header)
                 .map_err(|e| format!("{}: {}", link.authority, describe(&e)))?;
         }
-        self.link = Some(link);
-        Ok(())
+        Ok(link)
     }
 
     /// Sends the request (head, then the client's body as it arrives) and
     /// reads the response head, skipping interim 1xx answers.
     fn exchange(
-        &mut self,
+        &self,
         conn: &mut Conn,
         req: &Request,
         head: &[u8],
+        link: &mut Link,
     ) -> Result<jawas_http::client::ResponseHead, Fail> {
         let cfg = self.cfg;
-        let link = self.link.as_mut().expect("ensure_link made it");
         let name = link.authority.clone();
         let closed = |e: &io::Error| Fail::Closed(format!("{name}: {}", describe(e)));
         link.writer.write_all(head).map_err(|e| closed(&e))?;
