@@ -171,8 +171,10 @@ fn tcp_half_close_passes_each_way() {
         s.read_to_end(&mut got).unwrap();
         let _ = s.write_all(format!("got {} bytes", got.len()).as_bytes());
     });
-    let d = proxy(&["tcp", "--to", &up.to()]);
-    assert_eq!(exchange(d.addr("px"), b"hello"), b"got 5 bytes");
+    for spawn in ["", "spawn = \"zygote\"\n"] {
+        let d = proxy_with(&["tcp", "--to", &up.to()], spawn);
+        assert_eq!(exchange(d.addr("px"), b"hello"), b"got 5 bytes", "{spawn}");
+    }
 
     // The upstream's end reaches the client, who may still send.
     let (tx, rx) = mpsc::channel();
