@@ -249,15 +249,19 @@ fn tcp_fails_over_and_balances() {
     // Round-robin: connections alternate; order: always the first.
     let b = named("b");
     for (balance, want) in [("round-robin", "abab"), ("order", "aaaa")] {
-        let d = proxy(&[
-            "tcp",
-            "--balance",
-            balance,
-            "--to",
-            &a.to(),
-            "--to",
-            &b.to(),
-        ]);
+        // The round-robin counter goes to the test's directory.
+        let d = proxy_with(
+            &[
+                "tcp",
+                "--balance",
+                balance,
+                "--to",
+                &a.to(),
+                "--to",
+                &b.to(),
+            ],
+            "env = { XDG_RUNTIME_DIR = \"{dir}\" }\n",
+        );
         let got: String = (0..4)
             .map(|_| String::from_utf8(exchange(d.addr("px"), b"")).unwrap())
             .collect();
