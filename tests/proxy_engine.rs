@@ -1073,6 +1073,25 @@ fn http_upstream_failures_are_502_and_504_and_never_truncated_successes() {
     }
 }
 
+#[test]
+fn http_failure_reasons_never_reach_a_socket_on_stderr() {
+    // stderr = "socket" (as under inetd): the reason goes to syslog, the
+    // client gets only the 502.
+    let d = Jawasd::start(&format!(
+        "[services.px]\nlisten = \"127.0.0.1:0\"\nengine = \"jawas-proxy\"\n\
+         args = [\"http\", \"--to\", \"{}\"]\nstderr = \"socket\"\n",
+        closed_port()
+    ));
+    let mut c = connect(d.addr("px"));
+    c.write_all(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let raw = read_all(&mut c);
+    let text = String::from_utf8_lossy(&raw);
+    let r = parse_response(&raw, false);
+    assert!(r.status() == 502 && r.complete, "{text}");
+    assert!(!text.contains("jawas-proxy"), "{text}");
+}
+
 /// Whether Python's `websockets` is importable; a test needing it fails
 /// with the command that installs it otherwise.
 fn python_client(url: &str, body: &str) -> String {

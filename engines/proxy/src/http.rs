@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use jawas_engine::{Connection, Error};
 use jawas_http::client::{read_response_head, response_body_kind, BodyKind, BodyReader};
-use jawas_http::{Body, Conn, Framing, HttpError, Limits, Request, Response};
+use jawas_http::{AccessLog, Body, Conn, Framing, HttpError, Limits, Request, Response};
 
 use crate::proxy_header;
 use crate::relay;
@@ -102,11 +102,13 @@ pub fn serve(cfg: &Config, conn: Connection) -> Result<(), Error> {
         client_ip,
         addrs,
         client_out,
-        broken: None,
+        broken: false,
     };
     let code = jawas_http::serve(&mut conn, |conn, req| proxy.handle(conn, req));
-    if let Some(why) = proxy.broken {
-        return Err(Error::system(why));
+    if proxy.broken {
+        // Logged already (see `log`); 111 says the failure was not the
+        // client's, without a second line that could reach the socket.
+        return Err(Error::exit_code(jawas_engine::exit::SYSTEM));
     }
     jawas_engine::status(code)
 }
@@ -119,9 +121,9 @@ struct Proxy<'a> {
     addrs: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
     /// The client socket (owned by the `Conn`, open while it lives).
     client_out: std::os::fd::RawFd,
-    /// Set when the upstream failed in the middle of a response, which
-    /// ended the client connection.
-    broken: Option<String>,
+    /// The upstream failed in the middle of a response, which ended the
+    /// client connection.
+    broken: bool,
 }
 
 /// Makes the coming close of the client connection a reset (SO_LINGER 0):
@@ -146,9 +148,19 @@ fn reset_on_close(fd: std::os::fd::RawFd) {
     }
 }
 
-fn log(msg: &str) {
-    let line = format!("jawas-proxy: {msg}\n");
-    let _ = io::stderr().lock().write_all(line.as_bytes());
+/// Logs why a request failed: to syslog when stderr is the connection
+/// itself (`stderr = "socket"`, where a line would corrupt the response),
+/// else to stderr, whether or not the access log is on.
+fn log(conn: &Conn, msg: &str) {
+    let line = format!("jawas-proxy: {msg}");
+    match conn.log {
+        AccessLog::Syslog => conn.log.line(&line),
+        _ => {
+            let _ = io::stderr()
+                .lock()
+                .write_all(format!("{line}\n").as_bytes());
+        }
+    }
 }
 
 fn idempotent(method: &str) -> bool {
@@ -357,7 +369,10 @@ impl Proxy<'_> {
     /// Answers a request the upstream could not: logs why, drops the
     /// upstream connection.
     fn fail(&mut self, conn: &mut Conn, req: &Request, status: u16, why: &str) -> io::Result<bool> {
-        log(&format!("{} {}: {status}: {why}", req.method, req.target));
+        log(
+            conn,
+            &format!("{} {}: {status}: {why}", req.method, req.target),
+        );
         self.link = None;
         conn.send(Some(req), Response::error(status))
     }
@@ -482,8 +497,8 @@ impl Proxy<'_> {
         let sent = conn.send(Some(req), resp);
         if let Some(e) = failed.take() {
             let why = format!("{name}: response body cut off: {e}");
-            log(&format!("{} {}: {why}", req.method, req.target));
-            self.broken = Some(why);
+            log(conn, &format!("{} {}: {why}", req.method, req.target));
+            self.broken = true;
             reset_on_close(self.client_out);
             return Err(io::Error::other("upstream failed mid-body"));
         }
