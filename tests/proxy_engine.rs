@@ -2,15 +2,19 @@
 //! listener) through the real jawasd, with upstreams that are small
 //! servers in this test (to count connections, stall, or die mid-body) or
 //! real Jawas engines. TCP mode: 100 MB both ways checked byte for byte,
-//! half-close each way, failover and round-robin, PROXY v1/v2 headers read
-//! by jawasd's own parser. HTTP mode: GET/HEAD/POST with Content-Length
-//! and chunked bodies both ways, forwarding fields and hop-by-hop removal,
-//! byte-for-byte fields, keep-alive reuse (upstream connections counted),
-//! Location and prefix rewriting, a 1 GB response with the engine's peak
-//! memory read from /proc, server-sent events arriving as written, a
-//! WebSocket (Python `websockets`) through the tunnel, 502, 504, an
-//! upstream dying mid-body, zygote mode, and git clone and push through
-//! the proxy to jawas-cgi running git http-backend.
+//! half-close each way (exec and zygote), the idle timeout, failover and
+//! round-robin, PROXY v1/v2 headers read by jawasd's own parser. HTTP
+//! mode: GET/HEAD/POST with Content-Length and chunked bodies both ways,
+//! forwarding fields and hop-by-hop removal, byte-for-byte fields,
+//! keep-alive reuse (upstream connections counted), an upstream connection
+//! closed while idle or under a request (GET resent, POST not), failover,
+//! a Unix socket upstream, a PROXY header, Location and prefix rewriting,
+//! a 1 GB response with the engine's peak memory read from /proc,
+//! server-sent events arriving as written, a WebSocket (Python
+//! `websockets`) through the tunnel, 502, 504, a stalled body, an
+//! upstream dying mid-body (a reset for HTTP/1.0), failure reasons kept
+//! off a socket on stderr, zygote mode, `--check`, and git clone and push
+//! through the proxy to jawas-cgi running git http-backend.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
