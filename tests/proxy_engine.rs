@@ -666,6 +666,20 @@ fn http_bodies_both_ways_in_both_framings_and_head() {
             r.body.len()
         );
     }
+    // Expect: 100-continue: the proxy answers it, then passes the body.
+    let mut c = connect(addr);
+    c.write_all(
+        b"POST /body HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\
+          Expect: 100-continue\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut interim = [0u8; 25];
+    c.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    c.write_all(b"ping").unwrap();
+    let r = parse_response(&read_all(&mut c), false);
+    assert_eq!((r.status(), r.body.as_slice()), (200, b"ping".as_slice()));
+
     // HEAD: the upstream's length, no body.
     let r = ask(
         addr,
