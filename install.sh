@@ -54,7 +54,7 @@ if [ -z "$confdir" ]; then
     esac
 fi
 
-engines="jawas-builtin jawas-static jawas-cgi jawas-ws jawas-blog"
+engines="jawas-builtin jawas-static jawas-cgi jawas-ws jawas-blog jawas-proxy"
 if [ "$build" = yes ]; then
     cargo build --release --workspace
 fi

@@ -62,6 +62,7 @@ fn install_sh_puts_everything_under_the_prefix_and_the_demo_runs_from_there() {
         "jawas-cgi",
         "jawas-ws",
         "jawas-blog",
+        "jawas-proxy",
     ];
     for b in engines.iter().chain(&["jawasd"]) {
         assert!(prefix.join("bin").join(b).is_file(), "bin/{b}\n{report}");

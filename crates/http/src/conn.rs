@@ -847,7 +847,8 @@ impl Conn {
         Ok(keep)
     }
 
-    /// The response head: status line, Date, Server, the handler's fields
+    /// The response head: status line, Date, Server (unless the handler
+    /// gives its own), the handler's fields
     /// (framing and Connection fields are ours, unsafe ones dropped; a 101
     /// keeps the handler's Connection: Upgrade), then framing.
     fn head(
@@ -863,9 +864,21 @@ impl Conn {
         head.extend_from_slice(resp.status.to_string().as_bytes());
         head.push(b' ');
         head.extend_from_slice(reason(resp.status).as_bytes());
-        head.extend_from_slice(b"\r\nDate: ");
-        head.extend_from_slice(self.date().as_bytes());
-        head.extend_from_slice(b"\r\nServer: jawas\r\n");
+        // A handler's own Date or Server (a proxy passing on an
+        // upstream's) replaces ours rather than doubling it.
+        let has = |name: &str| {
+            resp.headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(name))
+        };
+        if !has("Date") {
+            head.extend_from_slice(b"\r\nDate: ");
+            head.extend_from_slice(self.date().as_bytes());
+        }
+        head.extend_from_slice(b"\r\n");
+        if !has("Server") {
+            head.extend_from_slice(b"Server: jawas\r\n");
+        }
         for (k, v) in &resp.headers {
             if k.eq_ignore_ascii_case("Content-Length")
                 || k.eq_ignore_ascii_case("Transfer-Encoding")

@@ -873,12 +873,15 @@ fn service(
         let rport: u16 = rport
             .parse()
             .map_err(|_| err(o, format!("redirect: bad port '{rport}'; left out")))?;
-        out.line("engine = \"jawas-builtin\"", Some(o));
+        out.line("engine = \"jawas-proxy\"", Some(o));
         out.line(
-            &format!("args = {}", list(&["relay".into(), sock(ip, rport)])),
+            &format!(
+                "args = {}",
+                list(&["tcp".into(), "--to".into(), sock(ip, rport)])
+            ),
             Some(o),
         );
-        out.comment("jawasd: redirect runs jawas-builtin relay, a minimal TCP relay, as one process per connection");
+        out.comment("jawasd: redirect runs jawas-proxy tcp (splice relay, half-close passed on), one process per connection");
     } else if internal {
         if !BUILTIN.contains(&name) {
             return Err(err(
