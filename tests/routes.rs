@@ -631,6 +631,66 @@ fn descriptors_an_engine_piles_on_a_hand_back_are_closed() {
 }
 
 #[test]
+fn jawas_proxy_under_a_prefix_takes_part_in_hand_backs() {
+    let dir = TempDir::new();
+    std::fs::create_dir_all(dir.path().join("www/users")).unwrap();
+    std::fs::write(dir.path().join("www/users/index.html"), "users page\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("upstream")).unwrap();
+    std::fs::write(dir.path().join("upstream/x.txt"), "from the app\n").unwrap();
+    // The "app" is jawas-static on a listener of its own; the front door
+    // routes /app to jawas-proxy, which strips the prefix.
+    let port = jawas_tests::free_port();
+    let d = Jawasd::builder(&format!(
+        r#"
+[services.front]
+listen = "127.0.0.1:0"
+routes = [
+  {{ path = "/", service = "site" }},
+  {{ path = "/app", service = "app" }},
+]
+
+[services.site]
+engine = "{{bin}}/jawas-static"
+args = ["--root", "{{dir}}/www"]
+
+[services.app]
+engine = "{{bin}}/jawas-proxy"
+args = ["http", "--to", "127.0.0.1:{port}", "--strip-prefix", "/app"]
+
+[services.upstream]
+listen = "127.0.0.1:{port}"
+engine = "{{bin}}/jawas-static"
+args = ["--root", "{{dir}}/upstream"]
+"#
+    ))
+    .dir(dir)
+    .start();
+    let (mut s, mut r) = connect(d.addr("front"));
+    for (path, want) in [
+        ("/app/x.txt", "from the app\n"),
+        ("/users/", "users page\n"),
+        ("/app/x.txt", "from the app\n"),
+    ] {
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        let (code, head, body) = read_response(&mut r);
+        assert_eq!(
+            (code, String::from_utf8_lossy(&body).as_ref()),
+            (200, want),
+            "{path} {head}"
+        );
+    }
+    // The first app engine and the site engine handed back and ended; the
+    // second app engine still holds the connection.
+    assert!(
+        d.wait_log("done svc=site", Duration::from_secs(5)),
+        "{}",
+        d.log()
+    );
+    assert_eq!(d.log().matches("done svc=app").count(), 1, "{}", d.log());
+}
+
+#[test]
 fn a_route_table_too_big_for_the_environment_is_refused() {
     let routes: Vec<String> = (0..2000)
         .map(|i| format!("  {{ host = \"host-number-{i}.example.org\", service = \"web\" }},"))
