@@ -23,7 +23,8 @@ while b"\r\n\r\n" not in head:
     if not chunk:
         break
     head += chunk
-keys = ["JAWAS_SERVICE", "JAWAS_ROUTER", "JAWAS_ROUTE", "JAWAS_ROUTE_PREFIX", "TCPREMOTEIP"]
+keys = ["JAWAS_SERVICE", "JAWAS_ROUTER", "JAWAS_ROUTE", "JAWAS_ROUTE_PREFIX", "TCPREMOTEIP",
+        "JAWAS_HANDBACK_FD"]
 body = "".join("%s=%s\n" % (k, os.environ.get(k, "-")) for k in keys)
 body += "head=" + head.decode("latin-1").replace("\r\n", "|") + "\n"
 b = body.encode()
@@ -188,6 +189,14 @@ fn hosts_and_prefixes_pick_the_service() {
     assert!(body.contains("JAWAS_ROUTE_PREFIX=/us\n"), "{body}");
     assert!(body.contains("JAWAS_SERVICE=env\n"), "{body}");
     assert!(body.contains("JAWAS_ROUTER=front\n"), "{body}");
+    assert!(body.contains("JAWAS_HANDBACK_FD=3\n"), "{body}");
+    // A client that says this is its last request gets no hand-back
+    // socket: none can be needed.
+    for close in [&["-H", "Connection: close"][..], &["--http1.0"]] {
+        let (_, body) = curl(close, &url(&d, "/us"));
+        assert!(body.contains("JAWAS_ROUTE=/us\n"), "{body}");
+        assert!(body.contains("JAWAS_HANDBACK_FD=-\n"), "{close:?}: {body}");
+    }
     // The engine read the request exactly as the client sent it.
     assert!(
         body.contains("head=GET /us/x?q=1 HTTP/1.1|Host: 127.0.0.1:"),
@@ -232,8 +241,8 @@ fn hosts_and_prefixes_pick_the_service() {
         .as_array()
         .and_then(|l| l.iter().find(|s| s["name"] == "front"))
         .unwrap_or_else(|| panic!("no front in {status}"));
-    // Six requests routed, one answered 400 by jawasd.
-    assert_eq!(front["accepted"], 6, "{front}");
+    // Eight requests routed, one answered 400 by jawasd.
+    assert_eq!(front["accepted"], 8, "{front}");
     assert_eq!(front["refused_by"]["route_bad_request"], 1, "{front}");
 }
 

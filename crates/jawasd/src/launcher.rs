@@ -54,7 +54,8 @@ pub struct Conn<'a> {
 #[derive(Clone, Copy)]
 pub struct RouteConn<'a> {
     pub env: &'a [CString],
-    pub handback: BorrowedFd<'a>,
+    /// `None` when the client said it sends no other request.
+    pub handback: Option<BorrowedFd<'a>>,
 }
 
 /// A started engine.
@@ -116,7 +117,7 @@ impl Launcher for Exec {
             envp: &envp,
             socket: conn.socket,
             stderr,
-            handback: conn.route.map(|r| r.handback),
+            handback: conn.route.and_then(|r| r.handback),
             creds: cfg.creds.as_ref(),
             rlimits: &cfg.rlimits,
             nice: cfg.nice,
@@ -214,7 +215,12 @@ pub fn hand_to_zygote(
         env.extend(r.env.iter().cloned());
     }
     let (pid, others) = zygote
-        .hand(conn.socket, stderr, conn.route.map(|r| r.handback), &env)
+        .hand(
+            conn.socket,
+            stderr,
+            conn.route.and_then(|r| r.handback),
+            &env,
+        )
         .map_err(|error| SpawnError {
             step: "zygote",
             error,

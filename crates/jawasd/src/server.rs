@@ -189,6 +189,8 @@ pub struct Server {
     /// its session: routed again when it has, so that it no longer counts
     /// against the limits the next engine is checked against.
     returned: HashMap<SessionId, routing::Returned>,
+    /// The routing stage's peek buffer, reused.
+    peek_buf: Vec<u8>,
     /// systemd's readiness protocol (nothing without NOTIFY_SOCKET).
     notify: crate::notify::Notifier,
     /// When the next WATCHDOG=1 is due, when systemd asked for them.
@@ -307,6 +309,7 @@ impl Server {
             zygotes: zygotes::Zygotes::default(),
             pending: 0,
             returned: HashMap::new(),
+            peek_buf: Vec::new(),
             watchdog_at: notify.watchdog_interval().map(|d| Instant::now() + d),
             draining_until: None,
             upgrade: upgrade::Upgrade::default(),
@@ -1079,7 +1082,7 @@ impl Server {
         let local = local.or_else(|| stream.local_addr().ok());
         // A routed engine's way back to the router (its fd 3).
         let handback = match &route {
-            Some(_) => match crate::zygote::control_pair() {
+            Some(pick) if pick.handback => match crate::zygote::control_pair() {
                 Ok(pair) => Some(pair),
                 Err(error) => {
                     let e = SpawnError {
@@ -1090,20 +1093,17 @@ impl Server {
                     return;
                 }
             },
-            None => None,
+            _ => None,
         };
         let launched = {
             let conn = Conn {
                 socket: stream.as_fd(),
                 local,
                 remote: Some(remote),
-                route: route
-                    .as_ref()
-                    .zip(handback.as_ref())
-                    .map(|(p, (_, theirs))| crate::launcher::RouteConn {
-                        env: &p.env,
-                        handback: theirs.as_fd(),
-                    }),
+                route: route.as_ref().map(|p| crate::launcher::RouteConn {
+                    env: &p.env,
+                    handback: handback.as_ref().map(|(_, theirs)| theirs.as_fd()),
+                }),
             };
             // A ready zygote forks the engine; otherwise it is exec'd,
             // unless the service would rather refuse.

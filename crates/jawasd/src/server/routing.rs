@@ -69,6 +69,10 @@ pub struct Pick {
     pub service: Rc<str>,
     pub router: Rc<str>,
     pub env: Vec<CString>,
+    /// Whether the engine gets a hand-back socket: not when the client
+    /// said this is its last request (`Connection: close`, or HTTP/1.0
+    /// without keep-alive), since no request can follow.
+    pub handback: bool,
 }
 
 /// A request the router answers itself.
@@ -149,12 +153,19 @@ impl Server {
 
     /// Bytes (or the end) arrived on a connection being routed.
     pub(super) fn routing_readable(&mut self, key: Key) {
+        // One buffer for every peek, not 16 KiB zeroed per connection.
+        let mut buf = std::mem::take(&mut self.peek_buf);
+        buf.resize(MAX_HEAD, 0);
+        self.route_peeked(key, &mut buf);
+        self.peek_buf = buf;
+    }
+
+    fn route_peeked(&mut self, key: Key, buf: &mut [u8]) {
         let Some(Source::Routing(w)) = self.registry.get_mut(key) else {
             return;
         };
-        let mut buf = vec![0u8; MAX_HEAD];
         let fd = w.stream.as_raw_fd();
-        let n = match recv(fd, &mut buf, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT) {
+        let n = match recv(fd, buf, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT) {
             Ok(0) => return self.routing_gone(key),
             // Woken with nothing new: the client's FIN after part of a
             // head (or the event of the registration itself).
@@ -176,8 +187,10 @@ impl Server {
         let head = &buf[..n];
         let mut headers = [httparse::EMPTY_HEADER; 100];
         let mut req = httparse::Request::new(&mut headers);
+        let mut more_may_follow = true;
         let found = match req.parse(head) {
             Ok(httparse::Status::Complete(_)) => {
+                more_may_follow = keeps_alive(&req);
                 let host = req
                     .headers
                     .iter()
@@ -208,7 +221,7 @@ impl Server {
                 if let Some(state) = self.services.get_mut(&w.router) {
                     state.stats.accept(Instant::now());
                 }
-                let pick = pick(&w.router, &router, service, index);
+                let pick = pick(&w.router, &router, service, index, more_may_follow);
                 debug!(
                     "route svc={} remote={} to={}",
                     w.router, w.remote, pick.service
@@ -366,7 +379,13 @@ impl Server {
 }
 
 /// The service and environment for route `index` (`None`: the fallback).
-fn pick(router_name: &Rc<str>, router: &Router, service: &str, index: Option<usize>) -> Pick {
+fn pick(
+    router_name: &Rc<str>,
+    router: &Router,
+    service: &str,
+    index: Option<usize>,
+    handback: bool,
+) -> Pick {
     let (token, mount) = match index {
         Some(i) => {
             let r = &router.table.routes()[i];
@@ -375,16 +394,40 @@ fn pick(router_name: &Rc<str>, router: &Router, service: &str, index: Option<usi
         None => (FALLBACK.to_string(), String::new()),
     };
     let var = |s: String| CString::new(s).unwrap_or_default();
+    let mut env = vec![
+        var(format!("JAWAS_ROUTE={token}")),
+        var(format!("JAWAS_ROUTE_PREFIX={mount}")),
+        var(format!("JAWAS_ROUTES={}", router.env)),
+        var(format!("JAWAS_ROUTER={router_name}")),
+    ];
+    if handback {
+        env.push(var("JAWAS_HANDBACK_FD=3".to_string()));
+    }
     Pick {
         service: Rc::from(service),
         router: router_name.clone(),
-        env: vec![
-            var(format!("JAWAS_ROUTE={token}")),
-            var(format!("JAWAS_ROUTE_PREFIX={mount}")),
-            var(format!("JAWAS_ROUTES={}", router.env)),
-            var(format!("JAWAS_ROUTER={router_name}")),
-            var("JAWAS_HANDBACK_FD=3".to_string()),
-        ],
+        env,
+        handback,
+    }
+}
+
+/// Whether another request may follow this one on the connection: HTTP/1.1
+/// unless `Connection: close`, HTTP/1.0 only with `Connection: keep-alive`.
+fn keeps_alive(req: &httparse::Request<'_, '_>) -> bool {
+    let mut close = false;
+    let mut keep = false;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("connection") {
+            for token in h.value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+    }
+    match req.version {
+        Some(1) => !close,
+        _ => keep && !close,
     }
 }
 
