@@ -692,11 +692,7 @@ impl Conn {
             let mut req = httparse::Request::new(&mut headers);
             let own = match req.parse(&self.buf[..n]) {
                 Ok(httparse::Status::Complete(_)) => {
-                    let host = req
-                        .headers
-                        .iter()
-                        .find(|h| h.name.eq_ignore_ascii_case("host"))
-                        .map(|h| h.value);
+                    let host = crate::route::host_field(req.headers);
                     let target = req.path.unwrap_or("/").as_bytes();
                     self.routed
                         .as_ref()

@@ -317,6 +317,14 @@ fn split_target(target: &[u8]) -> Result<(Option<&[u8]>, &[u8]), Miss> {
     Err(Miss::Bad("malformed request target"))
 }
 
+/// The value of the first `Host` field of a parsed head.
+pub fn host_field<'h>(headers: &[httparse::Header<'h>]) -> Option<&'h [u8]> {
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("host"))
+        .map(|h| h.value)
+}
+
 /// The host of a Host field or authority: lower case, without port, user
 /// info or trailing dot. `None` if it is not a host.
 pub fn normalize_host(raw: &[u8]) -> Option<String> {

@@ -59,6 +59,17 @@ impl<S: AsFd> Registry<S> {
     /// Watches `source` for readability (when `armed`) and returns its key.
     /// On error the source is handed back with it, so nothing is lost.
     pub fn add(&mut self, source: S, armed: bool) -> Result<Key, (S, io::Error)> {
+        self.insert(source, armed, PollMode::Level)
+    }
+
+    /// Watches `source` for new bytes, edge-triggered: one event per
+    /// arrival, not one per loop while unread bytes wait (for sockets that
+    /// are only peeked at). `arm` must not be used on it.
+    pub fn add_edge(&mut self, source: S) -> Result<Key, (S, io::Error)> {
+        self.insert(source, true, PollMode::Edge)
+    }
+
+    fn insert(&mut self, source: S, armed: bool, mode: PollMode) -> Result<Key, (S, io::Error)> {
         #[cfg(test)]
         if let Some(n) = self.fail_after.as_mut() {
             if *n == 0 {
@@ -77,7 +88,7 @@ impl<S: AsFd> Registry<S> {
         // (`remove`, and `Drop` below).
         let added = unsafe {
             self.poller
-                .add_with_mode(source.as_fd().as_raw_fd(), event, PollMode::Level)
+                .add_with_mode(source.as_fd().as_raw_fd(), event, mode)
         };
         if let Err(e) = added {
             return Err((source, e));
@@ -89,36 +100,6 @@ impl<S: AsFd> Registry<S> {
                 source,
                 deadline: None,
                 armed,
-                writable: false,
-            },
-        );
-        Ok(key)
-    }
-
-    /// Watches `source` for new bytes, edge-triggered: one event per
-    /// arrival, not one per loop while unread bytes wait (for sockets that
-    /// are only peeked at). `arm` must not be used on it.
-    pub fn add_edge(&mut self, source: S) -> Result<Key, (S, io::Error)> {
-        let key = self.next;
-        // SAFETY: as in `add`: the registry owns the source from now on
-        // and deletes it from the poller before dropping it.
-        let added = unsafe {
-            self.poller.add_with_mode(
-                source.as_fd().as_raw_fd(),
-                Event::readable(key),
-                PollMode::Edge,
-            )
-        };
-        if let Err(e) = added {
-            return Err((source, e));
-        }
-        self.next += 1;
-        self.entries.insert(
-            key,
-            Entry {
-                source,
-                deadline: None,
-                armed: true,
                 writable: false,
             },
         );

@@ -191,11 +191,7 @@ impl Server {
         let found = match req.parse(head) {
             Ok(httparse::Status::Complete(_)) => {
                 more_may_follow = keeps_alive(&req);
-                let host = req
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("host"))
-                    .map(|h| h.value);
+                let host = jawas_http::route::host_field(req.headers);
                 let target = req.path.unwrap_or("/").as_bytes();
                 if host.is_none() && req.version == Some(1) && !target.contains(&b':') {
                     Err(Miss::Bad("no Host field"))
