@@ -34,7 +34,7 @@ pub mod route;
 pub mod rules;
 
 pub use conn::{Conn, Limits};
-pub use date::{format_http_date, parse_http_date};
+pub use date::{civil_from_days, format_http_date, parse_http_date};
 pub use handoff::{Duplex, Upgraded};
 pub use log::AccessLog;
 pub use request::{split_host, Framing, Request};
