@@ -375,13 +375,13 @@ fn a_control_client_that_never_reads_does_not_slow_accepting() {
 }
 
 /// Runs `jawasd ctl --socket PATH status` as the user nobody.
-fn ctl_as_nobody(path: &Path) -> Output {
+fn ctl_as_nobody(path: &Path, command: &str) -> Output {
     Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(bin("jawasd"))
         .args(["ctl", "--socket"])
         .arg(path)
-        .arg("status")
+        .arg(command)
         .output()
         .expect("setpriv (util-linux)")
 }
@@ -406,10 +406,15 @@ fn socket_permissions_are_enforced() {
         std::fs::set_permissions(d.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let meta = std::fs::metadata(socket(&d)).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, mode);
-        let out = ctl_as_nobody(&socket(&d));
+        let out = ctl_as_nobody(&socket(&d), "status");
         let err = String::from_utf8_lossy(&out.stderr);
         if nobody_ok {
             assert!(out.status.success(), "{err}");
+            // Another user may look, never change anything.
+            let out = ctl_as_nobody(&socket(&d), "reload");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{err}");
+            assert!(err.contains("need root or jawasd's own user"), "{err}");
         } else {
             assert_eq!(out.status.code(), Some(111), "{err}");
             assert!(err.contains("permission denied"), "{err}");
@@ -616,6 +621,49 @@ fn the_socket_lives_as_long_as_jawasd_and_moves_with_a_reload() {
     assert!(
         err.contains("server.control: unable to create the control socket /nonexistent/dir/c.sock: no such file or directory"),
         "{err}"
+    );
+}
+
+#[test]
+fn the_socket_is_never_chmodded_through_a_symlink_nor_taken_from_a_live_jawasd() {
+    let config = CONFIG.replace("[server]\n", "[server]\ncontrol_mode = \"0666\"\n");
+    let mut d = Jawasd::start(&config);
+    // Someone with write access to the directory puts a symlink in its
+    // place; a reload must not apply the mode to what it points to.
+    let target = d.dir().join("target.txt");
+    std::fs::write(&target, "x").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::remove_file(socket(&d)).unwrap();
+    std::os::unix::fs::symlink(&target, socket(&d)).unwrap();
+    d.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(500));
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{}", d.log());
+    // A second jawasd with the same socket is refused while the first
+    // answers on it.
+    std::fs::remove_file(socket(&d)).unwrap();
+    assert!(d.reload(&config), "{}", d.log());
+    assert!(ctl(&d, &["status"]).status.success());
+    let other = d.dir().join("other.toml");
+    let bins = jawas_tests::bin_dir().display().to_string();
+    std::fs::write(
+        &other,
+        config
+            .replace("ctl.sock", &socket(&d).display().to_string())
+            .replace("{bin}", &bins),
+    )
+    .unwrap();
+    let out = Command::new(bin("jawasd"))
+        .arg("-c")
+        .arg(&other)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(111), "{err}");
+    assert!(err.contains("another process answers on it"), "{err}");
+    assert!(
+        ctl(&d, &["status"]).status.success(),
+        "the first lost its socket"
     );
 }
 

@@ -313,6 +313,98 @@ fn a_stalled_stderr_reader_does_not_stop_accepting() {
 }
 
 #[test]
+fn a_fifo_as_log_file_with_a_stalled_reader_does_not_stop_accepting() {
+    let dir = TempDir::new();
+    let fifo = dir.path().join("log.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo on a NUL-terminated path we own.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    // A reader that opens the FIFO and never reads (as a container's
+    // stdout when its collector stalls).
+    let reader = Command::new("python3")
+        .arg("-c")
+        .arg("import os, sys, time; os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK); time.sleep(60)")
+        .arg(&fifo)
+        .spawn()
+        .unwrap();
+    let _reader = Stop(reader);
+    std::thread::sleep(Duration::from_millis(300));
+    let noisy = jawas_tests::script(dir.path(), "noisy.sh", "seq 1 30000 >&2");
+    let config = format!(
+        "{ECHO}[services.noisy]\nlisten = \"127.0.0.1:0\"\nengine = \"{}\"\n",
+        noisy.display()
+    );
+    // The ready line goes to the FIFO too, so the addresses come from
+    // the control socket-free way: a config with fixed ports.
+    let (echo_port, noisy_port) = (jawas_tests::free_port(), jawas_tests::free_port());
+    let config = config
+        .replacen("127.0.0.1:0", &format!("127.0.0.1:{echo_port}"), 1)
+        .replacen("127.0.0.1:0", &format!("127.0.0.1:{noisy_port}"), 1);
+    let path = dir.path().join("jawasd.toml");
+    std::fs::write(
+        &path,
+        config.replace("{bin}", &jawas_tests::bin_dir().display().to_string()),
+    )
+    .unwrap();
+    let child = Command::new(bin("jawasd"))
+        .arg("-c")
+        .arg(&path)
+        .arg("--log-file")
+        .arg(&fifo)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _stop = Stop(child);
+    let echo: SocketAddr = format!("127.0.0.1:{echo_port}").parse().unwrap();
+    let noisy: SocketAddr = format!("127.0.0.1:{noisy_port}").parse().unwrap();
+    assert!(jawas_tests::wait_for_port(echo, SECS));
+    for _ in 0..3 {
+        let _ = exchange(noisy, b"");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..20 {
+        let t = Instant::now();
+        assert_eq!(exchange(echo, b"x"), b"x", "connection {i}");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "connection {i} took {:?}",
+            t.elapsed()
+        );
+    }
+}
+
+#[test]
+fn a_long_stderr_line_is_logged_whole_in_pieces() {
+    let dir = TempDir::new();
+    let long = jawas_tests::script(
+        dir.path(),
+        "long.sh",
+        "python3 -c 'import sys; sys.stderr.write(\"x\" * 100000)'",
+    );
+    let config = format!(
+        "{ECHO}[services.long]\nlisten = \"127.0.0.1:0\"\nengine = \"{}\"\n",
+        long.display()
+    );
+    let (child, stderr, addrs) = spawn(dir.path(), &config, &[]);
+    let _stop = Stop(child);
+    let _ = exchange(addrs["long"], b"");
+    let mut total = 0;
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        if let Some((_, text)) = line.split_once(": ") {
+            if line.contains("engine svc=long") {
+                total += text.len();
+            }
+        }
+        if total >= 100_000 || line.contains("done svc=long") {
+            break;
+        }
+    }
+    assert_eq!(total, 100_000, "bytes of the line that reached the log");
+}
+
+#[test]
 fn syslog_without_dev_log_is_a_start_up_error() {
     if Path::new("/dev/log").exists() {
         eprintln!("skipped: this machine has /dev/log");

@@ -14,7 +14,7 @@
 //!   a stuck reader costs jawasd at most that much memory and no time.
 
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
@@ -29,6 +29,10 @@ pub const MAX_CLIENTS: usize = 64;
 /// Requests answered per client per loop wakeup, so one client sending
 /// many cannot hold the loop.
 pub const LINES_PER_WAKEUP: usize = 16;
+/// A client (other than an `events` subscriber) that neither sends nor
+/// takes anything for this long is closed, so idle connections cannot
+/// hold the `MAX_CLIENTS` slots.
+pub const IDLE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The listening control socket.
 pub struct ControlSocket {
@@ -37,32 +41,42 @@ pub struct ControlSocket {
     /// (device, inode) of the socket file we created: it is removed at exit
     /// only if it is still this one (a successor may have replaced it).
     id: (u64, u64),
+    /// The permission bits it was created with.
+    pub mode: libc::mode_t,
 }
 
 impl ControlSocket {
     /// Creates the socket at `path` with permissions `mode`. It is bound
     /// under a temporary name and renamed into place, so a running jawasd's
-    /// socket is replaced atomically (an upgrade), and clients never see a
-    /// socket with looser permissions than `mode`.
-    pub fn bind(path: &Path, mode: libc::mode_t) -> io::Result<ControlSocket> {
+    /// socket is replaced atomically (an upgrade, or a reload that changes
+    /// the mode). The umask makes bind(2) create it with exactly `mode`:
+    /// no chmod by path afterwards, which a symlink put in its place could
+    /// turn onto another file. A socket at `path` that another process
+    /// still answers on is not taken over unless `replace_live` (our own
+    /// socket, or our predecessor's in an upgrade).
+    pub fn bind(path: &Path, mode: libc::mode_t, replace_live: bool) -> io::Result<ControlSocket> {
+        if let Ok(m) = std::fs::symlink_metadata(path) {
+            if !m.file_type().is_socket() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "exists and is not a socket",
+                ));
+            }
+            if !replace_live && UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "another process answers on it (a jawasd running with this control socket?)",
+                ));
+            }
+        }
         let tmp = temp_name(path);
         let _ = std::fs::remove_file(&tmp);
-        // Created with no permission at all, opened up once bound.
-        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o777));
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(!mode & 0o777));
         let bound = UnixListener::bind(&tmp);
         nix::sys::stat::umask(old);
         let listener = bound?;
         let done = (|| {
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
             listener.set_nonblocking(true)?;
-            if let Ok(m) = std::fs::symlink_metadata(path) {
-                if !m.file_type().is_socket() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::AlreadyExists,
-                        "exists and is not a socket",
-                    ));
-                }
-            }
             std::fs::rename(&tmp, path)?;
             std::fs::symlink_metadata(path)
         })();
@@ -71,12 +85,20 @@ impl ControlSocket {
                 listener,
                 path: path.to_path_buf(),
                 id: (m.dev(), m.ino()),
+                mode,
             }),
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
                 Err(e)
             }
         }
+    }
+}
+
+impl ControlSocket {
+    /// Whether the file at its path is still the socket it created.
+    pub fn still_ours(&self) -> bool {
+        std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.id)
     }
 }
 
@@ -88,10 +110,21 @@ impl Drop for ControlSocket {
     }
 }
 
+/// Whether the peer of `stream` runs as root or as this process's user.
+fn peer_is_admin(stream: &UnixStream) -> bool {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    let me = nix::unistd::geteuid().as_raw();
+    getsockopt(stream, PeerCredentials).is_ok_and(|c| c.uid() == 0 || c.uid() == me)
+}
+
+/// A short name beside `path` (a long one could pass sun_path's limit
+/// where `path` itself fits).
 fn temp_name(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_os_string();
-    name.push(format!(".new.{}", std::process::id()));
-    PathBuf::from(name)
+    let name = format!(".jc{}", std::process::id());
+    match path.parent() {
+        Some(dir) => dir.join(name),
+        None => PathBuf::from(name),
+    }
 }
 
 /// One connected control client.
@@ -103,6 +136,13 @@ pub struct Client {
     sent: usize,
     /// Close once the output is written (the client sent EOF).
     pub closing: bool,
+    /// When it last sent or took a byte.
+    last_active: std::time::Instant,
+    /// The peer runs as root or as jawasd's own user (SO_PEERCRED): only
+    /// such a client may change anything (`kill`, `reload`, `drain`);
+    /// others (a metrics engine's user, given the socket's group) may
+    /// only look.
+    pub admin: bool,
 }
 
 /// What reading a client gave.
@@ -117,13 +157,21 @@ pub struct Input {
 impl Client {
     pub fn new(stream: UnixStream) -> io::Result<Client> {
         stream.set_nonblocking(true)?;
+        let admin = peer_is_admin(&stream);
         Ok(Client {
             stream,
             input: Vec::new(),
             output: Vec::new(),
             sent: 0,
             closing: false,
+            last_active: std::time::Instant::now(),
+            admin,
         })
+    }
+
+    /// How long since it last sent or took a byte.
+    pub fn idle_for(&self) -> std::time::Duration {
+        self.last_active.elapsed()
     }
 
     /// Reads what has arrived and returns up to `LINES_PER_WAKEUP` whole
@@ -138,7 +186,10 @@ impl Client {
             let mut buf = [0u8; 8192];
             match self.stream.read(&mut buf) {
                 Ok(0) => self.closing = true,
-                Ok(n) => self.input.extend_from_slice(&buf[..n]),
+                Ok(n) => {
+                    self.input.extend_from_slice(&buf[..n]);
+                    self.last_active = std::time::Instant::now();
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => out.gone = true,
@@ -150,6 +201,16 @@ impl Client {
             };
             let line: Vec<u8> = self.input.drain(..=pos).collect();
             out.lines.push(line);
+        }
+        // A last request without its newline, then EOF (`printf status |
+        // socat ...`): still a request.
+        if self.closing
+            && out.lines.len() < LINES_PER_WAKEUP
+            && !self.input.is_empty()
+            && !self.input.contains(&b'\n')
+            && self.input.len() <= MAX_LINE
+        {
+            out.lines.push(std::mem::take(&mut self.input));
         }
         if self.input.len() > MAX_LINE && !self.input.contains(&b'\n') {
             out.gone = true;
@@ -181,7 +242,10 @@ impl Client {
         while self.sent < self.output.len() {
             match self.stream.write(&self.output[self.sent..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.sent += n,
+                Ok(n) => {
+                    self.sent += n;
+                    self.last_active = std::time::Instant::now();
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),

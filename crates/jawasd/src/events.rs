@@ -172,11 +172,7 @@ impl Sink {
     /// Opens a service's event log; failures fall back to the main log.
     pub fn open(svc: &Service) -> Sink {
         if let Some(path) = &svc.log_file {
-            match std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-            {
+            match crate::logsink::open(path) {
                 Ok(f) => return Sink::File(f),
                 Err(e) => log::warn!(
                     "svc={} log_file {}: {}; logging to stderr",
@@ -198,7 +194,10 @@ impl Sink {
             Sink::File(f) => {
                 // The same timestamp as jawasd's own log.
                 let now = crate::timefmt::now(crate::timefmt::zone());
-                let _ = writeln!(f, "{now} {line}");
+                // One write: a line up to PIPE_BUF reaches a pipe whole or
+                // not at all (the file is non-blocking: a stalled reader
+                // loses lines, never holds up the loop).
+                let _ = f.write_all(format!("{now} {line}\n").as_bytes());
             }
             Sink::Syslog(priority) => syslog(*priority, line),
         }

@@ -69,11 +69,15 @@ fn install(fd: OwnedFd, kind: Kind, path: Option<PathBuf>) {
     }
 }
 
-fn open(path: &std::path::Path) -> io::Result<File> {
+/// Opens a log file for appending, non-blocking: a path that is a pipe
+/// (`/dev/stdout` in a container, a FIFO) then never holds up the loop,
+/// its lines wait in `pending` like stderr's, and a FIFO without a reader
+/// is an error at once (ENXIO) rather than an open that never returns.
+pub fn open(path: &std::path::Path) -> io::Result<File> {
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .custom_flags(libc::O_CLOEXEC)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)
 }
 
@@ -200,11 +204,20 @@ pub fn reopen() -> Result<(), String> {
             o.fd = f.into();
             Ok(())
         }
-        Err(e) => Err(format!(
-            "unable to reopen log file {}: {}; still writing to the old one",
-            path.display(),
-            crate::errno_text(&e)
-        )),
+        Err(e) => {
+            let why = format!(
+                "unable to reopen log file {}: {}; still writing to the old one",
+                path.display(),
+                crate::errno_text(&e)
+            );
+            // The old file may be gone (its directory removed): say it
+            // where someone can see it too.
+            let line = format!("jawasd: {why}\n");
+            // SAFETY: write(2) of a buffer we own to fd 2, which
+            // `ensure_std_fds` keeps open; a failure is ignored.
+            unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+            Err(why)
+        }
     }
 }
 

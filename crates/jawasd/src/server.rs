@@ -720,6 +720,7 @@ impl Server {
         let Some(session) = self.sessions.end(id) else {
             return;
         };
+        self.control.forget_connections();
         if let Some(r) = self.returned.remove(&id) {
             self.route_returned(r);
         }
@@ -1163,6 +1164,7 @@ impl Server {
     ) {
         let pid = launched.pid;
         let now = Instant::now();
+        self.control.forget_connections();
         let id = self.sessions.start(
             NewSession {
                 service: service.clone(),
@@ -1292,9 +1294,11 @@ impl Server {
                         let line: Vec<u8> = pipe.partial.drain(..=pos).collect();
                         lines.push(engine_text(&line[..line.len() - 1]));
                     }
-                    if pipe.partial.len() > MAX_LOG_LINE {
-                        let line = std::mem::take(&mut pipe.partial);
-                        lines.push(engine_text(&line));
+                    // A line longer than MAX_LOG_LINE goes out in pieces of
+                    // that size, so no byte is lost to the cut.
+                    while pipe.partial.len() > MAX_LOG_LINE {
+                        let piece: Vec<u8> = pipe.partial.drain(..MAX_LOG_LINE).collect();
+                        lines.push(engine_text(&piece));
                     }
                 }
                 Err(nix::errno::Errno::EAGAIN) => break false,

@@ -11,9 +11,10 @@
 
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jawas_engine::Error;
 use serde_json::Value;
@@ -24,8 +25,18 @@ const MAX_HEAD: usize = 8192;
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves one HTTP request on `input`/`output`.
-pub fn serve(socket: &Path, input: &mut impl Read, output: &mut impl Write) -> Result<(), Error> {
-    let head = match read_head(input) {
+pub fn serve(
+    socket: &Path,
+    input: &mut (impl Read + AsRawFd),
+    output: &mut impl Write,
+) -> Result<(), Error> {
+    let fd = input.as_raw_fd();
+    let mut timed = Deadline {
+        inner: input,
+        fd,
+        until: Instant::now() + HEAD_TIMEOUT,
+    };
+    let head = match read_head(&mut timed) {
         Ok(h) => h,
         Err(why) => {
             let _ = respond(output, 400, "text/plain", why.as_bytes(), true);
@@ -81,6 +92,38 @@ fn send(
     respond(output, code, kind, body, with_body).map_err(|e| Error::io("connection", &e))
 }
 
+/// How long a client may take to send its request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A reader that waits (poll) at most until `until`, and gives up at once
+/// when the engine is told to stop (SIGTERM: `jawasd ctl kill`, shutdown).
+struct Deadline<'a, R> {
+    inner: &'a mut R,
+    fd: RawFd,
+    until: Instant,
+}
+
+impl<R: Read> Read for Deadline<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let left = self.until.saturating_duration_since(Instant::now());
+            if jawas_engine::stopping() || left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = left.min(Duration::from_secs(1)).as_millis().max(1) as libc::c_int;
+            // SAFETY: poll on one pollfd we own, for at most `ms`.
+            if unsafe { libc::poll(&mut pfd, 1, ms) } > 0 {
+                return self.inner.read(buf);
+            }
+        }
+    }
+}
+
 /// Reads up to the blank line ending the request head; the request line.
 fn read_head(input: &mut impl Read) -> Result<String, String> {
     let mut r = BufReader::new(input.take(MAX_HEAD as u64));
@@ -91,6 +134,9 @@ fn read_head(input: &mut impl Read) -> Result<String, String> {
         match r.read_line(&mut line) {
             Ok(0) => return Err("the request ended before its head did".into()),
             Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                return Err("no complete request head in time".into())
+            }
             Err(_) => return Err("the request is not HTTP text".into()),
         }
         if first.is_empty() {
@@ -483,9 +529,15 @@ mod tests {
             (b"hello\r\n\r\n", "HTTP/1.1 400 "),
             (b"GET /metrics HTTP/1.1\r\n\r\n", "HTTP/1.1 503 "),
         ];
-        for (req, want) in cases {
+        for (i, (req, want)) in cases.into_iter().enumerate() {
+            // A file as the client: it has a descriptor, as a socket does.
+            let path =
+                std::env::temp_dir().join(format!("jawas-metrics-req-{}-{i}", std::process::id()));
+            std::fs::write(&path, req).unwrap();
+            let mut input = std::fs::File::open(&path).unwrap();
+            let _ = std::fs::remove_file(&path);
             let mut out = Vec::new();
-            let _ = serve(socket, &mut &req[..], &mut out);
+            let _ = serve(socket, &mut input, &mut out);
             let text = String::from_utf8(out).unwrap();
             assert!(text.starts_with(want), "{text}");
         }

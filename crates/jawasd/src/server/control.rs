@@ -44,6 +44,17 @@ pub struct ControlState {
     /// reading /proc/self/fd costs one entry per descriptor (a pidfd and a
     /// pipe per engine), so a client asking often gets a recent copy.
     process: Option<(Instant, Value)>,
+    /// The last `connections` answer (its filter, when it was made): many
+    /// clients polling a big table get a copy at most a second old instead
+    /// of one walk of the sessions each.
+    connections: Option<(Option<String>, Instant, Value)>,
+}
+
+impl ControlState {
+    /// The sessions changed: the next `connections` is built afresh.
+    pub fn forget_connections(&mut self) {
+        self.connections = None;
+    }
 }
 
 impl Default for ControlState {
@@ -57,6 +68,7 @@ impl Default for ControlState {
             loaded: SystemTime::now(),
             drained: HashSet::new(),
             process: None,
+            connections: None,
         }
     }
 }
@@ -80,22 +92,28 @@ impl Server {
             .control
             .socket
             .and_then(|k| match self.registry.get(k) {
-                Some(Source::Control(s)) => Some(s.path.clone()),
+                Some(Source::Control(s)) => Some((s.path.clone(), s.mode, s.still_ours())),
                 _ => None,
             });
-        if *wanted == current {
-            if let (Some(path), Some(_)) = (wanted, current) {
-                // The mode may have changed.
-                use std::os::unix::fs::PermissionsExt;
-                let mode = std::fs::Permissions::from_mode(config.server.control_mode);
-                let _ = std::fs::set_permissions(path, mode);
+        // Unchanged, same mode, and still ours at its path: nothing to do.
+        // A changed mode, or a socket removed or replaced meanwhile, gets
+        // a fresh one (never a chmod by path).
+        let ours = match (wanted, &current) {
+            (Some(path), Some((p, mode, still))) if path == p => {
+                if *mode == config.server.control_mode && *still {
+                    return Ok(());
+                }
+                *still
             }
-            return Ok(());
-        }
+            (None, None) => return Ok(()),
+            _ => false,
+        };
+        let upgrading = std::env::var_os(super::upgrade::FROM_VAR).is_some();
         let fresh = match wanted {
             Some(path) => {
-                let socket = ControlSocket::bind(path, config.server.control_mode)
-                    .map_err(|e| StartError::Control(path.display().to_string(), e))?;
+                let socket =
+                    ControlSocket::bind(path, config.server.control_mode, ours || upgrading)
+                        .map_err(|e| StartError::Control(path.display().to_string(), e))?;
                 let key = self
                     .registry
                     .add(Source::Control(socket), true)
@@ -155,6 +173,16 @@ impl Server {
         };
         let input = client.read();
         let closing = client.closing;
+        let subscriber = self.control.subscribers.contains(&key);
+        if input.lines.is_empty()
+            && !input.gone
+            && input.error.is_none()
+            && !subscriber
+            && client.idle_for() >= control::IDLE
+        {
+            self.drop_client(key, None);
+            return;
+        }
         if let Some(why) = input.error {
             client.queue(&error_line(why));
             let _ = client.flush();
@@ -191,6 +219,9 @@ impl Server {
         let more = client.has_lines();
         if more {
             self.registry.set_deadline(key, Some(Instant::now()));
+        } else if !closing && !self.control.subscribers.contains(&key) {
+            self.registry
+                .set_deadline(key, Some(Instant::now() + control::IDLE));
         } else if closing {
             if self.control.subscribers.contains(&key) {
                 // A subscriber that closed its side is gone: epoll cannot
@@ -253,9 +284,20 @@ impl Server {
 
     /// The answer to one request, as one JSON line.
     fn answer(&mut self, key: Key, req: Request) -> String {
+        let admin = matches!(self.registry.get(key), Some(Source::ControlClient(c)) if c.admin);
+        if !admin
+            && matches!(
+                req,
+                Request::Kill { .. } | Request::Reload | Request::Drain(_)
+            )
+        {
+            return error_line(
+                "kill, reload and drain need root or jawasd's own user; other users may only look (status, connections, events)",
+            );
+        }
         let v = match req {
             Request::Status => self.status(),
-            Request::Connections(service) => self.connections(service.as_deref()),
+            Request::Connections(service) => self.connections_cached(service),
             Request::Kill { id, signal } => self.kill(id, signal),
             Request::Reload => match self.reload() {
                 Ok(()) => json!({"ok": true, "result": "applied"}),
@@ -342,6 +384,17 @@ impl Server {
             "process": process,
             "services": services,
         })
+    }
+
+    fn connections_cached(&mut self, service: Option<String>) -> Value {
+        if let Some((filter, at, v)) = &self.control.connections {
+            if *filter == service && at.elapsed() < PROCESS_FRESH {
+                return v.clone();
+            }
+        }
+        let v = self.connections(service.as_deref());
+        self.control.connections = Some((service, Instant::now(), v.clone()));
+        v
     }
 
     fn connections(&self, service: Option<&str>) -> Value {
