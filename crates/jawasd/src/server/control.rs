@@ -515,7 +515,8 @@ fn process() -> Value {
             t(u.user_time()) + t(u.system_time())
         })
         .unwrap_or(0.0);
-    let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
+    // Less the descriptor read_dir itself holds open while counting.
+    let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count().saturating_sub(1));
     let max_fds = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map_or(0, |(soft, _)| soft);
     let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
