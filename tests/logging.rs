@@ -499,6 +499,21 @@ fn under_systemd_records_go_to_the_journal_as_fields() {
         refused.starts_with("PRIORITY=4\n"),
         "a refusal is a warning: {refused}"
     );
+    // journald restarts: its socket is replaced; records reach the new one.
+    drop(next);
+    drop(journal);
+    std::fs::remove_file(&journal_path).unwrap();
+    let journal = UnixDatagram::bind(&journal_path).unwrap();
+    journal.set_read_timeout(Some(SECS)).unwrap();
+    let _ = exchange(addr("closed"), b"x");
+    let again = loop {
+        let n = journal.recv(&mut buf).expect("a record at the new journal");
+        let record = String::from_utf8(buf[..n].to_vec()).unwrap();
+        if record.contains("MESSAGE=refuse svc=closed") {
+            break record;
+        }
+    };
+    assert!(again.starts_with("PRIORITY=4\n"), "{again}");
     // Nothing went to stderr: the journal has it all.
     let mut stderr = std::fs::File::from(r);
     // SAFETY: fcntl on a descriptor this test owns.

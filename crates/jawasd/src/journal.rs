@@ -62,6 +62,9 @@ pub fn fields(priority: u8, message: &str) -> Vec<u8> {
 /// as `LEVEL MESSAGE\n` (see `main::init_logger`).
 pub struct Journal {
     socket: UnixDatagram,
+    /// Where the journal listens, to connect again after journald
+    /// restarted (its socket replaced, ours left connected to nothing).
+    path: std::path::PathBuf,
     dropped: u64,
 }
 
@@ -69,16 +72,37 @@ impl Journal {
     pub fn connect(path: &Path) -> io::Result<Journal> {
         let socket = UnixDatagram::unbound()?;
         socket.connect(path)?;
-        Ok(Journal { socket, dropped: 0 })
+        Ok(Journal {
+            socket,
+            path: path.to_path_buf(),
+            dropped: 0,
+        })
     }
 
     fn send(&mut self, datagram: &[u8]) -> bool {
-        let sent = nix::sys::socket::send(
-            self.socket.as_raw_fd(),
-            datagram,
-            nix::sys::socket::MsgFlags::MSG_DONTWAIT,
-        );
-        sent.is_ok()
+        let send = |s: &UnixDatagram| {
+            nix::sys::socket::send(
+                s.as_raw_fd(),
+                datagram,
+                nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+            )
+        };
+        match send(&self.socket) {
+            Ok(_) => true,
+            // The peer is gone (journald restarted): connect to the new
+            // socket once and try again; a full queue (EAGAIN) is not
+            // retried, so the loop never waits.
+            Err(nix::errno::Errno::ECONNREFUSED | nix::errno::Errno::ENOTCONN) => {
+                match UnixDatagram::unbound().and_then(|s| s.connect(&self.path).map(|()| s)) {
+                    Ok(fresh) => {
+                        self.socket = fresh;
+                        send(&self.socket).is_ok()
+                    }
+                    Err(_) => false,
+                }
+            }
+            Err(_) => false,
+        }
     }
 }
 
