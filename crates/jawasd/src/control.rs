@@ -276,16 +276,26 @@ pub fn parse(line: &[u8]) -> Result<Request, String> {
     let (cmd, arg, extra): (String, Option<String>, Option<String>) = if text.starts_with('{') {
         let v: Value =
             serde_json::from_str(text).map_err(|e| format!("request is not valid JSON: {e}"))?;
-        let field = |k: &str| -> Option<String> {
-            match v.get(k)? {
-                Value::String(s) => Some(s.clone()),
-                Value::Number(n) => Some(n.to_string()),
-                _ => None,
+        let Some(obj) = v.as_object() else {
+            return Err("request is not a JSON object".into());
+        };
+        // Each field by its name and type: a `service` of the wrong type
+        // must not widen `connections` to every service, nor `service`
+        // stand in for `id`.
+        let field = |k: &str, numbers: bool| -> Result<Option<String>, String> {
+            match obj.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(Value::Number(n)) if numbers => Ok(Some(n.to_string())),
+                Some(_) => Err(format!("\"{k}\" has the wrong type")),
             }
         };
-        let cmd = field("cmd").ok_or("request has no \"cmd\" string")?;
-        let arg = field("service").or_else(|| field("id"));
-        (cmd, arg, field("signal"))
+        let cmd = field("cmd", false)?.ok_or("request has no \"cmd\" string")?;
+        let arg = match cmd.as_str() {
+            "kill" => field("id", true)?,
+            _ => field("service", false)?,
+        };
+        (cmd, arg, field("signal", false)?)
     } else {
         let mut words = text.split_whitespace().map(str::to_string);
         let cmd = words.next().ok_or("empty request")?;
@@ -337,7 +347,7 @@ mod tests {
 
     #[test]
     fn requests() {
-        let cases: [(&str, Result<Request, &str>); 12] = [
+        let cases: [(&str, Result<Request, &str>); 15] = [
             ("status\n", Ok(Request::Status)),
             ("{\"cmd\":\"status\"}", Ok(Request::Status)),
             ("connections", Ok(Request::Connections(None))),
@@ -365,6 +375,15 @@ mod tests {
             ("frob", Err("unknown command 'frob'")),
             ("{\"cmd\":", Err("request is not valid JSON")),
             ("{\"id\":1}", Err("request has no \"cmd\" string")),
+            (
+                "{\"cmd\":\"connections\",\"service\":[\"x\"]}",
+                Err("\"service\" has the wrong type"),
+            ),
+            (
+                "{\"cmd\":\"kill\",\"service\":\"3\"}",
+                Err("kill needs a connection id"),
+            ),
+            ("{\"cmd\":1}", Err("\"cmd\" has the wrong type")),
         ];
         for (line, want) in cases {
             match (parse(line.as_bytes()), want) {
