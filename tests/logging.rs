@@ -500,7 +500,6 @@ fn under_systemd_records_go_to_the_journal_as_fields() {
         "a refusal is a warning: {refused}"
     );
     // journald restarts: its socket is replaced; records reach the new one.
-    drop(next);
     drop(journal);
     std::fs::remove_file(&journal_path).unwrap();
     let journal = UnixDatagram::bind(&journal_path).unwrap();
