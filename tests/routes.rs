@@ -224,6 +224,15 @@ fn hosts_and_prefixes_pick_the_service() {
     // Bad requests never reach an engine.
     let (code, _) = curl(&["-H", "Host: bad host"], &url(&d, "/"));
     assert_eq!(code, 400);
+    // Too long, too many fields: the statuses an engine (or nginx) gives.
+    let long = format!("/{}", "a".repeat(20_000));
+    assert_eq!(curl(&[], &url(&d, &long)).0, 414);
+    let mut many: Vec<String> = Vec::new();
+    for i in 0..150 {
+        many.extend(["-H".into(), format!("X-F{i}: v")]);
+    }
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    assert_eq!(curl(&many, &url(&d, "/")).0, 431);
     assert!(
         d.wait_log("route svc=front", Duration::from_secs(5)),
         "{}",
@@ -243,7 +252,7 @@ fn hosts_and_prefixes_pick_the_service() {
         .unwrap_or_else(|| panic!("no front in {status}"));
     // Eight requests routed, one answered 400 by jawasd.
     assert_eq!(front["accepted"], 8, "{front}");
-    assert_eq!(front["refused_by"]["route_bad_request"], 1, "{front}");
+    assert_eq!(front["refused_by"]["route_bad_request"], 3, "{front}");
 }
 
 #[test]

@@ -200,7 +200,12 @@ impl Server {
                 }
             }
             Ok(httparse::Status::Partial) if n < MAX_HEAD => return,
-            Ok(httparse::Status::Partial) => Err(Miss::Bad("request head over 16 KiB")),
+            // Still in the request line: the target is what is too long.
+            Ok(httparse::Status::Partial) if !head.contains(&b'\n') => {
+                Err(Miss::Bad(TARGET_TOO_LONG))
+            }
+            Ok(httparse::Status::Partial) => Err(Miss::Bad(HEAD_TOO_BIG)),
+            Err(httparse::Error::TooManyHeaders) => Err(Miss::Bad(HEAD_TOO_BIG)),
             Err(_) => Err(Miss::Bad("malformed request head")),
         };
         let Some(Source::Routing(w)) = self.remove_routing(key) else {
@@ -427,8 +432,22 @@ fn keeps_alive(req: &httparse::Request<'_, '_>) -> bool {
     }
 }
 
+/// Why a head could not be read, answered as nginx and the engines would.
+const TARGET_TOO_LONG: &str = "request target over 16 KiB";
+const HEAD_TOO_BIG: &str = "request head over 16 KiB or 100 fields";
+
 fn answer_for(miss: Miss) -> Answer {
     match miss {
+        Miss::Bad(TARGET_TOO_LONG) => Answer {
+            status: "414 URI Too Long",
+            why: TARGET_TOO_LONG,
+            refusal: Refusal::RouteBad,
+        },
+        Miss::Bad(HEAD_TOO_BIG) => Answer {
+            status: "431 Request Header Fields Too Large",
+            why: HEAD_TOO_BIG,
+            refusal: Refusal::RouteBad,
+        },
         Miss::Bad(why) => Answer {
             status: "400 Bad Request",
             why,
