@@ -175,6 +175,9 @@ pub struct Conn {
     /// Set when jawasd routed this connection (`JAWAS_ROUTE`): a later
     /// request for another route goes back to jawasd.
     routed: Option<Routed>,
+    /// The route peek just found the next request to be this engine's:
+    /// the head it reads next is that one, so it is not matched again.
+    peeked_own: bool,
     /// Responses sent on this connection.
     pub served: u64,
     /// Date header, cached per second.
@@ -257,6 +260,7 @@ impl Conn {
             poisoned: false,
             handed_off: false,
             routed: None,
+            peeked_own: false,
             served: 0,
             date: (0, String::new()),
             _owned: None,
@@ -406,7 +410,9 @@ impl Conn {
                     // read already, so it cannot be handed back intact; the
                     // connection ends and the client sends it again on a
                     // new one (RFC 9112 section 9.3.2).
+                    let peeked_own = std::mem::take(&mut self.peeked_own);
                     if self.served > 0
+                        && !peeked_own
                         && self.routed.as_ref().is_some_and(|rt| {
                             !rt.is_own(r.header("host").map(str::as_bytes), r.target.as_bytes())
                         })
@@ -723,6 +729,7 @@ impl Conn {
                 _ => false,
             };
             if own {
+                self.peeked_own = true;
                 return Ok(true);
             }
             return Ok(self.hand_back());

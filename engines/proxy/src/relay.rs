@@ -55,14 +55,6 @@ fn nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
-/// Half-closes `fd`: shutdown(SHUT_WR) on a socket. On a pipe (a test, or
-/// inetd-style pipes) there is no half-close; the end comes when the
-/// process exits.
-fn half_close(fd: BorrowedFd<'_>) {
-    // SAFETY: shutdown on a descriptor the borrow keeps open.
-    unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_WR) };
-}
-
 impl<'a> Flow<'a> {
     fn new(src: BorrowedFd<'a>, dst: BorrowedFd<'a>) -> io::Result<Flow<'a>> {
         let (pipe_r, pipe_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
@@ -125,7 +117,8 @@ impl<'a> Flow<'a> {
             }
         }
         if self.eof && self.queued == 0 && !self.closed {
-            half_close(self.dst);
+            // Not a socket (pipes in tests): nothing to half-close.
+            let _ = jawas_engine::Connection::shutdown_output(self.dst);
             self.closed = true;
             progress = true;
         }

@@ -188,32 +188,31 @@ impl Server {
         let mut headers = [httparse::EMPTY_HEADER; 100];
         let mut req = httparse::Request::new(&mut headers);
         let mut more_may_follow = true;
-        let found = match req.parse(head) {
+        let found: Result<usize, Answer> = match req.parse(head) {
             Ok(httparse::Status::Complete(_)) => {
                 more_may_follow = keeps_alive(&req);
                 let host = jawas_http::route::host_field(req.headers);
                 let target = req.path.unwrap_or("/").as_bytes();
                 if host.is_none() && req.version == Some(1) && !target.contains(&b':') {
-                    Err(Miss::Bad("no Host field"))
+                    Err(answer_for(Miss::Bad("no Host field")))
                 } else {
-                    router.table.find(host, target)
+                    router.table.find(host, target).map_err(answer_for)
                 }
             }
             Ok(httparse::Status::Partial) if n < MAX_HEAD => return,
             // Still in the request line: the target is what is too long.
-            Ok(httparse::Status::Partial) if !head.contains(&b'\n') => {
-                Err(Miss::Bad(TARGET_TOO_LONG))
-            }
-            Ok(httparse::Status::Partial) => Err(Miss::Bad(HEAD_TOO_BIG)),
-            Err(httparse::Error::TooManyHeaders) => Err(Miss::Bad(HEAD_TOO_BIG)),
-            Err(_) => Err(Miss::Bad("malformed request head")),
+            Ok(httparse::Status::Partial) if !head.contains(&b'\n') => Err(TARGET_TOO_LONG),
+            Ok(httparse::Status::Partial) => Err(HEAD_TOO_BIG),
+            Err(httparse::Error::TooManyHeaders) => Err(HEAD_TOO_BIG),
+            Err(_) => Err(answer_for(Miss::Bad("malformed request head"))),
         };
         let Some(Source::Routing(w)) = self.remove_routing(key) else {
             return;
         };
-        let target = match found {
-            Ok(i) => Some((router.targets[i].as_str(), Some(i))),
-            Err(Miss::Bad(_)) => None,
+        let target = match &found {
+            Ok(i) => Some((router.targets[*i].as_str(), Some(*i))),
+            // What could not be read is never the fallback's.
+            Err(a) if a.refusal == Refusal::RouteBad => None,
             Err(_) => router.fallback.as_deref().map(|f| (f, None)),
         };
         match (target, found) {
@@ -235,8 +234,7 @@ impl Server {
                     Some(pick),
                 );
             }
-            (None, Err(miss)) => {
-                let answer = answer_for(miss);
+            (None, Err(answer)) => {
                 info!(
                     "route svc={} remote={}: {} ({})",
                     w.router, w.remote, answer.status, answer.why
@@ -432,22 +430,20 @@ fn keeps_alive(req: &httparse::Request<'_, '_>) -> bool {
     }
 }
 
-/// Why a head could not be read, answered as nginx and the engines would.
-const TARGET_TOO_LONG: &str = "request target over 16 KiB";
-const HEAD_TOO_BIG: &str = "request head over 16 KiB or 100 fields";
+/// Heads too big to read, answered as nginx and the engines would.
+const TARGET_TOO_LONG: Answer = Answer {
+    status: "414 URI Too Long",
+    why: "request target over 16 KiB",
+    refusal: Refusal::RouteBad,
+};
+const HEAD_TOO_BIG: Answer = Answer {
+    status: "431 Request Header Fields Too Large",
+    why: "request head over 16 KiB or 100 fields",
+    refusal: Refusal::RouteBad,
+};
 
 fn answer_for(miss: Miss) -> Answer {
     match miss {
-        Miss::Bad(TARGET_TOO_LONG) => Answer {
-            status: "414 URI Too Long",
-            why: TARGET_TOO_LONG,
-            refusal: Refusal::RouteBad,
-        },
-        Miss::Bad(HEAD_TOO_BIG) => Answer {
-            status: "431 Request Header Fields Too Large",
-            why: HEAD_TOO_BIG,
-            refusal: Refusal::RouteBad,
-        },
         Miss::Bad(why) => Answer {
             status: "400 Bad Request",
             why,
