@@ -95,6 +95,7 @@
 mod connection;
 mod error;
 pub mod exit;
+pub mod fdpass;
 mod man;
 mod options;
 mod peer;

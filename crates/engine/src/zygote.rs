@@ -395,38 +395,7 @@ fn drain(fd: RawFd) {
 /// Sends one message on a control socket or a spare's channel, with
 /// descriptors attached when `fds` is not empty.
 fn send(fd: RawFd, msg: &[u8], fds: &[RawFd]) -> io::Result<()> {
-    let mut iov = libc::iovec {
-        iov_base: msg.as_ptr() as *mut libc::c_void,
-        iov_len: msg.len(),
-    };
-    let mut cmsg = [0u64; 8];
-    // SAFETY: a zeroed msghdr is valid; it points at `iov` and `cmsg`,
-    // which outlive the call; the CMSG_* macros write within `cmsg` (room
-    // for 4 descriptors, at most 2 are sent); sendmsg only reads `msg`.
-    let n = unsafe {
-        let mut hdr: libc::msghdr = std::mem::zeroed();
-        hdr.msg_iov = &mut iov;
-        hdr.msg_iovlen = 1;
-        if !fds.is_empty() {
-            let bytes = std::mem::size_of_val(fds) as libc::c_uint;
-            hdr.msg_control = cmsg.as_mut_ptr().cast();
-            hdr.msg_controllen = libc::CMSG_SPACE(bytes) as usize;
-            let c = libc::CMSG_FIRSTHDR(&hdr);
-            (*c).cmsg_level = libc::SOL_SOCKET;
-            (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(bytes) as usize;
-            std::ptr::copy_nonoverlapping(
-                fds.as_ptr(),
-                libc::CMSG_DATA(c).cast::<RawFd>(),
-                fds.len(),
-            );
-        }
-        libc::sendmsg(fd, &hdr, libc::MSG_NOSIGNAL)
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    crate::fdpass::send_with_fds(fd, msg, fds, libc::MSG_NOSIGNAL)
 }
 
 /// Receives one message from `fd`: the raw bytes and the connection they
@@ -445,55 +414,13 @@ thread_local! {
 }
 
 fn receive_into(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<(Vec<u8>, Handed)>> {
-    // Room for up to 4 descriptors; only 1 or 2 are expected.
-    let mut cmsg = [0u64; 8];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: a zeroed msghdr is valid; the pointers set below point at
-    // buffers we own that outlive the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cmsg);
-    // SAFETY: recvmsg fills the buffers `msg` describes, within their
-    // lengths; MSG_CMSG_CLOEXEC keeps the received descriptors out of any
-    // exec a child makes.
-    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fds = received_fds(&msg);
+    let (n, fds) = crate::fdpass::recv_with_fds(fd, buf, 0)?;
     if n == 0 && fds.is_empty() {
         return Ok(None);
     }
-    let raw = buf[..n as usize].to_vec();
+    let raw = buf[..n].to_vec();
     let handed = parse(&raw, fds)?;
     Ok(Some((raw, handed)))
-}
-
-/// The descriptors an SCM_RIGHTS message carried, now owned.
-fn received_fds(msg: &libc::msghdr) -> Vec<OwnedFd> {
-    let mut fds = Vec::new();
-    // SAFETY: the CMSG_* macros walk the control buffer recvmsg filled,
-    // within msg_controllen; each SCM_RIGHTS payload is an array of ints
-    // that are new descriptors of this process, owned by no one else.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let data = libc::CMSG_DATA(c).cast::<libc::c_int>();
-                let len = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
-                for i in 0..len / std::mem::size_of::<libc::c_int>() {
-                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
-                }
-            }
-            c = libc::CMSG_NXTHDR(msg, c);
-        }
-    }
-    fds
 }
 
 /// `CONN\0KEY=VALUE\0...` with the socket (and maybe stderr) attached.
