@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use jawas_tests::browser::drive_chromium;
 use jawas_tests::{children_of, free_port, wait_for_port, Jawasd, TempDir};
 
 /// Shared by every client script: imports, and helpers to read a
@@ -781,70 +782,20 @@ fn bad_room_arguments_are_usage_errors() {
     );
 }
 
-/// Drives headless Chromium over `--remote-debugging-pipe` (as tests/ws.rs
-/// does: commands on its fd 3, replies on fd 4, NUL-terminated JSON):
-/// opens the page, waits until `#log` says it joined, runs `act` in the
-/// page, then waits until the log contains every one of `wants` (a
-/// `|`-separated list) and prints the log. Bounded: 30 s in all.
-const CDP: &str = r#"import json, os, select, subprocess, sys, time
-chromium, url, profile, act, wants = sys.argv[1:6]
-to_r, to_w = os.pipe()
-from_r, from_w = os.pipe()
-def fds():
-    a, b = os.dup(to_r), os.dup(from_w)
-    os.dup2(a, 3)
-    os.dup2(b, 4)
-p = subprocess.Popen([chromium, '--headless', '--no-sandbox', '--disable-gpu',
-    '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--remote-debugging-pipe',
-    '--user-data-dir=' + profile, 'about:blank'],
-    preexec_fn=fds, close_fds=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-os.close(to_r); os.close(from_w)
-deadline = time.monotonic() + 30
-buf = b''
-n = 0
-def call(method, params=None, session=None):
-    global n, buf
-    n += 1
-    msg = {'id': n, 'method': method, 'params': params or {}}
-    if session: msg['sessionId'] = session
-    os.write(to_w, json.dumps(msg).encode() + b'\0')
-    while True:
-        while b'\0' in buf:
-            raw, buf = buf.split(b'\0', 1)
-            reply = json.loads(raw)
-            if reply.get('id') == n:
-                if 'error' in reply: raise SystemExit('CDP error: %r' % reply['error'])
-                return reply['result']
-        left = deadline - time.monotonic()
-        if left <= 0: raise SystemExit('TIMEOUT waiting for ' + method)
-        r, _, _ = select.select([from_r], [], [], left)
-        if r:
-            chunk = os.read(from_r, 65536)
-            if not chunk: raise SystemExit('chromium closed the pipe')
-            buf += chunk
-def log(session):
-    expr = "(document.getElementById('log') || {}).textContent || ''"
-    return call('Runtime.evaluate', {'expression': expr, 'returnByValue': True}, session)['result'].get('value', '')
-def wait_for(session, needles):
-    text = ''
-    while time.monotonic() < deadline:
-        text = log(session)
-        if all(w in text for w in needles): break
-        time.sleep(0.1)
-    return text
-try:
-    target = call('Target.createTarget', {'url': url})['targetId']
-    session = call('Target.attachToTarget', {'targetId': target, 'flatten': True})['sessionId']
-    wait_for(session, ['(you are '])
-    call('Runtime.evaluate', {'expression': act}, session)
-    print(wait_for(session, wants.split('|')))
-    call('Browser.close')
-finally:
-    try: p.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        p.kill(); p.wait()
-"#;
+/// The chat page's side in headless Chromium: waits until `#log` says it
+/// joined, runs ARGS[0] in the page, then waits until the log contains
+/// every one of ARGS[1] (a `|`-separated list) and prints the log.
+const CHAT_PAGE: &str = "    def wait_for(needles):
+        text = ''
+        while time.monotonic() < deadline:
+            text = text_of(session, 'log')
+            if all(w in text for w in needles): break
+            time.sleep(0.1)
+        return text
+    wait_for(['(you are '])
+    call('Runtime.evaluate', {'expression': ARGS[0]}, session)
+    print(wait_for(ARGS[1].split('|')))
+";
 
 /// The repository's root (for the demo page and the example bot).
 fn repo() -> std::path::PathBuf {
@@ -853,10 +804,6 @@ fn repo() -> std::path::PathBuf {
 
 #[test]
 fn the_demo_chat_page_in_chromium_talks_with_a_member_and_the_bot() {
-    let chromium = ["chromium", "chromium-browser"]
-        .into_iter()
-        .find(|c| Command::new(c).arg("--version").output().is_ok())
-        .expect("the test needs chromium: apt-get install chromium (tests/deps.sh)");
     let root = repo();
     let page = root.join("etc/chat");
     let bot = root.join("engines/examples/room-bot.py");
@@ -890,25 +837,13 @@ with connect(URL) as ws:
     .unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(member.stdout.take().unwrap()));
     assert_eq!(lines.next().map(Result::unwrap).as_deref(), Some("READY"));
-    let profile = TempDir::new();
     let act = "const t = document.getElementById('text');                t.value = 'from chromium'; document.getElementById('f').requestSubmit();                t.value = '/who'; document.getElementById('f').requestSubmit();";
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(CDP)
-        .arg(chromium)
-        .arg(format!("http://{}/#t", d.addr("ws")))
-        .arg(profile.path())
-        .arg(act)
-        .arg("hello page|here: |welcome!")
-        .output()
-        .expect("python3 runs");
-    let _ = member.wait();
-    let log = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{log}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let log = drive_chromium(
+        &format!("http://{}/#t", d.addr("ws")),
+        CHAT_PAGE,
+        &[act, "hello page|here: |welcome!"],
     );
+    let _ = member.wait();
     for want in [
         "to me: hello page",
         "bot to me: here: ",

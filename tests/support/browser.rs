@@ -15,12 +15,13 @@ pub fn require(cmd: &str, package: &str) -> std::path::PathBuf {
 }
 
 /// Drives headless Chromium over `--remote-debugging-pipe` (commands on
-/// its fd 3, replies on fd 4, NUL-terminated JSON): opens the page, then
-/// reads `#out` until the page has written its result (the page's socket
-/// is real network I/O, which `--dump-dom`'s virtual time does not wait
-/// for). Bounded: 30 s in all.
-const CDP: &str = r#"import json, os, select, subprocess, sys, time
+/// its fd 3, replies on fd 4, NUL-terminated JSON): starts it with a fresh
+/// profile and defines `call(method, params, session)`; the page at
+/// `url` is then opened in `session` and the caller's Python runs.
+/// Bounded: 30 s in all.
+const PRELUDE: &str = r#"import json, os, select, subprocess, sys, time
 chromium, url, profile = sys.argv[1:4]
+ARGS = sys.argv[4:]
 # Commands go to Chromium's fd 3, replies come from its fd 4.
 to_r, to_w = os.pipe()
 from_r, from_w = os.pipe()
@@ -58,34 +59,35 @@ def call(method, params=None, session=None):
             chunk = os.read(from_r, 65536)
             if not chunk: raise SystemExit('chromium closed the pipe')
             buf += chunk
+def text_of(session, element):
+    expr = "(document.getElementById('%s') || {}).textContent || ''" % element
+    return call('Runtime.evaluate', {'expression': expr, 'returnByValue': True}, session)['result'].get('value', '')
 try:
     target = call('Target.createTarget', {'url': url})['targetId']
     session = call('Target.attachToTarget', {'targetId': target, 'flatten': True})['sessionId']
-    expr = "(document.getElementById('out') || {}).textContent || ''"
-    text = ''
-    while time.monotonic() < deadline:
-        text = call('Runtime.evaluate', {'expression': expr, 'returnByValue': True}, session)['result'].get('value', '')
-        if text and text != 'pending': break
-        time.sleep(0.1)
-    print(text)
-    call('Browser.close')
+"#;
+
+const EPILOGUE: &str = r#"    call('Browser.close')
 finally:
     try: p.wait(timeout=10)
     except subprocess.TimeoutExpired:
         p.kill(); p.wait()
 "#;
 
-/// The text the page at `url` wrote into `#out`, run in headless Chromium
-/// with a fresh profile.
-pub fn chromium_text(url: &str) -> String {
+/// Opens `url` in headless Chromium and runs `body` (Python, indented
+/// four spaces, with `session`, `call`, `text_of(session, id)` and `ARGS`
+/// = `args` at hand); what it prints is returned. Fails the test, with
+/// the script's output, if the script fails.
+pub fn drive_chromium(url: &str, body: &str, args: &[&str]) -> String {
     let chromium = require("chromium", "chromium");
     let profile = TempDir::new();
     let out = Command::new("python3")
         .arg("-c")
-        .arg(CDP)
+        .arg(format!("{PRELUDE}{body}{EPILOGUE}"))
         .arg(chromium)
         .arg(url)
         .arg(profile.path())
+        .args(args)
         .output()
         .expect("python3 runs");
     assert!(
@@ -95,4 +97,21 @@ pub fn chromium_text(url: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
+/// The text the page at `url` wrote into `#out` (once it is no longer
+/// `pending`; the page's socket is real network I/O, which `--dump-dom`'s
+/// virtual time does not wait for).
+pub fn chromium_text(url: &str) -> String {
+    drive_chromium(
+        url,
+        "    text = ''
+    while time.monotonic() < deadline:
+        text = text_of(session, 'out')
+        if text and text != 'pending': break
+        time.sleep(0.1)
+    print(text)
+",
+        &[],
+    )
 }
