@@ -277,6 +277,26 @@ fn no_descriptor_leak_after_ten_thousand_connections() {
             String::from_utf8_lossy(&reply)
         );
     }
+    // Then clients at once, so that spares are taken while others end: every
+    // child's exit is reported (a lost report leaves a session running).
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let get = &get;
+            s.spawn(move || {
+                for i in 0..500 {
+                    let reply = get();
+                    assert!(reply.ends_with(b"hello\n"), "client {t} request {i}");
+                }
+            });
+        }
+    });
+    let want = 1 + 10_000 + 8 * 500;
+    let done = || d.log().matches("info done svc=web").count();
+    let deadline = Instant::now() + SECS;
+    while done() < want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(done(), want, "every exit reported");
     // Every child reaped and reported before counting again.
     let deadline = Instant::now() + SECS;
     while !d.children().iter().all(|(pid, _)| *pid == zygote) && Instant::now() < deadline {
@@ -434,8 +454,11 @@ fn an_engine_that_never_says_ready_is_served_by_exec_and_named() {
 fn a_stuck_zygote_is_killed_at_the_hand_over_and_started_again() {
     let d = start("zygote_fallback = \"refuse\"\n");
     let old = zygote_pid(&d);
+    // The whole group: the zygote and the spares it forked ahead, which
+    // wait on the control socket themselves (a stopped zygote alone still
+    // has its spares answer, until they are used up).
     // SAFETY: kill has no memory effects.
-    unsafe { libc::kill(old, libc::SIGSTOP) };
+    unsafe { libc::kill(-old, libc::SIGSTOP) };
     // This connection waits for a zygote that cannot answer: refused.
     assert_eq!(exchange(d.addr("probe"), b"info\n"), b"");
     assert!(

@@ -14,10 +14,12 @@
 //! connections, waits for its children and exits. The whole contract is in
 //! docs/engine-protocol.md.
 //!
-//! To take the fork off the latency path, the zygote keeps one child
-//! forked ahead (a spare) waiting on a channel of its own: a connection is
-//! passed on to it as it came, and the next spare is forked after the
-//! answer to jawasd.
+//! To take the fork off the latency path, the zygote keeps a child forked
+//! ahead (a spare) that waits on the control socket itself: jawasd's next
+//! `CONN` wakes the spare, not the zygote, and the spare tells the zygote
+//! (a pipe) and jawasd (`PID`, with its own pid) before it serves. The
+//! zygote then forks the next spare. With no spare (a fork failed), the
+//! zygote reads the `CONN` and forks for it.
 //!
 //! Owns the control socket (fd 0) and the zygote's children. Invariants:
 //! the zygote never serves a connection itself and closes every received
@@ -77,80 +79,99 @@ fn run<E: Engine>(engine: &mut E) -> Result<(), Error> {
         ));
     }
     let children_fd = sigchld_fd().map_err(|e| Error::system(format!("signalfd: {e}")))?;
+    // The receive buffer is set up here, once: spares, which receive into
+    // their copy, would otherwise each allocate and zero it.
+    RECEIVE_BUF.with_borrow(|_| ());
+    let (taken_r, taken_w) = pipe().map_err(|e| Error::system(format!("pipe: {e}")))?;
     let mut z = Zygote {
         children_fd,
+        taken_r,
+        taken_w,
         children: HashSet::new(),
-        spare: None,
+        spares: HashSet::new(),
     };
     send(CONTROL, b"READY", &[]).map_err(|e| Error::io("control socket", &e))?;
+    let mut control = Control::Open;
     z.refill(engine);
-    let mut open = true;
-    while open || !z.children.is_empty() {
-        let (control_ready, child_ready) = wait(open, z.children_fd.as_raw_fd())?;
-        if child_ready {
+    while control != Control::Gone || !z.children.is_empty() || !z.spares.is_empty() {
+        // While spares wait on the control socket, the zygote only watches
+        // for its end; it reads connections itself when it has no spare,
+        // and drains the last ones once jawasd has closed its end.
+        let read_control = control == Control::Closing || z.spares.is_empty();
+        let ready = wait(control, read_control, &z)?;
+        if ready.children || ready.taken {
             drain(z.children_fd.as_raw_fd());
+            z.taken();
             z.reap();
         }
-        if !control_ready {
-            continue;
+        if ready.hangup && control == Control::Open {
+            control = Control::Closing;
         }
-        match receive(CONTROL) {
-            Ok(Some((raw, handed))) => {
-                let reply = z.serve(engine, &raw, handed);
-                if send(CONTROL, reply.as_bytes(), &[]).is_err() {
-                    open = false;
-                }
-                z.refill(engine);
-            }
-            Ok(None) => open = false,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                let _ = send(CONTROL, format!("FAIL {e}").as_bytes(), &[]);
-            }
-            Err(_) => open = false,
+        if ready.control && read_control {
+            control = z.answer(engine, control);
         }
-        if !open {
-            z.drop_spare();
+        if control == Control::Open {
+            z.refill(engine);
         }
     }
     Ok(())
 }
 
-/// A child forked ahead of time, waiting on its own channel for the next
-/// connection, so that the fork is off the latency path.
-struct Spare {
-    pid: libc::pid_t,
-    /// The zygote's end of the spare's channel (a SOCK_SEQPACKET pair).
-    chan: OwnedFd,
+/// What the zygote knows of jawasd's end of the control socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Control {
+    /// Connections may come.
+    Open,
+    /// jawasd closed its end: the connections still queued are served, no
+    /// spare is forked again.
+    Closing,
+    /// The end of the socket was read: only children are left to reap.
+    Gone,
 }
 
 /// The zygote's state between connections.
 struct Zygote {
     children_fd: OwnedFd,
+    /// Where spares write their pid when they take a connection (so that
+    /// it is reported, and a spare forked again), and its writing end,
+    /// which every spare inherits.
+    taken_r: OwnedFd,
+    taken_w: OwnedFd,
     /// Children serving a connection: their exits are reported.
     children: HashSet<libc::pid_t>,
-    /// At most one: a second spare would inherit the first's channel and
-    /// keep it open past the zygote's end.
-    spare: Option<Spare>,
+    /// Children forked ahead, waiting on the control socket. At most
+    /// `SPARES`; one that ends unused is nobody's session.
+    spares: HashSet<libc::pid_t>,
 }
 
+/// How many children wait forked ahead.
+const SPARES: usize = 2;
+
 impl Zygote {
-    /// Has the connection served: by the spare when there is one (the
-    /// message is passed on as it came), else by a fresh fork. The reply
-    /// for jawasd.
-    fn serve<E: Engine>(&mut self, engine: &mut E, raw: &[u8], handed: Handed) -> String {
-        if let Some(spare) = self.spare.take() {
-            let mut fds = vec![handed.socket.as_raw_fd()];
-            fds.extend(handed.stderr.as_ref().map(|f| f.as_raw_fd()));
-            fds.extend(handed.handback.as_ref().map(|f| f.as_raw_fd()));
-            if send(spare.chan.as_raw_fd(), raw, &fds).is_ok() {
-                self.children.insert(spare.pid);
-                // `handed` and the channel drop here: the zygote keeps no
-                // client descriptor, and the spare has what it needs.
-                return format!("PID {}", spare.pid);
+    /// Reads one message from the control socket and answers it: forks a
+    /// child for a connection (no spare was there to take it).
+    fn answer<E: Engine>(&mut self, engine: &mut E, control: Control) -> Control {
+        match receive(CONTROL) {
+            Ok(Some((_, handed))) => {
+                let reply = self.fork_for(engine, handed);
+                if send(CONTROL, reply.as_bytes(), &[]).is_err() {
+                    return Control::Gone;
+                }
+                control
             }
-            // A spare that died unused is reaped quietly; fork instead.
+            Ok(None) => Control::Gone,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => control,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                let _ = send(CONTROL, format!("FAIL {e}").as_bytes(), &[]);
+                control
+            }
+            Err(_) => Control::Gone,
         }
+    }
+
+    /// Forks a child for a connection the zygote received. The reply for
+    /// jawasd.
+    fn fork_for<E: Engine>(&mut self, engine: &mut E, handed: Handed) -> String {
         // SAFETY: the zygote is single threaded (checked in `run`), so the
         // child may run any code after fork, as after a fork in any
         // single-threaded program.
@@ -158,51 +179,61 @@ impl Zygote {
             -1 => format!("FAIL fork: {}", io::Error::last_os_error()),
             0 => {
                 release_control();
+                // SAFETY: closes this process's copies of the pipe, used by
+                // the zygote and its spares only.
+                unsafe {
+                    libc::close(self.taken_r.as_raw_fd());
+                    libc::close(self.taken_w.as_raw_fd());
+                }
                 quick_exit(child::<E>(engine, handed, self.children_fd.as_raw_fd()))
             }
             pid => {
                 self.children.insert(pid);
+                // `handed` drops here: the zygote keeps no client descriptor.
                 format!("PID {pid}")
             }
         }
     }
 
-    /// Forks a spare when there is none. Failure is not an error: the next
-    /// connection forks directly.
+    /// Forks spares up to `SPARES`. Failure is not an error: the zygote
+    /// reads the next connection itself and forks for it.
     fn refill<E: Engine>(&mut self, engine: &mut E) {
-        if self.spare.is_some() {
-            return;
-        }
-        let Ok((ours, theirs)) = seqpacket_pair() else {
-            return;
-        };
-        // SAFETY: as in `serve`: the zygote is single threaded.
-        match unsafe { libc::fork() } {
-            -1 => {}
-            0 => {
-                drop(ours);
-                release_control();
-                let code = match receive(theirs.as_raw_fd()) {
-                    Ok(Some((_, handed))) => {
-                        drop(theirs);
-                        child::<E>(engine, handed, self.children_fd.as_raw_fd())
-                    }
-                    // The zygote ended or retired before using it.
-                    _ => exit::OK,
-                };
-                quick_exit(code)
+        while self.spares.len() < SPARES {
+            // SAFETY: as in `fork_for`: the zygote is single threaded.
+            match unsafe { libc::fork() } {
+                -1 => return,
+                0 => {
+                    let taken = self.taken_w.as_raw_fd();
+                    // SAFETY: closes this process's copy of the pipe's
+                    // reading end, which only the zygote reads.
+                    unsafe { libc::close(self.taken_r.as_raw_fd()) };
+                    quick_exit(spare::<E>(engine, taken, self.children_fd.as_raw_fd()))
+                }
+                pid => {
+                    self.spares.insert(pid);
+                }
             }
-            pid => self.spare = Some(Spare { pid, chan: ours }),
         }
     }
 
-    /// Ends the spare (closing its channel makes it exit) and reaps it.
-    fn drop_spare(&mut self) {
-        if let Some(spare) = self.spare.take() {
-            drop(spare.chan);
-            let mut status = 0;
-            // SAFETY: waitpid on our own child, into an int we own.
-            unsafe { libc::waitpid(spare.pid, &mut status, 0) };
+    /// Spares that took a connection become children whose exit is
+    /// reported.
+    fn taken(&mut self) {
+        let mut buf = [0u8; 4 * 64];
+        loop {
+            // SAFETY: reads into a buffer we own, at most its length, from
+            // the non-blocking pipe we own.
+            let n = unsafe { libc::read(self.taken_r.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                return;
+            }
+            // Whole pids only: each is one write of 4 bytes (atomic on a pipe).
+            for chunk in buf[..n as usize].chunks_exact(4) {
+                let pid = libc::pid_t::from_ne_bytes(chunk.try_into().expect("4 bytes"));
+                if self.spares.remove(&pid) {
+                    self.children.insert(pid);
+                }
+            }
         }
     }
 
@@ -216,8 +247,11 @@ impl Zygote {
             if pid <= 0 {
                 return;
             }
-            if self.spare.as_ref().is_some_and(|s| s.pid == pid) {
-                self.spare = None;
+            if self.spares.contains(&pid) {
+                // It may have taken a connection after the pipe was last
+                // read: its pid is in the pipe now that it has ended.
+                self.taken();
+                self.spares.remove(&pid);
             }
             if !self.children.remove(&pid) {
                 continue;
@@ -234,6 +268,39 @@ impl Zygote {
     }
 }
 
+/// A spare's life: waits on the control socket for a connection, tells the
+/// zygote (the pipe `taken`) and jawasd (`PID`) it took it, and serves it.
+/// Ends quietly when jawasd closes the control socket first.
+fn spare<E: Engine>(engine: &mut E, taken: RawFd, children_fd: RawFd) -> i32 {
+    let handed = loop {
+        match receive(CONTROL) {
+            Ok(Some((_, handed))) => break handed,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // Answered, and still unused.
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                let _ = send(CONTROL, format!("FAIL {e}").as_bytes(), &[]);
+            }
+            // The zygote retired, or jawasd is gone.
+            Ok(None) | Err(_) => return exit::OK,
+        }
+    };
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    // The zygote first, so that this pid's exit is reported whatever
+    // happens next; then jawasd, whose session starts with the answer.
+    let bytes = pid.to_ne_bytes();
+    // SAFETY: writes 4 bytes we own to the pipe this process holds, then
+    // closes it: a write of 4 bytes to a pipe is whole or nothing.
+    unsafe {
+        libc::write(taken, bytes.as_ptr().cast(), bytes.len());
+        libc::close(taken);
+    }
+    if send(CONTROL, format!("PID {pid}").as_bytes(), &[]).is_err() {
+        return exit::OK;
+    }
+    child::<E>(engine, handed, children_fd)
+}
+
 /// In a child: lets go of the control socket (it must not read jawasd's
 /// messages, nor keep the socket open past the zygote's end) by putting
 /// /dev/null on fd 0, so that fd 0 stays taken until the connection is
@@ -246,19 +313,12 @@ fn release_control() {
     }
 }
 
-fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+/// A non-blocking, close-on-exec pipe: (reading end, writing end).
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
-    // SAFETY: socketpair writes two descriptors into the array we own;
-    // on success they are new and ours.
-    let rc = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if rc != 0 {
+    // SAFETY: pipe2 writes two descriptors into the array we own; on
+    // success they are new and ours.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: both descriptors were just created and are owned by no one else.
@@ -358,30 +418,57 @@ fn sigchld_fd() -> io::Result<OwnedFd> {
     }
 }
 
-/// Waits for the control socket (while `open`) or a child's exit.
-fn wait(open: bool, children_fd: RawFd) -> Result<(bool, bool), Error> {
+/// What woke the zygote.
+struct Ready {
+    /// A message (or the end) is waiting on the control socket.
+    control: bool,
+    /// jawasd closed its end.
+    hangup: bool,
+    /// A child ended.
+    children: bool,
+    /// A spare took a connection.
+    taken: bool,
+}
+
+/// Waits for the control socket (for a message when `read_control`, else
+/// only for its end), a child's exit or a spare taking a connection.
+fn wait(control: Control, read_control: bool, z: &Zygote) -> Result<Ready, Error> {
+    let events = if read_control {
+        libc::POLLIN
+    } else {
+        libc::POLLRDHUP
+    };
+    let pollfd = |fd: RawFd, events| libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
     let mut fds = [
-        libc::pollfd {
-            fd: if open { CONTROL } else { -1 },
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: children_fd,
-            events: libc::POLLIN,
-            revents: 0,
-        },
+        pollfd(if control == Control::Gone { -1 } else { CONTROL }, events),
+        pollfd(z.children_fd.as_raw_fd(), libc::POLLIN),
+        pollfd(z.taken_r.as_raw_fd(), libc::POLLIN),
     ];
-    // SAFETY: poll on an array of two pollfds we own, length 2.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+    // SAFETY: poll on an array of pollfds we own, of its length.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
     if n < 0 {
         let e = io::Error::last_os_error();
         if e.kind() == io::ErrorKind::Interrupted {
-            return Ok((false, false));
+            return Ok(Ready {
+                control: false,
+                hangup: false,
+                children: false,
+                taken: false,
+            });
         }
         return Err(Error::io("poll", &e));
     }
-    Ok((fds[0].revents != 0, fds[1].revents != 0))
+    let hangup = libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR;
+    Ok(Ready {
+        control: fds[0].revents & (libc::POLLIN | hangup) != 0,
+        hangup: fds[0].revents & hangup != 0,
+        children: fds[1].revents != 0,
+        taken: fds[2].revents != 0,
+    })
 }
 
 /// Empties the signalfd (its contents are not needed: `reap` looks at
