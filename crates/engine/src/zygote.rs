@@ -79,6 +79,12 @@ fn run<E: Engine>(engine: &mut E) -> Result<(), Error> {
         ));
     }
     let children_fd = sigchld_fd().map_err(|e| Error::system(format!("signalfd: {e}")))?;
+    // The CPU feature cache (std's, which httparse, memchr and the like
+    // consult) is filled here, once: each child would otherwise run the
+    // detection's CPUID instructions again, which in a virtual machine
+    // trap to the hypervisor (about 6% of a child's time).
+    #[cfg(target_arch = "x86_64")]
+    let _ = std::arch::is_x86_feature_detected!("avx2");
     // The receive buffer is set up here, once: spares, which receive into
     // their copy, would otherwise each allocate and zero it.
     RECEIVE_BUF.with_borrow(|_| ());
