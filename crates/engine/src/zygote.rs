@@ -229,7 +229,8 @@ impl Zygote {
         loop {
             // SAFETY: reads into a buffer we own, at most its length, from
             // the non-blocking pipe we own.
-            let n = unsafe { libc::read(self.taken_r.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            let n =
+                unsafe { libc::read(self.taken_r.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
             if n <= 0 {
                 return;
             }
@@ -450,7 +451,14 @@ fn wait(control: Control, read_control: bool, z: &Zygote) -> Result<Ready, Error
         revents: 0,
     };
     let mut fds = [
-        pollfd(if control == Control::Gone { -1 } else { CONTROL }, events),
+        pollfd(
+            if control == Control::Gone {
+                -1
+            } else {
+                CONTROL
+            },
+            events,
+        ),
         pollfd(z.children_fd.as_raw_fd(), libc::POLLIN),
         pollfd(z.taken_r.as_raw_fd(), libc::POLLIN),
     ];
