@@ -8,7 +8,8 @@
 //! SCM_RIGHTS) forks a child that serves it exactly as an exec'd engine
 //! would: the socket on fds 0 and 1, its own session, the UCSPI
 //! environment of that connection, the same signal set-up. The zygote
-//! answers `PID n` (or `FAIL why`), reaps its children and reports each
+//! answers `PID n INO` (or `FAIL ino=INO why`; INO names the connection by
+//! its socket's inode), reaps its children and reports each
 //! as `EXIT n exit CODE` or `EXIT n signal SIGNO`. When jawasd closes the
 //! control socket (a reload or a stop), the zygote takes no more
 //! connections, waits for its children and exits. The whole contract is in
@@ -452,6 +453,7 @@ fn sigchld_fd() -> io::Result<OwnedFd> {
 }
 
 /// What woke the zygote.
+#[derive(Default)]
 struct Ready {
     /// A message (or the end) is waiting on the control socket.
     control: bool,
@@ -493,12 +495,7 @@ fn wait(control: Control, read_control: bool, z: &Zygote) -> Result<Ready, Error
     if n < 0 {
         let e = io::Error::last_os_error();
         if e.kind() == io::ErrorKind::Interrupted {
-            return Ok(Ready {
-                control: false,
-                hangup: false,
-                children: false,
-                taken: false,
-            });
+            return Ok(Ready::default());
         }
         return Err(Error::io("poll", &e));
     }
