@@ -179,13 +179,11 @@ impl Zygote {
     /// Forks a child for a connection the zygote received. The reply for
     /// jawasd.
     fn fork_for<E: Engine>(&mut self, engine: &mut E, handed: Handed) -> String {
-        let ino = inode(&handed.socket);
         // SAFETY: the zygote is single threaded (checked in `run`), so the
         // child may run any code after fork, as after a fork in any
         // single-threaded program.
         match unsafe { libc::fork() } {
-            -1 if ino == 0 => format!("FAIL fork: {}", io::Error::last_os_error()),
-            -1 => format!("FAIL ino={ino} fork: {}", io::Error::last_os_error()),
+            -1 => format!("FAIL fork: {}", io::Error::last_os_error()),
             0 => {
                 release_control();
                 // SAFETY: closes this process's copies of the pipe, used by
@@ -199,7 +197,7 @@ impl Zygote {
             pid => {
                 self.children.insert(pid);
                 // `handed` drops here: the zygote keeps no client descriptor.
-                answer_pid(pid, ino)
+                format!("PID {pid}")
             }
         }
     }
@@ -305,9 +303,7 @@ fn spare<E: Engine>(engine: &mut E, taken: RawFd, children_fd: RawFd) -> i32 {
         libc::write(taken, bytes.as_ptr().cast(), bytes.len());
         libc::close(taken);
     }
-    // Named by its socket: two spares may answer in either order.
-    let answer = answer_pid(pid, inode(&handed.socket));
-    if send(CONTROL, answer.as_bytes(), &[]).is_err() {
+    if send(CONTROL, format!("PID {pid}").as_bytes(), &[]).is_err() {
         return exit::OK;
     }
     child::<E>(engine, handed, children_fd)
@@ -322,28 +318,6 @@ fn release_control() {
         // SAFETY: dup2 onto fd 0, which this process owns (the control
         // socket); `null` stays owned by the File and closes on drop.
         unsafe { libc::dup2(null.as_raw_fd(), CONTROL) };
-    }
-}
-
-/// `PID n`, naming the connection by its socket's inode when known.
-fn answer_pid(pid: libc::pid_t, ino: u64) -> String {
-    if ino == 0 {
-        format!("PID {pid}")
-    } else {
-        format!("PID {pid} {ino}")
-    }
-}
-
-/// The inode of a received socket, by which answers name the connection
-/// (0 if it cannot be read; jawasd then finds no such connection).
-fn inode(fd: &OwnedFd) -> u64 {
-    // SAFETY: fstat writes into a stat we own, from a descriptor we own.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::fstat(fd.as_raw_fd(), &mut st) != 0 {
-            return 0;
-        }
-        st.st_ino
     }
 }
 

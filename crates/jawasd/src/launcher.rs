@@ -190,13 +190,13 @@ impl Exec {
 /// Hands an admitted connection to a ready zygote: the child it forks
 /// gets the socket, the stderr an exec'd engine would get (a capture
 /// pipe, the socket, or the zygote's own), and the connection's
-/// environment. Returns the read end of the child's stderr capture pipe,
-/// if any; the child's pid comes later in the zygote's answer.
+/// environment. Returns the child as a started engine (no pidfd: it is
+/// the zygote's child) and the other messages that arrived meanwhile.
 pub fn hand_to_zygote(
     zygote: &mut crate::zygote::Zygote,
     svc: &Prepared,
     conn: &Conn<'_>,
-) -> Result<Option<OwnedFd>, SpawnError> {
+) -> Result<(Launched, Vec<crate::zygote::Message>), SpawnError> {
     let cfg = &svc.config;
     let pipe = match cfg.stderr {
         StderrMode::Capture => Some(capture_pipe().map_err(|error| SpawnError {
@@ -214,8 +214,8 @@ pub fn hand_to_zygote(
     if let Some(r) = &conn.route {
         env.extend(r.env.iter().cloned());
     }
-    zygote
-        .send(
+    let (pid, others) = zygote
+        .hand(
             conn.socket,
             stderr,
             conn.route.and_then(|r| r.handback),
@@ -225,8 +225,12 @@ pub fn hand_to_zygote(
             step: "zygote",
             error,
         })?;
-    // The write end drops here: the zygote's child has its own.
-    Ok(pipe.map(|(r, _)| crate::spawn::keep_high(r)))
+    let launched = Launched {
+        pid,
+        pidfd: None,
+        stderr: pipe.map(|(r, _)| crate::spawn::keep_high(r)),
+    };
+    Ok((launched, others))
 }
 
 /// A close-on-exec pipe; the read end (ours) is non-blocking, the write

@@ -36,7 +36,7 @@ use polling::Events;
 
 use crate::admission::{self, Admission, Counts, Policy, Refusal};
 use crate::clock::SystemClock;
-use crate::config::{Config, Env, Protocol, StderrMode};
+use crate::config::{Config, Env, Protocol, SpawnMode, StderrMode};
 use crate::events::{self, Fields, Format, Sink};
 use crate::launcher::{self, Conn, Exec, Launched, Launcher, Prepared};
 use crate::listeners::{self, Binding, Listener, Socket, Wanted};
@@ -45,7 +45,7 @@ use crate::registry::{Key, Registry};
 use crate::sessions::{NewSession, SessionId, Sessions};
 use crate::spawn::{self, SpawnError};
 use crate::stats::Stats;
-use crate::zygote::Zygote;
+use crate::zygote::{self, Zygote};
 
 mod control;
 mod pending;
@@ -1031,16 +1031,13 @@ impl Server {
             return Err(Refusal::Access);
         };
         let ip: Option<IpAddr> = remote.map(|r| r.ip().to_canonical());
-        // Connections handed to a zygote and not answered yet count as
-        // running: their engines are starting.
-        let (all, of_service, from_ip) = self.zygotes.pending(service, ip);
         let req = admission::Request {
             service,
             ip,
             counts: Counts {
-                total: self.sessions.len() + all,
-                service: self.sessions.running(service) + of_service,
-                source: ip.map_or(0, |ip| self.sessions.running_from(service, ip)) + from_ip,
+                total: self.sessions.len(),
+                service: self.sessions.running(service),
+                source: ip.map_or(0, |ip| self.sessions.running_from(service, ip)),
             },
             max_total: self.config.server.max_connections,
         };
@@ -1099,50 +1096,50 @@ impl Server {
             },
             _ => None,
         };
-        let admitted = zygotes::Admitted {
-            service: service.clone(),
-            stream,
-            remote,
-            local,
-            route,
-            handback,
+        let launched = {
+            let conn = Conn {
+                socket: stream.as_fd(),
+                local,
+                remote: Some(remote),
+                route: route.as_ref().map(|p| crate::launcher::RouteConn {
+                    env: &p.env,
+                    handback: handback.as_ref().map(|(_, theirs)| theirs.as_fd()),
+                }),
+            };
+            // A ready zygote forks the engine; otherwise it is exec'd,
+            // unless the service would rather refuse.
+            match self.launch_by_zygote(service, &conn) {
+                Some(done) => Ok(done),
+                None if svc.spawn == SpawnMode::Zygote && svc.zygote_refuse => {
+                    self.refused(service, Some(remote), Refusal::NoZygote);
+                    return;
+                }
+                None => match self.services.get(service) {
+                    Some(state) => self
+                        .launcher
+                        .launch(&state.prepared, &conn)
+                        .map(|l| (l, Vec::new())),
+                    None => return,
+                },
+            }
         };
-        // A ready zygote forks the engine (its answer comes through the
-        // loop); otherwise it is exec'd, unless the service would rather
-        // refuse.
-        if let Some(admitted) = self.hand_to_zygote(admitted) {
-            self.without_zygote(admitted);
-        }
-    }
-
-    /// Starts the engine of an admitted connection by exec.
-    pub(super) fn launch_exec(&mut self, a: zygotes::Admitted) {
-        let Some(state) = self.services.get(&a.service) else {
-            return;
-        };
-        let launched = self.launcher.launch(&state.prepared, &a.conn());
-        self.launch_result(a, launched);
-    }
-
-    /// What follows a start by exec or a zygote's answer: the session, or
-    /// the failure logged and the service paused.
-    pub(super) fn launch_result(
-        &mut self,
-        a: zygotes::Admitted,
-        launched: Result<Launched, SpawnError>,
-    ) {
-        let service = &a.service;
         match launched {
-            Ok(l) => {
+            Ok((l, others)) => {
                 let pid = l.pid;
-                self.started(service, l, Some(a.remote), a.local, None);
-                if let (Some(pick), Some((ours, _))) = (a.route, a.handback) {
-                    let peer = a.stream.peer_addr().ok();
-                    self.watch_handback(ours, pick.router, (a.remote, a.local), (peer, pid));
+                self.started(service, l, Some(remote), local, None);
+                if let (Some(pick), Some((ours, _))) = (route, handback) {
+                    let peer = stream.peer_addr().ok();
+                    self.watch_handback(ours, pick.router, (remote, local), (peer, pid));
+                }
+                // Exits a zygote reported while it forked this child.
+                for m in others {
+                    if let zygote::Message::Exit(pid, status) = m {
+                        self.reaped(pid, status);
+                    }
                 }
             }
             Err(e) => {
-                self.spawn_failed(service, Some(a.remote), &e);
+                self.spawn_failed(service, Some(remote), &e);
                 if is_resource_exhaustion(&e.error) {
                     self.pause_accepting(&e.error);
                 } else {
@@ -1153,7 +1150,7 @@ impl Server {
         if std::mem::take(&mut self.launcher.pipe_shortage) {
             self.pause_accepting(&io::Error::from_raw_os_error(libc::EMFILE));
         }
-        // `a.stream` drops here: jawasd's copy of the connection is closed.
+        // `stream` drops here: jawasd's copy of the connection is closed.
     }
 
     /// Everything that follows a successful start, in one place.

@@ -11,17 +11,17 @@
 //! to start, restart or retire one is the loop's.
 //!
 //! Invariants: a connection is handed to a zygote only after admission
-//! (the loop's job); nothing here waits for a zygote: answers are read when
-//! the loop finds the socket readable, in order, so every `PID` comes
-//! before its child's `EXIT`. A zygote that leaves a connection unanswered
-//! for `HAND_TIMEOUT` is killed by the loop.
+//! (the loop's job); `hand` waits for the zygote's answer for at most
+//! `HAND_TIMEOUT`, so a stuck zygote costs the loop that long once, and is
+//! then killed; messages that arrive while waiting are returned, never
+//! dropped, so every `EXIT` reaches the sessions table.
 
 #![forbid(unsafe_code)]
 
 use std::ffi::CString;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::socket::{
     recvmsg, sendmsg, shutdown, socketpair, AddressFamily, ControlMessage, MsgFlags, Shutdown,
@@ -40,13 +40,10 @@ const MAX_MESSAGE: usize = 512;
 pub enum Message {
     /// `init` is done: connections may come.
     Ready,
-    /// The child serving a connection: the oldest unanswered one, or the
-    /// one whose socket has this inode (children that read the control
-    /// socket themselves may answer out of order).
-    Pid(libc::pid_t, Option<u64>),
-    /// A connection could not be served (the oldest unanswered one, or the
-    /// one with this socket inode).
-    Fail(Option<u64>, String),
+    /// The child serving the connection just handed over.
+    Pid(libc::pid_t),
+    /// The connection just handed over could not be served.
+    Fail(String),
     /// A child ended.
     Exit(libc::pid_t, ExitStatus),
 }
@@ -59,15 +56,8 @@ impl Message {
         let mut words = text.split(' ');
         let msg = match (words.next()?, words.next(), words.next(), words.next()) {
             ("READY", None, ..) => Message::Ready,
-            ("PID", Some(pid), None, _) => Message::Pid(pid_of(pid)?, None),
-            ("PID", Some(pid), Some(ino), None) => Message::Pid(pid_of(pid)?, Some(ino_of(ino)?)),
-            ("FAIL", ..) => {
-                let why = text[4..].trim_start();
-                match why.strip_prefix("ino=").and_then(|r| r.split_once(' ')) {
-                    Some((ino, rest)) => Message::Fail(Some(ino_of(ino)?), rest.to_string()),
-                    None => Message::Fail(None, why.to_string()),
-                }
-            }
+            ("PID", Some(pid), None, _) => Message::Pid(pid_of(pid)?),
+            ("FAIL", ..) => Message::Fail(text[4..].trim_start().to_string()),
             ("EXIT", Some(pid), Some(how), Some(n)) if words.next().is_none() => {
                 let n: i32 = n.parse().ok()?;
                 let status = match how {
@@ -81,10 +71,6 @@ impl Message {
         };
         Some(msg)
     }
-}
-
-fn ino_of(s: &str) -> Option<u64> {
-    s.strip_prefix("ino=").unwrap_or(s).parse().ok()
 }
 
 fn pid_of(s: &str) -> Option<libc::pid_t> {
@@ -130,15 +116,15 @@ impl Zygote {
     }
 
     /// Hands one connection over: its socket, the descriptor for its
-    /// stderr if any, and its environment. The answer (`PID` or `FAIL`)
-    /// comes later, read by the loop; nothing here waits.
-    pub fn send(
+    /// stderr if any, and its environment. Returns the child's pid and
+    /// any other messages received meanwhile, in order.
+    pub fn hand(
         &mut self,
         socket: BorrowedFd<'_>,
         stderr: Option<BorrowedFd<'_>>,
         handback: Option<BorrowedFd<'_>>,
         env: &[CString],
-    ) -> io::Result<()> {
+    ) -> io::Result<(libc::pid_t, Vec<Message>)> {
         let mut body = b"CONN\0".to_vec();
         for var in env {
             body.extend_from_slice(var.as_bytes_with_nul());
@@ -155,7 +141,24 @@ impl Zygote {
             MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
             None,
         )?;
-        Ok(())
+        let deadline = Instant::now() + HAND_TIMEOUT;
+        let mut others = Vec::new();
+        loop {
+            match self.receive()? {
+                Some(Message::Pid(pid)) => return Ok((pid, others)),
+                Some(Message::Fail(why)) => return Err(io::Error::other(why)),
+                Some(m) => others.push(m),
+                None => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() || !self.wait_readable(left)? {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the zygote did not answer in time",
+                        ));
+                    }
+                }
+            }
+        }
     }
 
     /// Every message waiting now, and whether the control socket is still
@@ -217,6 +220,19 @@ impl Zygote {
         }
     }
 
+    fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let mut fds = [PollFd::new(self.control.as_fd(), PollFlags::POLLIN)];
+        let ms = u16::try_from(timeout.as_millis().max(1)).unwrap_or(u16::MAX);
+        loop {
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(n) => return Ok(n > 0),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Tells the zygote to take no more connections: it sees the end of
     /// the control socket, waits for its children (still reporting their
     /// exits) and exits.
@@ -240,17 +256,11 @@ mod tests {
     fn messages_parse_strictly() {
         let table: &[(&str, Option<Message>)] = &[
             ("READY", Some(Message::Ready)),
-            ("PID 1234", Some(Message::Pid(1234, None))),
-            ("PID 12 13", Some(Message::Pid(12, Some(13)))),
+            ("PID 1234", Some(Message::Pid(1234))),
             (
                 "FAIL fork: out of memory",
-                Some(Message::Fail(None, "fork: out of memory".into())),
+                Some(Message::Fail("fork: out of memory".into())),
             ),
-            (
-                "FAIL ino=77 fork: out of memory",
-                Some(Message::Fail(Some(77), "fork: out of memory".into())),
-            ),
-            ("FAIL ino=x fork", None),
             (
                 "EXIT 77 exit 0",
                 Some(Message::Exit(77, ExitStatus::Exited(0))),
@@ -268,8 +278,7 @@ mod tests {
             ("PID 0", None),
             ("PID 1", None),
             ("PID -5", None),
-            ("PID 12 x", None),
-            ("PID 12 13 14", None),
+            ("PID 12 13", None),
             ("EXIT 77 exit 256", None),
             ("EXIT 77 signal 0", None),
             ("EXIT 77 stopped 1", None),
@@ -284,7 +293,7 @@ mod tests {
     }
 
     #[test]
-    fn send_passes_the_descriptors_and_answers_are_read_later() {
+    fn hand_sends_the_descriptors_and_waits_for_the_pid() {
         let (ours, theirs) = control_pair().unwrap();
         let mut z = Zygote::new(4242, ours);
         let null = std::fs::File::open("/dev/null").unwrap();
@@ -319,22 +328,19 @@ mod tests {
             (body, nfds, theirs)
         });
         let env = [CString::new("PROTO=TCP").unwrap()];
-        z.send(null.as_fd(), Some(null.as_fd()), None, &env)
-            .expect("sent");
+        let (pid, others) = z
+            .hand(null.as_fd(), Some(null.as_fd()), None, &env)
+            .expect("handed");
         let (body, nfds, theirs) = peer.join().unwrap();
+        assert_eq!(pid, 555);
+        assert_eq!(others, vec![Message::Exit(99, ExitStatus::Exited(3))]);
         assert_eq!(body, b"CONN\0PROTO=TCP\0");
         assert_eq!(nfds, 2);
-        // The answers are read by the loop, in order.
-        assert_eq!(
-            z.read(),
-            (
-                vec![
-                    Message::Exit(99, ExitStatus::Exited(3)),
-                    Message::Pid(555, None)
-                ],
-                true
-            )
-        );
+        // Silence past the timeout is an error, not a hang.
+        let started = Instant::now();
+        let e = z.hand(null.as_fd(), None, None, &env).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < HAND_TIMEOUT * 4);
         // Messages before the end of the socket are kept.
         nix::sys::socket::send(theirs.as_raw_fd(), b"EXIT 98 signal 9", MsgFlags::empty()).unwrap();
         assert_eq!(

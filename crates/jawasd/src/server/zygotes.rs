@@ -13,22 +13,19 @@
 //! `HAND_TIMEOUT`, or whose zygote is gone, is served by exec; every
 //! `EXIT` a zygote reports ends its session exactly like a reaped engine.
 
-use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
-use super::routing;
 use super::{Server, Source};
 use crate::config::SpawnMode;
-use crate::launcher::{self, Conn, Launched, RouteConn};
+use crate::launcher::{self, Conn, Launched};
 use crate::reaper::ExitStatus;
 use crate::registry::Key;
 use crate::spawn::{self, SpawnError};
-use crate::zygote::{Message, Zygote, HAND_TIMEOUT};
+use crate::zygote::{Message, Zygote};
 
 /// First and longest wait before a dead zygote is started again.
 const RESTART_MIN: Duration = Duration::from_secs(1);
@@ -53,98 +50,21 @@ pub struct Slot {
     started: Option<Instant>,
 }
 
-/// Every zygote service's slot, the running zygotes by pid, and the
-/// connections handed to each and not yet answered, oldest first.
+/// Every zygote service's slot, and the running zygotes by pid.
 #[derive(Default)]
 pub struct Zygotes {
     slots: HashMap<Rc<str>, Slot>,
     pids: HashMap<libc::pid_t, Rc<str>>,
-    handing: HashMap<Key, VecDeque<Handing>>,
-}
-
-/// An admitted connection on its way to an engine.
-pub struct Admitted {
-    pub service: Rc<str>,
-    /// jawasd's copy, kept until the engine has it (a zygote's answer), so
-    /// that a connection a zygote could not take is served by exec.
-    pub stream: TcpStream,
-    pub remote: SocketAddr,
-    pub local: Option<SocketAddr>,
-    pub route: Option<routing::Pick>,
-    /// A routed engine's way back to the router: (jawasd's end, the engine's).
-    pub handback: Option<(OwnedFd, OwnedFd)>,
-}
-
-impl Admitted {
-    /// What a launcher needs of it.
-    pub fn conn(&self) -> Conn<'_> {
-        Conn {
-            socket: self.stream.as_fd(),
-            local: self.local,
-            remote: Some(self.remote),
-            route: self.route.as_ref().map(|p| RouteConn {
-                env: &p.env,
-                handback: self.handback.as_ref().map(|(_, theirs)| theirs.as_fd()),
-            }),
-        }
-    }
-}
-
-/// A connection handed to a zygote, waiting for its answer.
-struct Handing {
-    conn: Admitted,
-    /// The socket's inode, by which an answer may name it.
-    ino: u64,
-    /// The read end of the child's stderr capture pipe.
-    stderr: Option<OwnedFd>,
-    deadline: Instant,
 }
 
 impl Zygotes {
-    /// The earliest restart, READY or answer deadline due.
+    /// The earliest restart or READY deadline due.
     pub fn next_restart(&self) -> Option<Instant> {
-        let answers = self
-            .handing
-            .values()
-            .filter_map(|q| q.front().map(|h| h.deadline));
         self.slots
             .values()
             .flat_map(|s| [s.restart_at, s.ready_by])
             .flatten()
-            .chain(answers)
             .min()
-    }
-
-    /// Connections handed over and not answered yet: in all, for
-    /// `service`, and for `service` from `ip` (admission counts them as
-    /// running).
-    pub fn pending(&self, service: &str, ip: Option<IpAddr>) -> (usize, u32, u32) {
-        let mut counts = (0, 0, 0);
-        for h in self.handing.values().flatten() {
-            counts.0 += 1;
-            if &*h.conn.service == service {
-                counts.1 += 1;
-                if ip == Some(h.conn.remote.ip().to_canonical()) {
-                    counts.2 += 1;
-                }
-            }
-        }
-        counts
-    }
-
-    /// The connection an answer is for: the one with that socket inode, or
-    /// the oldest.
-    fn answered(&mut self, key: Key, ino: Option<u64>) -> Option<Handing> {
-        let queue = self.handing.get_mut(&key)?;
-        let at = match ino {
-            Some(ino) => queue.iter().position(|h| h.ino == ino)?,
-            None => 0,
-        };
-        let h = queue.remove(at);
-        if queue.is_empty() {
-            self.handing.remove(&key);
-        }
-        h
     }
 }
 
@@ -261,25 +181,8 @@ impl Server {
         );
     }
 
-    /// Starts the zygotes whose restart is due, and kills those that left
-    /// a connection unanswered past `HAND_TIMEOUT`.
+    /// Starts the zygotes whose restart is due.
     pub(super) fn zygote_timers(&mut self, now: Instant) {
-        let silent: Vec<Key> = self
-            .zygotes
-            .handing
-            .iter()
-            .filter(|(_, q)| q.front().is_some_and(|h| h.deadline <= now))
-            .map(|(k, _)| *k)
-            .collect();
-        for key in silent {
-            let Some(Source::Zygote(service, z)) = self.registry.get(key) else {
-                self.abandon_handing(key);
-                continue;
-            };
-            let (service, pid) = (service.clone(), z.pid);
-            warn!("zygote svc={service} pid={pid}: hand-over failed: the zygote did not answer in time");
-            self.kill_zygote(&service, key, pid);
-        }
         let due: Vec<Rc<str>> = self
             .zygotes
             .slots
@@ -319,64 +222,28 @@ impl Server {
         }
     }
 
-    /// Hands an admitted connection to the service's ready zygote; gives
-    /// it back when there is none (or the hand-over failed), to be served
-    /// without (a `Result` would carry it as a large error).
-    pub(super) fn hand_to_zygote(&mut self, a: Admitted) -> Option<Admitted> {
-        let Some(key) = self.zygotes.slots.get(&a.service).and_then(|s| s.current) else {
-            return Some(a);
-        };
-        let Some(state) = self.services.get(&a.service) else {
-            return Some(a);
-        };
+    /// Hands `conn` to the service's zygote when one is ready: `None`
+    /// sends the connection to exec instead (no zygote service, or its
+    /// zygote not ready, or it failed this hand-over).
+    pub(super) fn launch_by_zygote(
+        &mut self,
+        service: &Rc<str>,
+        conn: &Conn<'_>,
+    ) -> Option<(Launched, Vec<Message>)> {
+        let key = self.zygotes.slots.get(service)?.current?;
+        let state = self.services.get(service)?;
         let Some(Source::Zygote(_, z)) = self.registry.get_mut(key) else {
-            return Some(a);
+            return None;
         };
         if !z.ready {
-            return Some(a);
+            return None;
         }
-        match launcher::hand_to_zygote(z, &state.prepared, &a.conn()) {
-            Ok(stderr) => {
-                let ino = nix::sys::stat::fstat(a.stream.as_raw_fd()).map_or(0, |st| st.st_ino);
-                let h = Handing {
-                    conn: a,
-                    ino,
-                    stderr,
-                    deadline: Instant::now() + HAND_TIMEOUT,
-                };
-                self.zygotes.handing.entry(key).or_default().push_back(h);
+        match launcher::hand_to_zygote(z, &state.prepared, conn) {
+            Ok(done) => Some(done),
+            Err(e) => {
+                self.zygote_broken(service, key, &e);
                 None
             }
-            Err(e) => {
-                let service = a.service.clone();
-                self.zygote_broken(&service, key, &e);
-                Some(a)
-            }
-        }
-    }
-
-    /// A connection no zygote serves: refused when the service says so,
-    /// else exec'd.
-    pub(super) fn without_zygote(&mut self, a: Admitted) {
-        let refuse = self.services.get(&a.service).is_some_and(|s| {
-            s.prepared.config.spawn == SpawnMode::Zygote && s.prepared.config.zygote_refuse
-        });
-        if refuse {
-            self.refused(
-                &a.service,
-                Some(a.remote),
-                crate::admission::Refusal::NoZygote,
-            );
-        } else {
-            self.launch_exec(a);
-        }
-    }
-
-    /// Every connection still waiting for this zygote's answer is served
-    /// without it (the zygote died, closed its socket, or was killed).
-    fn abandon_handing(&mut self, key: Key) {
-        for h in self.zygotes.handing.remove(&key).unwrap_or_default() {
-            self.without_zygote(h.conn);
         }
     }
 
@@ -394,21 +261,12 @@ impl Server {
         if said_why {
             return;
         }
-        self.kill_zygote(service, key, pid);
-    }
-
-    /// Kills a zygote that broke the contract or went silent, with the
-    /// spares in its group; its pending connections are served without it.
-    fn kill_zygote(&mut self, service: &Rc<str>, key: Key, pid: libc::pid_t) {
         // Not retired: its death is a failure, so it is started again.
         if let Some(slot) = self.zygotes.slots.get_mut(service) {
-            if slot.current == Some(key) {
-                slot.current = None;
-            }
+            slot.current = None;
         }
         spawn::signal_group(pid, libc::SIGKILL);
         spawn::signal_pid(pid, libc::SIGKILL);
-        self.abandon_handing(key);
         // Its death (reaped by SIGCHLD) schedules the restart.
     }
 
@@ -428,9 +286,6 @@ impl Server {
             self.registry.arm(key, false);
         }
         self.zygote_messages(key, &service, pid, messages);
-        if !open {
-            self.abandon_handing(key);
-        }
     }
 
     pub(super) fn zygote_messages(
@@ -452,28 +307,10 @@ impl Server {
                     info!("zygote ready svc={service} pid={pid}");
                 }
                 Message::Exit(child, status) => self.reaped(child, status),
-                Message::Pid(child, ino) => match self.zygotes.answered(key, ino) {
-                    Some(h) => {
-                        let launched = Launched {
-                            pid: child,
-                            pidfd: None,
-                            stderr: h.stderr,
-                        };
-                        self.launch_result(h.conn, Ok(launched));
-                    }
-                    // A late answer to a hand-over that timed out: that
-                    // child is an orphan jawasd does not count.
-                    None => debug!("zygote svc={service} pid={pid}: late PID {child}"),
-                },
-                // The zygote keeps its place (its fork failed); this
-                // connection is served without it.
-                Message::Fail(ino, why) => match self.zygotes.answered(key, ino) {
-                    Some(h) => {
-                        warn!("zygote svc={service} pid={pid}: hand-over failed: {why}");
-                        self.without_zygote(h.conn);
-                    }
-                    None => debug!("zygote svc={service} pid={pid}: late FAIL {why}"),
-                },
+                // A late answer to a hand-over that timed out: that child
+                // is an orphan jawasd does not count.
+                Message::Pid(child) => debug!("zygote svc={service} pid={pid}: late PID {child}"),
+                Message::Fail(why) => debug!("zygote svc={service} pid={pid}: late FAIL {why}"),
             }
         }
     }
@@ -507,7 +344,6 @@ impl Server {
                 let (messages, _) = z.read();
                 self.zygote_messages(key, &service, pid, messages);
             }
-            self.abandon_handing(key);
             self.drop_zygote_source(key);
         }
         let quiet = retired || self.stopping.is_some();
