@@ -8,8 +8,7 @@
 //! SCM_RIGHTS) forks a child that serves it exactly as an exec'd engine
 //! would: the socket on fds 0 and 1, its own session, the UCSPI
 //! environment of that connection, the same signal set-up. The zygote
-//! answers `PID n INO` (or `FAIL ino=INO why`; INO names the connection by
-//! its socket's inode), reaps its children and reports each
+//! answers `PID n` (or `FAIL why`), reaps its children and reports each
 //! as `EXIT n exit CODE` or `EXIT n signal SIGNO`. When jawasd closes the
 //! control socket (a reload or a stop), the zygote takes no more
 //! connections, waits for its children and exits. The whole contract is in

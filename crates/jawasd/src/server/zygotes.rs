@@ -2,15 +2,11 @@
 //! handing it admitted connections, reading its messages, restarting it
 //! with backoff when it dies, and retiring it on reload.
 //!
-//! Owns the per-service zygote slots, the pid of every zygote still
-//! running, and the connections handed to each zygote and not answered
-//! yet. Invariants: a service has at most one current zygote (older ones
-//! are retired and only finish their children); a connection goes to a
-//! zygote only when it is ready, else it is served by exec, so a zygote
-//! that is starting, restarting or broken never refuses a client; the loop
-//! never waits for a zygote: a handed connection stays pending (counted as
-//! running) until its `PID` or `FAIL` is read, and one left unanswered for
-//! `HAND_TIMEOUT`, or whose zygote is gone, is served by exec; every
+//! Owns the per-service zygote slots and the pid of every zygote still
+//! running. Invariants: a service has at most one current zygote (older
+//! ones are retired and only finish their children); a connection goes to
+//! a zygote only when it is ready, else it is served by exec, so a zygote
+//! that is starting, restarting or broken never refuses a client; every
 //! `EXIT` a zygote reports ends its session exactly like a reaped engine.
 
 use std::collections::HashMap;
