@@ -75,6 +75,15 @@ impl Refusal {
         }
     }
 
+    /// A refusal for a count of running engines, which an exit not yet
+    /// seen may have made wrong.
+    pub fn counts_sessions(self) -> bool {
+        matches!(
+            self,
+            Refusal::MaxConnections | Refusal::Instances | Refusal::PerSource
+        )
+    }
+
     /// The reason word of jawasd's own `refuse` line (the config key).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -72,6 +72,8 @@ const QUICK_EXIT: Duration = Duration::from_secs(2);
 const FAILING_COUNT: usize = 12;
 const FAILING_WINDOW: Duration = Duration::from_secs(10);
 const WARN_EVERY: Duration = Duration::from_secs(60);
+/// Most exited children reaped by one catch-up before a refusal.
+const CATCH_UP_MAX: usize = 256;
 /// How soon children are swept for after an orphan or an engine without a
 /// pidfd ended (its SIGCHLD may have merged with others'), and how often
 /// while stopping.
@@ -201,6 +203,8 @@ pub struct Server {
     upgrade: upgrade::Upgrade,
     /// The control socket, its clients and event subscribers.
     control: control::ControlState,
+    /// Exits were caught up with since the loop last woke (`catch_up_exits`).
+    caught_up: bool,
 }
 
 /// Signals read through the signalfd.
@@ -314,6 +318,7 @@ impl Server {
             draining_until: None,
             upgrade: upgrade::Upgrade::default(),
             control: control::ControlState::default(),
+            caught_up: false,
             notify,
         };
         server.apply(config)?;
@@ -502,6 +507,7 @@ impl Server {
                 }
             }
             self.registry.wait(&mut events, self.timeout())?;
+            self.caught_up = false;
             let keys: Vec<Key> = events.iter().map(|e| e.key).collect();
             for key in keys {
                 match self.registry.get(key) {
@@ -1044,6 +1050,31 @@ impl Server {
         self.admission.check(&state.policy, &req, &mut self.clock)
     }
 
+    /// Before a refusal for a count of running engines: takes in the exits
+    /// not read yet (children waiting to be reaped, zygotes' reports), at
+    /// most once per wakeup of the loop. A client that reconnects the
+    /// moment it reads EOF can come before its last engine's exit is seen.
+    /// True when sessions ended.
+    fn catch_up_exits(&mut self) -> bool {
+        if std::mem::replace(&mut self.caught_up, true) {
+            return false;
+        }
+        let before = self.sessions.len();
+        for _ in 0..CATCH_UP_MAX {
+            let Reaped::One(pid, status) = reaper::reap_any() else {
+                break;
+            };
+            self.reaped(pid, status);
+        }
+        for key in self
+            .registry
+            .keys_where(|s| matches!(s, Source::Zygote(..)))
+        {
+            self.zygote_readable(key);
+        }
+        self.sessions.len() < before
+    }
+
     /// Decides whether a connection gets an engine, and starts it.
     fn admit(
         &mut self,
@@ -1063,7 +1094,11 @@ impl Server {
         if let Some(banner) = &svc.banner {
             listeners::send_banner(&stream, banner);
         }
-        if let Err(r) = self.check(service, Some(remote)) {
+        let mut verdict = self.check(service, Some(remote));
+        if verdict.is_err_and(Refusal::counts_sessions) && self.catch_up_exits() {
+            verdict = self.check(service, Some(remote));
+        }
+        if let Err(r) = verdict {
             self.refused(service, Some(remote), r);
             if let Some(banner) = &svc.limit_banner {
                 listeners::send_banner(&stream, banner);
