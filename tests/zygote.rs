@@ -451,6 +451,41 @@ fn an_engine_that_never_says_ready_is_served_by_exec_and_named() {
 }
 
 #[test]
+fn each_childs_stderr_is_logged_with_its_pid() {
+    let d = start("");
+    // Connections at once, so children's writes interleave on the stderr
+    // capture they share.
+    let said: Vec<(String, i32)> = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..8)
+            .map(|i| {
+                let addr = d.addr("probe");
+                s.spawn(move || {
+                    let word = format!("word{i}");
+                    let reply = exchange(addr, format!("say {word}\n").as_bytes());
+                    let reply = String::from_utf8(reply).unwrap();
+                    let pid = reply.trim().strip_prefix("said ").unwrap_or_else(|| {
+                        panic!("no answer to say: {reply:?}");
+                    });
+                    (word, pid.parse().unwrap())
+                })
+            })
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    for (word, pid) in said {
+        // The whole line, and the partial one the child's exit ended.
+        for text in [word.clone(), format!("{word}-tail")] {
+            let want = format!("engine svc=probe pid={pid}: {text}\n");
+            assert!(
+                d.wait_log(&want, SECS),
+                "no {want:?} in the log:\n{}",
+                d.log()
+            );
+        }
+    }
+}
+
+#[test]
 fn a_stuck_zygote_is_killed_at_the_hand_over_and_started_again() {
     let d = start("zygote_fallback = \"refuse\"\n");
     let old = zygote_pid(&d);

@@ -52,6 +52,14 @@ impl Engine for Probe {
                 let _ = reader.read_to_end(&mut rest);
                 Ok(())
             }
+            // A line on stderr, then the same text without its end, which
+            // only the engine's exit finishes.
+            ["say", text] => {
+                let mut err = std::io::stderr().lock();
+                let said = write!(err, "{text}\n{text}-tail").and_then(|_| err.flush());
+                said.map_err(|e| Error::io("stderr", &e))?;
+                write(&mut output, format!("said {}\n", std::process::id()))
+            }
             _ => write(&mut output, format!("unknown command {line:?}\n")),
         }
     }

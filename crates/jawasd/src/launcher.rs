@@ -147,14 +147,15 @@ impl Exec {
     /// Starts the zygote of a `spawn = "zygote"` service: the service's
     /// engine, credentials and limits, with the control socket where a
     /// connection would be and `JAWAS_ZYGOTE=1` added to its environment.
-    /// Its stderr is captured when the service captures (the socket mode
-    /// has no connection yet, so there it stays jawasd's).
+    /// Its stderr is captured when the service captures, on a socket its
+    /// children share (see `capture`); the socket mode has no connection
+    /// yet, so there it stays jawasd's.
     pub fn start_zygote(&mut self, svc: &Prepared) -> Result<StartedZygote, SpawnError> {
         let cfg = &svc.config;
         let step = |step| move |error| SpawnError { step, error };
         let (ours, theirs) = crate::zygote::control_pair().map_err(step("socketpair"))?;
         let pipe = match cfg.stderr {
-            StderrMode::Capture => Some(capture_pipe().map_err(step("pipe"))?),
+            StderrMode::Capture => Some(crate::capture::shared_pair().map_err(step("socketpair"))?),
             _ => None,
         };
         let extra = [
@@ -188,9 +189,9 @@ impl Exec {
 }
 
 /// Hands an admitted connection to a ready zygote: the child it forks
-/// gets the socket, the stderr an exec'd engine would get (a capture
-/// pipe, the socket, or the zygote's own), and the connection's
-/// environment. Returns the child as a started engine (no pidfd: it is
+/// gets the socket, the connection's environment, and the socket as its
+/// stderr too under `stderr = "socket"` (else it keeps the zygote's: the
+/// shared capture, or jawasd's own). Returns the child as a started engine (no pidfd: it is
 /// the zygote's child) and the other messages that arrived meanwhile.
 pub fn hand_to_zygote(
     zygote: &mut crate::zygote::Zygote,
@@ -198,18 +199,7 @@ pub fn hand_to_zygote(
     conn: &Conn<'_>,
 ) -> Result<(Launched, Vec<crate::zygote::Message>), SpawnError> {
     let cfg = &svc.config;
-    let pipe = match cfg.stderr {
-        StderrMode::Capture => Some(capture_pipe().map_err(|error| SpawnError {
-            step: "pipe",
-            error,
-        })?),
-        _ => None,
-    };
-    let stderr = match cfg.stderr {
-        StderrMode::Capture => pipe.as_ref().map(|(_, w)| w.as_fd()),
-        StderrMode::Socket => Some(conn.socket),
-        StderrMode::Log => None,
-    };
+    let stderr = (cfg.stderr == StderrMode::Socket).then_some(conn.socket);
     let mut env = connection_env(cfg, conn.local, conn.remote);
     if let Some(r) = &conn.route {
         env.extend(r.env.iter().cloned());
@@ -228,7 +218,7 @@ pub fn hand_to_zygote(
     let launched = Launched {
         pid,
         pidfd: None,
-        stderr: pipe.map(|(r, _)| crate::spawn::keep_high(r)),
+        stderr: None,
     };
     Ok((launched, others))
 }

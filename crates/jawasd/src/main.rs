@@ -8,6 +8,7 @@
 mod acl;
 mod activation;
 mod admission;
+mod capture;
 mod clock;
 mod config;
 mod control;

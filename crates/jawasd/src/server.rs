@@ -35,6 +35,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use polling::Events;
 
 use crate::admission::{self, Admission, Counts, Policy, Refusal};
+use crate::capture;
 use crate::clock::SystemClock;
 use crate::config::{Config, Env, Protocol, SpawnMode, StderrMode};
 use crate::events::{self, Fields, Format, Sink};
@@ -45,7 +46,7 @@ use crate::registry::{Key, Registry};
 use crate::sessions::{NewSession, SessionId, Sessions};
 use crate::spawn::{self, SpawnError};
 use crate::stats::Stats;
-use crate::zygote::{self, Zygote};
+use crate::zygote::Zygote;
 
 mod control;
 mod pending;
@@ -58,10 +59,6 @@ pub const READY_TARGET: &str = "jawasd::ready";
 /// Connections accepted from one listener before the loop looks at its
 /// other sources again, so a flood on one port cannot starve the rest.
 const ACCEPT_BATCH: usize = 32;
-/// Reads of one stderr pipe per loop wakeup.
-const PIPE_READS: usize = 4;
-/// Longest stderr line kept from an engine before it is cut.
-const MAX_LOG_LINE: usize = 4096;
 /// First and longest pause of accepting after a resource error or a failed
 /// engine start.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -88,8 +85,10 @@ const LOG_RETRY: Duration = Duration::from_millis(100);
 enum Source {
     Signals(SignalFd),
     Listener(Listener),
-    /// The read end of an engine's captured stderr.
-    Pipe(StderrPipe),
+    /// The read end of an engine's captured stderr (its service's name).
+    Pipe(Rc<str>, capture::Pipe),
+    /// jawasd's end of a zygote's shared stderr capture (its service's name).
+    Shared(Rc<str>, capture::Shared),
     /// An engine's pidfd: readable when it exits.
     Engine(SessionId, OwnedFd),
     /// A zygote's control socket (its service's name).
@@ -110,7 +109,8 @@ impl AsFd for Source {
         match self {
             Source::Signals(s) => s.as_fd(),
             Source::Listener(l) => l.socket.as_fd(),
-            Source::Pipe(p) => p.fd.as_fd(),
+            Source::Pipe(_, p) => p.as_fd(),
+            Source::Shared(_, s) => s.as_fd(),
             Source::Engine(_, fd) => fd.as_fd(),
             Source::Zygote(_, z) => z.fd(),
             Source::Pending(p) => p.stream.as_fd(),
@@ -120,13 +120,6 @@ impl AsFd for Source {
             Source::ControlClient(c) => c.stream.as_fd(),
         }
     }
-}
-
-struct StderrPipe {
-    fd: OwnedFd,
-    service: Rc<str>,
-    pid: libc::pid_t,
-    partial: Vec<u8>,
 }
 
 /// Whether a service's engine starts and keeps running.
@@ -496,7 +489,7 @@ impl Server {
                 // keeps open is not waited for past the grace).
                 let pipes = !self
                     .registry
-                    .keys_where(|s| matches!(s, Source::Pipe(_)))
+                    .keys_where(|s| matches!(s, Source::Pipe(..) | Source::Shared(..)))
                     .is_empty();
                 if self.sessions.is_empty()
                     && self.childless
@@ -515,7 +508,7 @@ impl Server {
                     Some(Source::Listener(_)) => {
                         self.accept_ready(key);
                     }
-                    Some(Source::Pipe(_)) => self.pipe_ready(key),
+                    Some(Source::Pipe(..) | Source::Shared(..)) => self.capture_ready(key),
                     Some(Source::Engine(..)) => self.engine_exited(key),
                     Some(Source::Zygote(..)) => self.zygote_readable(key),
                     Some(Source::Pending(..)) => self.pending_readable(key),
@@ -1144,33 +1137,24 @@ impl Server {
             // A ready zygote forks the engine; otherwise it is exec'd,
             // unless the service would rather refuse.
             match self.launch_by_zygote(service, &conn) {
-                Some(done) => Ok(done),
+                Some(launched) => Ok(launched),
                 None if svc.spawn == SpawnMode::Zygote && svc.zygote_refuse => {
                     self.refused(service, Some(remote), Refusal::NoZygote);
                     return;
                 }
                 None => match self.services.get(service) {
-                    Some(state) => self
-                        .launcher
-                        .launch(&state.prepared, &conn)
-                        .map(|l| (l, Vec::new())),
+                    Some(state) => self.launcher.launch(&state.prepared, &conn),
                     None => return,
                 },
             }
         };
         match launched {
-            Ok((l, others)) => {
+            Ok(l) => {
                 let pid = l.pid;
                 self.started(service, l, Some(remote), local, None);
                 if let (Some(pick), Some((ours, _))) = (route, handback) {
                     let peer = stream.peer_addr().ok();
                     self.watch_handback(ours, pick.router, (remote, local), (peer, pid));
-                }
-                // Exits a zygote reported while it forked this child.
-                for m in others {
-                    if let zygote::Message::Exit(pid, status) = m {
-                        self.reaped(pid, status);
-                    }
                 }
             }
             Err(e) => {
@@ -1295,74 +1279,40 @@ impl Server {
     }
 
     fn watch_pipe(&mut self, fd: OwnedFd, service: Rc<str>, pid: libc::pid_t) {
-        let pipe = StderrPipe {
-            fd,
-            service: service.clone(),
-            pid,
-            partial: Vec::new(),
-        };
-        if let Err((_, e)) = self.registry.add(Source::Pipe(pipe), true) {
+        let pipe = capture::Pipe::new(fd, pid);
+        if let Err((_, e)) = self.registry.add(Source::Pipe(service.clone(), pipe), true) {
             warn!("stderr capture svc={service} pid={pid} unavailable: {e}");
         }
     }
 
-    fn pipe_ready(&mut self, key: Key) {
-        let Some(Source::Pipe(pipe)) = self.registry.get_mut(key) else {
-            return;
+    /// Captured stderr is readable: its lines go to the log.
+    fn capture_ready(&mut self, key: Key) {
+        let (service, (lines, eof)) = match self.registry.get_mut(key) {
+            Some(Source::Pipe(service, p)) => (service.clone(), p.read()),
+            Some(Source::Shared(service, s)) => (service.clone(), s.read()),
+            _ => return,
         };
-        let mut buf = [0u8; 16384];
-        let mut lines = Vec::new();
-        // A few reads per wakeup: an engine writing stderr faster than
-        // jawasd logs must not keep the loop here (epoll is level
-        // triggered, so the rest is read on the next round).
-        let mut reads = 0;
-        let eof = loop {
-            reads += 1;
-            if reads > PIPE_READS {
-                break false;
-            }
-            match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&pipe.fd), &mut buf) {
-                Ok(0) => break true,
-                Ok(n) => {
-                    pipe.partial.extend_from_slice(&buf[..n]);
-                    while let Some(pos) = pipe.partial.iter().position(|&b| b == b'\n') {
-                        let line: Vec<u8> = pipe.partial.drain(..=pos).collect();
-                        lines.push(engine_text(&line[..line.len() - 1]));
-                    }
-                    // A line longer than MAX_LOG_LINE goes out in pieces of
-                    // that size, so no byte is lost to the cut.
-                    while pipe.partial.len() > MAX_LOG_LINE {
-                        let piece: Vec<u8> = pipe.partial.drain(..MAX_LOG_LINE).collect();
-                        lines.push(engine_text(&piece));
-                    }
-                }
-                Err(nix::errno::Errno::EAGAIN) => break false,
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(_) => break true,
-            }
-        };
-        let (service, pid) = (pipe.service.clone(), pipe.pid);
         if eof {
-            if let Some(Source::Pipe(pipe)) = self.registry.remove(key) {
-                if !pipe.partial.is_empty() {
-                    lines.push(engine_text(&pipe.partial));
-                }
-            }
+            self.registry.remove(key);
         }
-        // To the service's own log_file (or syslog facility) when it has
-        // one, else jawasd's log.
-        let Some(state) = self.services.get_mut(&service) else {
-            for text in &lines {
-                info!("engine svc={service} pid={pid}: {text}");
+        self.log_engine_lines(&service, lines);
+    }
+
+    /// Lines engines wrote to stderr: to the service's own log_file (or
+    /// syslog facility) when it has one, else jawasd's log.
+    fn log_engine_lines(&mut self, service: &Rc<str>, mut lines: Vec<capture::Line>) {
+        let Some(state) = self.services.get_mut(service) else {
+            for l in &lines {
+                info!("engine svc={service} pid={}: {}", l.pid, l.text);
             }
             return;
         };
-        for text in &lines {
-            let line = format!("engine svc={service} pid={pid}: {text}");
+        for l in &lines {
+            let line = format!("engine svc={service} pid={}: {}", l.pid, l.text);
             state.sink.write(log::Level::Info, &line);
         }
         if let Some(last) = lines.pop() {
-            state.health.last_stderr = Some(last);
+            state.health.last_stderr = Some(last.text);
         }
     }
 
@@ -1570,11 +1520,6 @@ fn warn_if_failing(service: &str, state: &mut ServiceState, now: Instant) {
 }
 
 /// One line an engine wrote to its captured stderr, escaped and capped.
-fn engine_text(line: &[u8]) -> String {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    crate::escape(line, MAX_LOG_LINE)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

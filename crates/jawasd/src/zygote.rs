@@ -103,6 +103,8 @@ pub struct Zygote {
     /// Retired (reload, removal): it gets no more connections and exits
     /// once its children have.
     pub retired: bool,
+    /// The loop's key of the stderr capture it and its children share.
+    pub capture: Option<crate::registry::Key>,
 }
 
 impl Zygote {
@@ -112,6 +114,7 @@ impl Zygote {
             control,
             ready: false,
             retired: false,
+            capture: None,
         }
     }
 

@@ -137,10 +137,18 @@ impl Server {
         info!("zygote start svc={service} pid={pid}");
         self.childless = false;
         self.zygotes.pids.insert(pid, service.clone());
+        let mut zygote = Zygote::new(pid, started.control);
         if let Some(fd) = started.stderr {
-            self.watch_pipe(fd, service.clone(), pid);
+            let shared = crate::capture::Shared::new(fd, pid);
+            match self
+                .registry
+                .add(Source::Shared(service.clone(), shared), true)
+            {
+                Ok(key) => zygote.capture = Some(key),
+                Err((_, e)) => warn!("stderr capture svc={service} pid={pid} unavailable: {e}"),
+            }
         }
-        let source = Source::Zygote(service.clone(), Zygote::new(pid, started.control));
+        let source = Source::Zygote(service.clone(), zygote);
         match self.registry.add(source, true) {
             Ok(key) => {
                 if let Some(slot) = self.zygotes.slots.get_mut(service) {
@@ -220,12 +228,14 @@ impl Server {
 
     /// Hands `conn` to the service's zygote when one is ready: `None`
     /// sends the connection to exec instead (no zygote service, or its
-    /// zygote not ready, or it failed this hand-over).
+    /// zygote not ready, or it failed this hand-over). The messages that
+    /// came while it forked (exits of earlier children) are taken in
+    /// first.
     pub(super) fn launch_by_zygote(
         &mut self,
         service: &Rc<str>,
         conn: &Conn<'_>,
-    ) -> Option<(Launched, Vec<Message>)> {
+    ) -> Option<Launched> {
         let key = self.zygotes.slots.get(service)?.current?;
         let state = self.services.get(service)?;
         let Some(Source::Zygote(_, z)) = self.registry.get_mut(key) else {
@@ -234,8 +244,12 @@ impl Server {
         if !z.ready {
             return None;
         }
+        let zpid = z.pid;
         match launcher::hand_to_zygote(z, &state.prepared, conn) {
-            Ok(done) => Some(done),
+            Ok((launched, others)) => {
+                self.zygote_messages(key, service, zpid, others);
+                Some(launched)
+            }
             Err(e) => {
                 self.zygote_broken(service, key, &e);
                 None
@@ -302,11 +316,30 @@ impl Server {
                     }
                     info!("zygote ready svc={service} pid={pid}");
                 }
-                Message::Exit(child, status) => self.reaped(child, status),
+                Message::Exit(child, status) => {
+                    self.reaped(child, status);
+                    self.capture_ended(key, service, child);
+                }
                 // A late answer to a hand-over that timed out: that child
                 // is an orphan jawasd does not count.
                 Message::Pid(child) => debug!("zygote svc={service} pid={pid}: late PID {child}"),
                 Message::Fail(why) => debug!("zygote svc={service} pid={pid}: late FAIL {why}"),
+            }
+        }
+    }
+
+    /// A zygote's child ended: its last partial stderr line, if any.
+    fn capture_ended(&mut self, key: Key, service: &Rc<str>, child: libc::pid_t) {
+        let Some(Source::Zygote(_, z)) = self.registry.get(key) else {
+            return;
+        };
+        let Some(capture) = z.capture else {
+            return;
+        };
+        if let Some(Source::Shared(_, shared)) = self.registry.get_mut(capture) {
+            let lines = shared.ended(child);
+            if !lines.is_empty() {
+                self.log_engine_lines(service, lines);
             }
         }
     }
