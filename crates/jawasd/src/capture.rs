@@ -27,10 +27,15 @@ use nix::sys::socket::{
 
 /// Longest line kept from an engine before it is cut.
 pub const MAX_LINE: usize = 4096;
-/// Reads of one capture per wakeup of the loop: an engine writing faster
-/// than jawasd logs must not keep the loop there (epoll is level
-/// triggered, so the rest is read on the next round).
-const READS: usize = 4;
+/// Bytes read from one capture per wakeup of the loop (in reads of at
+/// most 16 KiB): an engine writing faster than jawasd logs must not keep
+/// the loop there (epoll is level triggered, so the rest is read on the
+/// next round). A shared capture returns one writer's bytes per read, so
+/// it is bounded by bytes, not reads: the children of a busy zygote write
+/// a short line each, and reading only a few per round would fill the
+/// socket and block them in their last write, still counted as running.
+const BUDGET: usize = 64 * 1024;
+const READS: usize = BUDGET / 16384;
 /// Writers with a partial line kept at most; past it every partial line is
 /// logged as it is (a bound on memory, whatever the engines do). Also how
 /// many ended writers are remembered.
@@ -171,10 +176,11 @@ impl Shared {
     pub fn read(&mut self) -> (Vec<Line>, bool) {
         let mut out = Vec::new();
         let mut eof = false;
-        for _ in 0..READS {
+        let mut budget = BUDGET;
+        while budget > 0 {
             match self.receive(&mut out) {
-                Ok(true) => {}
-                Ok(false) => break,
+                Ok(n) if n > 0 => budget = budget.saturating_sub(n),
+                Ok(_) => break,
                 Err(_) => {
                     eof = true;
                     break;
@@ -187,9 +193,9 @@ impl Shared {
         (out, eof)
     }
 
-    /// One read: true when bytes came, false when none are waiting, an
-    /// error at the end (every writer gone, or a broken socket).
-    fn receive(&mut self, out: &mut Vec<Line>) -> io::Result<bool> {
+    /// One read: how many bytes came (0 when none are waiting), an error
+    /// at the end (every writer gone, or a broken socket).
+    fn receive(&mut self, out: &mut Vec<Line>) -> io::Result<usize> {
         let mut buf = [0u8; 16384];
         loop {
             let mut space = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
@@ -211,7 +217,7 @@ impl Shared {
                     });
                     (m.bytes, pid)
                 }
-                Err(Errno::EAGAIN) => return Ok(false),
+                Err(Errno::EAGAIN) => return Ok(0),
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
             };
@@ -222,7 +228,7 @@ impl Shared {
             if self.gone.contains(&pid) {
                 out.extend(self.partial.remove(&pid).and_then(|s| s.finish(pid)));
             }
-            return Ok(true);
+            return Ok(n);
         }
     }
 
@@ -284,6 +290,30 @@ mod tests {
     }
 
     #[test]
+    fn one_read_takes_many_writers_lines() {
+        // Each writer's bytes come in a read of their own: a round of the
+        // loop must take many, or a busy zygote's children would block in
+        // their last write with their connections still counted.
+        let (ours, theirs) = shared_pair().unwrap();
+        let mut shared = Shared::new(ours, 1);
+        for i in 0..20 {
+            let status = std::process::Command::new("sh")
+                .args(["-c", &format!("echo writer{i} >&2")])
+                .stderr(std::process::Stdio::from(theirs.try_clone().unwrap()))
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        let (lines, eof) = shared.read();
+        assert!(!eof);
+        let mut got = texts(&lines);
+        got.sort();
+        let mut want: Vec<String> = (0..20).map(|i| format!("writer{i}")).collect();
+        want.sort();
+        assert_eq!(got, want);
+    }
+
+    #[test]
     fn a_shared_capture_names_each_writer() {
         let (ours, theirs) = shared_pair().unwrap();
         let mut shared = Shared::new(ours, 1);
@@ -335,6 +365,19 @@ mod tests {
         };
         assert_eq!(shared.read(), (vec![want], false));
         drop(theirs);
-        assert_eq!(shared.read(), (Vec::new(), true));
+        // The end comes once no process holds the other end: a test
+        // running alongside may be starting a process, whose copy of every
+        // descriptor lasts until its exec.
+        let mut ended = false;
+        for _ in 0..200 {
+            let (lines, eof) = shared.read();
+            assert_eq!(lines, Vec::new());
+            if eof {
+                ended = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(ended, "no end after every writer was gone");
     }
 }
