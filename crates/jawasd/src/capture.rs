@@ -35,7 +35,6 @@ pub const MAX_LINE: usize = 4096;
 /// a short line each, and reading only a few per round would fill the
 /// socket and block them in their last write, still counted as running.
 const BUDGET: usize = 64 * 1024;
-const READS: usize = BUDGET / 16384;
 /// Writers with a partial line kept at most; past it every partial line is
 /// logged as it is (a bound on memory, whatever the engines do). Also how
 /// many ended writers are remembered.
@@ -103,15 +102,17 @@ impl Pipe {
     pub fn read(&mut self) -> (Vec<Line>, bool) {
         let mut out = Vec::new();
         let mut buf = [0u8; 16384];
-        let mut reads = 0;
+        let mut budget = BUDGET;
         let eof = loop {
-            reads += 1;
-            if reads > READS {
+            if budget == 0 {
                 break false;
             }
             match nix::unistd::read(self.fd.as_raw_fd(), &mut buf) {
                 Ok(0) => break true,
-                Ok(n) => self.lines.push(self.pid, &buf[..n], &mut out),
+                Ok(n) => {
+                    self.lines.push(self.pid, &buf[..n], &mut out);
+                    budget = budget.saturating_sub(n);
+                }
                 Err(Errno::EAGAIN) => break false,
                 Err(Errno::EINTR) => continue,
                 Err(_) => break true,
@@ -232,6 +233,11 @@ impl Shared {
         }
     }
 
+    /// The zygote this capture is for.
+    pub fn owner(&self) -> libc::pid_t {
+        self.owner
+    }
+
     /// A writer ended: its partial line, once what it wrote before its end
     /// has been read (now when a partial line of its is waiting, else
     /// whenever its bytes are read).
@@ -269,6 +275,19 @@ mod tests {
     use std::io::Write;
     use std::os::unix::net::UnixStream;
 
+    /// Runs `sh -c SCRIPT` with its stderr on a copy of `theirs`, to its
+    /// end; its pid.
+    fn writer(theirs: &impl AsFd, script: &str) -> libc::pid_t {
+        let copy = theirs.as_fd().try_clone_to_owned().unwrap();
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", script])
+            .stderr(std::process::Stdio::from(copy))
+            .spawn()
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+        child.id() as libc::pid_t
+    }
+
     fn texts(lines: &[Line]) -> Vec<&str> {
         lines.iter().map(|l| l.text.as_str()).collect()
     }
@@ -297,12 +316,7 @@ mod tests {
         let (ours, theirs) = shared_pair().unwrap();
         let mut shared = Shared::new(ours, 1);
         for i in 0..20 {
-            let status = std::process::Command::new("sh")
-                .args(["-c", &format!("echo writer{i} >&2")])
-                .stderr(std::process::Stdio::from(theirs.try_clone().unwrap()))
-                .status()
-                .unwrap();
-            assert!(status.success());
+            writer(&theirs, &format!("echo writer{i} >&2"));
         }
         let (lines, eof) = shared.read();
         assert!(!eof);
@@ -320,15 +334,7 @@ mod tests {
         let theirs = UnixStream::from(theirs);
         // This process writes half a line; a child writes a line and ends.
         (&theirs).write_all(b"parent sa").unwrap();
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", "printf 'child line\\nchild tail' >&2"])
-            .stderr(std::process::Stdio::from(OwnedFd::from(
-                theirs.try_clone().unwrap(),
-            )))
-            .spawn()
-            .unwrap();
-        assert!(child.wait().unwrap().success());
-        let child = child.id() as libc::pid_t;
+        let child = writer(&theirs, "printf 'child line\\nchild tail' >&2");
         (&theirs).write_all(b"ys\n").unwrap();
         let (lines, eof) = shared.read();
         assert!(!eof);
@@ -349,15 +355,7 @@ mod tests {
             }]
         );
         // An end reported before the writer's bytes are read.
-        let mut late = std::process::Command::new("sh")
-            .args(["-c", "printf 'late' >&2"])
-            .stderr(std::process::Stdio::from(OwnedFd::from(
-                theirs.try_clone().unwrap(),
-            )))
-            .spawn()
-            .unwrap();
-        assert!(late.wait().unwrap().success());
-        let late = late.id() as libc::pid_t;
+        let late = writer(&theirs, "printf 'late' >&2");
         assert_eq!(shared.ended(late), Vec::new());
         let want = Line {
             pid: late,

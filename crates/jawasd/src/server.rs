@@ -658,18 +658,11 @@ impl Server {
     /// orphan ended, else every `SWEEP_EVERY` while engines run), and
     /// while stopping, tells new orphans to stop too.
     fn sweep(&mut self) {
-        loop {
-            match reaper::reap_any() {
-                Reaped::One(pid, status) => self.reaped(pid, status),
-                Reaped::NoneYet => {
-                    if self.upgrade.handed_over && self.only_successor_left() {
-                        self.childless = true;
-                    }
-                    break;
-                }
-                Reaped::NoChildren => {
+        match self.reap_exited(usize::MAX) {
+            Reaped::NoChildren => self.childless = true,
+            _ => {
+                if self.upgrade.handed_over && self.only_successor_left() {
                     self.childless = true;
-                    break;
                 }
             }
         }
@@ -688,6 +681,19 @@ impl Server {
         } else if !self.sessions.is_empty() {
             self.sweep_within(SWEEP_EVERY);
         }
+    }
+
+    /// Reaps the children that have exited, at most `max`, each the end of
+    /// its session or an orphan gone; what waiting said last (`NoneYet`
+    /// when `max` was reached).
+    fn reap_exited(&mut self, max: usize) -> Reaped {
+        for _ in 0..max {
+            match reaper::reap_any() {
+                Reaped::One(pid, status) => self.reaped(pid, status),
+                other => return other,
+            }
+        }
+        Reaped::NoneYet
     }
 
     /// A reaped pid: the end of its session, or an orphan gone.
@@ -1053,12 +1059,7 @@ impl Server {
             return false;
         }
         let before = self.sessions.len();
-        for _ in 0..CATCH_UP_MAX {
-            let Reaped::One(pid, status) = reaper::reap_any() else {
-                break;
-            };
-            self.reaped(pid, status);
-        }
+        self.reap_exited(CATCH_UP_MAX);
         for key in self
             .registry
             .keys_where(|s| matches!(s, Source::Zygote(..)))

@@ -333,10 +333,15 @@ impl Server {
         let Some(Source::Zygote(_, z)) = self.registry.get(key) else {
             return;
         };
-        let Some(capture) = z.capture else {
+        let (Some(capture), zygote) = (z.capture, z.pid) else {
             return;
         };
+        // The key is checked against its owner: a capture that ended may
+        // have left its key to another source since.
         if let Some(Source::Shared(_, shared)) = self.registry.get_mut(capture) {
+            if shared.owner() != zygote {
+                return;
+            }
             let lines = shared.ended(child);
             if !lines.is_empty() {
                 self.log_engine_lines(service, lines);
