@@ -199,6 +199,8 @@ impl Shared {
     fn receive(&mut self, out: &mut Vec<Line>) -> io::Result<usize> {
         let mut buf = [0u8; 16384];
         loop {
+            // Room for the credentials only: descriptors an engine sends
+            // along do not fit and are closed by the kernel, never kept.
             let mut space = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
             let mut iov = [IoSliceMut::new(&mut buf)];
             let got = recvmsg::<()>(
@@ -325,6 +327,34 @@ mod tests {
         let mut want: Vec<String> = (0..20).map(|i| format!("writer{i}")).collect();
         want.sort();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn descriptors_sent_on_a_shared_capture_are_not_kept() {
+        use nix::sys::socket::{sendmsg, ControlMessage};
+        let (ours, theirs) = shared_pair().unwrap();
+        let mut shared = Shared::new(ours, 1);
+        // An engine sends the write end of a pipe along with a line.
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let fds = [w.as_raw_fd()];
+        let iov = [std::io::IoSlice::new(b"with a descriptor\n")];
+        let rights = [ControlMessage::ScmRights(&fds)];
+        sendmsg::<()>(theirs.as_raw_fd(), &iov, &rights, MsgFlags::empty(), None).unwrap();
+        drop(w);
+        let (lines, eof) = shared.read();
+        assert_eq!(texts(&lines), ["with a descriptor"]);
+        assert!(!eof);
+        // No copy of the write end stayed in this process: the read end
+        // sees the end (a process starting alongside may hold a copy until
+        // its exec, so the end is waited for).
+        let mut p = [nix::poll::PollFd::new(
+            r.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let ready = nix::poll::poll(&mut p, nix::poll::PollTimeout::from(2000u16)).unwrap();
+        assert_eq!(ready, 1, "the pipe's write end is still open somewhere");
+        let mut byte = [0u8; 1];
+        assert_eq!(nix::unistd::read(r.as_raw_fd(), &mut byte).unwrap(), 0);
     }
 
     #[test]
