@@ -501,6 +501,15 @@ fn a_stuck_zygote_is_killed_at_the_hand_over_and_started_again() {
         "{}",
         d.log()
     );
+    // The connection it held is lost, and logged as a failed start.
+    assert!(
+        d.wait_log(
+            "step=zygote error=\"the zygote did not answer in time\"",
+            SECS
+        ),
+        "{}",
+        d.log()
+    );
     assert!(
         d.wait_log(&format!("zygote died svc=probe pid={old}"), SECS)
             && d.log().contains("refusing connections meanwhile"),

@@ -122,13 +122,14 @@ def zygote() -> int:
                 conn.send(b"FAIL expected CONN with a socket")
                 continue
             env = dict(p.decode().split("=", 1) for p in parts[1:])
+            ino = os.fstat(fds[0]).st_ino  # names the connection in the answer
             pid = os.fork()
             if pid == 0:
                 child(conn, list(fds), env)
             children.add(pid)
             for fd in fds:
                 os.close(fd)
-            conn.send(f"PID {pid}".encode())
+            conn.send(f"PID {pid} {ino}".encode())
     return 0
 
 

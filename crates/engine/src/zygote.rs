@@ -8,7 +8,9 @@
 //! SCM_RIGHTS) forks a child that serves it exactly as an exec'd engine
 //! would: the socket on fds 0 and 1, its own session, the UCSPI
 //! environment of that connection, the same signal set-up. The zygote
-//! answers `PID n` (or `FAIL why`), reaps its children and reports each
+//! answers `PID n INO` (or `FAIL ino=INO why`; INO names the connection
+//! by its socket's inode, since jawasd does not wait for one answer before
+//! the next connection), reaps its children and reports each
 //! as `EXIT n exit CODE` or `EXIT n signal SIGNO`. When jawasd closes the
 //! control socket (a reload or a stop), the zygote takes no more
 //! connections, waits for its children and exits. The whole contract is in
@@ -178,11 +180,13 @@ impl Zygote {
     /// Forks a child for a connection the zygote received. The reply for
     /// jawasd.
     fn fork_for<E: Engine>(&mut self, engine: &mut E, handed: Handed) -> String {
+        let ino = inode(&handed.socket);
         // SAFETY: the zygote is single threaded (checked in `run`), so the
         // child may run any code after fork, as after a fork in any
         // single-threaded program.
         match unsafe { libc::fork() } {
-            -1 => format!("FAIL fork: {}", io::Error::last_os_error()),
+            -1 if ino == 0 => format!("FAIL fork: {}", io::Error::last_os_error()),
+            -1 => format!("FAIL ino={ino} fork: {}", io::Error::last_os_error()),
             0 => {
                 release_control();
                 // SAFETY: closes this process's copies of the pipe, used by
@@ -196,7 +200,7 @@ impl Zygote {
             pid => {
                 self.children.insert(pid);
                 // `handed` drops here: the zygote keeps no client descriptor.
-                format!("PID {pid}")
+                answer_pid(pid, ino)
             }
         }
     }
@@ -302,7 +306,9 @@ fn spare<E: Engine>(engine: &mut E, taken: RawFd, children_fd: RawFd) -> i32 {
         libc::write(taken, bytes.as_ptr().cast(), bytes.len());
         libc::close(taken);
     }
-    if send(CONTROL, format!("PID {pid}").as_bytes(), &[]).is_err() {
+    // Named by its socket: two spares may answer in either order.
+    let answer = answer_pid(pid, inode(&handed.socket));
+    if send(CONTROL, answer.as_bytes(), &[]).is_err() {
         return exit::OK;
     }
     child::<E>(engine, handed, children_fd)
@@ -317,6 +323,29 @@ fn release_control() {
         // SAFETY: dup2 onto fd 0, which this process owns (the control
         // socket); `null` stays owned by the File and closes on drop.
         unsafe { libc::dup2(null.as_raw_fd(), CONTROL) };
+    }
+}
+
+/// `PID n`, naming the connection by its socket's inode when known.
+fn answer_pid(pid: libc::pid_t, ino: u64) -> String {
+    if ino == 0 {
+        format!("PID {pid}")
+    } else {
+        format!("PID {pid} {ino}")
+    }
+}
+
+/// The inode of a received socket, by which answers name the connection
+/// (0 if it cannot be read: the answer then names none).
+fn inode(fd: &OwnedFd) -> u64 {
+    // SAFETY: fstat writes into a stat we own, from a descriptor we own;
+    // all-zero bytes are a valid `stat`.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd.as_raw_fd(), &mut st) != 0 {
+            return 0;
+        }
+        st.st_ino
     }
 }
 

@@ -191,21 +191,22 @@ impl Exec {
 /// Hands an admitted connection to a ready zygote: the child it forks
 /// gets the socket, the connection's environment, and the socket as its
 /// stderr too under `stderr = "socket"` (else it keeps the zygote's: the
-/// shared capture, or jawasd's own). Returns the child as a started engine (no pidfd: it is
-/// the zygote's child) and the other messages that arrived meanwhile.
+/// shared capture, or jawasd's own). Does not wait for the answer: the
+/// zygote's `PID` (the child, a started engine without a pidfd) comes
+/// through the loop.
 pub fn hand_to_zygote(
     zygote: &mut crate::zygote::Zygote,
     svc: &Prepared,
     conn: &Conn<'_>,
-) -> Result<(Launched, Vec<crate::zygote::Message>), SpawnError> {
+) -> Result<(), SpawnError> {
     let cfg = &svc.config;
     let stderr = (cfg.stderr == StderrMode::Socket).then_some(conn.socket);
     let mut env = connection_env(cfg, conn.local, conn.remote);
     if let Some(r) = &conn.route {
         env.extend(r.env.iter().cloned());
     }
-    let (pid, others) = zygote
-        .hand(
+    zygote
+        .send(
             conn.socket,
             stderr,
             conn.route.and_then(|r| r.handback),
@@ -214,13 +215,7 @@ pub fn hand_to_zygote(
         .map_err(|error| SpawnError {
             step: "zygote",
             error,
-        })?;
-    let launched = Launched {
-        pid,
-        pidfd: None,
-        stderr: None,
-    };
-    Ok((launched, others))
+        })
 }
 
 /// A close-on-exec pipe; the read end (ours) is non-blocking, the write
@@ -310,6 +305,9 @@ pub fn explain(svc: &Service, e: &SpawnError) -> String {
         }
         ("execve", Some(libc::ENOEXEC)) => {
             format!("{engine} is not in an executable format (a script without #!?)")
+        }
+        ("zygote", None) => {
+            "the connection went to the zygote, which started no engine for it; it is closed".into()
         }
         (step, _) => format!("{step}: {}", crate::errno_text(&e.error)),
     }

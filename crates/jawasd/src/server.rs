@@ -702,6 +702,7 @@ impl Server {
             Some(id) => self.session_ended(id, status),
             None if self.zygote_exited(pid, status) => {}
             None if self.successor_exited(pid, status) => {}
+            None if self.unanswered_child_exited(pid, status) => {}
             None => {
                 self.signalled.remove(&pid);
                 debug!("orphan pid={pid} {}", status.describe());
@@ -1036,13 +1037,16 @@ impl Server {
             return Err(Refusal::Access);
         };
         let ip: Option<IpAddr> = remote.map(|r| r.ip().to_canonical());
+        // Connections handed to a zygote and not answered yet count as
+        // running: their engines are starting.
+        let (all, of_service, from_ip) = self.zygotes.handing(service, ip);
         let req = admission::Request {
             service,
             ip,
             counts: Counts {
-                total: self.sessions.len(),
-                service: self.sessions.running(service),
-                source: ip.map_or(0, |ip| self.sessions.running_from(service, ip)),
+                total: self.sessions.len() + all,
+                service: self.sessions.running(service) + of_service,
+                source: ip.map_or(0, |ip| self.sessions.running_from(service, ip)) + from_ip,
             },
             max_total: self.config.server.max_connections,
         };
@@ -1125,29 +1129,39 @@ impl Server {
             },
             _ => None,
         };
-        let launched = {
-            let conn = Conn {
-                socket: stream.as_fd(),
-                local,
-                remote: Some(remote),
-                route: route.as_ref().map(|p| crate::launcher::RouteConn {
-                    env: &p.env,
-                    handback: handback.as_ref().map(|(_, theirs)| theirs.as_fd()),
+        let conn = Conn {
+            socket: stream.as_fd(),
+            local,
+            remote: Some(remote),
+            route: route.as_ref().map(|p| crate::launcher::RouteConn {
+                env: &p.env,
+                handback: handback.as_ref().map(|(_, theirs)| theirs.as_fd()),
+            }),
+        };
+        // A ready zygote forks the engine, and its answer comes through
+        // the loop; otherwise it is exec'd, unless the service would
+        // rather refuse.
+        if let Some(key) = self.launch_by_zygote(service, &conn) {
+            let back = match (route, handback) {
+                (Some(pick), Some((fd, _))) => Some(zygotes::Handback {
+                    fd,
+                    router: pick.router,
+                    peer: stream.peer_addr().ok(),
                 }),
+                _ => None,
             };
-            // A ready zygote forks the engine; otherwise it is exec'd,
-            // unless the service would rather refuse.
-            match self.launch_by_zygote(service, &conn) {
-                Some(launched) => Ok(launched),
-                None if svc.spawn == SpawnMode::Zygote && svc.zygote_refuse => {
-                    self.refused(service, Some(remote), Refusal::NoZygote);
-                    return;
-                }
-                None => match self.services.get(service) {
-                    Some(state) => self.launcher.launch(&state.prepared, &conn),
-                    None => return,
-                },
-            }
+            let h = zygotes::Handing::new(service.clone(), stream.as_fd(), (remote, local), back);
+            self.zygotes.handed(key, h);
+            // `stream` drops here: the zygote has the connection.
+            return;
+        }
+        if svc.spawn == SpawnMode::Zygote && svc.zygote_refuse {
+            self.refused(service, Some(remote), Refusal::NoZygote);
+            return;
+        }
+        let launched = match self.services.get(service) {
+            Some(state) => self.launcher.launch(&state.prepared, &conn),
+            None => return,
         };
         match launched {
             Ok(l) => {

@@ -4,24 +4,26 @@
 //!
 //! Owns jawasd's end of each zygote's control socket (a Unix
 //! SOCK_SEQPACKET pair, one message per datagram) and the messages on it:
-//! `READY`, `PID n`, `FAIL why` and `EXIT n exit CODE|signal SIGNO` from
-//! the zygote; `CONN` with the connection's environment and descriptors
-//! (SCM_RIGHTS) to it. Starting the zygote process is the spawner's job
+//! `READY`, `PID n [INO]`, `FAIL [ino=INO] why` and `EXIT n exit
+//! CODE|signal SIGNO` from the zygote; `CONN` with the connection's
+//! environment and descriptors (SCM_RIGHTS) to it. Starting the zygote process is the spawner's job
 //! (the same checks, credentials and limits as any engine); deciding when
 //! to start, restart or retire one is the loop's.
 //!
 //! Invariants: a connection is handed to a zygote only after admission
-//! (the loop's job); `hand` waits for the zygote's answer for at most
-//! `HAND_TIMEOUT`, so a stuck zygote costs the loop that long once, and is
-//! then killed; messages that arrive while waiting are returned, never
-//! dropped, so every `EXIT` reaches the sessions table.
+//! (the loop's job); `send` never waits: the answer comes through the
+//! loop like any other message, and names its connection by the socket's
+//! inode (several spares may answer in either order), an answer without
+//! one meaning the oldest connection not answered yet. Reads are bounded,
+//! and every message read is returned, so every `EXIT` reaches the
+//! sessions table.
 
 #![forbid(unsafe_code)]
 
 use std::ffi::CString;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::socket::{
     recvmsg, sendmsg, shutdown, socketpair, AddressFamily, ControlMessage, MsgFlags, Shutdown,
@@ -30,7 +32,8 @@ use nix::sys::socket::{
 
 use crate::reaper::ExitStatus;
 
-/// Longest wait for a zygote's answer to a connection (its fork).
+/// Longest wait for a zygote's answer to a connection (its fork): a
+/// zygote that leaves a connection unanswered longer is killed.
 pub const HAND_TIMEOUT: Duration = Duration::from_millis(500);
 /// Largest message a zygote sends.
 const MAX_MESSAGE: usize = 512;
@@ -40,10 +43,11 @@ const MAX_MESSAGE: usize = 512;
 pub enum Message {
     /// `init` is done: connections may come.
     Ready,
-    /// The child serving the connection just handed over.
-    Pid(libc::pid_t),
-    /// The connection just handed over could not be served.
-    Fail(String),
+    /// The child serving a connection, and that connection's socket inode
+    /// when the zygote names it.
+    Pid(libc::pid_t, Option<u64>),
+    /// A connection (named as for `Pid`) could not be served, and why.
+    Fail(Option<u64>, String),
     /// A child ended.
     Exit(libc::pid_t, ExitStatus),
 }
@@ -56,8 +60,20 @@ impl Message {
         let mut words = text.split(' ');
         let msg = match (words.next()?, words.next(), words.next(), words.next()) {
             ("READY", None, ..) => Message::Ready,
-            ("PID", Some(pid), None, _) => Message::Pid(pid_of(pid)?),
-            ("FAIL", ..) => Message::Fail(text[4..].trim_start().to_string()),
+            ("PID", Some(pid), None, _) => Message::Pid(pid_of(pid)?, None),
+            ("PID", Some(pid), Some(ino), None) => {
+                Message::Pid(pid_of(pid)?, Some(ino.parse().ok().filter(|i| *i > 0)?))
+            }
+            ("FAIL", ..) => {
+                let why = text[4..].trim_start();
+                match why.strip_prefix("ino=").and_then(|r| r.split_once(' ')) {
+                    Some((ino, rest)) => {
+                        let ino = ino.parse().ok().filter(|i| *i > 0)?;
+                        Message::Fail(Some(ino), rest.trim_start().to_string())
+                    }
+                    None => Message::Fail(None, why.to_string()),
+                }
+            }
             ("EXIT", Some(pid), Some(how), Some(n)) if words.next().is_none() => {
                 let n: i32 = n.parse().ok()?;
                 let status = match how {
@@ -119,15 +135,16 @@ impl Zygote {
     }
 
     /// Hands one connection over: its socket, the descriptor for its
-    /// stderr if any, and its environment. Returns the child's pid and
-    /// any other messages received meanwhile, in order.
-    pub fn hand(
+    /// stderr if any, the routed engine's hand-back socket if any, and its
+    /// environment. Never waits: a full control socket is `WouldBlock`.
+    /// The answer comes later, through `read`.
+    pub fn send(
         &mut self,
         socket: BorrowedFd<'_>,
         stderr: Option<BorrowedFd<'_>>,
         handback: Option<BorrowedFd<'_>>,
         env: &[CString],
-    ) -> io::Result<(libc::pid_t, Vec<Message>)> {
+    ) -> io::Result<()> {
         let mut body = b"CONN\0".to_vec();
         for var in env {
             body.extend_from_slice(var.as_bytes_with_nul());
@@ -144,24 +161,7 @@ impl Zygote {
             MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
             None,
         )?;
-        let deadline = Instant::now() + HAND_TIMEOUT;
-        let mut others = Vec::new();
-        loop {
-            match self.receive()? {
-                Some(Message::Pid(pid)) => return Ok((pid, others)),
-                Some(Message::Fail(why)) => return Err(io::Error::other(why)),
-                Some(m) => others.push(m),
-                None => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() || !self.wait_readable(left)? {
-                        return Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "the zygote did not answer in time",
-                        ));
-                    }
-                }
-            }
-        }
+        Ok(())
     }
 
     /// Every message waiting now, and whether the control socket is still
@@ -223,19 +223,6 @@ impl Zygote {
         }
     }
 
-    fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
-        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        let mut fds = [PollFd::new(self.control.as_fd(), PollFlags::POLLIN)];
-        let ms = u16::try_from(timeout.as_millis().max(1)).unwrap_or(u16::MAX);
-        loop {
-            match poll(&mut fds, PollTimeout::from(ms)) {
-                Ok(n) => return Ok(n > 0),
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
     /// Tells the zygote to take no more connections: it sees the end of
     /// the control socket, waits for its children (still reporting their
     /// exits) and exits.
@@ -259,10 +246,15 @@ mod tests {
     fn messages_parse_strictly() {
         let table: &[(&str, Option<Message>)] = &[
             ("READY", Some(Message::Ready)),
-            ("PID 1234", Some(Message::Pid(1234))),
+            ("PID 1234", Some(Message::Pid(1234, None))),
+            ("PID 1234 987654", Some(Message::Pid(1234, Some(987654)))),
             (
                 "FAIL fork: out of memory",
-                Some(Message::Fail("fork: out of memory".into())),
+                Some(Message::Fail(None, "fork: out of memory".into())),
+            ),
+            (
+                "FAIL ino=42 fork: out of memory",
+                Some(Message::Fail(Some(42), "fork: out of memory".into())),
             ),
             (
                 "EXIT 77 exit 0",
@@ -281,7 +273,11 @@ mod tests {
             ("PID 0", None),
             ("PID 1", None),
             ("PID -5", None),
-            ("PID 12 13", None),
+            ("PID 12 0", None),
+            ("PID 12 x", None),
+            ("PID 12 13 14", None),
+            ("FAIL ino=x why", None),
+            ("FAIL ino=0 why", None),
             ("EXIT 77 exit 256", None),
             ("EXIT 77 signal 0", None),
             ("EXIT 77 stopped 1", None),
@@ -295,61 +291,77 @@ mod tests {
         assert_eq!(Message::parse(b"\xff\xfe"), None);
     }
 
+    /// The "zygote" end: one CONN's body and how many descriptors came.
+    fn take_conn(theirs: &OwnedFd) -> (Vec<u8>, usize) {
+        let mut buf = [0u8; 256];
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([RawFd; 3]);
+        let m = recvmsg::<()>(
+            theirs.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_DONTWAIT,
+        )
+        .expect("a CONN waits");
+        let nfds: usize = m
+            .cmsgs()
+            .unwrap()
+            .map(|c| match c {
+                ControlMessageOwned::ScmRights(f) => {
+                    for fd in &f {
+                        let _ = nix::unistd::close(*fd);
+                    }
+                    f.len()
+                }
+                _ => 0,
+            })
+            .sum();
+        let n = m.bytes;
+        (buf[..n].to_vec(), nfds)
+    }
+
     #[test]
-    fn hand_sends_the_descriptors_and_waits_for_the_pid() {
+    fn send_never_waits_and_answers_come_through_read() {
         let (ours, theirs) = control_pair().unwrap();
         let mut z = Zygote::new(4242, ours);
         let null = std::fs::File::open("/dev/null").unwrap();
-        // The "zygote": answers with an EXIT for an earlier child, then the pid.
-        let peer = std::thread::spawn(move || {
-            let mut buf = [0u8; 256];
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            let mut space = nix::cmsg_space!([RawFd; 2]);
-            use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-            let mut p = [PollFd::new(theirs.as_fd(), PollFlags::POLLIN)];
-            poll(&mut p, PollTimeout::from(2000u16)).unwrap();
-            let m = recvmsg::<()>(
-                theirs.as_raw_fd(),
-                &mut iov,
-                Some(&mut space),
-                MsgFlags::empty(),
-            )
-            .unwrap();
-            let nfds: usize = m
-                .cmsgs()
-                .unwrap()
-                .map(|c| match c {
-                    ControlMessageOwned::ScmRights(f) => f.len(),
-                    _ => 0,
-                })
-                .sum();
-            let n = m.bytes;
-            let body = buf[..n].to_vec();
-            for msg in [&b"EXIT 99 exit 3"[..], b"PID 555"] {
-                nix::sys::socket::send(theirs.as_raw_fd(), msg, MsgFlags::empty()).unwrap();
-            }
-            (body, nfds, theirs)
-        });
         let env = [CString::new("PROTO=TCP").unwrap()];
-        let (pid, others) = z
-            .hand(null.as_fd(), Some(null.as_fd()), None, &env)
-            .expect("handed");
-        let (body, nfds, theirs) = peer.join().unwrap();
-        assert_eq!(pid, 555);
-        assert_eq!(others, vec![Message::Exit(99, ExitStatus::Exited(3))]);
-        assert_eq!(body, b"CONN\0PROTO=TCP\0");
-        assert_eq!(nfds, 2);
-        // Silence past the timeout is an error, not a hang.
-        let started = Instant::now();
-        let e = z.hand(null.as_fd(), None, None, &env).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
-        assert!(started.elapsed() < HAND_TIMEOUT * 4);
-        // Messages before the end of the socket are kept.
-        nix::sys::socket::send(theirs.as_raw_fd(), b"EXIT 98 signal 9", MsgFlags::empty()).unwrap();
+        // Two connections in a row, nobody answering yet.
+        z.send(null.as_fd(), Some(null.as_fd()), None, &env)
+            .expect("sent");
+        z.send(null.as_fd(), None, Some(null.as_fd()), &env)
+            .expect("sent");
+        assert_eq!(z.read(), (vec![], true));
+        assert_eq!(take_conn(&theirs), (b"CONN\0PROTO=TCP\0".to_vec(), 2));
+        assert_eq!(take_conn(&theirs), (b"CONN\0PROTO=TCP\0".to_vec(), 2));
+        // Answers in any order, with an exit between them.
+        for msg in [&b"PID 556 12"[..], b"EXIT 99 exit 3", b"PID 555 11"] {
+            nix::sys::socket::send(theirs.as_raw_fd(), msg, MsgFlags::empty()).unwrap();
+        }
         assert_eq!(
             z.read(),
-            (vec![Message::Exit(98, ExitStatus::Signaled(9))], true)
+            (
+                vec![
+                    Message::Pid(556, Some(12)),
+                    Message::Exit(99, ExitStatus::Exited(3)),
+                    Message::Pid(555, Some(11)),
+                ],
+                true
+            )
         );
+        // A zygote that reads nothing: the socket fills, and `send` says
+        // so at once instead of waiting.
+        let mut sent = 0;
+        let full = loop {
+            match z.send(null.as_fd(), None, None, &env) {
+                Ok(()) => sent += 1,
+                Err(e) => break e,
+            }
+            assert!(sent < 100_000, "the control socket never filled");
+        };
+        assert_eq!(full.kind(), io::ErrorKind::WouldBlock, "{full}");
+        assert!(sent > 2, "{sent}");
+        // Messages before the end of the socket are kept.
         nix::sys::socket::send(theirs.as_raw_fd(), b"EXIT 97 exit 0", MsgFlags::empty()).unwrap();
         drop(theirs);
         assert_eq!(

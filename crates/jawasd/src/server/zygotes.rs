@@ -2,14 +2,23 @@
 //! handing it admitted connections, reading its messages, restarting it
 //! with backoff when it dies, and retiring it on reload.
 //!
-//! Owns the per-service zygote slots and the pid of every zygote still
-//! running. Invariants: a service has at most one current zygote (older
-//! ones are retired and only finish their children); a connection goes to
-//! a zygote only when it is ready, else it is served by exec, so a zygote
-//! that is starting, restarting or broken never refuses a client; every
-//! `EXIT` a zygote reports ends its session exactly like a reaped engine.
+//! Owns the per-service zygote slots, the pid of every zygote still
+//! running, and the connections handed to each zygote whose answer has
+//! not come yet. Invariants: a service has at most one current zygote
+//! (older ones are retired and only finish their children); a connection
+//! goes to a zygote only when it is ready, else it is served by exec, so a
+//! zygote that is starting, restarting or broken never refuses a client;
+//! jawasd closes its copy of a connection as soon as it is sent (the
+//! engine's close must reach the client at once), so a connection handed
+//! over is the zygote's: one it answers with `FAIL`, or leaves unanswered
+//! when it dies or is killed, is lost and logged as a failed start;
+//! connections waiting for their answer count as running engines for the
+//! limits; every `PID` starts a session and every `EXIT` ends one exactly
+//! like a started and a reaped engine.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +30,7 @@ use crate::launcher::{self, Conn, Launched};
 use crate::reaper::ExitStatus;
 use crate::registry::Key;
 use crate::spawn::{self, SpawnError};
-use crate::zygote::{Message, Zygote};
+use crate::zygote::{Message, Zygote, HAND_TIMEOUT};
 
 /// First and longest wait before a dead zygote is started again.
 const RESTART_MIN: Duration = Duration::from_secs(1);
@@ -44,23 +53,111 @@ pub struct Slot {
     /// When the current zygote was started: one that ran longer than
     /// `RESTART_MAX` before dying starts the backoff over.
     started: Option<Instant>,
+    /// When a full control socket was last logged.
+    full_logged: Option<Instant>,
 }
 
-/// Every zygote service's slot, and the running zygotes by pid.
+/// Every zygote service's slot, the running zygotes by pid, and the
+/// connections handed to each zygote (by its key) and not answered yet,
+/// oldest first.
 #[derive(Default)]
 pub struct Zygotes {
     slots: HashMap<Rc<str>, Slot>,
     pids: HashMap<libc::pid_t, Rc<str>>,
+    handing: HashMap<Key, VecDeque<Handing>>,
+}
+
+/// A connection handed to a zygote, waiting for its answer. jawasd no
+/// longer holds its socket.
+pub struct Handing {
+    pub service: Rc<str>,
+    pub remote: SocketAddr,
+    pub local: Option<SocketAddr>,
+    /// The socket's inode, by which an answer names it.
+    ino: u64,
+    deadline: Instant,
+    /// A routed engine's way back, watched once the engine is known.
+    pub handback: Option<Handback>,
+}
+
+/// jawasd's end of a routed engine's hand-back socket, kept until the
+/// zygote names the engine.
+pub struct Handback {
+    pub fd: OwnedFd,
+    pub router: Rc<str>,
+    /// The connection's peer as the socket says (not the PROXY header's).
+    pub peer: Option<SocketAddr>,
+}
+
+impl Handing {
+    pub fn new(
+        service: Rc<str>,
+        socket: BorrowedFd<'_>,
+        (remote, local): (SocketAddr, Option<SocketAddr>),
+        handback: Option<Handback>,
+    ) -> Handing {
+        let ino = nix::sys::stat::fstat(socket.as_raw_fd()).map_or(0, |st| st.st_ino);
+        Handing {
+            service,
+            remote,
+            local,
+            ino,
+            deadline: Instant::now() + HAND_TIMEOUT,
+            handback,
+        }
+    }
 }
 
 impl Zygotes {
-    /// The earliest restart or READY deadline due.
+    /// The earliest restart, READY or answer deadline due.
     pub fn next_restart(&self) -> Option<Instant> {
+        let answers = self
+            .handing
+            .values()
+            .filter_map(|q| q.front().map(|h| h.deadline));
         self.slots
             .values()
             .flat_map(|s| [s.restart_at, s.ready_by])
             .flatten()
+            .chain(answers)
             .min()
+    }
+
+    /// Connections handed over and not answered yet: in all, for
+    /// `service`, and for `service` from `ip` (admission counts them as
+    /// running: their engines are starting).
+    pub fn handing(&self, service: &str, ip: Option<IpAddr>) -> (usize, u32, u32) {
+        let mut counts = (0, 0, 0);
+        for h in self.handing.values().flatten() {
+            counts.0 += 1;
+            if &*h.service == service {
+                counts.1 += 1;
+                if ip == Some(h.remote.ip().to_canonical()) {
+                    counts.2 += 1;
+                }
+            }
+        }
+        counts
+    }
+
+    /// A connection handed to the zygote under `key`.
+    pub fn handed(&mut self, key: Key, h: Handing) {
+        self.handing.entry(key).or_default().push_back(h);
+    }
+
+    /// The connection an answer is for: the one with that socket inode,
+    /// or the oldest when the answer names none.
+    fn answered(&mut self, key: Key, ino: Option<u64>) -> Option<Handing> {
+        let queue = self.handing.get_mut(&key)?;
+        let at = match ino {
+            Some(ino) => queue.iter().position(|h| h.ino == ino)?,
+            None => 0,
+        };
+        let h = queue.remove(at);
+        if queue.is_empty() {
+            self.handing.remove(&key);
+        }
+        h
     }
 }
 
@@ -185,8 +282,26 @@ impl Server {
         );
     }
 
-    /// Starts the zygotes whose restart is due.
+    /// Starts the zygotes whose restart is due, and kills those that left
+    /// a connection unanswered past `HAND_TIMEOUT`.
     pub(super) fn zygote_timers(&mut self, now: Instant) {
+        let silent: Vec<Key> = self
+            .zygotes
+            .handing
+            .iter()
+            .filter(|(_, q)| q.front().is_some_and(|h| h.deadline <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in silent {
+            let Some(Source::Zygote(service, z)) = self.registry.get(key) else {
+                self.abandon_handing(key, "its zygote is gone");
+                continue;
+            };
+            let (service, pid) = (service.clone(), z.pid);
+            warn!("zygote svc={service} pid={pid}: hand-over failed: the zygote did not answer in time");
+            self.kill_zygote(&service, key, pid);
+            self.abandon_handing(key, "the zygote did not answer in time");
+        }
         let due: Vec<Rc<str>> = self
             .zygotes
             .slots
@@ -226,16 +341,12 @@ impl Server {
         }
     }
 
-    /// Hands `conn` to the service's zygote when one is ready: `None`
-    /// sends the connection to exec instead (no zygote service, or its
-    /// zygote not ready, or it failed this hand-over). The messages that
-    /// came while it forked (exits of earlier children) are taken in
-    /// first.
-    pub(super) fn launch_by_zygote(
-        &mut self,
-        service: &Rc<str>,
-        conn: &Conn<'_>,
-    ) -> Option<Launched> {
+    /// Hands `conn` to the service's zygote when one is ready, without
+    /// waiting for its answer: the key of the zygote it went to, for the
+    /// caller to record it as handed (`Zygotes::handed`). `None` sends the
+    /// connection to exec instead (no zygote service, or its zygote not
+    /// ready, or the hand-over failed).
+    pub(super) fn launch_by_zygote(&mut self, service: &Rc<str>, conn: &Conn<'_>) -> Option<Key> {
         let key = self.zygotes.slots.get(service)?.current?;
         let state = self.services.get(service)?;
         let Some(Source::Zygote(_, z)) = self.registry.get_mut(key) else {
@@ -244,12 +355,8 @@ impl Server {
         if !z.ready {
             return None;
         }
-        let zpid = z.pid;
         match launcher::hand_to_zygote(z, &state.prepared, conn) {
-            Ok((launched, others)) => {
-                self.zygote_messages(key, service, zpid, others);
-                Some(launched)
-            }
+            Ok(()) => Some(key),
             Err(e) => {
                 self.zygote_broken(service, key, &e);
                 None
@@ -257,27 +364,98 @@ impl Server {
         }
     }
 
-    /// A hand-over failed: a zygote that said why (FAIL: its fork failed)
-    /// keeps its place; one that broke the contract or went silent is
-    /// killed and replaced.
+    /// A hand-over could not be sent: a zygote that is only behind (its
+    /// control socket full) keeps its place and this connection is served
+    /// without it; one whose socket broke is killed and replaced.
     fn zygote_broken(&mut self, service: &Rc<str>, key: Key, e: &SpawnError) {
         let Some(Source::Zygote(_, z)) = self.registry.get_mut(key) else {
             return;
         };
         let pid = z.pid;
-        let said_why = e.error.kind() == std::io::ErrorKind::Other;
         let error = crate::errno_text(&e.error);
-        warn!("zygote svc={service} pid={pid}: hand-over failed: {error}");
-        if said_why {
+        let behind = e.error.kind() == std::io::ErrorKind::WouldBlock
+            || matches!(
+                e.error.raw_os_error(),
+                Some(libc::ETOOMANYREFS | libc::ENOBUFS | libc::ENOMEM)
+            );
+        if behind {
+            let Some(slot) = self.zygotes.slots.get_mut(service) else {
+                return;
+            };
+            let now = Instant::now();
+            if slot
+                .full_logged
+                .is_none_or(|t| now - t >= Duration::from_secs(10))
+            {
+                slot.full_logged = Some(now);
+                warn!(
+                    "zygote svc={service} pid={pid}: hand-over not sent ({error}): the zygote is behind; {} meanwhile",
+                    self.fallback_of(service)
+                );
+            }
             return;
         }
+        warn!("zygote svc={service} pid={pid}: hand-over failed: {error}");
+        self.kill_zygote(service, key, pid);
+    }
+
+    /// Kills a zygote that broke the contract or went silent, with the
+    /// spares in its group.
+    fn kill_zygote(&mut self, service: &Rc<str>, key: Key, pid: libc::pid_t) {
         // Not retired: its death is a failure, so it is started again.
         if let Some(slot) = self.zygotes.slots.get_mut(service) {
-            slot.current = None;
+            if slot.current == Some(key) {
+                slot.current = None;
+            }
         }
         spawn::signal_group(pid, libc::SIGKILL);
         spawn::signal_pid(pid, libc::SIGKILL);
         // Its death (reaped by SIGCHLD) schedules the restart.
+    }
+
+    /// The connections still waiting for this zygote's answer are lost
+    /// (the zygote died, closed its socket, or was killed): each is a
+    /// failed start.
+    fn abandon_handing(&mut self, key: Key, why: &str) {
+        for h in self.zygotes.handing.remove(&key).unwrap_or_default() {
+            let e = SpawnError {
+                step: "zygote",
+                error: std::io::Error::other(why),
+            };
+            self.spawn_failed(&h.service, Some(h.remote), &e);
+        }
+    }
+
+    /// A zygote answered a connection: the session starts, or the failure
+    /// is logged.
+    fn zygote_answered(&mut self, key: Key, child: Result<libc::pid_t, String>, ino: Option<u64>) {
+        let Some(h) = self.zygotes.answered(key, ino) else {
+            // An answer to a connection already given up (its zygote was
+            // killed for silence): that child is an orphan jawasd reaps
+            // without counting it.
+            debug!("zygote: late answer {child:?} ino={ino:?}");
+            return;
+        };
+        match child {
+            Ok(pid) => {
+                let launched = Launched {
+                    pid,
+                    pidfd: None,
+                    stderr: None,
+                };
+                self.started(&h.service, launched, Some(h.remote), h.local, None);
+                if let Some(b) = h.handback {
+                    self.watch_handback(b.fd, b.router, (h.remote, h.local), (b.peer, pid));
+                }
+            }
+            Err(why) => {
+                let e = SpawnError {
+                    step: "zygote",
+                    error: std::io::Error::other(why),
+                };
+                self.spawn_failed(&h.service, Some(h.remote), &e);
+            }
+        }
     }
 
     /// The control socket of a zygote is readable.
@@ -296,6 +474,9 @@ impl Server {
             self.registry.arm(key, false);
         }
         self.zygote_messages(key, &service, pid, messages);
+        if !open {
+            self.abandon_handing(key, "the zygote closed its control socket");
+        }
     }
 
     pub(super) fn zygote_messages(
@@ -317,14 +498,40 @@ impl Server {
                     info!("zygote ready svc={service} pid={pid}");
                 }
                 Message::Exit(child, status) => {
-                    self.reaped(child, status);
+                    // Not `reaped`: a zygote's child is no zygote, and its
+                    // `PID` came before this on the same socket.
+                    match self.sessions.by_pid(child) {
+                        Some(id) => self.session_ended(id, status),
+                        None => debug!("orphan pid={child} {}", status.describe()),
+                    }
                     self.capture_ended(key, service, child);
                 }
-                // A late answer to a hand-over that timed out: that child
-                // is an orphan jawasd does not count.
-                Message::Pid(child) => debug!("zygote svc={service} pid={pid}: late PID {child}"),
-                Message::Fail(why) => debug!("zygote svc={service} pid={pid}: late FAIL {why}"),
+                Message::Pid(child, ino) => self.zygote_answered(key, Ok(child), ino),
+                Message::Fail(ino, why) => self.zygote_answered(key, Err(why), ino),
             }
+        }
+    }
+
+    /// A reaped pid no session knows may be a zygote's child whose `PID`
+    /// still waits unread (its zygote died, so jawasd reaped it first):
+    /// the zygotes' messages are read, and true when that started its
+    /// session, now ended.
+    pub(super) fn unanswered_child_exited(&mut self, pid: libc::pid_t, status: ExitStatus) -> bool {
+        if self.zygotes.handing.is_empty() {
+            return false;
+        }
+        for key in self
+            .registry
+            .keys_where(|s| matches!(s, Source::Zygote(..)))
+        {
+            self.zygote_readable(key);
+        }
+        match self.sessions.by_pid(pid) {
+            Some(id) => {
+                self.session_ended(id, status);
+                true
+            }
+            None => false,
         }
     }
 
@@ -378,6 +585,7 @@ impl Server {
                 let (messages, _) = z.read();
                 self.zygote_messages(key, &service, pid, messages);
             }
+            self.abandon_handing(key, "the zygote died");
             self.drop_zygote_source(key);
         }
         let quiet = retired || self.stopping.is_some();
@@ -409,5 +617,54 @@ impl Server {
         self.services
             .get(service)
             .map_or("serving by exec", |s| fallback_words(&s.prepared.config))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+
+    fn handing(service: &str, ip: &str) -> (Handing, UnixStream) {
+        let (socket, _) = UnixStream::pair().unwrap();
+        let remote: SocketAddr = format!("{ip}:4000").parse().unwrap();
+        let h = Handing::new(service.into(), socket.as_fd(), (remote, None), None);
+        (h, socket)
+    }
+
+    #[test]
+    fn answers_find_their_connection_by_inode_or_take_the_oldest() {
+        let mut z = Zygotes::default();
+        let mut inodes = Vec::new();
+        let mut keep = Vec::new();
+        for ip in ["10.0.0.1", "10.0.0.2", "10.0.0.1"] {
+            let (h, socket) = handing("web", ip);
+            inodes.push(h.ino);
+            z.handed(7, h);
+            keep.push(socket);
+        }
+        let (h, socket) = handing("other", "10.0.0.1");
+        z.handed(8, h);
+        keep.push(socket);
+        assert!(inodes.iter().all(|i| *i > 0));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(z.handing("web", Some(ip)), (4, 3, 2));
+        // A spare answering out of order names its connection.
+        let second = z.answered(7, Some(inodes[1])).expect("found by inode");
+        assert_eq!(second.remote.ip().to_string(), "10.0.0.2");
+        // An answer naming no connection takes the oldest.
+        assert_eq!(z.answered(7, None).unwrap().ino, inodes[0]);
+        // An inode nobody waits for, or a zygote with nothing handed,
+        // answers nothing (a late answer).
+        assert!(z.answered(7, Some(u64::MAX)).is_none());
+        assert!(z.answered(9, None).is_none());
+        assert_eq!(z.handing("web", Some(ip)), (2, 1, 1));
+        assert_eq!(z.answered(7, Some(inodes[2])).unwrap().ino, inodes[2]);
+        assert!(!z.handing.contains_key(&7), "an empty queue is dropped");
+        // The deadline of the oldest waiting connection wakes the loop.
+        assert!(z
+            .next_restart()
+            .is_some_and(|t| t <= Instant::now() + HAND_TIMEOUT));
     }
 }
