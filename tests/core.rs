@@ -295,6 +295,69 @@ limit_banner = "busy\r\n"
 }
 
 #[test]
+fn a_connection_over_a_limit_waits_for_a_running_engine_to_end() {
+    let d = Jawasd::start(
+        r#"
+[services.echo]
+listen = "127.0.0.1:0"
+engine = "cat"
+instances = 1
+limit_wait = "5s"
+"#,
+    );
+    let addr = d.addr("echo");
+    let first = hold(addr);
+    let mut second = connect(addr);
+    second.write_all(b"hi\n").unwrap();
+    // No engine yet: the second connection waits.
+    second
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 3];
+    let early = second.read(&mut buf);
+    assert!(
+        early
+            .as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+        "answered while the first engine ran: {early:?}"
+    );
+    // The first engine ends: the waiting connection gets its own.
+    drop(first);
+    second.set_read_timeout(Some(T)).unwrap();
+    second.read_exact(&mut buf).expect("served after the wait");
+    assert_eq!(&buf, b"hi\n");
+    assert!(!d.log().contains("refuse svc=echo"), "{}", d.log());
+}
+
+#[test]
+fn a_wait_for_room_ends_in_a_refusal_with_the_reason_and_banner() {
+    let d = Jawasd::start(
+        r#"
+[services.echo]
+listen = "127.0.0.1:0"
+engine = "cat"
+instances = 1
+limit_wait = "400ms"
+limit_banner = "busy\r\n"
+"#,
+    );
+    let addr = d.addr("echo");
+    let _first = hold(addr);
+    let started = Instant::now();
+    let mut second = connect(addr);
+    assert!(
+        refused(&mut second, b"busy\r\n"),
+        "refused once the wait is over"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "refused after {:?}, before limit_wait",
+        started.elapsed()
+    );
+    assert!(d.wait_log("reason=instances", T), "{}", d.log());
+}
+
+#[test]
 fn per_source_limit_counts_each_client_address() {
     let d = Jawasd::start(
         r#"

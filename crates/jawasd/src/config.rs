@@ -96,6 +96,7 @@ const SERVICE_KEYS: &[&str] = &[
     "log_format",
     "spawn",
     "zygote_fallback",
+    "limit_wait",
     "proxy_protocol",
     "proxy_from",
     "proxy_timeout",
@@ -105,6 +106,12 @@ const SERVICE_KEYS: &[&str] = &[
 ];
 
 const TOP_KEYS: &[&str] = &["server", "defaults", "services"];
+
+/// `limit_wait` when unset: longer than the moment between an engine
+/// closing its connection and its exit being seen (a client that
+/// reconnects at once comes in between), short enough that a client truly
+/// over a limit hears so at once.
+pub const DEFAULT_LIMIT_WAIT: Duration = Duration::from_millis(100);
 
 /// PATH given to engines when the config neither sets nor passes one, so
 /// shell engines can find ordinary commands without jawasd's own PATH leaking in.
@@ -121,6 +128,8 @@ pub mod limits {
     pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3600);
     /// `proxy_timeout`.
     pub const PROXY_TIMEOUT: Duration = Duration::from_secs(3600);
+    /// `limit_wait`.
+    pub const LIMIT_WAIT: Duration = Duration::from_secs(60);
     /// `deny_time` as a duration.
     pub const DENY_TIME: Duration = Duration::from_secs(365 * DAY);
     /// What `deny_time = "forever"` means: longer than any jawasd runs, yet
@@ -275,6 +284,10 @@ pub struct Service {
     /// With `spawn = "zygote"`: refuse (rather than exec) while no zygote
     /// is ready.
     pub zygote_refuse: bool,
+    /// How long a connection over a count limit (`max_connections`,
+    /// `instances`, `per_source`) waits for a running engine to end
+    /// before it is refused; zero refuses at once.
+    pub limit_wait: Duration,
     /// Read a PROXY protocol header before anything else.
     pub proxy: Option<ProxyConf>,
     /// Route connections to other services instead of starting an engine.
@@ -1146,6 +1159,9 @@ impl<'t> Parser<'t, '_> {
                 }
             },
         };
+        let limit_wait = get("limit_wait")
+            .and_then(|v| self.duration(&key("limit_wait"), v, limits::LIMIT_WAIT))
+            .unwrap_or(DEFAULT_LIMIT_WAIT);
         let wait = flag(self, "wait");
         let spawn = match get("spawn").map(|v| (self.string(&key("spawn"), v), v.span())) {
             None | Some((None, _)) => SpawnMode::Exec,
@@ -1342,6 +1358,7 @@ impl<'t> Parser<'t, '_> {
             xinetd_log,
             spawn,
             zygote_refuse,
+            limit_wait,
             proxy,
             router: router.map(std::rc::Rc::new),
         })
@@ -2404,6 +2421,9 @@ mod tests {
             ("[server]\nmax_connections = 99999999999999999999\n", "server.max_connections: must be a whole number from 1 to 4294967295"),
             ("[defaults]\ndeny_time = \"160000000000000000m\"\n", "/etc/j.toml:2: services.a.deny_time: too long; at most \"365d\" (31536000 seconds)"),
             ("[defaults]\ndeny_time = \"366d\"\n", "services.a.deny_time: too long; at most \"365d\""),
+            ("[defaults]\nlimit_wait = \"2m\"\n", "/etc/j.toml:2: services.a.limit_wait: too long; at most \"60s\""),
+            ("[defaults]\nlimit_wait = -1\n", "services.a.limit_wait: must not be negative"),
+            ("[defaults]\nlimit_wait = \"soon\"\n", "services.a.limit_wait: expected a duration"),
             ("[defaults]\nrate = 0\n", "/etc/j.toml:2: services.a.rate: must be from 0.001 to 1000000 connections per second"),
             ("[defaults]\nrate = 1e300\n", "services.a.rate: must be from 0.001 to 1000000"),
             ("[defaults]\nrate = nan\n", "services.a.rate: must be a finite number"),

@@ -247,7 +247,7 @@ fn status_text(a: &Value) -> String {
     let p = &a["process"];
     let mut out = format!(
         "jawasd {} pid {}, up {:.0}s (since {}), config {} loaded {}\n\
-         engines {}, pending {}, control clients {}; cpu {:.2}s, fds {}/{}, rss {:.1} MB\n\n",
+         engines {}, pending {}, waiting {}, control clients {}; cpu {:.2}s, fds {}/{}, rss {:.1} MB\n\n",
         a["version"].as_str().unwrap_or("?"),
         a["pid"],
         a["uptime"].as_f64().unwrap_or(0.0),
@@ -256,6 +256,7 @@ fn status_text(a: &Value) -> String {
         a["loaded"].as_str().unwrap_or("?"),
         a["engines"],
         a["pending"],
+        a["waiting"],
         a["control_clients"],
         p["cpu_seconds"].as_f64().unwrap_or(0.0),
         p["fds"],

@@ -52,6 +52,7 @@ mod control;
 mod pending;
 mod routing;
 pub mod upgrade;
+mod waiting;
 mod zygotes;
 
 /// Log target of the ready line, which is logged whatever the level.
@@ -198,6 +199,8 @@ pub struct Server {
     control: control::ControlState,
     /// Exits were caught up with since the loop last woke (`catch_up_exits`).
     caught_up: bool,
+    /// Connections over a count limit waiting for room (`limit_wait`).
+    waits: waiting::Waits,
 }
 
 /// Signals read through the signalfd.
@@ -305,6 +308,7 @@ impl Server {
             loader,
             zygotes: zygotes::Zygotes::default(),
             pending: 0,
+            waits: waiting::Waits::default(),
             returned: HashMap::new(),
             peek_buf: Vec::new(),
             watchdog_at: notify.watchdog_interval().map(|d| Instant::now() + d),
@@ -520,6 +524,7 @@ impl Server {
                 }
             }
             self.timers();
+            self.admit_waiting();
             if crate::logsink::pending() {
                 crate::logsink::flush();
             }
@@ -544,6 +549,7 @@ impl Server {
             restart,
             self.watchdog_at,
             log_retry,
+            self.waits.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -572,6 +578,7 @@ impl Server {
             self.sweep();
         }
         self.zygote_timers(now);
+        self.waiting_timers(now);
         if let (Some(at), Some(every)) = (self.watchdog_at, self.notify.watchdog_interval()) {
             if at <= now {
                 self.notify.watchdog_ping();
@@ -726,6 +733,7 @@ impl Server {
         let Some(session) = self.sessions.end(id) else {
             return;
         };
+        self.waits.freed();
         self.control.forget_connections();
         if let Some(r) = self.returned.remove(&id) {
             self.route_returned(r);
@@ -1057,12 +1065,11 @@ impl Server {
     /// not read yet (children waiting to be reaped, zygotes' reports), at
     /// most once per wakeup of the loop. A client that reconnects the
     /// moment it reads EOF can come before its last engine's exit is seen.
-    /// True when sessions ended.
+    /// True when it ran (counts may have changed).
     fn catch_up_exits(&mut self) -> bool {
         if std::mem::replace(&mut self.caught_up, true) {
             return false;
         }
-        let before = self.sessions.len();
         self.reap_exited(CATCH_UP_MAX);
         for key in self
             .registry
@@ -1070,7 +1077,7 @@ impl Server {
         {
             self.zygote_readable(key);
         }
-        self.sessions.len() < before
+        true
     }
 
     /// Decides whether a connection gets an engine, and starts it.
@@ -1096,13 +1103,40 @@ impl Server {
         if verdict.is_err_and(Refusal::counts_sessions) && self.catch_up_exits() {
             verdict = self.check(service, Some(remote));
         }
-        if let Err(r) = verdict {
-            self.refused(service, Some(remote), r);
-            if let Some(banner) = &svc.limit_banner {
-                listeners::send_banner(&stream, banner);
+        let Err(r) = verdict else {
+            return self.admitted(service, stream, (remote, local), route);
+        };
+        // Over a count, a connection may wait a moment for an engine to end.
+        let stream = if r.counts_sessions() {
+            match self.wait_for_room(service, stream, (remote, local), route, r) {
+                Ok(()) => return,
+                Err(stream) => stream,
             }
-            return;
+        } else {
+            stream
+        };
+        self.refused(service, Some(remote), r);
+        if let Some(banner) = &svc.limit_banner {
+            listeners::send_banner(&stream, banner);
         }
+    }
+
+    /// Starts the engine of an admitted connection: by its zygote, or
+    /// exec.
+    fn admitted(
+        &mut self,
+        service: &Rc<str>,
+        stream: TcpStream,
+        (remote, local): (SocketAddr, Option<SocketAddr>),
+        route: Option<routing::Pick>,
+    ) {
+        let Some(svc) = self
+            .services
+            .get(service)
+            .map(|s| s.prepared.config.clone())
+        else {
+            return;
+        };
         if svc.nodelay {
             let _ = stream.set_nodelay(true);
         }
@@ -1416,6 +1450,7 @@ impl Server {
             self.registry.remove(key);
         }
         self.drop_pending();
+        self.drop_waiting();
         self.drop_routing();
         self.returned.clear();
         self.retire_all_zygotes();

@@ -356,8 +356,15 @@ pub fn prometheus(status: &Value) -> String {
         &mut f,
         "jawasd_pending_connections",
         "gauge",
-        "Connections waiting for their PROXY header.",
+        "Connections waiting for their PROXY header or, at a router, their request head.",
         &status["pending"],
+    );
+    one(
+        &mut f,
+        "jawasd_waiting_connections",
+        "gauge",
+        "Connections over a count limit waiting for a running engine to end (limit_wait).",
+        &status["waiting"],
     );
     one(
         &mut f,
@@ -483,7 +490,7 @@ mod tests {
 
     fn status() -> Value {
         json!({
-            "ok": true, "version": "0.1.0", "pid": 42, "pending": 0,
+            "ok": true, "version": "0.1.0", "pid": 42, "pending": 0, "waiting": 3,
             "started": "T", "started_unix": 1.5, "loaded": "T", "loaded_unix": 2.5,
             "uptime": 3.0, "config": "/etc/<j>.toml", "engines": 1,
             "process": {"cpu_seconds": 0.25, "fds": 9, "max_fds": 1024, "rss_bytes": 4096},
@@ -507,6 +514,7 @@ mod tests {
             "jawasd_connection_duration_seconds_count{service=\"we\\\"b\"} 4\n",
             "# TYPE jawasd_connection_duration_seconds histogram\n",
             "process_open_fds 9\n",
+            "jawasd_waiting_connections 3\n",
             "process_start_time_seconds 1.5\n",
         ] {
             assert!(text.contains(want), "{want} not in\n{text}");

@@ -380,6 +380,7 @@ impl Server {
             "loaded": timefmt::rfc3339(self.control.loaded, zone),
             "engines": self.sessions.len(),
             "pending": self.pending,
+            "waiting": self.waits.len(),
             "control_clients": self.control.clients,
             "process": process,
             "services": services,

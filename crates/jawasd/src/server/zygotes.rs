@@ -418,6 +418,7 @@ impl Server {
     /// failed start.
     fn abandon_handing(&mut self, key: Key, why: &str) {
         for h in self.zygotes.handing.remove(&key).unwrap_or_default() {
+            self.waits.freed();
             let e = SpawnError {
                 step: "zygote",
                 error: std::io::Error::other(why),
@@ -449,6 +450,7 @@ impl Server {
                 }
             }
             Err(why) => {
+                self.waits.freed();
                 let e = SpawnError {
                     step: "zygote",
                     error: std::io::Error::other(why),
