@@ -32,8 +32,8 @@ use nix::sys::socket::{
 
 use crate::reaper::ExitStatus;
 
-/// Longest wait for a zygote's answer to a connection (its fork): a
-/// zygote that leaves a connection unanswered longer is killed.
+/// Longest a zygote may go without answering while connections handed to
+/// it wait (a zygote that answers nothing for this long is killed).
 pub const HAND_TIMEOUT: Duration = Duration::from_millis(500);
 /// Largest message a zygote sends.
 const MAX_MESSAGE: usize = 512;

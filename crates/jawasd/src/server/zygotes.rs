@@ -64,7 +64,17 @@ pub struct Slot {
 pub struct Zygotes {
     slots: HashMap<Rc<str>, Slot>,
     pids: HashMap<libc::pid_t, Rc<str>>,
-    handing: HashMap<Key, VecDeque<Handing>>,
+    handing: HashMap<Key, Handed>,
+}
+
+/// The connections handed to one zygote and not answered yet, oldest
+/// first, and when it last made progress: it is given `HAND_TIMEOUT` from
+/// its last answer (or from the first connection it was handed since it
+/// had none waiting), so a deep queue drained at the zygote's pace is not
+/// mistaken for a zygote that stopped.
+struct Handed {
+    queue: VecDeque<Handing>,
+    progress: Instant,
 }
 
 /// A connection handed to a zygote, waiting for its answer. jawasd no
@@ -75,7 +85,6 @@ pub struct Handing {
     pub local: Option<SocketAddr>,
     /// The socket's inode, by which an answer names it.
     ino: u64,
-    deadline: Instant,
     /// A routed engine's way back, watched once the engine is known.
     pub handback: Option<Handback>,
 }
@@ -102,7 +111,6 @@ impl Handing {
             remote,
             local,
             ino,
-            deadline: Instant::now() + HAND_TIMEOUT,
             handback,
         }
     }
@@ -111,10 +119,7 @@ impl Handing {
 impl Zygotes {
     /// The earliest restart, READY or answer deadline due.
     pub fn next_restart(&self) -> Option<Instant> {
-        let answers = self
-            .handing
-            .values()
-            .filter_map(|q| q.front().map(|h| h.deadline));
+        let answers = self.handing.values().map(|h| h.progress + HAND_TIMEOUT);
         self.slots
             .values()
             .flat_map(|s| [s.restart_at, s.ready_by])
@@ -128,7 +133,7 @@ impl Zygotes {
     /// running: their engines are starting).
     pub fn handing(&self, service: &str, ip: Option<IpAddr>) -> (usize, u32, u32) {
         let mut counts = (0, 0, 0);
-        for h in self.handing.values().flatten() {
+        for h in self.handing.values().flat_map(|h| &h.queue) {
             counts.0 += 1;
             if &*h.service == service {
                 counts.1 += 1;
@@ -142,19 +147,24 @@ impl Zygotes {
 
     /// A connection handed to the zygote under `key`.
     pub fn handed(&mut self, key: Key, h: Handing) {
-        self.handing.entry(key).or_default().push_back(h);
+        let handed = self.handing.entry(key).or_insert_with(|| Handed {
+            queue: VecDeque::new(),
+            progress: Instant::now(),
+        });
+        handed.queue.push_back(h);
     }
 
     /// The connection an answer is for: the one with that socket inode,
     /// or the oldest when the answer names none.
     fn answered(&mut self, key: Key, ino: Option<u64>) -> Option<Handing> {
-        let queue = self.handing.get_mut(&key)?;
+        let handed = self.handing.get_mut(&key)?;
         let at = match ino {
-            Some(ino) => queue.iter().position(|h| h.ino == ino)?,
+            Some(ino) => handed.queue.iter().position(|h| h.ino == ino)?,
             None => 0,
         };
-        let h = queue.remove(at);
-        if queue.is_empty() {
+        let h = handed.queue.remove(at);
+        handed.progress = Instant::now();
+        if handed.queue.is_empty() {
             self.handing.remove(&key);
         }
         h
@@ -282,14 +292,14 @@ impl Server {
         );
     }
 
-    /// Starts the zygotes whose restart is due, and kills those that left
-    /// a connection unanswered past `HAND_TIMEOUT`.
+    /// Starts the zygotes whose restart is due, and kills those that
+    /// answered nothing for `HAND_TIMEOUT` while connections waited.
     pub(super) fn zygote_timers(&mut self, now: Instant) {
         let silent: Vec<Key> = self
             .zygotes
             .handing
             .iter()
-            .filter(|(_, q)| q.front().is_some_and(|h| h.deadline <= now))
+            .filter(|(_, h)| h.progress + HAND_TIMEOUT <= now)
             .map(|(k, _)| *k)
             .collect();
         for key in silent {
@@ -417,7 +427,8 @@ impl Server {
     /// (the zygote died, closed its socket, or was killed): each is a
     /// failed start.
     fn abandon_handing(&mut self, key: Key, why: &str) {
-        for h in self.zygotes.handing.remove(&key).unwrap_or_default() {
+        let lost = self.zygotes.handing.remove(&key).map(|h| h.queue);
+        for h in lost.unwrap_or_default() {
             self.waits.freed();
             let e = SpawnError {
                 step: "zygote",
@@ -664,9 +675,21 @@ mod tests {
         assert_eq!(z.handing("web", Some(ip)), (2, 1, 1));
         assert_eq!(z.answered(7, Some(inodes[2])).unwrap().ino, inodes[2]);
         assert!(!z.handing.contains_key(&7), "an empty queue is dropped");
-        // The deadline of the oldest waiting connection wakes the loop.
-        assert!(z
-            .next_restart()
-            .is_some_and(|t| t <= Instant::now() + HAND_TIMEOUT));
+        // A zygote's deadline (its last answer, plus HAND_TIMEOUT) wakes
+        // the loop, and each answer moves it: a deep queue drained at the
+        // zygote's pace is progress, not silence.
+        let before = z.next_restart().expect("a deadline");
+        assert!(before <= Instant::now() + HAND_TIMEOUT);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(z.answered(8, None).is_some());
+        assert!(z.next_restart().is_none(), "nothing waits any more");
+        let (h, _socket) = handing("other", "10.0.0.1");
+        z.handed(8, h);
+        let (h, _socket2) = handing("other", "10.0.0.1");
+        z.handed(8, h);
+        let first = z.next_restart().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(z.answered(8, None).is_some());
+        assert!(z.next_restart().unwrap() > first, "an answer is progress");
     }
 }
