@@ -1089,11 +1089,7 @@ impl Server {
         local: Option<SocketAddr>,
         route: Option<routing::Pick>,
     ) {
-        let Some(svc) = self
-            .services
-            .get(service)
-            .map(|s| s.prepared.config.clone())
-        else {
+        let Some(svc) = self.config_of(service) else {
             return;
         };
         if let Some(banner) = &svc.banner {
@@ -1115,9 +1111,30 @@ impl Server {
         } else {
             stream
         };
+        self.refuse_connection(service, &stream, remote, r);
+    }
+
+    /// The service's configuration as loaded now.
+    fn config_of(&self, service: &str) -> Option<Rc<crate::config::Service>> {
+        self.services
+            .get(service)
+            .map(|s| s.prepared.config.clone())
+    }
+
+    /// A refusal of a connection jawasd holds: logged and counted, then
+    /// the service's `limit_banner` (the connection closes as the caller
+    /// drops it).
+    fn refuse_connection(
+        &mut self,
+        service: &Rc<str>,
+        stream: &TcpStream,
+        remote: SocketAddr,
+        r: Refusal,
+    ) {
         self.refused(service, Some(remote), r);
-        if let Some(banner) = &svc.limit_banner {
-            listeners::send_banner(&stream, banner);
+        let banner = self.config_of(service).and_then(|c| c.limit_banner.clone());
+        if let Some(banner) = banner {
+            listeners::send_banner(stream, &banner);
         }
     }
 
@@ -1130,11 +1147,7 @@ impl Server {
         (remote, local): (SocketAddr, Option<SocketAddr>),
         route: Option<routing::Pick>,
     ) {
-        let Some(svc) = self
-            .services
-            .get(service)
-            .map(|s| s.prepared.config.clone())
-        else {
+        let Some(svc) = self.config_of(service) else {
             return;
         };
         if svc.nodelay {

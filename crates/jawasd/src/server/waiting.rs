@@ -23,7 +23,6 @@ use std::time::Instant;
 
 use super::{routing, Server};
 use crate::admission::Refusal;
-use crate::listeners;
 
 /// One connection waiting for a count to go down.
 pub struct Waiting {
@@ -75,11 +74,7 @@ impl Server {
         route: Option<routing::Pick>,
         reason: Refusal,
     ) -> Result<(), TcpStream> {
-        let Some(wait) = self
-            .services
-            .get(service)
-            .map(|s| s.prepared.config.limit_wait)
-        else {
+        let Some(wait) = self.config_of(service).map(|c| c.limit_wait) else {
             return Err(stream);
         };
         let room = self.pending + self.waits.len() < self.config.server.max_pending as usize;
@@ -135,14 +130,7 @@ impl Server {
     }
 
     fn refuse_waiting(&mut self, w: Waiting, r: Refusal) {
-        self.refused(&w.service, Some(w.remote), r);
-        let banner = self
-            .services
-            .get(&w.service)
-            .and_then(|s| s.prepared.config.limit_banner.clone());
-        if let Some(banner) = banner {
-            listeners::send_banner(&w.stream, &banner);
-        }
+        self.refuse_connection(&w.service, &w.stream, w.remote, r);
         // The connection closes as `w` drops.
     }
 

@@ -427,9 +427,11 @@ impl Server {
     /// (the zygote died, closed its socket, or was killed): each is a
     /// failed start.
     fn abandon_handing(&mut self, key: Key, why: &str) {
-        let lost = self.zygotes.handing.remove(&key).map(|h| h.queue);
-        for h in lost.unwrap_or_default() {
-            self.waits.freed();
+        let Some(lost) = self.zygotes.handing.remove(&key) else {
+            return;
+        };
+        self.waits.freed();
+        for h in lost.queue {
             let e = SpawnError {
                 step: "zygote",
                 error: std::io::Error::other(why),
