@@ -10,6 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
 use jawas_tests::{connect, exchange, read_all, Jawasd};
@@ -523,4 +524,78 @@ fn a_stuck_zygote_is_killed_at_the_hand_over_and_started_again() {
     );
     assert_ne!(zygote_pid(&d), old);
     assert!(info(d.addr("probe")).contains_key("pid"));
+}
+
+/// A zygote that lies: it answers each connection with the pid named in
+/// its `LIE` file (first a process of the test's, then its own pid), and
+/// serves nothing.
+const LYING_ZYGOTE: &str = r#"#!/usr/bin/env python3
+import array, os, socket, sys
+ctl = socket.socket(fileno=0)
+ctl.send(b"READY")
+lies = open(os.environ["LIE"]).read().split()
+for lie in lies:
+    fds = array.array("i")
+    msg, anc, _, _ = ctl.recvmsg(65536, socket.CMSG_SPACE(16))
+    for level, kind, data in anc:
+        fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+    ino = os.fstat(fds[0]).st_ino
+    for fd in fds:
+        os.close(fd)
+    pid = os.getpid() if lie == "self" else int(lie)
+    ctl.send(f"PID {pid} {ino}".encode())
+ctl.recv(1)
+"#;
+
+#[test]
+fn a_zygote_naming_a_pid_not_its_child_gets_no_signal_sent_there() {
+    // The process the zygote names: the test's own, a group leader, as
+    // many daemons are.
+    let mut victim = std::process::Command::new("sleep")
+        .arg("60")
+        .process_group(0)
+        .spawn()
+        .expect("sleep");
+    let dir = jawas_tests::TempDir::new();
+    let script = dir.path().join("liar.py");
+    std::fs::write(&script, LYING_ZYGOTE).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(dir.path().join("lie"), format!("{} self", victim.id())).unwrap();
+    let config = format!(
+        "[services.liar]\nlisten = \"127.0.0.1:0\"\nengine = \"{}\"\nspawn = \"zygote\"\n\
+         env = {{ LIE = \"{}\" }}\n[server]\nshutdown_grace = \"1s\"\n",
+        script.display(),
+        dir.path().join("lie").display()
+    );
+    let mut d = Jawasd::builder(&config).dir(dir).start();
+    assert!(d.wait_log("zygote ready svc=liar", SECS), "{}", d.log());
+    // The first answer names the test's process: jawasd cannot tell at the
+    // hand-over, so it is a session, which a stop must not signal. The
+    // second names the zygote itself: refused at once (and, read after
+    // the first, a sign that the first has been taken).
+    drop(connect(d.addr("liar")));
+    drop(connect(d.addr("liar")));
+    assert!(
+        d.wait_log("the zygote's own pid; taken as a failed start", SECS),
+        "{}",
+        d.log()
+    );
+    assert!(d.wait_log("spawn-failed svc=liar", SECS), "{}", d.log());
+    d.signal(libc::SIGTERM);
+    // Nothing will ever end that session but jawasd seeing its zygote go:
+    // the stop does not hang on it.
+    assert_eq!(d.wait_exit(SECS), Some(0), "{}", d.log());
+    assert!(d.log().contains("that session ends unseen"), "{}", d.log());
+    assert!(
+        d.log()
+            .contains(&format!("not signalling pid={} svc=liar", victim.id())),
+        "{}",
+        d.log()
+    );
+    assert!(
+        victim.try_wait().unwrap().is_none(),
+        "jawasd signalled a process that was not its engine"
+    );
+    let _ = victim.kill();
+    let _ = victim.wait();
 }

@@ -130,6 +130,7 @@ pub fn exit(
                 match status {
                     ExitStatus::Exited(code) => line.push_str(&format!(" status={code}")),
                     ExitStatus::Signaled(sig) => line.push_str(&format!(" signal={sig}")),
+                    ExitStatus::Unknown => line.push_str(" status=?"),
                 }
             }
             if fields.want("PID") {

@@ -21,6 +21,9 @@ use std::os::fd::BorrowedFd;
 pub enum ExitStatus {
     Exited(i32),
     Signaled(i32),
+    /// Not seen: a zygote's answer named a process that is no child of
+    /// its, and the zygote is gone (see `forget_strangers`).
+    Unknown,
 }
 
 impl ExitStatus {
@@ -44,6 +47,7 @@ impl ExitStatus {
                     .unwrap_or("?");
                 format!("signal={name}")
             }
+            ExitStatus::Unknown => "exit=?".to_string(),
         }
     }
 }
@@ -100,6 +104,22 @@ pub fn become_subreaper() -> nix::Result<()> {
     nix::sys::prctl::set_child_subreaper(true)
 }
 
+/// The parent of `pid` now, from /proc/PID/stat (`None` when it is gone
+/// or the file cannot be read).
+pub fn parent_of(pid: libc::pid_t) -> Option<libc::pid_t> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    parent_in_stat(&stat)
+}
+
+/// The ppid field of a /proc/PID/stat line: the fourth field, the second
+/// after the command name, which is in parentheses and may hold spaces
+/// and parentheses itself (so the last `)` ends it).
+fn parent_in_stat(stat: &[u8]) -> Option<libc::pid_t> {
+    let end = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[end + 1..]).ok()?;
+    rest.split_ascii_whitespace().nth(1)?.parse().ok()
+}
+
 /// The pids of jawasd's children now, from /proc (every thread's list).
 pub fn children() -> Vec<libc::pid_t> {
     let mut out = Vec::new();
@@ -120,6 +140,15 @@ pub fn children() -> Vec<libc::pid_t> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_parent_is_read_past_a_command_name_with_parentheses() {
+        assert_eq!(parent_in_stat(b"42 (a) b) S 7 42 42 0 -1"), Some(7));
+        assert_eq!(parent_in_stat(b"42 (sleep) S 1 42 42"), Some(1));
+        assert_eq!(parent_in_stat(b"42 (sleep"), None);
+        let me = std::process::id() as libc::pid_t;
+        assert_eq!(parent_of(me), Some(nix::unistd::getppid().as_raw()));
+    }
 
     #[test]
     fn statuses_read_as_in_the_log() {

@@ -1500,9 +1500,34 @@ impl Server {
     /// Signals every engine's process group, and every orphan.
     fn kill_all(&mut self, sig: libc::c_int) {
         for s in self.sessions.iter() {
-            spawn::signal_group(s.pid, sig);
+            if self.may_signal(s) {
+                spawn::signal_group(s.pid, sig);
+            }
         }
         self.signal_orphans(sig);
+    }
+
+    /// Whether a session's pid is an engine jawasd may signal. One without
+    /// a pidfd came from a zygote's `PID` answer (or from a kernel without
+    /// pidfds): it must be a child of jawasd's or of a zygote's, so that a
+    /// zygote that names some other process's pid cannot have jawasd
+    /// (often root) signal that process's group.
+    fn may_signal(&self, s: &crate::sessions::Session) -> bool {
+        if s.pidfd.is_some() {
+            return true;
+        }
+        match crate::reaper::parent_of(s.pid) {
+            Some(p) if p == std::process::id() as libc::pid_t || self.zygotes.is_zygote(p) => true,
+            Some(p) => {
+                warn!(
+                    "not signalling pid={} svc={}: its parent (pid={p}) is neither jawasd nor a zygote",
+                    s.pid, s.service
+                );
+                false
+            }
+            // Gone already.
+            None => false,
+        }
     }
 
     /// Signals the children of jawasd that are no session's engine: the

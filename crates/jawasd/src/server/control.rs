@@ -449,6 +449,9 @@ impl Server {
         let Some(s) = self.sessions.get(SessionId::from_raw(id)) else {
             return json!({"ok": false, "error": format!("no connection {id} (see connections)")});
         };
+        if !self.may_signal(s) {
+            return json!({"ok": false, "error": format!("connection {id}: pid {} is not an engine of jawasd's", s.pid)});
+        }
         crate::spawn::signal_group(s.pid, signal);
         info!(
             "control: kill id={id} svc={} pid={} signal={signal}",

@@ -29,6 +29,7 @@ use crate::config::SpawnMode;
 use crate::launcher::{self, Conn, Launched};
 use crate::reaper::ExitStatus;
 use crate::registry::Key;
+use crate::sessions::SessionId;
 use crate::spawn::{self, SpawnError};
 use crate::zygote::{Message, Zygote, HAND_TIMEOUT};
 
@@ -117,6 +118,12 @@ impl Handing {
 }
 
 impl Zygotes {
+    /// Whether `pid` is a zygote jawasd started (current or retired) that
+    /// has not been reaped.
+    pub fn is_zygote(&self, pid: libc::pid_t) -> bool {
+        self.pids.contains_key(&pid)
+    }
+
     /// The earliest restart, READY or answer deadline due.
     pub fn next_restart(&self) -> Option<Instant> {
         let answers = self.handing.values().map(|h| h.progress + HAND_TIMEOUT);
@@ -473,6 +480,24 @@ impl Server {
         }
     }
 
+    /// A zygote's `PID n`, checked for what cannot be a new child of its:
+    /// jawasd, the zygote itself, or a pid a session already has (which
+    /// would end that session at the new one's `EXIT`). Whether `n` is
+    /// really its child is checked when jawasd signals it (`may_signal`).
+    fn new_child(&self, zygote: libc::pid_t, child: libc::pid_t) -> Result<libc::pid_t, String> {
+        let taken = if child == zygote {
+            "the zygote's own"
+        } else if child == std::process::id() as libc::pid_t {
+            "jawasd's"
+        } else if self.sessions.by_pid(child).is_some() {
+            "a running engine's"
+        } else {
+            return Ok(child);
+        };
+        warn!("zygote pid={zygote}: answered PID {child}, {taken} pid; taken as a failed start");
+        Err(format!("answered {taken} pid {child}"))
+    }
+
     /// The control socket of a zygote is readable.
     pub(super) fn zygote_readable(&mut self, key: Key) {
         let Some(Source::Zygote(service, z)) = self.registry.get_mut(key) else {
@@ -521,7 +546,10 @@ impl Server {
                     }
                     self.capture_ended(key, service, child);
                 }
-                Message::Pid(child, ino) => self.zygote_answered(key, Ok(child), ino),
+                Message::Pid(child, ino) => {
+                    let claim = self.new_child(pid, child);
+                    self.zygote_answered(key, claim, ino);
+                }
                 Message::Fail(ino, why) => self.zygote_answered(key, Err(why), ino),
             }
         }
@@ -571,6 +599,29 @@ impl Server {
         }
     }
 
+    /// After a zygote of `service` is reaped, its children are jawasd's
+    /// (as subreaper) and will be reaped here. A session of that service
+    /// whose pid has another parent came from a `PID` answer naming a
+    /// process that was never its child: nothing would ever end it, so it
+    /// ends now (`exit=?`) rather than hold its counts and a stop forever.
+    fn forget_strangers(&mut self, service: &Rc<str>, zygote: libc::pid_t) {
+        let me = std::process::id() as libc::pid_t;
+        let strangers: Vec<(SessionId, libc::pid_t)> = self
+            .sessions
+            .iter_ids()
+            .filter(|(_, s)| s.pidfd.is_none() && s.service == *service)
+            .filter(|(_, s)| {
+                crate::reaper::parent_of(s.pid)
+                    .is_none_or(|p| p != me && !self.zygotes.is_zygote(p))
+            })
+            .map(|(id, s)| (id, s.pid))
+            .collect();
+        for (id, pid) in strangers {
+            warn!("zygote svc={service} pid={zygote} is gone, and pid={pid} it answered is no child of its: that session ends unseen");
+            self.session_ended(id, ExitStatus::Unknown);
+        }
+    }
+
     fn drop_zygote_source(&mut self, key: Key) {
         if let Some(Source::Zygote(service, _)) = self.registry.remove(key) {
             if let Some(slot) = self.zygotes.slots.get_mut(&service) {
@@ -603,6 +654,7 @@ impl Server {
             self.abandon_handing(key, "the zygote died");
             self.drop_zygote_source(key);
         }
+        self.forget_strangers(&service, pid);
         let quiet = retired || self.stopping.is_some();
         if quiet {
             info!("zygote done svc={service} pid={pid} {}", status.describe());
