@@ -4,7 +4,9 @@
 # - the trivial engine (tests/engines/hello_http.rs, on the engine runtime):
 #   jawasd exec mode, jawasd zygote mode, tcpserver exec'ing the same
 #   binary, tcpserver exec'ing tinyhttp.c (static C: the fork+exec floor),
-#   and nginx answering the same bytes from its config;
+#   and nginx answering the same bytes from its config; and handoff.c,
+#   the design's floor in C (accept, hand the socket to a child forked
+#   ahead, fork the next; tinyhttp's response);
 # - jawas-static serving a small file: exec mode, zygote mode, and nginx.
 # Every server is checked to answer 200 with the expected body first.
 # Also jawasd's CPU per connection in zygote mode, and p50 at one
@@ -42,11 +44,13 @@ trap cleanup EXIT
 
 tiny=$work/tinyhttp
 gcc -O2 -static -o "$tiny" tests/bench/tinyhttp.c 2>/dev/null || gcc -O2 -o "$tiny" tests/bench/tinyhttp.c
+handoff=$work/handoff
+gcc -O2 -o "$handoff" tests/bench/handoff.c
 mkdir -p "$work/www"
 printf 'hello\n' >"$work/www/index.html"
 
 P_EX=$(free_port); P_ZY=$(free_port); P_TR=$(free_port); P_TC=$(free_port); P_NG=$(free_port)
-P_SEX=$(free_port); P_SZY=$(free_port)
+P_SEX=$(free_port); P_SZY=$(free_port); P_HO=$(free_port)
 
 cat >"$work/jawasd.toml" <<CONF
 [services.exec]
@@ -81,7 +85,9 @@ tcpserver -c 100000 -H -R -l0 127.0.0.1 "$P_TC" "$tiny" 2>/dev/null &
 pids+=($!)
 nginx -c "$work/nginx.conf" -e "$work/nginx-error.log" &
 pids+=($!)
-wait_ports $P_EX $P_ZY $P_TR $P_TC $P_NG $P_SEX $P_SZY
+"$handoff" "$P_HO" &
+pids+=($!)
+wait_ports $P_EX $P_ZY $P_TR $P_TC $P_NG $P_SEX $P_SZY $P_HO
 for _ in $(seq 50); do [ "$(grep -c 'zygote ready' "$work/jawasd.log")" -ge 2 ] && break; sleep 0.1; done
 grep -q 'zygote ready svc=zygote' "$work/jawasd.log" || { echo "zygote not ready" >&2; cat "$work/jawasd.log" >&2; exit 1; }
 
@@ -92,8 +98,11 @@ for spec in "$P_EX /" "$P_ZY /" "$P_TR /" "$P_NG /hello" "$P_SEX /" "$P_SZY /" "
     [ "$got" = "hello
  200" ] || { echo "port $port$path answered '$got'; not a baseline" >&2; exit 1; }
 done
-got=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P_TC/")
-[ "$got" = 200 ] || { echo "tinyhttp answered $got" >&2; exit 1; }
+for port in $P_TC $P_HO; do
+    got=$(curl -s -w ' %{http_code}' "http://127.0.0.1:$port/")
+    [ "$got" = "Hello, world
+ 200" ] || { echo "port $port (C) answered '$got'; not a baseline" >&2; exit 1; }
+done
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
@@ -120,8 +129,8 @@ echo "# zygote benchmark: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m
 echo
 echo "Trivial engine (conn/s; p50 ms in brackets):"
 echo
-echo "| conns | jawasd zygote | jawasd exec | tcpserver (same engine) | tcpserver (tinyhttp.c, static) | nginx | zygote/exec | zygote/tcpserver | zygote/tcpserver+C | jawasd CPU µs/conn (zygote) |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| conns | jawasd zygote | jawasd exec | tcpserver (same engine) | tcpserver (tinyhttp.c, static) | hand-off floor (handoff.c) | nginx | zygote/exec | zygote/tcpserver | zygote/tcpserver+C | jawasd CPU µs/conn (zygote) |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for c in 1 16 128; do
     before=$(ticks "$PID_J")
     read -r z z50 zreqs < <(run "$P_ZY" / "$c")
@@ -129,10 +138,12 @@ for c in 1 16 128; do
     read -r e e50 _ < <(run "$P_EX" / "$c")
     read -r t t50 _ < <(run "$P_TR" / "$c")
     read -r tc tc50 _ < <(run "$P_TC" / "$c")
+    read -r h h50 _ < <(run "$P_HO" / "$c")
     read -r n n50 _ < <(run "$P_NG" /hello "$c")
+    [ "$c" -eq 1 ] && { z50_one=$z50; h50_one=$h50; n50_one=$n50; }
     cpu=$(awk -v a="$after" -v b="$before" -v n="$zreqs" -v hz="$HZ" 'BEGIN { printf "%.1f", (a - b) / hz * 1e6 / n }')
-    printf '| %s | %.0f (%s) | %.0f (%s) | %.0f (%s) | %.0f (%s) | %.0f (%s) | %s | %s | %s | %s |\n' "$c" \
-        "$z" "$z50" "$e" "$e50" "$t" "$t50" "$tc" "$tc50" "$n" "$n50" \
+    printf '| %s | %.0f (%s) | %.0f (%s) | %.0f (%s) | %.0f (%s) | %.0f (%s) | %.0f (%s) | %s | %s | %s | %s |\n' "$c" \
+        "$z" "$z50" "$e" "$e50" "$t" "$t50" "$tc" "$tc50" "$h" "$h50" "$n" "$n50" \
         "$(ratio "$z" "$e")" "$(ratio "$z" "$t")" "$(ratio "$z" "$tc")" "$cpu"
 done
 echo
@@ -144,6 +155,9 @@ for c in 1 16 128; do
     read -r z z50 _ < <(run "$P_SZY" / "$c")
     read -r e e50 _ < <(run "$P_SEX" / "$c")
     read -r n n50 _ < <(run "$P_NG" / "$c")
+    [ "$c" -eq 1 ] && { s50_one=$z50; sn50_one=$n50; }
     printf '| %s | %.0f (%s) | %.0f (%s) | %.0f (%s) | %s | %s |\n' "$c" "$z" "$z50" "$e" "$e50" "$n" "$n50" \
         "$(ratio "$z" "$e")" "$(ratio "$z" "$n")"
 done
+echo
+echo "p50 at one connection: trivial engine in zygote mode $z50_one ms ($(ratio "$z50_one" "$n50_one") nginx's $n50_one); the hand-off floor (handoff.c) $h50_one ms ($(ratio "$h50_one" "$n50_one")); jawas-static in zygote mode $s50_one ms ($(ratio "$s50_one" "$sn50_one") nginx's $sn50_one)"
