@@ -358,6 +358,54 @@ limit_banner = "busy\r\n"
 }
 
 #[test]
+fn one_client_address_may_fill_only_a_quarter_of_the_waiting_room() {
+    // max_pending = 4: one address may have one connection waiting.
+    let d = Jawasd::start(
+        r#"
+[server]
+max_pending = 4
+
+[services.echo]
+listen = "127.0.0.1:0"
+engine = "cat"
+instances = 1
+limit_wait = "5s"
+"#,
+    );
+    let addr = d.addr("echo");
+    let _first = hold(addr);
+    // Accepted in the order they connect: this one waits first.
+    let _waits = connect_from("127.0.0.1", addr).unwrap();
+    // The same address again: refused at once, not after 5 s.
+    let started = Instant::now();
+    let mut over = connect_from("127.0.0.1", addr).unwrap();
+    assert!(
+        refused(&mut over, b""),
+        "a second waiting connection from 127.0.0.1"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "refused only after {:?}",
+        started.elapsed()
+    );
+    // Another address still waits (and is refused only when its wait ends,
+    // so it is not read here).
+    let mut other = connect_from("127.0.0.2", addr).unwrap();
+    other
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 1];
+    let e = other.read(&mut buf).unwrap_err();
+    assert!(
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "127.0.0.2 waits: {e}"
+    );
+}
+
+#[test]
 fn per_source_limit_counts_each_client_address() {
     let d = Jawasd::start(
         r#"

@@ -13,11 +13,11 @@
 //! blocks here (a connection waits in this queue, re-checked only after a
 //! session ended or when its deadline passes); a connection is admitted
 //! through the same checks and the same path as one admitted at once;
-//! waiting connections share `[server] max_pending` with the PROXY stage;
-//! at a stop they are closed.
+//! waiting connections share `[server] max_pending` with the PROXY stage,
+//! one client address at most a quarter of it; at a stop they are closed.
 
 use std::collections::VecDeque;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -36,6 +36,10 @@ pub struct Waiting {
     reason: Refusal,
 }
 
+/// One client address may have at most 1/SOURCE_SHARE of `max_pending`
+/// waiting.
+const SOURCE_SHARE: usize = 4;
+
 /// The waiting connections, and whether a session ended since they were
 /// last checked.
 #[derive(Default)]
@@ -47,6 +51,15 @@ pub struct Waits {
 impl Waits {
     pub fn len(&self) -> usize {
         self.queue.len()
+    }
+
+    /// How many of them come from `source` (a walk: there are at most
+    /// `max_pending`, and it runs only for a connection about to wait).
+    fn from(&self, source: IpAddr) -> usize {
+        self.queue
+            .iter()
+            .filter(|w| w.remote.ip().to_canonical() == source)
+            .count()
     }
 
     /// A session ended (or a connection handed to a zygote was lost):
@@ -77,8 +90,15 @@ impl Server {
         let Some(wait) = self.config_of(service).map(|c| c.limit_wait) else {
             return Err(stream);
         };
-        let room = self.pending + self.waits.len() < self.config.server.max_pending as usize;
+        let max = self.config.server.max_pending as usize;
+        let room = self.pending + self.waits.len() < max;
         if wait.is_zero() || !room || self.stopping.is_some() {
+            return Err(stream);
+        }
+        // One client address may hold at most a quarter of the room, so
+        // that one reconnecting in a loop cannot take it all from others.
+        let source = remote.ip().to_canonical();
+        if self.waits.from(source) >= (max / SOURCE_SHARE).max(1) {
             return Err(stream);
         }
         self.waits.queue.push_back(Waiting {
