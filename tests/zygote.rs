@@ -8,7 +8,7 @@
 //! SIGTERM stops it all; no descriptor leaks; the Python example works.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
@@ -526,25 +526,35 @@ fn a_stuck_zygote_is_killed_at_the_hand_over_and_started_again() {
     assert!(info(d.addr("probe")).contains_key("pid"));
 }
 
-/// A zygote that lies: it answers each connection with the pid named in
-/// its `LIE` file (first a process of the test's, then its own pid), and
-/// serves nothing.
+/// A zygote that lies. For its i-th connection it reads word i of its
+/// `LIE` file (read again each time): a pid to answer with, `self` (its
+/// own pid), or `exit:N` (reports `EXIT N`, another service's engine, then
+/// answers with its own pid). It serves nothing.
 const LYING_ZYGOTE: &str = r#"#!/usr/bin/env python3
-import array, os, socket, sys
+import array, os, socket
 ctl = socket.socket(fileno=0)
 ctl.send(b"READY")
-lies = open(os.environ["LIE"]).read().split()
-for lie in lies:
+i = 0
+while True:
     fds = array.array("i")
-    msg, anc, _, _ = ctl.recvmsg(65536, socket.CMSG_SPACE(16))
+    try:
+        msg, anc, _, _ = ctl.recvmsg(65536, socket.CMSG_SPACE(16))
+    except OSError:
+        break
+    if not msg:
+        break
     for level, kind, data in anc:
         fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
     ino = os.fstat(fds[0]).st_ino
     for fd in fds:
         os.close(fd)
+    lie = open(os.environ["LIE"]).read().split()[i]
+    i += 1
+    if lie.startswith("exit:"):
+        ctl.send(f"EXIT {lie[5:]} exit 0".encode())
+        lie = "self"
     pid = os.getpid() if lie == "self" else int(lie)
     ctl.send(f"PID {pid} {ino}".encode())
-ctl.recv(1)
 "#;
 
 #[test]
@@ -560,12 +570,14 @@ fn a_zygote_naming_a_pid_not_its_child_gets_no_signal_sent_there() {
     let script = dir.path().join("liar.py");
     std::fs::write(&script, LYING_ZYGOTE).unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    std::fs::write(dir.path().join("lie"), format!("{} self", victim.id())).unwrap();
+    let lie = dir.path().join("lie");
+    std::fs::write(&lie, format!("{} self", victim.id())).unwrap();
     let config = format!(
         "[services.liar]\nlisten = \"127.0.0.1:0\"\nengine = \"{}\"\nspawn = \"zygote\"\n\
-         env = {{ LIE = \"{}\" }}\n[server]\nshutdown_grace = \"1s\"\n",
+         env = {{ LIE = \"{}\" }}\n[services.echo]\nlisten = \"127.0.0.1:0\"\nengine = \"cat\"\n\
+         [server]\nshutdown_grace = \"1s\"\n",
         script.display(),
-        dir.path().join("lie").display()
+        lie.display()
     );
     let mut d = Jawasd::builder(&config).dir(dir).start();
     assert!(d.wait_log("zygote ready svc=liar", SECS), "{}", d.log());
@@ -581,6 +593,34 @@ fn a_zygote_naming_a_pid_not_its_child_gets_no_signal_sent_there() {
         d.log()
     );
     assert!(d.wait_log("spawn-failed svc=liar", SECS), "{}", d.log());
+    // The third reports the end of another service's engine, still running.
+    let mut echo = connect(d.addr("echo"));
+    echo.write_all(b"up\n").unwrap();
+    let mut buf = [0u8; 3];
+    echo.read_exact(&mut buf).unwrap();
+    let cat = d
+        .children()
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "cat")
+        })
+        .expect("the echo engine");
+    std::fs::write(&lie, format!("{} self exit:{cat}", victim.id())).unwrap();
+    drop(connect(d.addr("liar")));
+    assert!(
+        d.wait_log_count("the zygote's own pid; taken as a failed start", 2, SECS),
+        "{}",
+        d.log()
+    );
+    echo.write_all(b"on\n").unwrap();
+    echo.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"on\n");
+    assert!(
+        !d.log().contains("done svc=echo"),
+        "ended by a zygote's word:\n{}",
+        d.log()
+    );
     d.signal(libc::SIGTERM);
     // Nothing will ever end that session but jawasd seeing its zygote go:
     // the stop does not hang on it.

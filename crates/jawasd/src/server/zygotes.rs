@@ -539,8 +539,15 @@ impl Server {
                 }
                 Message::Exit(child, status) => {
                     // Not `reaped`: a zygote's child is no zygote, and its
-                    // `PID` came before this on the same socket.
-                    match self.sessions.by_pid(child) {
+                    // `PID` came before this on the same socket. Only a
+                    // session a zygote of this service started (no pidfd)
+                    // can be ended by its word.
+                    let own = self.sessions.by_pid(child).filter(|id| {
+                        self.sessions
+                            .get(*id)
+                            .is_some_and(|s| s.pidfd.is_none() && s.service == *service)
+                    });
+                    match own {
                         Some(id) => self.session_ended(id, status),
                         None => debug!("orphan pid={child} {}", status.describe()),
                     }
