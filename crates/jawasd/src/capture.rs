@@ -235,11 +235,6 @@ impl Shared {
         }
     }
 
-    /// The zygote this capture is for.
-    pub fn owner(&self) -> libc::pid_t {
-        self.owner
-    }
-
     /// A writer ended: its partial line, once what it wrote before its end
     /// has been read (now when a partial line of its is waiting, else
     /// whenever its bytes are read).

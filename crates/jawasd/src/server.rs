@@ -203,6 +203,16 @@ pub struct Server {
     waits: waiting::Waits,
 }
 
+/// Whose child a process is (`Server::parent`).
+enum Parent {
+    /// jawasd's or a zygote's.
+    Ours,
+    /// Another process's.
+    Other(libc::pid_t),
+    /// No such process.
+    Gone,
+}
+
 /// Signals read through the signalfd.
 pub const HANDLED_SIGNALS: [libc::c_int; 7] = [
     libc::SIGQUIT,
@@ -1114,6 +1124,12 @@ impl Server {
         self.refuse_connection(service, &stream, remote, r);
     }
 
+    /// Whether `[server] max_pending` is taken up by connections waiting
+    /// in jawasd (for a PROXY header, a request head, or room).
+    fn pending_full(&self) -> bool {
+        self.pending + self.waits.len() >= self.config.server.max_pending as usize
+    }
+
     /// The service's configuration as loaded now.
     fn config_of(&self, service: &str) -> Option<Rc<crate::config::Service>> {
         self.services
@@ -1516,17 +1532,27 @@ impl Server {
         if s.pidfd.is_some() {
             return true;
         }
-        match crate::reaper::parent_of(s.pid) {
-            Some(p) if p == std::process::id() as libc::pid_t || self.zygotes.is_zygote(p) => true,
-            Some(p) => {
+        match self.parent(s.pid) {
+            Parent::Ours => true,
+            Parent::Other(p) => {
                 warn!(
                     "not signalling pid={} svc={}: its parent (pid={p}) is neither jawasd nor a zygote",
                     s.pid, s.service
                 );
                 false
             }
-            // Gone already.
-            None => false,
+            Parent::Gone => false,
+        }
+    }
+
+    /// Whose child `pid` is, from /proc.
+    fn parent(&self, pid: libc::pid_t) -> Parent {
+        match crate::reaper::parent_of(pid) {
+            Some(p) if p == std::process::id() as libc::pid_t || self.zygotes.is_zygote(p) => {
+                Parent::Ours
+            }
+            Some(p) => Parent::Other(p),
+            None => Parent::Gone,
         }
     }
 
@@ -1607,7 +1633,6 @@ fn warn_if_failing(service: &str, state: &mut ServiceState, now: Instant) {
     );
 }
 
-/// One line an engine wrote to its captured stderr, escaped and capped.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -61,7 +61,7 @@ impl Server {
             self.refused(service, Some(remote), Refusal::ProxyUntrusted);
             return;
         }
-        if self.pending + self.waits.len() >= self.config.server.max_pending as usize {
+        if self.pending_full() {
             self.refused(service, Some(remote), Refusal::MaxPending);
             return;
         }

@@ -119,7 +119,7 @@ impl Server {
         local: Option<SocketAddr>,
         router: &Router,
     ) {
-        if self.pending + self.waits.len() >= self.config.server.max_pending as usize {
+        if self.pending_full() {
             self.refused(&router_name, Some(remote), Refusal::MaxPending);
             return;
         }

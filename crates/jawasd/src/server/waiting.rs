@@ -78,7 +78,7 @@ impl Waits {
 
 impl Server {
     /// A connection refused for a count: waits when its service allows
-    /// and there is room, else is refused now. True when it waits.
+    /// and there is room, else is handed back to be refused now.
     pub(super) fn wait_for_room(
         &mut self,
         service: &Rc<str>,
@@ -90,15 +90,13 @@ impl Server {
         let Some(wait) = self.config_of(service).map(|c| c.limit_wait) else {
             return Err(stream);
         };
-        let max = self.config.server.max_pending as usize;
-        let room = self.pending + self.waits.len() < max;
-        if wait.is_zero() || !room || self.stopping.is_some() {
+        if wait.is_zero() || self.pending_full() || self.stopping.is_some() {
             return Err(stream);
         }
         // One client address may hold at most a quarter of the room, so
         // that one reconnecting in a loop cannot take it all from others.
-        let source = remote.ip().to_canonical();
-        if self.waits.from(source) >= (max / SOURCE_SHARE).max(1) {
+        let share = (self.config.server.max_pending as usize / SOURCE_SHARE).max(1);
+        if self.waits.from(remote.ip().to_canonical()) >= share {
             return Err(stream);
         }
         self.waits.queue.push_back(Waiting {

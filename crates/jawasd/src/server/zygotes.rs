@@ -352,9 +352,8 @@ impl Server {
                 READY_TIMEOUT.as_secs(),
                 self.fallback_of(&name)
             );
-            // Killed without being retired: its death schedules a restart.
-            spawn::signal_group(z.pid, libc::SIGKILL);
-            spawn::signal_pid(z.pid, libc::SIGKILL);
+            let pid = z.pid;
+            self.kill_zygote(&name, key, pid);
         }
     }
 
@@ -437,14 +436,20 @@ impl Server {
         let Some(lost) = self.zygotes.handing.remove(&key) else {
             return;
         };
-        self.waits.freed();
         for h in lost.queue {
-            let e = SpawnError {
-                step: "zygote",
-                error: std::io::Error::other(why),
-            };
-            self.spawn_failed(&h.service, Some(h.remote), &e);
+            self.lost(&h, why);
         }
+    }
+
+    /// A connection handed to a zygote that started no engine for it: a
+    /// failed start, and room for one waiting.
+    fn lost(&mut self, h: &Handing, why: &str) {
+        self.waits.freed();
+        let e = SpawnError {
+            step: "zygote",
+            error: std::io::Error::other(why),
+        };
+        self.spawn_failed(&h.service, Some(h.remote), &e);
     }
 
     /// A zygote answered a connection: the session starts, or the failure
@@ -469,14 +474,7 @@ impl Server {
                     self.watch_handback(b.fd, b.router, (h.remote, h.local), (b.peer, pid));
                 }
             }
-            Err(why) => {
-                self.waits.freed();
-                let e = SpawnError {
-                    step: "zygote",
-                    error: std::io::Error::other(why),
-                };
-                self.spawn_failed(&h.service, Some(h.remote), &e);
-            }
+            Err(why) => self.lost(&h, &why),
         }
     }
 
@@ -590,15 +588,12 @@ impl Server {
         let Some(Source::Zygote(_, z)) = self.registry.get(key) else {
             return;
         };
-        let (Some(capture), zygote) = (z.capture, z.pid) else {
+        let Some(capture) = z.capture else {
             return;
         };
-        // The key is checked against its owner: a capture that ended may
-        // have left its key to another source since.
+        // Registry keys are never reused: this is the zygote's capture or
+        // nothing.
         if let Some(Source::Shared(_, shared)) = self.registry.get_mut(capture) {
-            if shared.owner() != zygote {
-                return;
-            }
             let lines = shared.ended(child);
             if !lines.is_empty() {
                 self.log_engine_lines(service, lines);
@@ -612,15 +607,11 @@ impl Server {
     /// process that was never its child: nothing would ever end it, so it
     /// ends now (`exit=?`) rather than hold its counts and a stop forever.
     fn forget_strangers(&mut self, service: &Rc<str>, zygote: libc::pid_t) {
-        let me = std::process::id() as libc::pid_t;
         let strangers: Vec<(SessionId, libc::pid_t)> = self
             .sessions
             .iter_ids()
             .filter(|(_, s)| s.pidfd.is_none() && s.service == *service)
-            .filter(|(_, s)| {
-                crate::reaper::parent_of(s.pid)
-                    .is_none_or(|p| p != me && !self.zygotes.is_zygote(p))
-            })
+            .filter(|(_, s)| !matches!(self.parent(s.pid), super::Parent::Ours))
             .map(|(id, s)| (id, s.pid))
             .collect();
         for (id, pid) in strangers {
