@@ -575,7 +575,8 @@ fn a_zygote_naming_a_pid_not_its_child_gets_no_signal_sent_there() {
     let config = format!(
         "[services.liar]\nlisten = \"127.0.0.1:0\"\nengine = \"{}\"\nspawn = \"zygote\"\n\
          env = {{ LIE = \"{}\" }}\n[services.echo]\nlisten = \"127.0.0.1:0\"\nengine = \"cat\"\n\
-         [server]\nshutdown_grace = \"1s\"\n",
+         [services.probe]\nlisten = \"127.0.0.1:0\"\nengine = \"{{bin}}/jawas-test-probe\"\n\
+         spawn = \"zygote\"\n[server]\nshutdown_grace = \"1s\"\n",
         script.display(),
         lie.display()
     );
@@ -621,6 +622,18 @@ fn a_zygote_naming_a_pid_not_its_child_gets_no_signal_sent_there() {
         "ended by a zygote's word:\n{}",
         d.log()
     );
+    // The fourth names another service's zygote: refused, and that zygote
+    // keeps serving.
+    assert!(d.wait_log("zygote ready svc=probe", SECS), "{}", d.log());
+    let probe = zygote_pid(&d);
+    std::fs::write(&lie, format!("{} self exit:{cat} {probe}", victim.id())).unwrap();
+    drop(connect(d.addr("liar")));
+    assert!(
+        d.wait_log("another zygote's pid; taken as a failed start", SECS),
+        "{}",
+        d.log()
+    );
+    assert_eq!(info(d.addr("probe"))["init_pid"], probe.to_string());
     d.signal(libc::SIGTERM);
     // Nothing will ever end that session but jawasd seeing its zygote go:
     // the stop does not hang on it.

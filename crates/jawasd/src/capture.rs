@@ -15,7 +15,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
@@ -155,11 +155,14 @@ pub struct Shared {
     fd: OwnedFd,
     /// Whom bytes without a pid are logged as (the zygote).
     owner: libc::pid_t,
+    /// Writers with a partial line (none kept empty).
     partial: HashMap<libc::pid_t, Splitter>,
-    /// Writers known to have ended, most recent last: what they wrote may
-    /// still be unread (their end is reported on another socket), and a
-    /// partial line of theirs is logged as soon as it is read.
+    /// Writers known to have ended, most recent last (at most
+    /// `MAX_WRITERS`): what they wrote may still be unread (their end is
+    /// reported on another socket), and a partial line of theirs is
+    /// logged as soon as it is read.
     gone: VecDeque<libc::pid_t>,
+    gone_set: HashSet<libc::pid_t>,
 }
 
 impl Shared {
@@ -169,6 +172,7 @@ impl Shared {
             owner,
             partial: HashMap::new(),
             gone: VecDeque::new(),
+            gone_set: HashSet::new(),
         }
     }
 
@@ -226,10 +230,12 @@ impl Shared {
             };
             // A writer outside jawasd's pid namespace reads as 0.
             let pid = pid.filter(|p| *p > 0).unwrap_or(self.owner);
-            let lines = self.partial.entry(pid).or_default();
+            let mut lines = self.partial.remove(&pid).unwrap_or_default();
             lines.push(pid, &buf[..n], out);
-            if self.gone.contains(&pid) {
-                out.extend(self.partial.remove(&pid).and_then(|s| s.finish(pid)));
+            if self.gone_set.contains(&pid) {
+                out.extend(lines.finish(pid));
+            } else if !lines.partial.is_empty() {
+                self.partial.insert(pid, lines);
             }
             return Ok(n);
         }
@@ -241,9 +247,13 @@ impl Shared {
     pub fn ended(&mut self, pid: libc::pid_t) -> Vec<Line> {
         if !self.partial.contains_key(&pid) {
             if self.gone.len() >= MAX_WRITERS {
-                self.gone.pop_front();
+                if let Some(old) = self.gone.pop_front() {
+                    self.gone_set.remove(&old);
+                }
             }
-            self.gone.push_back(pid);
+            if self.gone_set.insert(pid) {
+                self.gone.push_back(pid);
+            }
             return Vec::new();
         }
         let (mut out, _) = self.read();
@@ -322,6 +332,24 @@ mod tests {
         let mut want: Vec<String> = (0..20).map(|i| format!("writer{i}")).collect();
         want.sort();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn writers_whose_lines_ended_are_not_kept() {
+        // Only a partial line is state: many children that each wrote
+        // whole lines leave nothing behind, so an end costs no read and
+        // the bound on writers is not reached by them.
+        let (ours, theirs) = shared_pair().unwrap();
+        let mut shared = Shared::new(ours, 1);
+        let done = writer(&theirs, "echo whole >&2");
+        let partial = writer(&theirs, "printf half >&2");
+        let (lines, _) = shared.read();
+        assert_eq!(texts(&lines), ["whole"]);
+        assert_eq!(shared.partial.len(), 1);
+        assert!(shared.partial.contains_key(&partial));
+        assert_eq!(shared.ended(done), Vec::new());
+        assert_eq!(texts(&shared.ended(partial)), ["half"]);
+        assert!(shared.partial.is_empty());
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub struct Launched {
     pub pidfd: Option<OwnedFd>,
     /// The read end of the engine's stderr, when it is captured.
     pub stderr: Option<OwnedFd>,
+    /// The zygote whose `PID` answer named it (exec'd engines: `None`).
+    pub zygote: Option<libc::pid_t>,
 }
 
 pub trait Launcher {
@@ -131,6 +133,7 @@ impl Launcher for Exec {
             pid: spawned.pid,
             pidfd: spawned.pidfd,
             stderr: pipe.map(|(r, _)| crate::spawn::keep_high(r)),
+            zygote: None,
         })
     }
 }

@@ -447,6 +447,8 @@ impl Server {
         self.config = config;
         self.control_loaded();
         self.refresh_zygotes();
+        // Limits may have risen: connections waiting for room look again.
+        self.waits.freed();
         self.rearm_listeners();
         Ok(())
     }
@@ -1269,6 +1271,7 @@ impl Server {
                 remote,
                 local,
                 waiting_on,
+                zygote: launched.zygote,
             },
             now,
         );

@@ -53,6 +53,9 @@ pub struct Session {
     pub waiting_on: Option<Key>,
     /// The registry key of the engine's pidfd, when it has one.
     pub pidfd: Option<Key>,
+    /// The zygote whose `PID` answer started it: its word is all jawasd
+    /// has that this pid is the engine.
+    pub zygote: Option<libc::pid_t>,
 }
 
 impl Session {
@@ -69,6 +72,7 @@ pub struct NewSession {
     pub remote: Option<SocketAddr>,
     pub local: Option<SocketAddr>,
     pub waiting_on: Option<Key>,
+    pub zygote: Option<libc::pid_t>,
 }
 
 #[derive(Default)]
@@ -93,6 +97,7 @@ impl Sessions {
             started: now,
             waiting_on: new.waiting_on,
             pidfd: None,
+            zygote: new.zygote,
         };
         *self.per_service.entry(session.service.clone()).or_insert(0) += 1;
         if let Some(ip) = session.source() {
@@ -188,6 +193,7 @@ mod tests {
             remote: Some(remote.parse().unwrap()),
             local: None,
             waiting_on: None,
+            zygote: None,
         }
     }
 

@@ -454,7 +454,12 @@ impl Server {
 
     /// A zygote answered a connection: the session starts, or the failure
     /// is logged.
-    fn zygote_answered(&mut self, key: Key, child: Result<libc::pid_t, String>, ino: Option<u64>) {
+    fn zygote_answered(
+        &mut self,
+        (key, zygote): (Key, libc::pid_t),
+        child: Result<libc::pid_t, String>,
+        ino: Option<u64>,
+    ) {
         let Some(h) = self.zygotes.answered(key, ino) else {
             // An answer to a connection already given up (its zygote was
             // killed for silence): that child is an orphan jawasd reaps
@@ -468,6 +473,7 @@ impl Server {
                     pid,
                     pidfd: None,
                     stderr: None,
+                    zygote: Some(zygote),
                 };
                 self.started(&h.service, launched, Some(h.remote), h.local, None);
                 if let Some(b) = h.handback {
@@ -479,14 +485,18 @@ impl Server {
     }
 
     /// A zygote's `PID n`, checked for what cannot be a new child of its:
-    /// jawasd, the zygote itself, or a pid a session already has (which
-    /// would end that session at the new one's `EXIT`). Whether `n` is
+    /// jawasd, a zygote, jawasd's successor, or a pid a session already
+    /// has (which would end that session at the new one's `EXIT`). Whether `n` is
     /// really its child is checked when jawasd signals it (`may_signal`).
     fn new_child(&self, zygote: libc::pid_t, child: libc::pid_t) -> Result<libc::pid_t, String> {
         let taken = if child == zygote {
             "the zygote's own"
         } else if child == std::process::id() as libc::pid_t {
             "jawasd's"
+        } else if self.zygotes.is_zygote(child) {
+            "another zygote's"
+        } else if self.upgrade.successor == Some(child) {
+            "jawasd's successor's"
         } else if self.sessions.by_pid(child).is_some() {
             "a running engine's"
         } else {
@@ -538,12 +548,11 @@ impl Server {
                 Message::Exit(child, status) => {
                     // Not `reaped`: a zygote's child is no zygote, and its
                     // `PID` came before this on the same socket. Only a
-                    // session a zygote of this service started (no pidfd)
-                    // can be ended by its word.
+                    // session this zygote started can be ended by its word.
                     let own = self.sessions.by_pid(child).filter(|id| {
                         self.sessions
                             .get(*id)
-                            .is_some_and(|s| s.pidfd.is_none() && s.service == *service)
+                            .is_some_and(|s| s.zygote == Some(pid))
                     });
                     match own {
                         Some(id) => self.session_ended(id, status),
@@ -553,9 +562,9 @@ impl Server {
                 }
                 Message::Pid(child, ino) => {
                     let claim = self.new_child(pid, child);
-                    self.zygote_answered(key, claim, ino);
+                    self.zygote_answered((key, pid), claim, ino);
                 }
-                Message::Fail(ino, why) => self.zygote_answered(key, Err(why), ino),
+                Message::Fail(ino, why) => self.zygote_answered((key, pid), Err(why), ino),
             }
         }
     }
@@ -565,13 +574,8 @@ impl Server {
     /// the zygotes' messages are read, and true when that started its
     /// session, now ended.
     pub(super) fn unanswered_child_exited(&mut self, pid: libc::pid_t, status: ExitStatus) -> bool {
-        if self.zygotes.handing.is_empty() {
-            return false;
-        }
-        for key in self
-            .registry
-            .keys_where(|s| matches!(s, Source::Zygote(..)))
-        {
+        let waiting: Vec<Key> = self.zygotes.handing.keys().copied().collect();
+        for key in waiting {
             self.zygote_readable(key);
         }
         match self.sessions.by_pid(pid) {
@@ -601,16 +605,17 @@ impl Server {
         }
     }
 
-    /// After a zygote of `service` is reaped, its children are jawasd's
-    /// (as subreaper) and will be reaped here. A session of that service
-    /// whose pid has another parent came from a `PID` answer naming a
-    /// process that was never its child: nothing would ever end it, so it
-    /// ends now (`exit=?`) rather than hold its counts and a stop forever.
+    /// After a zygote is reaped (its last messages read), its children are
+    /// jawasd's (as subreaper) and will be reaped here. A session it
+    /// started whose pid has another parent, or is gone unreaped, came from
+    /// a `PID` answer naming a process that was never its child: nothing
+    /// would ever end it, so it ends now (`exit=?`) rather than hold its
+    /// counts and a stop forever.
     fn forget_strangers(&mut self, service: &Rc<str>, zygote: libc::pid_t) {
         let strangers: Vec<(SessionId, libc::pid_t)> = self
             .sessions
             .iter_ids()
-            .filter(|(_, s)| s.pidfd.is_none() && s.service == *service)
+            .filter(|(_, s)| s.zygote == Some(zygote))
             .filter(|(_, s)| !matches!(self.parent(s.pid), super::Parent::Ours))
             .map(|(id, s)| (id, s.pid))
             .collect();
